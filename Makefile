@@ -1,0 +1,46 @@
+# One entry point: `make demo` sets everything up and runs the demo; `make test` runs every check.
+VENV ?= .venv
+PYTHON ?= python3
+PY := $(VENV)/bin/python
+EMULATOR_PORT ?= 8765
+
+.PHONY: setup sshd demo test lint unit clean
+
+setup: $(VENV)/.installed sshd
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[all]'
+	touch $@
+
+# Emulated instances are real sshd processes on loopback: install OpenSSH when it is missing and we can.
+sshd:
+	@if [ -x /usr/sbin/sshd ] && command -v ssh >/dev/null; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssh-server openssh-client >/dev/null; \
+	elif command -v sudo >/dev/null && command -v apt-get >/dev/null; then \
+		sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssh-server openssh-client >/dev/null; \
+	else \
+		echo "openssh-server is missing: install it (e.g. apt-get install openssh-server) so emulated hosts can run sshd" >&2; exit 1; \
+	fi
+
+# Start the emulator as its own process, point the CLI at it through the env file it writes, run the demo, stop it.
+demo: setup
+	@set -e; tmp=$$(mktemp -d); \
+	$(VENV)/bin/gpucloud emulator --port $(EMULATOR_PORT) --env-file $$tmp/env & pid=$$!; \
+	trap 'kill $$pid 2>/dev/null; wait $$pid 2>/dev/null; rm -rf $$tmp' EXIT INT TERM; \
+	$(PY) -m gpucloud.emulator.client wait http://127.0.0.1:$(EMULATOR_PORT) --timeout 30; \
+	set -a; . $$tmp/env; set +a; \
+	$(VENV)/bin/gpucloud demo --url http://127.0.0.1:$(EMULATOR_PORT)
+
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check shared/gpucloud tests
+	$(VENV)/bin/mypy --strict shared/gpucloud
+
+test: lint
+	$(PY) -m pytest
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

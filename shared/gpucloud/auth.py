@@ -1,0 +1,142 @@
+"""httpx.Auth strategies: static bearer, custom header token, HTTP basic and OAuth2 client credentials."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Generator
+from typing import Literal
+
+import httpx
+
+from gpucloud import errors
+
+TokenErrorParser = Callable[[httpx.Response], tuple[str | None, str | None]]
+
+
+class BearerAuth(httpx.Auth):
+    def __init__(self, token: str) -> None:
+        self._token = token
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        request.headers["Authorization"] = f"Bearer {self._token}"
+        yield request
+
+
+class HeaderTokenAuth(httpx.Auth):
+    """A token in a provider-specific header (e.g. ``x-api-token``)."""
+
+    def __init__(self, header: str, token: str) -> None:
+        self._header = header
+        self._token = token
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        request.headers[self._header] = self._token
+        yield request
+
+
+class OAuth2ClientCredentials(httpx.Auth):
+    """Client-credentials grant with refresh-token renewal.
+
+    The token is renewed ``early_refresh`` seconds before ``expires_in`` runs out, and once more if the API
+    still answers 401 (a token revoked server-side). A failing refresh grant falls back to a fresh
+    client-credentials grant; if that fails too the caller gets an :class:`AuthError`.
+    """
+
+    requires_response_body = True
+
+    def __init__(
+        self,
+        token_url: str,
+        client_id: str,
+        client_secret: str,
+        *,
+        provider: str,
+        body_format: Literal["json", "form"] = "json",
+        early_refresh: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._token_url = token_url
+        self._client_id = client_id
+        self._client_secret = client_secret
+        self._provider = provider
+        self._body_format = body_format
+        self._early_refresh = early_refresh
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._access_token: str | None = None
+        self._refresh_token: str | None = None
+        self._expires_at = 0.0
+        self.token_requests = 0
+
+    def _token_request(self, grant: dict[str, str]) -> httpx.Request:
+        if self._body_format == "json":
+            return httpx.Request("POST", self._token_url, json=grant)
+        return httpx.Request("POST", self._token_url, data=grant)
+
+    def _client_grant(self) -> dict[str, str]:
+        return {
+            "grant_type": "client_credentials",
+            "client_id": self._client_id,
+            "client_secret": self._client_secret,
+        }
+
+    def _fresh(self) -> bool:
+        return self._access_token is not None and self._clock() < self._expires_at - self._early_refresh
+
+    def _store(self, response: httpx.Response) -> None:
+        body = response.json()
+        self._access_token = str(body["access_token"])
+        self._refresh_token = body.get("refresh_token") or self._refresh_token
+        lifetime = float(body.get("expires_in") or 3600)
+        # Never schedule the early refresh before "now": short-lived tokens would be renewed on every call.
+        self._expires_at = self._clock() + max(lifetime, self._early_refresh * 2)
+        self.token_requests += 1
+
+    def _raise(self, response: httpx.Response) -> None:
+        code = message = None
+        try:
+            body = response.json()
+            if isinstance(body, dict):
+                code = body.get("code") or body.get("error")
+                message = body.get("message") or body.get("error_description") or body.get("detail")
+        except ValueError:
+            pass
+        raise errors.AuthError(
+            f"{self._provider}: could not obtain an access token: {message or response.reason_phrase}",
+            provider=self._provider,
+            status_code=response.status_code,
+            code=str(code) if code else None,
+        )
+
+    def _renew(self, *, force: bool) -> Generator[httpx.Request, httpx.Response, None]:
+        if not force and self._fresh():
+            return
+        if self._refresh_token:
+            response = yield self._token_request({"grant_type": "refresh_token", "refresh_token": self._refresh_token})
+            if response.status_code == 200:
+                self._store(response)
+                return
+            self._refresh_token = None
+        response = yield self._token_request(self._client_grant())
+        if response.status_code != 200:
+            self._raise(response)
+        self._store(response)
+
+    def invalidate(self) -> None:
+        with self._lock:
+            self._expires_at = 0.0
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        with self._lock:
+            yield from self._renew(force=False)
+            sent_with = self._access_token
+        request.headers["Authorization"] = f"Bearer {sent_with}"
+        response = yield request
+        if response.status_code != 401:
+            return
+        with self._lock:
+            # Another thread may already have renewed the token this request was rejected with.
+            yield from self._renew(force=self._access_token == sent_with)
+            request.headers["Authorization"] = f"Bearer {self._access_token}"
+        yield request

@@ -1,0 +1,29 @@
+"""What each provider's API can do. Anything outside a provider's set raises :class:`Unsupported`."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Capability(StrEnum):
+    INSTANCES = "instances"
+    INSTANCE_START_STOP = "instance start/stop"
+    INSTANCE_REBOOT = "instance reboot"
+    INSTANCE_RENAME = "instance rename"
+    INSTANCE_TAGS = "instance tags"
+    INSTANCE_LOCATION_CHOICE = "choosing an instance location"
+    INSTANCE_STARTUP_SCRIPT = "instance startup script / cloud-init"
+    INSTANCE_PASSWORD = "instance root password"
+    INSTANCE_VOLUMES_AT_CREATE = "attaching volumes at instance create"
+    VOLUMES = "volumes"
+    VOLUME_CREATE = "volume create"
+    VOLUME_ATTACH = "volume attach/detach"
+    VOLUME_RESIZE = "volume resize"
+    VOLUME_RENAME = "volume rename"
+    VOLUME_TYPES = "volume types"
+    VOLUME_LOCATION = "volume location"
+    SSH_KEYS = "account SSH keys"
+    SSH_KEYS_BY_CONTENT = "SSH keys passed by content at instance create"
+    OFFERS = "offers"
+    IMAGES = "images"
+    LOCATIONS = "locations"

@@ -1,0 +1,82 @@
+"""How clients reach an emulator: per-provider connection settings, an env file, and a readiness wait.
+
+Emulated hosts run sshd as the user running the emulator, so that user is the SSH user clients must use.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import os
+import shlex
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from gpucloud.config import env_var
+from gpucloud.emulator import EMULATOR_CREDENTIALS, EmulatorSettings
+
+PATH_PREFIXES = {
+    "datacrunch": "/datacrunch/v1",
+    "voltagepark": "/voltagepark/api/v1",
+}
+
+
+def client_overrides(url: str, settings: EmulatorSettings) -> dict[str, dict[str, Any]]:
+    """``gpucloud.connect(provider, **overrides[provider])`` talks to the emulator at ``url``."""
+    user = getpass.getuser()
+    overrides: dict[str, dict[str, Any]] = {}
+    for provider, prefix in PATH_PREFIXES.items():
+        options: dict[str, Any] = {"base_url": url.rstrip("/") + prefix, "ssh_user": user}
+        options.update(EMULATOR_CREDENTIALS[provider])
+        overrides[provider] = options
+    # DataCrunch reports no SSH port: every emulated DataCrunch host listens on the emulator's fixed port.
+    overrides["datacrunch"]["ssh_port"] = settings.ssh_port
+    return overrides
+
+
+def client_env(url: str, settings: EmulatorSettings) -> dict[str, str]:
+    return {
+        env_var(provider, field): str(value)
+        for provider, options in client_overrides(url, settings).items()
+        for field, value in options.items()
+    }
+
+
+def write_env_file(path: Path, env: dict[str, str]) -> None:
+    """A shell-sourceable file, readable by its owner only (it holds the emulator's fake credentials)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.writelines(f"{key}={shlex.quote(value)}\n" for key, value in sorted(env.items()))
+
+
+def wait_until_healthy(url: str, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if httpx.get(f"{url.rstrip('/')}/_emulator/health", timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        if time.monotonic() > deadline:
+            raise SystemExit(f"emulator at {url} did not answer within {timeout:.0f}s")
+        time.sleep(0.2)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m gpucloud.emulator.client")
+    sub = parser.add_subparsers(dest="command", required=True)
+    wait = sub.add_parser("wait", help="wait until an emulator answers")
+    wait.add_argument("url")
+    wait.add_argument("--timeout", type=float, default=30.0)
+    args = parser.parse_args(argv)
+    wait_until_healthy(args.url, args.timeout)
+    print(f"emulator at {args.url} is up", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()

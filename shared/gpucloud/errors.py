@@ -1,0 +1,103 @@
+"""One error hierarchy for all providers.
+
+Each error carries enough to act on (provider, HTTP status, the provider's own code and message, request id)
+and never a credential: messages are built from API error bodies and our own text only.
+"""
+
+from __future__ import annotations
+
+from typing import TypedDict, Unpack
+
+
+class ErrorContext(TypedDict, total=False):
+    provider: str | None
+    status_code: int | None
+    code: str | None
+    request_id: str | None
+    details: object
+
+
+class GpuCloudError(Exception):
+    def __init__(self, message: str, **context: Unpack[ErrorContext]) -> None:
+        super().__init__(message)
+        self.message = message
+        self.provider = context.get("provider")
+        self.status_code = context.get("status_code")
+        self.code = context.get("code")
+        self.request_id = context.get("request_id")
+        self.details = context.get("details")
+
+    def __str__(self) -> str:
+        context = [f"provider={self.provider}"] if self.provider else []
+        if self.status_code is not None:
+            context.append(f"http={self.status_code}")
+        if self.code:
+            context.append(f"code={self.code}")
+        if self.request_id:
+            context.append(f"request_id={self.request_id}")
+        return f"{self.message} ({', '.join(context)})" if context else self.message
+
+    def to_dict(self) -> dict[str, object]:
+        """The shape both front-ends report: Ansible's fail_json keys and Pulumi's error text."""
+        return {
+            "msg": self.message,
+            "error_class": type(self).__name__,
+            "provider": self.provider,
+            "http_status": self.status_code,
+            "error_code": self.code,
+            "request_id": self.request_id,
+            "details": self.details,
+        }
+
+
+class AuthError(GpuCloudError):
+    """Credentials missing, wrong, expired beyond refresh, or lacking permission."""
+
+
+class NotFound(GpuCloudError):
+    pass
+
+
+class Conflict(GpuCloudError):
+    """The request clashes with existing state, e.g. a name already in use or an action invalid now."""
+
+
+class InsufficientFunds(GpuCloudError):
+    pass
+
+
+class NoCapacity(GpuCloudError):
+    """The provider has no machine of this shape free at the location right now."""
+
+
+class RateLimited(GpuCloudError):
+    def __init__(self, message: str, *, retry_after: float | None = None, **context: Unpack[ErrorContext]) -> None:
+        super().__init__(message, **context)
+        self.retry_after = retry_after
+
+
+class ValidationError(GpuCloudError):
+    """Bad input, caught by us before any request or rejected by the provider."""
+
+    def __init__(self, message: str, *, field: str | None = None, **context: Unpack[ErrorContext]) -> None:
+        super().__init__(message, **context)
+        self.field = field
+
+
+class Unsupported(GpuCloudError):
+    """The provider's API has no such capability; we refuse rather than emulate it."""
+
+    def __init__(self, provider: str, capability: str, hint: str | None = None) -> None:
+        text = f"{provider} does not support {capability}"
+        super().__init__(f"{text}; {hint}" if hint else text, provider=provider, code="unsupported")
+        self.capability = capability
+
+
+class ProviderError(GpuCloudError):
+    """The provider failed in a way none of the specific classes describe (5xx, malformed answer...)."""
+
+
+class Timeout(GpuCloudError):
+    def __init__(self, message: str, *, last_status: str | None = None, **context: Unpack[ErrorContext]) -> None:
+        super().__init__(message, **context)
+        self.last_status = last_status

@@ -1,0 +1,152 @@
+"""Provider-neutral resource models shared by the Pulumi and Ansible front-ends.
+
+Every model keeps the provider's own payload in ``raw`` so nothing the API said is lost by normalisation.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Status(StrEnum):
+    """One lifecycle vocabulary for every provider; each adapter maps its raw statuses onto it."""
+
+    PENDING = "pending"
+    RUNNING = "running"
+    STOPPING = "stopping"
+    STOPPED = "stopped"
+    DELETING = "deleting"
+    DELETED = "deleted"
+    ERROR = "error"
+    UNKNOWN = "unknown"
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Instance(_Model):
+    id: str
+    provider: str
+    name: str
+    status: Status
+    raw_status: str
+    instance_type: str | None = None
+    gpu_model: str | None = None
+    gpu_count: int = 0
+    location: str | None = None
+    image: str | None = None
+    public_ip: str | None = None
+    ssh_port: int | None = None
+    ssh_user: str | None = None
+    ssh_key_ids: tuple[str, ...] = ()
+    volume_ids: tuple[str, ...] = ()
+    tags: dict[str, str] = Field(default_factory=dict)
+    price_per_hour: float | None = None
+    created_at: datetime | None = None
+    raw: dict[str, Any] = Field(default_factory=dict, repr=False)
+
+    @property
+    def ssh_ready_address(self) -> tuple[str, int] | None:
+        """Where SSH should answer once the instance runs, or None while the provider reports no endpoint."""
+        if self.public_ip is None or self.ssh_port is None:
+            return None
+        return self.public_ip, self.ssh_port
+
+
+class Volume(_Model):
+    id: str
+    provider: str
+    name: str
+    size_gb: int
+    status: str
+    volume_type: str | None = None
+    location: str | None = None
+    attached_to: tuple[str, ...] = ()
+    price_per_hour: float | None = None
+    created_at: datetime | None = None
+    raw: dict[str, Any] = Field(default_factory=dict, repr=False)
+
+
+class SshKey(_Model):
+    id: str
+    provider: str
+    name: str
+    public_key: str
+    fingerprint: str | None = None
+    raw: dict[str, Any] = Field(default_factory=dict, repr=False)
+
+
+class LocationAvailability(_Model):
+    location: str
+    available: bool
+
+
+class Offer(_Model):
+    """A purchasable machine shape, with where it can be had right now."""
+
+    provider: str
+    instance_type: str
+    gpu_model: str | None
+    gpu_count: int
+    vcpus: int | None = None
+    memory_gb: float | None = None
+    price_per_hour: float | None = None
+    locations: tuple[LocationAvailability, ...] = ()
+
+    @property
+    def available(self) -> bool:
+        return any(loc.available for loc in self.locations)
+
+
+class Image(_Model):
+    id: str
+    provider: str
+    name: str
+    raw: dict[str, Any] = Field(default_factory=dict, repr=False)
+
+
+class Location(_Model):
+    id: str
+    provider: str
+    name: str
+    country: str | None = None
+    raw: dict[str, Any] = Field(default_factory=dict, repr=False)
+
+
+class InstanceSpec(_Model):
+    """What a user asks for; the reconcile logic compares it with an existing :class:`Instance`."""
+
+    name: str = Field(min_length=1)
+    instance_type: str = Field(min_length=1)
+    image: str | None = None
+    location: str | None = None
+    ssh_keys: tuple[str, ...] = ()
+    volumes: tuple[str, ...] = ()
+    tags: dict[str, str] = Field(default_factory=dict)
+    startup_script: str | None = None
+    password: str | None = Field(default=None, repr=False)
+
+
+class VolumeSpec(_Model):
+    name: str = Field(min_length=1)
+    size_gb: int = Field(gt=0)
+    volume_type: str | None = None
+    location: str | None = None
+    attach_to: str | None = None
+
+
+class SshKeySpec(_Model):
+    name: str = Field(min_length=1)
+    public_key: str = Field(min_length=1)
+
+
+class CreatedInstance(_Model):
+    """A create result: the instance plus secrets that a provider shows only once (e.g. a root password)."""
+
+    instance: Instance
+    secrets: dict[str, str] = Field(default_factory=dict, repr=False)

@@ -1,0 +1,53 @@
+"""Collect every item of a paginated list.
+
+Once the first page tells the total, the remaining pages are independent and are fetched concurrently
+(bounded by ``workers``); without a total the pages are walked one after another while ``has_next`` holds.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Page(Generic[T]):
+    items: list[T]
+    total: int | None = None
+    has_next: bool = False
+
+
+def _collect(fetch: Callable[[int], Page[T]], first_index: int, page_size: int, workers: int) -> list[T]:
+    first = fetch(first_index)
+    items = list(first.items)
+    if first.total is not None:
+        pages = math.ceil(first.total / page_size) if page_size else 1
+        rest = range(first_index + 1, first_index + pages)
+        if rest:
+            with ThreadPoolExecutor(max_workers=max(1, min(workers, len(rest)))) as pool:
+                for page in pool.map(fetch, rest):
+                    items.extend(page.items)
+        return items
+    page, index = first, first_index
+    while page.has_next and page.items:
+        index += 1
+        page = fetch(index)
+        items.extend(page.items)
+    return items
+
+
+def fetch_offset_pages(fetch: Callable[[int, int], Page[T]], page_size: int, *, workers: int = 4) -> list[T]:
+    """For ``offset``/``limit`` APIs: ``fetch(offset, limit)``."""
+    return _collect(lambda i: fetch(i * page_size, page_size), 0, page_size, workers)
+
+
+def fetch_numbered_pages(
+    fetch: Callable[[int, int], Page[T]], page_size: int, *, first_page: int = 1, workers: int = 4
+) -> list[T]:
+    """For ``page``/``per_page`` APIs: ``fetch(page_number, per_page)``."""
+    return _collect(lambda n: fetch(n, page_size), first_page, page_size, workers)

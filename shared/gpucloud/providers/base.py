@@ -1,0 +1,491 @@
+"""The provider contract and everything generic about it.
+
+Subclasses implement the ``_``-prefixed wire operations for their capabilities; the public methods here add
+what every provider needs the same way: capability checks, validation before any request, adopting a
+resource whose create response was lost, duplicate-name detection and waiting.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, ClassVar, Protocol, TypeVar
+
+import httpx
+
+from gpucloud import errors, waiters
+from gpucloud.capabilities import Capability
+from gpucloud.config import ProviderConfig, env_var
+from gpucloud.models import (
+    CreatedInstance,
+    Image,
+    Instance,
+    InstanceSpec,
+    Location,
+    Offer,
+    SshKey,
+    SshKeySpec,
+    Status,
+    Volume,
+    VolumeSpec,
+)
+from gpucloud.transport import ResponseLost, Transport, request_id_of, retry_after_seconds
+from gpucloud.validation import looks_like_public_key, public_key_identity, validate_public_key
+
+
+class _Named(Protocol):
+    @property
+    def id(self) -> str: ...
+    @property
+    def name(self) -> str: ...
+
+
+N = TypeVar("N", bound=_Named)
+R = TypeVar("R")
+
+ADOPT_ATTEMPTS = 5
+
+
+def unique_by_name(items: Iterable[N], name: str, kind: str, provider: str) -> N | None:
+    """The one item called ``name``; several is an error naming their ids, because we must not guess."""
+    matches = [item for item in items if item.name == name]
+    if len(matches) > 1:
+        ids = ", ".join(item.id for item in matches)
+        raise errors.Conflict(
+            f"{len(matches)} {kind}s named {name!r} exist on {provider} ({ids}); "
+            "delete the extras or address one by id",
+            provider=provider,
+            code="duplicate_name",
+            details={"ids": [item.id for item in matches]},
+        )
+    return matches[0] if matches else None
+
+
+class Provider(ABC):
+    name: ClassVar[str]
+    title: ClassVar[str]
+    capabilities: ClassVar[frozenset[Capability]]
+    default_ssh_user: ClassVar[str] = "root"
+    # Statuses after which an instance will never come back to life by waiting.
+    terminal_statuses: ClassVar[frozenset[Status]] = frozenset({Status.ERROR, Status.DELETED})
+
+    def __init__(self, config: ProviderConfig, *, http_transport: httpx.BaseTransport | None = None) -> None:
+        if not config.base_url:
+            raise errors.ValidationError(
+                f"no API URL for {self.name}; set {env_var(self.name, 'base_url')}", field="base_url"
+            )
+        self.config = config
+        self.transport = self._make_transport(config, http_transport)
+
+    # --- construction -------------------------------------------------------------------------------
+    @abstractmethod
+    def _make_transport(self, config: ProviderConfig, http_transport: httpx.BaseTransport | None) -> Transport: ...
+
+    def _transport_options(self, config: ProviderConfig) -> dict[str, Any]:
+        return {
+            "timeout": config.timeout,
+            "max_retries": config.max_retries,
+            "retry_max_seconds": config.retry_max_seconds,
+            "requests_per_minute": config.requests_per_minute,
+        }
+
+    def close(self) -> None:
+        self.transport.close()
+
+    def __enter__(self) -> Provider:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- capabilities --------------------------------------------------------------------------------
+    def supports(self, capability: Capability) -> bool:
+        return capability in self.capabilities
+
+    def require(self, capability: Capability, hint: str | None = None) -> None:
+        if capability not in self.capabilities:
+            raise errors.Unsupported(self.name, capability.value, hint)
+
+    @property
+    def ssh_user(self) -> str:
+        return self.config.ssh_user or self.default_ssh_user
+
+    # --- instances ----------------------------------------------------------------------------------
+    def list_instances(self) -> list[Instance]:
+        self.require(Capability.INSTANCES)
+        return self._list_instances()
+
+    def get_instance(self, instance_id: str) -> Instance:
+        self.require(Capability.INSTANCES)
+        return self._get_instance(instance_id)
+
+    def find_instance(self, name: str) -> Instance | None:
+        return unique_by_name(self.list_instances(), name, "instance", self.name)
+
+    def validate_instance_spec(self, spec: InstanceSpec) -> None:
+        """Everything we can reject without a request: capabilities first, then provider rules."""
+        self.require(Capability.INSTANCES)
+        if spec.tags:
+            self.require(Capability.INSTANCE_TAGS, "remove 'tags'")
+        if spec.startup_script:
+            self.require(Capability.INSTANCE_STARTUP_SCRIPT, "remove 'startup_script'")
+        if spec.password:
+            self.require(Capability.INSTANCE_PASSWORD, "use ssh_keys instead of a password")
+        if spec.location:
+            self.require(Capability.INSTANCE_LOCATION_CHOICE, "remove 'location'; the provider places it")
+        if spec.volumes:
+            self.require(Capability.INSTANCE_VOLUMES_AT_CREATE, "attach volumes after create")
+        for index, key in enumerate(spec.ssh_keys):
+            if looks_like_public_key(key):
+                validate_public_key(key, field=f"ssh_keys[{index}]")
+        self._validate_instance_spec(spec)
+
+    def _validate_instance_spec(self, spec: InstanceSpec) -> None:
+        """Provider-specific rules; the default has none."""
+
+    def create_instance(self, spec: InstanceSpec) -> CreatedInstance:
+        """Create without waiting. If the response is lost, adopt what the server committed under the name."""
+        self.validate_instance_spec(spec)
+        return self._adopt_after_lost_response(
+            lambda: self._create_instance(spec),
+            lambda: self._adopt_instance(spec.name),
+        )
+
+    def _adopt_instance(self, name: str) -> CreatedInstance | None:
+        found = self.find_instance(name)
+        return CreatedInstance(instance=found) if found else None
+
+    def delete_instance(self, instance_id: str) -> None:
+        """Delete; an instance that is already gone counts as deleted."""
+        self.require(Capability.INSTANCES)
+        try:
+            self._delete_instance(instance_id)
+        except errors.NotFound:
+            return
+
+    def start_instance(self, instance_id: str) -> None:
+        self.require(Capability.INSTANCE_START_STOP)
+        self._start_instance(instance_id)
+
+    def stop_instance(self, instance_id: str) -> None:
+        self.require(Capability.INSTANCE_START_STOP)
+        self._stop_instance(instance_id)
+
+    def reboot_instance(self, instance_id: str) -> None:
+        self.require(Capability.INSTANCE_REBOOT, "use state=stopped then state=started")
+        self._reboot_instance(instance_id)
+
+    def update_instance(
+        self, instance_id: str, *, name: str | None = None, tags: dict[str, str] | None = None
+    ) -> Instance:
+        if name is not None:
+            self.require(Capability.INSTANCE_RENAME)
+        if tags is not None:
+            self.require(Capability.INSTANCE_TAGS)
+        return self._update_instance(instance_id, name=name, tags=tags)
+
+    def wait_for_instance(
+        self, instance_id: str, statuses: Sequence[Status], *, timeout: float = 600.0, interval: float = 1.0
+    ) -> Instance:
+        wanted = frozenset(statuses)
+        return waiters.poll(
+            lambda: self.get_instance(instance_id),
+            done=lambda inst: inst.status in wanted,
+            failed=lambda inst: inst.status in self.terminal_statuses and inst.status not in wanted,
+            describe=lambda inst: f"{inst.status.value} ({inst.raw_status})",
+            timeout=timeout,
+            interval=interval,
+            what=f"{self.name} instance {instance_id} to be {'/'.join(s.value for s in wanted)}",
+        )
+
+    def wait_for_instance_gone(self, instance_id: str, *, timeout: float = 600.0, interval: float = 1.0) -> None:
+        def fetch() -> Instance | None:
+            try:
+                return self.get_instance(instance_id)
+            except errors.NotFound:
+                return None
+
+        waiters.poll(
+            fetch,
+            done=lambda inst: inst is None or inst.status is Status.DELETED,
+            describe=lambda inst: "gone" if inst is None else f"{inst.status.value} ({inst.raw_status})",
+            timeout=timeout,
+            interval=interval,
+            what=f"{self.name} instance {instance_id} to be deleted",
+        )
+
+    def wait_for_ssh(self, instance: Instance, *, timeout: float = 300.0) -> str:
+        address = instance.ssh_ready_address
+        if address is None:
+            raise errors.ProviderError(
+                f"{self.name} instance {instance.id} reports no SSH address yet", provider=self.name
+            )
+        return waiters.wait_for_ssh(*address, timeout=timeout)
+
+    # --- volumes ------------------------------------------------------------------------------------
+    def list_volumes(self) -> list[Volume]:
+        self.require(Capability.VOLUMES)
+        return self._list_volumes()
+
+    def get_volume(self, volume_id: str) -> Volume:
+        self.require(Capability.VOLUMES)
+        return self._get_volume(volume_id)
+
+    def find_volume(self, name: str) -> Volume | None:
+        return unique_by_name(self.list_volumes(), name, "volume", self.name)
+
+    def validate_volume_spec(self, spec: VolumeSpec) -> None:
+        self.require(Capability.VOLUME_CREATE)
+        if spec.volume_type:
+            self.require(Capability.VOLUME_TYPES, "remove 'volume_type'")
+        if spec.location:
+            self.require(Capability.VOLUME_LOCATION, "remove 'location'")
+        if spec.attach_to:
+            self.require(Capability.VOLUME_ATTACH)
+        self._validate_volume_spec(spec)
+
+    def _validate_volume_spec(self, spec: VolumeSpec) -> None:
+        """Provider-specific rules; the default has none."""
+
+    def create_volume(self, spec: VolumeSpec) -> Volume:
+        self.validate_volume_spec(spec)
+        return self._adopt_after_lost_response(lambda: self._create_volume(spec), lambda: self.find_volume(spec.name))
+
+    def delete_volume(self, volume_id: str) -> None:
+        self.require(Capability.VOLUMES)
+        try:
+            self._delete_volume(volume_id)
+        except errors.NotFound:
+            return
+
+    def attach_volume(self, volume_id: str, instance_id: str) -> None:
+        self.require(Capability.VOLUME_ATTACH)
+        self._attach_volume(volume_id, instance_id)
+
+    def detach_volume(self, volume_id: str, instance_id: str | None = None) -> None:
+        self.require(Capability.VOLUME_ATTACH)
+        self._detach_volume(volume_id, instance_id)
+
+    def resize_volume(self, volume_id: str, size_gb: int) -> None:
+        self.require(Capability.VOLUME_RESIZE)
+        self._resize_volume(volume_id, size_gb)
+
+    def rename_volume(self, volume_id: str, name: str) -> None:
+        self.require(Capability.VOLUME_RENAME)
+        self._rename_volume(volume_id, name)
+
+    # --- ssh keys -----------------------------------------------------------------------------------
+    def list_ssh_keys(self) -> list[SshKey]:
+        self.require(Capability.SSH_KEYS, "pass public keys on the instance instead")
+        return self._list_ssh_keys()
+
+    def get_ssh_key(self, key_id: str) -> SshKey:
+        self.require(Capability.SSH_KEYS, "pass public keys on the instance instead")
+        return self._get_ssh_key(key_id)
+
+    def find_ssh_key(self, name: str) -> SshKey | None:
+        return unique_by_name(self.list_ssh_keys(), name, "ssh key", self.name)
+
+    def validate_ssh_key_spec(self, spec: SshKeySpec) -> None:
+        self.require(Capability.SSH_KEYS, "pass public keys on the instance instead")
+        validate_public_key(spec.public_key)
+        self._validate_ssh_key_spec(spec)
+
+    def _validate_ssh_key_spec(self, spec: SshKeySpec) -> None:
+        """Provider-specific rules; the default has none."""
+
+    def create_ssh_key(self, spec: SshKeySpec) -> SshKey:
+        self.validate_ssh_key_spec(spec)
+        return self._adopt_after_lost_response(lambda: self._create_ssh_key(spec), lambda: self.find_ssh_key(spec.name))
+
+    def delete_ssh_key(self, key_id: str) -> None:
+        self.require(Capability.SSH_KEYS)
+        try:
+            self._delete_ssh_key(key_id)
+        except errors.NotFound:
+            return
+
+    def resolve_ssh_keys(self, refs: Sequence[str]) -> tuple[list[str], list[str]]:
+        """Split key references into (registered key ids, raw public keys to pass by content).
+
+        A reference may be an id, a name or a public key text. Key texts that are already registered resolve
+        to their id; unregistered texts stay texts, which only providers that take keys by content accept.
+        """
+        if not refs:
+            return [], []
+        registered = self.list_ssh_keys() if self.supports(Capability.SSH_KEYS) else []
+        by_identity = {public_key_identity(k.public_key): k.id for k in registered}
+        ids: list[str] = []
+        texts: list[str] = []
+        for index, ref in enumerate(refs):
+            if looks_like_public_key(ref):
+                known = by_identity.get(public_key_identity(ref))
+                if known:
+                    ids.append(known)
+                elif self.supports(Capability.SSH_KEYS_BY_CONTENT):
+                    texts.append(ref.strip())
+                else:
+                    raise errors.ValidationError(
+                        f"ssh_keys[{index}] is a public key that is not registered on {self.name}; "
+                        "create it with an ssh_key resource first and refer to it by name",
+                        field=f"ssh_keys[{index}]",
+                        provider=self.name,
+                    )
+                continue
+            key = next((k for k in registered if k.id == ref), None) or unique_by_name(
+                registered, ref, "ssh key", self.name
+            )
+            if key is None:
+                raise errors.ValidationError(
+                    f"ssh_keys[{index}] {ref!r} matches no SSH key id or name on {self.name}",
+                    field=f"ssh_keys[{index}]",
+                    provider=self.name,
+                )
+            ids.append(key.id)
+        return ids, texts
+
+    # --- catalogue ----------------------------------------------------------------------------------
+    def list_offers(self) -> list[Offer]:
+        self.require(Capability.OFFERS)
+        return self._list_offers()
+
+    def list_images(self) -> list[Image]:
+        self.require(Capability.IMAGES)
+        return self._list_images()
+
+    def list_locations(self) -> list[Location]:
+        self.require(Capability.LOCATIONS)
+        return self._list_locations()
+
+    # --- helpers ------------------------------------------------------------------------------------
+    def _adopt_after_lost_response(self, create: Callable[[], R], adopt: Callable[[], R | None]) -> R:
+        try:
+            return create()
+        except ResponseLost as lost:
+            for _ in range(ADOPT_ATTEMPTS):
+                found = adopt()
+                if found is not None:
+                    return found
+            raise errors.ProviderError(
+                f"{lost.message}; nothing was found under that name afterwards, so it is safe to run again",
+                provider=self.name,
+            ) from lost
+
+    # --- wire operations (override the ones in your capability set) ---------------------------------
+    def _list_instances(self) -> list[Instance]:
+        raise errors.Unsupported(self.name, Capability.INSTANCES.value)
+
+    def _get_instance(self, instance_id: str) -> Instance:
+        raise errors.Unsupported(self.name, Capability.INSTANCES.value)
+
+    def _create_instance(self, spec: InstanceSpec) -> CreatedInstance:
+        raise errors.Unsupported(self.name, Capability.INSTANCES.value)
+
+    def _delete_instance(self, instance_id: str) -> None:
+        raise errors.Unsupported(self.name, Capability.INSTANCES.value)
+
+    def _start_instance(self, instance_id: str) -> None:
+        raise errors.Unsupported(self.name, Capability.INSTANCE_START_STOP.value)
+
+    def _stop_instance(self, instance_id: str) -> None:
+        raise errors.Unsupported(self.name, Capability.INSTANCE_START_STOP.value)
+
+    def _reboot_instance(self, instance_id: str) -> None:
+        raise errors.Unsupported(self.name, Capability.INSTANCE_REBOOT.value)
+
+    def _update_instance(self, instance_id: str, *, name: str | None, tags: dict[str, str] | None) -> Instance:
+        raise errors.Unsupported(self.name, Capability.INSTANCE_RENAME.value)
+
+    def _list_volumes(self) -> list[Volume]:
+        raise errors.Unsupported(self.name, Capability.VOLUMES.value)
+
+    def _get_volume(self, volume_id: str) -> Volume:
+        raise errors.Unsupported(self.name, Capability.VOLUMES.value)
+
+    def _create_volume(self, spec: VolumeSpec) -> Volume:
+        raise errors.Unsupported(self.name, Capability.VOLUME_CREATE.value)
+
+    def _delete_volume(self, volume_id: str) -> None:
+        raise errors.Unsupported(self.name, Capability.VOLUMES.value)
+
+    def _attach_volume(self, volume_id: str, instance_id: str) -> None:
+        raise errors.Unsupported(self.name, Capability.VOLUME_ATTACH.value)
+
+    def _detach_volume(self, volume_id: str, instance_id: str | None) -> None:
+        raise errors.Unsupported(self.name, Capability.VOLUME_ATTACH.value)
+
+    def _resize_volume(self, volume_id: str, size_gb: int) -> None:
+        raise errors.Unsupported(self.name, Capability.VOLUME_RESIZE.value)
+
+    def _rename_volume(self, volume_id: str, name: str) -> None:
+        raise errors.Unsupported(self.name, Capability.VOLUME_RENAME.value)
+
+    def _list_ssh_keys(self) -> list[SshKey]:
+        raise errors.Unsupported(self.name, Capability.SSH_KEYS.value)
+
+    def _get_ssh_key(self, key_id: str) -> SshKey:
+        raise errors.Unsupported(self.name, Capability.SSH_KEYS.value)
+
+    def _create_ssh_key(self, spec: SshKeySpec) -> SshKey:
+        raise errors.Unsupported(self.name, Capability.SSH_KEYS.value)
+
+    def _delete_ssh_key(self, key_id: str) -> None:
+        raise errors.Unsupported(self.name, Capability.SSH_KEYS.value)
+
+    def _list_offers(self) -> list[Offer]:
+        raise errors.Unsupported(self.name, Capability.OFFERS.value)
+
+    def _list_images(self) -> list[Image]:
+        raise errors.Unsupported(self.name, Capability.IMAGES.value)
+
+    def _list_locations(self) -> list[Location]:
+        raise errors.Unsupported(self.name, Capability.LOCATIONS.value)
+
+    # Specs may name an instance type in a provider's alternative spelling (e.g. a preset id);
+    # reconcile compares what this returns with what the API reports.
+    def canonical_instance_type(self, value: str) -> str:
+        return value
+
+
+_STATUS_ERRORS: dict[int, type[errors.GpuCloudError]] = {
+    400: errors.ValidationError,
+    401: errors.AuthError,
+    402: errors.InsufficientFunds,
+    403: errors.AuthError,
+    404: errors.NotFound,
+    409: errors.Conflict,
+    422: errors.ValidationError,
+    429: errors.RateLimited,
+}
+
+
+def build_error(
+    provider: str,
+    response: httpx.Response,
+    *,
+    code: str | None,
+    message: str | None,
+    by_code: dict[str, type[errors.GpuCloudError]] | None = None,
+    details: object = None,
+) -> errors.GpuCloudError:
+    """Map an HTTP error to our hierarchy: the provider's own error code wins, then the HTTP status."""
+
+    cls = (by_code or {}).get(code or "") or _STATUS_ERRORS.get(response.status_code, errors.ProviderError)
+    text = f"{provider}: {message or response.reason_phrase or 'HTTP ' + str(response.status_code)}"
+    context: errors.ErrorContext = {
+        "provider": provider,
+        "status_code": response.status_code,
+        "code": code,
+        "request_id": request_id_of(response),
+        "details": details,
+    }
+    if cls is errors.RateLimited:
+        return errors.RateLimited(text, retry_after=retry_after_seconds(response), **context)
+    return cls(text, **context)
+
+
+def json_body(response: httpx.Response) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        return None

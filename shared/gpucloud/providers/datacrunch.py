@@ -1,0 +1,380 @@
+"""DataCrunch (now Verda) public API v1: OAuth2 client credentials, bare-array lists, plain-text ids.
+
+Wire facts follow the official Python SDK ``verda``: create endpoints answer with the bare id as text,
+``GET /sshkeys/{id}`` answers a one-element list, actions are ``PUT /instances`` / ``PUT /volumes`` bodies.
+The API reports no SSH port, so the port comes from configuration (default 22) and the user from
+``ssh_user`` (default ``root``, which DataCrunch images use).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import httpx
+
+from gpucloud import errors
+from gpucloud.auth import OAuth2ClientCredentials
+from gpucloud.capabilities import Capability as C
+from gpucloud.config import ProviderConfig
+from gpucloud.models import (
+    CreatedInstance,
+    Image,
+    Instance,
+    InstanceSpec,
+    Location,
+    LocationAvailability,
+    Offer,
+    SshKey,
+    SshKeySpec,
+    Status,
+    Volume,
+    VolumeSpec,
+)
+from gpucloud.providers.base import Provider, build_error, json_body
+from gpucloud.transport import Transport
+from gpucloud.validation import validate_name
+
+_STATUS = {
+    "new": Status.PENDING,
+    "ordered": Status.PENDING,
+    "validating": Status.PENDING,
+    "pending": Status.PENDING,
+    "provisioning": Status.PENDING,
+    "restoring": Status.PENDING,
+    "running": Status.RUNNING,
+    "starting_hibernation": Status.STOPPING,
+    "offline": Status.STOPPED,
+    "hibernating": Status.STOPPED,
+    "deleting": Status.DELETING,
+    "discontinued": Status.DELETED,
+    "deleted": Status.DELETED,
+    "notfound": Status.DELETED,
+    "error": Status.ERROR,
+    "no_capacity": Status.ERROR,
+}
+
+_ERROR_CODES: dict[str, type[errors.GpuCloudError]] = {
+    "invalid_request": errors.ValidationError,
+    "unauthorized_request": errors.AuthError,
+    "insufficient_funds": errors.InsufficientFunds,
+    # "Can't perform the current action": an action invalid for the resource's state, not a permission issue.
+    "forbidden_action": errors.Conflict,
+    "not_found": errors.NotFound,
+    "server_error": errors.ProviderError,
+    "service_unavailable": errors.NoCapacity,
+}
+
+DEFAULT_VOLUME_TYPE = "NVMe"
+
+
+def _gpu_model(description: str | None) -> str | None:
+    """'1x H100 SXM5 80GB' -> 'H100 SXM5 80GB'."""
+    if not description:
+        return None
+    return re.sub(r"^\s*\d+\s*x\s*", "", description).strip() or None
+
+
+def _float(value: Any) -> float | None:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+class DataCrunch(Provider):
+    name = "datacrunch"
+    title = "DataCrunch / Verda"
+    default_ssh_user = "root"
+    capabilities = frozenset(
+        {
+            C.INSTANCES,
+            C.INSTANCE_START_STOP,
+            C.INSTANCE_LOCATION_CHOICE,
+            C.INSTANCE_STARTUP_SCRIPT,
+            C.INSTANCE_VOLUMES_AT_CREATE,
+            C.VOLUMES,
+            C.VOLUME_CREATE,
+            C.VOLUME_ATTACH,
+            C.VOLUME_RESIZE,
+            C.VOLUME_RENAME,
+            C.VOLUME_TYPES,
+            C.VOLUME_LOCATION,
+            C.SSH_KEYS,
+            C.OFFERS,
+            C.IMAGES,
+            C.LOCATIONS,
+        }
+    )
+
+    def _make_transport(self, config: ProviderConfig, http_transport: httpx.BaseTransport | None) -> Transport:
+        client_id, secret = config.client_id, config.secret("client_secret")
+        if not client_id or not secret:
+            raise errors.AuthError(
+                "datacrunch needs OAuth2 client credentials: set GPUCLOUD_DATACRUNCH_CLIENT_ID and "
+                "GPUCLOUD_DATACRUNCH_CLIENT_SECRET (Keys page of the dashboard)",
+                provider=self.name,
+            )
+        base_url = str(config.base_url).rstrip("/")
+        self.auth = OAuth2ClientCredentials(f"{base_url}/oauth2/token", client_id, secret, provider=self.name)
+        return Transport(
+            provider=self.name,
+            base_url=base_url,
+            map_error=self._map_error,
+            auth=self.auth,
+            http_transport=http_transport,
+            **self._transport_options(config),
+        )
+
+    def _map_error(self, response: httpx.Response) -> errors.GpuCloudError:
+        body = json_body(response)
+        body = body if isinstance(body, dict) else {}
+        return build_error(
+            self.name, response, code=body.get("code"), message=body.get("message"), by_code=_ERROR_CODES
+        )
+
+    # --- instances ----------------------------------------------------------------------------------
+    def _to_instance(self, data: dict[str, Any]) -> Instance:
+        raw_status = str(data.get("status") or "unknown")
+        ip = data.get("ip") or None
+        volume_ids = list(data.get("volume_ids") or [])
+        if data.get("os_volume_id") and data["os_volume_id"] not in volume_ids:
+            volume_ids.insert(0, data["os_volume_id"])
+        gpu = data.get("gpu") or {}
+        return Instance(
+            id=str(data["id"]),
+            provider=self.name,
+            name=str(data.get("hostname") or ""),
+            status=_STATUS.get(raw_status, Status.UNKNOWN),
+            raw_status=raw_status,
+            instance_type=data.get("instance_type"),
+            gpu_model=_gpu_model(gpu.get("description")),
+            gpu_count=int(gpu.get("number_of_gpus") or 0),
+            location=data.get("location"),
+            image=data.get("image"),
+            public_ip=ip,
+            ssh_port=(self.config.ssh_port or 22) if ip else None,
+            ssh_user=self.ssh_user,
+            ssh_key_ids=tuple(data.get("ssh_key_ids") or ()),
+            volume_ids=tuple(volume_ids),
+            price_per_hour=_float(data.get("price_per_hour")),
+            created_at=data.get("created_at"),
+            raw=data,
+        )
+
+    def _list_instances(self) -> list[Instance]:
+        return [self._to_instance(d) for d in self.transport.get_json("instances")]
+
+    def _get_instance(self, instance_id: str) -> Instance:
+        return self._to_instance(self.transport.get_json(f"instances/{instance_id}"))
+
+    def _validate_instance_spec(self, spec: InstanceSpec) -> None:
+        validate_name(
+            spec.name,
+            "name",
+            pattern=r"[A-Za-z0-9][A-Za-z0-9.-]*",
+            rule="letters, digits, '-' and '.', starting with a letter or digit",
+            min_len=1,
+            max_len=63,
+        )
+        if not spec.location:
+            raise errors.ValidationError(
+                "location is required for datacrunch (e.g. FIN-01); `gpucloud offers --provider datacrunch` "
+                "lists where each type is available",
+                field="location",
+            )
+        if not spec.image:
+            raise errors.ValidationError(
+                "image is required for datacrunch (an image type such as ubuntu-24.04-cuda-12.8-open-docker)",
+                field="image",
+            )
+
+    def _create_instance(self, spec: InstanceSpec) -> CreatedInstance:
+        key_ids, _ = self.resolve_ssh_keys(spec.ssh_keys)
+        payload = {
+            "instance_type": spec.instance_type,
+            "image": spec.image,
+            "ssh_key_ids": key_ids,
+            "startup_script_id": self._startup_script_id(spec) if spec.startup_script else None,
+            "hostname": spec.name,
+            "description": spec.name,
+            "location_code": spec.location,
+            "os_volume": None,
+            "volumes": [],
+            "existing_volumes": [self._volume_id(ref) for ref in spec.volumes],
+            "is_spot": False,
+            "coupon": None,
+        }
+        instance_id = self.transport.request("POST", "instances", json=payload).text.strip()
+        return CreatedInstance(instance=self._get_instance(instance_id))
+
+    def _startup_script_id(self, spec: InstanceSpec) -> str:
+        """DataCrunch takes a script by id: reuse our script for this instance name if its text is unchanged."""
+        name = f"gpucloud-{spec.name}"
+        for script in self.transport.get_json("scripts"):
+            if script.get("name") == name and script.get("script") == spec.startup_script:
+                return str(script["id"])
+        body = {"name": name, "script": spec.startup_script}
+        return self.transport.request("POST", "scripts", json=body).text.strip()
+
+    def _volume_id(self, ref: str) -> str:
+        for volume in self.list_volumes():
+            if ref in (volume.id, volume.name):
+                return volume.id
+        raise errors.ValidationError(
+            f"volumes: no datacrunch volume with id or name {ref!r}", field="volumes", provider=self.name
+        )
+
+    def _action(self, instance_id: str, action: str) -> None:
+        body = {"id": [instance_id], "action": action, "volume_ids": None}
+        self.transport.request("PUT", "instances", json=body)
+
+    def _delete_instance(self, instance_id: str) -> None:
+        self._get_instance(instance_id)  # a clean NotFound for ids that are already gone
+        self._action(instance_id, "delete")
+
+    def _start_instance(self, instance_id: str) -> None:
+        self._action(instance_id, "start")
+
+    def _stop_instance(self, instance_id: str) -> None:
+        self._action(instance_id, "shutdown")
+
+    # --- volumes ------------------------------------------------------------------------------------
+    def _to_volume(self, data: dict[str, Any]) -> Volume:
+        attached = [str(data["instance_id"])] if data.get("instance_id") else []
+        return Volume(
+            id=str(data["id"]),
+            provider=self.name,
+            name=str(data.get("name") or ""),
+            size_gb=int(data.get("size") or 0),
+            status=str(data.get("status") or "unknown"),
+            volume_type=data.get("type"),
+            location=data.get("location"),
+            attached_to=tuple(attached),
+            price_per_hour=_float(data.get("base_hourly_cost")),
+            created_at=data.get("created_at"),
+            raw=data,
+        )
+
+    def _list_volumes(self) -> list[Volume]:
+        return [self._to_volume(d) for d in self.transport.get_json("volumes")]
+
+    def _get_volume(self, volume_id: str) -> Volume:
+        return self._to_volume(self.transport.get_json(f"volumes/{volume_id}"))
+
+    def _validate_volume_spec(self, spec: VolumeSpec) -> None:
+        if not spec.location:
+            raise errors.ValidationError("location is required for datacrunch volumes (e.g. FIN-01)", field="location")
+
+    def _create_volume(self, spec: VolumeSpec) -> Volume:
+        payload = {
+            "type": spec.volume_type or DEFAULT_VOLUME_TYPE,
+            "name": spec.name,
+            "size": spec.size_gb,
+            "instance_id": self._instance_id(spec.attach_to) if spec.attach_to else None,
+            "location_code": spec.location,
+        }
+        volume_id = self.transport.request("POST", "volumes", json=payload).text.strip()
+        return self._get_volume(volume_id)
+
+    def _instance_id(self, ref: str) -> str:
+        for instance in self.list_instances():
+            if ref in (instance.id, instance.name):
+                return instance.id
+        raise errors.ValidationError(
+            f"attach_to: no datacrunch instance with id or name {ref!r}",
+            field="attach_to",
+            provider=self.name,
+        )
+
+    def _volume_action(self, volume_id: str, action: str, **fields: Any) -> None:
+        self.transport.request("PUT", "volumes", json={"id": volume_id, "action": action, **fields})
+
+    def _delete_volume(self, volume_id: str) -> None:
+        # Not permanent: DataCrunch keeps deleted volumes in its trash for recovery, as its console does.
+        self.transport.request("DELETE", f"volumes/{volume_id}", json={"is_permanent": False})
+
+    def _attach_volume(self, volume_id: str, instance_id: str) -> None:
+        self._volume_action(volume_id, "attach", instance_id=instance_id)
+
+    def _detach_volume(self, volume_id: str, instance_id: str | None) -> None:
+        self._volume_action(volume_id, "detach")
+
+    def _resize_volume(self, volume_id: str, size_gb: int) -> None:
+        self._volume_action(volume_id, "resize", size=size_gb)
+
+    def _rename_volume(self, volume_id: str, name: str) -> None:
+        self._volume_action(volume_id, "rename", name=name)
+
+    # --- ssh keys -----------------------------------------------------------------------------------
+    def _to_key(self, data: dict[str, Any]) -> SshKey:
+        return SshKey(
+            id=str(data["id"]),
+            provider=self.name,
+            name=str(data.get("name") or ""),
+            public_key=str(data.get("key") or ""),
+            fingerprint=data.get("fingerprint"),
+            raw=data,
+        )
+
+    def _list_ssh_keys(self) -> list[SshKey]:
+        return [self._to_key(d) for d in self.transport.get_json("sshkeys")]
+
+    def _get_ssh_key(self, key_id: str) -> SshKey:
+        body = self.transport.get_json(f"sshkeys/{key_id}")
+        return self._to_key(body[0] if isinstance(body, list) else body)
+
+    def _create_ssh_key(self, spec: SshKeySpec) -> SshKey:
+        body = {"name": spec.name, "key": spec.public_key.strip()}
+        key_id = self.transport.request("POST", "sshkeys", json=body).text.strip()
+        return self._get_ssh_key(key_id)
+
+    def _delete_ssh_key(self, key_id: str) -> None:
+        self.transport.request("DELETE", f"sshkeys/{key_id}")
+
+    # --- catalogue ----------------------------------------------------------------------------------
+    def _list_offers(self) -> list[Offer]:
+        types = self.transport.get_json("instance-types", params={"currency": "usd"})
+        availability = self.transport.get_json("instance-availability", params={"isSpot": "false"})
+        offers = []
+        for item in types:
+            name = item["instance_type"]
+            locations = tuple(
+                LocationAvailability(location=loc["location_code"], available=name in loc.get("availabilities", []))
+                for loc in availability
+            )
+            gpu = item.get("gpu") or {}
+            offers.append(
+                Offer(
+                    provider=self.name,
+                    instance_type=name,
+                    gpu_model=_gpu_model(gpu.get("description")) if gpu.get("number_of_gpus") else None,
+                    gpu_count=int(gpu.get("number_of_gpus") or 0),
+                    vcpus=(item.get("cpu") or {}).get("number_of_cores"),
+                    memory_gb=(item.get("memory") or {}).get("size_in_gigabytes"),
+                    price_per_hour=_float(item.get("price_per_hour")),
+                    locations=locations,
+                )
+            )
+        return offers
+
+    def _list_images(self) -> list[Image]:
+        return [
+            Image(id=str(d["image_type"]), provider=self.name, name=str(d.get("name") or d["image_type"]), raw=d)
+            for d in self.transport.get_json("images")
+        ]
+
+    def _list_locations(self) -> list[Location]:
+        return [
+            Location(
+                id=str(d["code"]),
+                provider=self.name,
+                name=str(d.get("name") or d["code"]),
+                country=d.get("country_code"),
+                raw=d,
+            )
+            for d in self.transport.get_json("locations")
+        ]
+
+
+PROVIDER = DataCrunch

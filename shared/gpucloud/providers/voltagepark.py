@@ -1,0 +1,417 @@
+"""Voltage Park On-Demand API: bearer token, ``offset``/``limit`` pages, instant-deploy VMs from presets.
+
+Mapping choices (the API has no direct equivalent for these):
+- instance type: VMs are deployed from *presets*; an instance's type is its shape,
+  ``<gpus>x-<gpu model>-<vcpus>vcpu-<ram>gb``. A spec may name the shape or a preset id.
+- tags: the API keeps a list of strings; ``{"k": "v"}`` is stored as ``"k=v"`` and a bare tag reads as ``{tag: ""}``.
+- location: instant deploy places the VM itself, so it cannot be chosen; it is read back from the hostnode.
+- volumes: shared storage, "attached" to VMs through its ``order_ids``.
+- startup script: sent as cloud-init that writes the script to a file and runs it.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from typing import Any
+
+import httpx
+
+from gpucloud import errors
+from gpucloud.auth import BearerAuth
+from gpucloud.capabilities import Capability as C
+from gpucloud.config import ProviderConfig
+from gpucloud.models import (
+    CreatedInstance,
+    Image,
+    Instance,
+    InstanceSpec,
+    Location,
+    LocationAvailability,
+    Offer,
+    SshKey,
+    SshKeySpec,
+    Status,
+    Volume,
+    VolumeSpec,
+)
+from gpucloud.pagination import Page, fetch_offset_pages
+from gpucloud.providers.base import Provider, build_error, json_body
+from gpucloud.transport import Transport
+from gpucloud.validation import validate_name
+
+_STATUS = {
+    "pending": Status.PENDING,
+    "provisioning": Status.PENDING,
+    "creating": Status.PENDING,
+    "deploying": Status.PENDING,
+    "starting": Status.PENDING,
+    "running": Status.RUNNING,
+    "stopping": Status.STOPPING,
+    "stopped": Status.STOPPED,
+    "disassociated": Status.STOPPED,
+    "terminating": Status.DELETING,
+    "terminated": Status.DELETED,
+    "error": Status.ERROR,
+    "failed": Status.ERROR,
+}
+
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.IGNORECASE)
+# Page-size maxima from the API reference, per list endpoint.
+_PAGE_MAX = {"virtual-machines/": 100, "storage/": 100, "organization/ssh-keys": 150, "locations/": 15}
+STARTUP_SCRIPT_PATH = "/var/lib/gpucloud/startup.sh"
+
+
+def first_gpu(resources: dict[str, Any]) -> tuple[str | None, int]:
+    """VMs carry one GPU model: ``{"gpus": {"h100-sxm5-80gb": {"count": 1}}}`` -> ("h100-sxm5-80gb", 1)."""
+    gpus: dict[str, dict[str, Any]] = resources.get("gpus") or {}
+    for model, info in gpus.items():
+        return model, int(info.get("count") or 0)
+    return None, 0
+
+
+def shape_name(resources: dict[str, Any]) -> str:
+    model, count = first_gpu(resources)
+    return f"{count}x-{model or 'cpu'}-{resources.get('vcpu_count', 0)}vcpu-{resources.get('ram_gb', 0)}gb"
+
+
+def tags_to_list(tags: dict[str, str]) -> list[str]:
+    return [f"{k}={v}" if v else k for k, v in sorted(tags.items())]
+
+
+def tags_from_list(tags: list[str] | None) -> dict[str, str]:
+    pairs = (t.split("=", 1) if "=" in t else (t, "") for t in tags or [])
+    return {k: v for k, v in pairs}
+
+
+def _float(value: Any) -> float | None:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+class VoltagePark(Provider):
+    name = "voltagepark"
+    title = "Voltage Park"
+    default_ssh_user = "ubuntu"
+    capabilities = frozenset(
+        {
+            C.INSTANCES,
+            C.INSTANCE_START_STOP,
+            C.INSTANCE_RENAME,
+            C.INSTANCE_TAGS,
+            C.INSTANCE_STARTUP_SCRIPT,
+            C.INSTANCE_PASSWORD,
+            C.VOLUMES,
+            C.VOLUME_CREATE,
+            C.VOLUME_ATTACH,
+            C.VOLUME_RESIZE,
+            C.VOLUME_RENAME,
+            C.SSH_KEYS,
+            C.SSH_KEYS_BY_CONTENT,
+            C.OFFERS,
+            C.IMAGES,
+            C.LOCATIONS,
+        }
+    )
+
+    def __init__(self, config: ProviderConfig, *, http_transport: httpx.BaseTransport | None = None) -> None:
+        super().__init__(config, http_transport=http_transport)
+        self._hostnode_locations: dict[str, str] | None = None
+        self._lock = threading.Lock()
+
+    def _make_transport(self, config: ProviderConfig, http_transport: httpx.BaseTransport | None) -> Transport:
+        token = config.secret("token")
+        if not token:
+            raise errors.AuthError(
+                "voltagepark needs an API key: set GPUCLOUD_VOLTAGEPARK_TOKEN (keys are issued by support)",
+                provider=self.name,
+            )
+        return Transport(
+            provider=self.name,
+            base_url=str(config.base_url),
+            map_error=self._map_error,
+            auth=BearerAuth(token),
+            http_transport=http_transport,
+            **self._transport_options(config),
+        )
+
+    def _map_error(self, response: httpx.Response) -> errors.GpuCloudError:
+        body = json_body(response)
+        detail = body.get("detail") if isinstance(body, dict) else None
+        if isinstance(detail, list):  # FastAPI validation errors: [{loc, msg, type}, ...]
+            message = "; ".join(
+                f"{'.'.join(str(p) for p in d.get('loc', []) if p != 'body')}: {d.get('msg')}" for d in detail
+            )
+            return build_error(self.name, response, code="validation_error", message=message, details=detail)
+        return build_error(self.name, response, code=None, message=str(detail) if detail else None)
+
+    def _all(self, path: str) -> list[dict[str, Any]]:
+        size = _PAGE_MAX[path]
+
+        def fetch(offset: int, limit: int) -> Page[dict[str, Any]]:
+            body = self.transport.get_json(path, params={"offset": offset, "limit": limit})
+            return Page(body["results"], body.get("total_result_count"), bool(body.get("has_next")))
+
+        return fetch_offset_pages(fetch, size, workers=self.config.page_workers)
+
+    # --- instances ----------------------------------------------------------------------------------
+    def _locations_by_hostnode(self) -> dict[str, str]:
+        with self._lock:
+            if self._hostnode_locations is None:
+                self._hostnode_locations = {
+                    node["id"]: loc["id"] for loc in self._all("locations/") for node in loc.get("hostnodes", [])
+                }
+            return self._hostnode_locations
+
+    def _to_instance(self, data: dict[str, Any], locations: dict[str, str]) -> Instance:
+        raw_status = str(data.get("status") or "unknown")
+        resources = data.get("resources") or {}
+        model, count = first_gpu(resources)
+        ssh_port = next(
+            (int(p["external_port"]) for p in data.get("port_forwards") or [] if p.get("internal_port") == 22),
+            None,
+        )
+        return Instance(
+            id=str(data["id"]),
+            provider=self.name,
+            name=str(data.get("name") or ""),
+            status=_STATUS.get(raw_status.lower(), Status.UNKNOWN),
+            raw_status=raw_status,
+            instance_type=shape_name(resources),
+            gpu_model=model,
+            gpu_count=count,
+            location=locations.get(str(data.get("hostnode_id"))),
+            image=data.get("operating_system"),
+            public_ip=data.get("public_ip") or None,
+            ssh_port=ssh_port if data.get("public_ip") else None,
+            ssh_user=self.ssh_user,
+            tags=tags_from_list(data.get("tags")),
+            price_per_hour=_float((data.get("pricing") or {}).get("total_associated_per_hr")),
+            created_at=data.get("timestamp_creation"),
+            raw=data,
+        )
+
+    def _list_instances(self) -> list[Instance]:
+        vms = self._all("virtual-machines/")
+        locations = self._locations_by_hostnode() if vms else {}
+        return [self._to_instance(vm, locations) for vm in vms]
+
+    def _get_instance(self, instance_id: str) -> Instance:
+        vm = self.transport.get_json(f"virtual-machines/{instance_id}")
+        return self._to_instance(vm, self._locations_by_hostnode())
+
+    def _presets(self) -> list[dict[str, Any]]:
+        presets: list[dict[str, Any]] = self.transport.get_json("instant-deploy-presets/")
+        return presets
+
+    def canonical_instance_type(self, value: str) -> str:
+        if not _UUID.fullmatch(value):
+            return value
+        return shape_name(self.transport.get_json(f"instant-deploy-presets/{value}")["resources"])
+
+    def _preset_for(self, spec: InstanceSpec) -> dict[str, Any]:
+        presets = self._presets()
+        matches = [p for p in presets if spec.instance_type in (p["id"], shape_name(p["resources"]))]
+        if not matches:
+            known = ", ".join(sorted({shape_name(p["resources"]) for p in presets}))
+            raise errors.ValidationError(
+                f"instance_type {spec.instance_type!r} is not a voltagepark preset; choose one of: {known}",
+                field="instance_type",
+                provider=self.name,
+            )
+        if spec.image:
+            matches = [p for p in matches if p.get("operating_system", "").lower() == spec.image.lower()]
+            if not matches:
+                raise errors.ValidationError(
+                    f"image {spec.image!r} is not offered with {spec.instance_type}; Voltage Park presets fix the "
+                    "operating system: leave image empty or use the preset's operating_system",
+                    field="image",
+                    provider=self.name,
+                )
+        available = [p for p in matches if p.get("location_ids_with_availability")]
+        return (available or matches)[0]
+
+    def _validate_instance_spec(self, spec: InstanceSpec) -> None:
+        if len(spec.name) > 255:
+            raise errors.ValidationError("name must be at most 255 characters", field="name")
+        if spec.password is not None and len(spec.password) < 8:
+            raise errors.ValidationError("password must have at least 8 characters", field="password")
+
+    def _create_instance(self, spec: InstanceSpec) -> CreatedInstance:
+        preset = self._preset_for(spec)
+        key_ids, key_texts = self.resolve_ssh_keys(spec.ssh_keys)
+        payload: dict[str, Any] = {
+            "config_id": preset["id"],
+            "name": spec.name,
+            "organization_ssh_keys": {"mode": "selective", "ssh_key_ids": key_ids} if key_ids else {"mode": "none"},
+            "ssh_keys": key_texts,
+            "tags": tags_to_list(spec.tags),
+        }
+        if spec.password:
+            payload["password"] = spec.password
+        if spec.startup_script:
+            payload["cloud_init"] = {
+                "write_files": [{"path": STARTUP_SCRIPT_PATH, "permissions": "0755", "content": spec.startup_script}],
+                "runcmd": [STARTUP_SCRIPT_PATH],
+            }
+        created = self.transport.request("POST", "virtual-machines/instant", json=payload).json()
+        return CreatedInstance(instance=self._get_instance(created["vm_id"]))
+
+    def _delete_instance(self, instance_id: str) -> None:
+        self.transport.request("DELETE", f"virtual-machines/{instance_id}")
+
+    def _power(self, instance_id: str, status: str) -> None:
+        self.transport.request("PUT", f"virtual-machines/{instance_id}/power-status", json={"status": status})
+
+    def _start_instance(self, instance_id: str) -> None:
+        self._power(instance_id, "started")
+
+    def _stop_instance(self, instance_id: str) -> None:
+        self._power(instance_id, "stopped")
+
+    def _update_instance(self, instance_id: str, *, name: str | None, tags: dict[str, str] | None) -> Instance:
+        body: dict[str, Any] = {}
+        if name is not None:
+            body["name"] = name
+        if tags is not None:
+            body["tags"] = tags_to_list(tags)
+        self.transport.request("PATCH", f"virtual-machines/{instance_id}", json=body)
+        return self._get_instance(instance_id)
+
+    # --- volumes ------------------------------------------------------------------------------------
+    def _to_volume(self, data: dict[str, Any]) -> Volume:
+        return Volume(
+            id=str(data["id"]),
+            provider=self.name,
+            name=str(data.get("name") or ""),
+            size_gb=int(data.get("size_in_gb") or 0),
+            status=str(data.get("status") or "unknown"),
+            attached_to=tuple(str(i) for i in data.get("order_ids") or ()),
+            price_per_hour=_float(data.get("rate_hourly")),
+            raw=data,
+        )
+
+    def _list_volumes(self) -> list[Volume]:
+        return [self._to_volume(d) for d in self._all("storage/")]
+
+    def _get_volume(self, volume_id: str) -> Volume:
+        return self._to_volume(self.transport.get_json(f"storage/{volume_id}"))
+
+    def _create_volume(self, spec: VolumeSpec) -> Volume:
+        order_ids = [self._instance_id(spec.attach_to)] if spec.attach_to else []
+        body = {"size_in_gb": spec.size_gb, "name": spec.name, "order_ids": order_ids}
+        return self._to_volume(self.transport.request("POST", "storage/", json=body).json())
+
+    def _instance_id(self, ref: str) -> str:
+        if _UUID.fullmatch(ref):
+            return ref
+        found = self.find_instance(ref)
+        if found is None:
+            raise errors.ValidationError(
+                f"attach_to: no voltagepark instance named {ref!r}", field="attach_to", provider=self.name
+            )
+        return found.id
+
+    def _patch_volume(self, volume_id: str, **fields: Any) -> None:
+        self.transport.request("PATCH", f"storage/{volume_id}", json=fields)
+
+    def _delete_volume(self, volume_id: str) -> None:
+        self.transport.request("DELETE", f"storage/{volume_id}")
+
+    def _attach_volume(self, volume_id: str, instance_id: str) -> None:
+        current = list(self._get_volume(volume_id).attached_to)
+        if instance_id not in current:
+            self._patch_volume(volume_id, order_ids=[*current, instance_id])
+
+    def _detach_volume(self, volume_id: str, instance_id: str | None) -> None:
+        current = list(self._get_volume(volume_id).attached_to)
+        remaining = [i for i in current if instance_id is not None and i != instance_id]
+        if remaining != current:
+            self._patch_volume(volume_id, order_ids=remaining)
+
+    def _resize_volume(self, volume_id: str, size_gb: int) -> None:
+        self._patch_volume(volume_id, size_in_gb=size_gb)
+
+    def _rename_volume(self, volume_id: str, name: str) -> None:
+        self._patch_volume(volume_id, name=name)
+
+    # --- ssh keys -----------------------------------------------------------------------------------
+    def _to_key(self, data: dict[str, Any]) -> SshKey:
+        return SshKey(
+            id=str(data["id"]),
+            provider=self.name,
+            name=str(data.get("name") or ""),
+            public_key=str(data.get("content") or ""),
+            raw=data,
+        )
+
+    def _list_ssh_keys(self) -> list[SshKey]:
+        return [self._to_key(d) for d in self._all("organization/ssh-keys")]
+
+    def _get_ssh_key(self, key_id: str) -> SshKey:
+        # The API has no GET by id for keys; the list is the only way to read one.
+        for key in self._list_ssh_keys():
+            if key.id == key_id:
+                return key
+        raise errors.NotFound(f"{self.name}: ssh key {key_id} not found", provider=self.name, status_code=404)
+
+    def _validate_ssh_key_spec(self, spec: SshKeySpec) -> None:
+        validate_name(
+            spec.name,
+            "name",
+            pattern=r"[A-Za-z0-9 -]+",
+            rule="only letters, digits, hyphens and spaces",
+            min_len=3,
+            max_len=64,
+        )
+
+    def _create_ssh_key(self, spec: SshKeySpec) -> SshKey:
+        body = {"name": spec.name, "content": spec.public_key.strip()}
+        return self._to_key(self.transport.request("POST", "organization/ssh-keys", json=body).json())
+
+    def _delete_ssh_key(self, key_id: str) -> None:
+        self.transport.request("DELETE", f"organization/ssh-keys/{key_id}")
+
+    # --- catalogue ----------------------------------------------------------------------------------
+    def _list_offers(self) -> list[Offer]:
+        offers = []
+        for preset in self._presets():
+            resources = preset.get("resources") or {}
+            model, count = first_gpu(resources)
+            offers.append(
+                Offer(
+                    provider=self.name,
+                    instance_type=shape_name(resources),
+                    gpu_model=model,
+                    gpu_count=count,
+                    vcpus=resources.get("vcpu_count"),
+                    memory_gb=resources.get("ram_gb"),
+                    price_per_hour=_float(preset.get("compute_rate_hourly")),
+                    locations=tuple(
+                        LocationAvailability(location=loc, available=True)
+                        for loc in preset.get("location_ids_with_availability") or []
+                    ),
+                )
+            )
+        return offers
+
+    def _list_images(self) -> list[Image]:
+        systems = sorted({p["operating_system"] for p in self._presets() if p.get("operating_system")})
+        return [Image(id=os_name, provider=self.name, name=os_name) for os_name in systems]
+
+    def _list_locations(self) -> list[Location]:
+        return [
+            Location(
+                id=str(d["id"]),
+                provider=self.name,
+                name=", ".join(str(p) for p in (d.get("city"), d.get("region")) if p) or str(d["id"]),
+                country=d.get("country"),
+                raw={k: v for k, v in d.items() if k != "hostnodes"},
+            )
+            for d in self._all("locations/")
+        ]
+
+
+PROVIDER = VoltagePark

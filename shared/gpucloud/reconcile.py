@@ -1,0 +1,147 @@
+"""Desired spec + current resource -> what to do. Pulumi's diff and Ansible's state=present both call this,
+so the two front-ends never disagree about what "changed" means.
+
+Only fields the provider reports are compared: a field the API never returns (e.g. a startup script) cannot
+drift, and comparing it would report a change on every run.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from gpucloud import errors
+from gpucloud.capabilities import Capability
+from gpucloud.models import Instance, InstanceSpec, SshKey, SshKeySpec, Volume, VolumeSpec
+from gpucloud.validation import public_key_identity
+
+
+class Action(StrEnum):
+    CREATE = "create"
+    NONE = "none"
+    UPDATE = "update"
+    REPLACE = "replace"
+
+
+@dataclass(frozen=True)
+class Change:
+    field: str
+    current: Any
+    desired: Any
+
+
+@dataclass(frozen=True)
+class Plan:
+    action: Action
+    updates: tuple[Change, ...] = ()
+    replacements: tuple[Change, ...] = field(default=())
+
+    @property
+    def changed(self) -> bool:
+        return self.action is not Action.NONE
+
+    @property
+    def replace_fields(self) -> list[str]:
+        return [c.field for c in self.replacements]
+
+    @property
+    def update_fields(self) -> list[str]:
+        return [c.field for c in self.updates]
+
+    def desired(self, name: str) -> Any:
+        return next(c.desired for c in (*self.updates, *self.replacements) if c.field == name)
+
+
+def _decide(updates: list[Change], replacements: list[Change]) -> Plan:
+    if replacements:
+        return Plan(Action.REPLACE, tuple(updates), tuple(replacements))
+    if updates:
+        return Plan(Action.UPDATE, tuple(updates))
+    return Plan(Action.NONE)
+
+
+def _differs(current: Any, desired: Any) -> bool:
+    """A desired value of None means "not specified": nothing to compare."""
+    return desired is not None and current is not None and current != desired
+
+
+def plan_instance(
+    desired: InstanceSpec,
+    current: Instance | None,
+    capabilities: frozenset[Capability],
+    *,
+    desired_instance_type: str | None = None,
+    desired_ssh_key_ids: list[str] | None = None,
+) -> Plan:
+    """``desired_instance_type``/``desired_ssh_key_ids`` are the spec's values as the provider spells them."""
+    if current is None:
+        return Plan(Action.CREATE)
+    updates: list[Change] = []
+    replacements: list[Change] = []
+    immutable = {
+        "instance_type": (current.instance_type, desired_instance_type or desired.instance_type),
+        "location": (current.location, desired.location),
+        "image": (current.image, desired.image),
+    }
+    for name, (have, want) in immutable.items():
+        if _differs(have, want):
+            replacements.append(Change(name, have, want))
+    if desired_ssh_key_ids is not None and current.ssh_key_ids:
+        have_keys, want_keys = sorted(current.ssh_key_ids), sorted(desired_ssh_key_ids)
+        if have_keys != want_keys:
+            replacements.append(Change("ssh_keys", have_keys, want_keys))
+    if desired.name != current.name:
+        target = updates if Capability.INSTANCE_RENAME in capabilities else replacements
+        target.append(Change("name", current.name, desired.name))
+    if Capability.INSTANCE_TAGS in capabilities and desired.tags != current.tags:
+        updates.append(Change("tags", current.tags, desired.tags))
+    return _decide(updates, replacements)
+
+
+def plan_volume(
+    desired: VolumeSpec,
+    current: Volume | None,
+    capabilities: frozenset[Capability],
+    *,
+    desired_attach_id: str | None = None,
+) -> Plan:
+    if current is None:
+        return Plan(Action.CREATE)
+    updates: list[Change] = []
+    replacements: list[Change] = []
+    for name, have, want in (
+        ("volume_type", current.volume_type, desired.volume_type),
+        ("location", current.location, desired.location),
+    ):
+        if _differs(have, want):
+            replacements.append(Change(name, have, want))
+    if desired.size_gb < current.size_gb:
+        raise errors.ValidationError(
+            f"size_gb cannot shrink from {current.size_gb} to {desired.size_gb}; volumes only grow",
+            field="size_gb",
+            provider=current.provider,
+        )
+    if desired.size_gb > current.size_gb:
+        target = updates if Capability.VOLUME_RESIZE in capabilities else replacements
+        target.append(Change("size_gb", current.size_gb, desired.size_gb))
+    if desired.name != current.name:
+        target = updates if Capability.VOLUME_RENAME in capabilities else replacements
+        target.append(Change("name", current.name, desired.name))
+    if desired.attach_to is not None:
+        attached = sorted(current.attached_to)
+        wanted = [desired_attach_id] if desired_attach_id else []
+        if attached != wanted:
+            updates.append(Change("attached_to", attached, wanted))
+    return _decide(updates, replacements)
+
+
+def plan_ssh_key(desired: SshKeySpec, current: SshKey | None) -> Plan:
+    if current is None:
+        return Plan(Action.CREATE)
+    replacements: list[Change] = []
+    if public_key_identity(desired.public_key) != public_key_identity(current.public_key):
+        replacements.append(Change("public_key", current.public_key, desired.public_key))
+    if desired.name != current.name:
+        replacements.append(Change("name", current.name, desired.name))
+    return _decide([], replacements)

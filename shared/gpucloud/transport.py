@@ -1,0 +1,193 @@
+"""One httpx client per provider: auth, timeouts, pacing, retries with full-jitter backoff, redacted logs.
+
+Retry rules:
+- connect failures are always retried: the request never reached the server;
+- 429 (and any error the adapter maps to :class:`RateLimited`) is retried after ``Retry-After``;
+- 5xx mapped to :class:`ProviderError` is retried for idempotent requests only; a 503 the adapter maps to
+  :class:`NoCapacity` is final;
+- a non-idempotent request whose response was lost raises :class:`ResponseLost`, so the adapter can look the
+  resource up and adopt it instead of creating a second one.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import httpx
+import tenacity
+
+from gpucloud import errors
+from gpucloud.ratelimit import TokenBucket
+
+log = logging.getLogger("gpucloud.transport")
+
+ErrorMapper = Callable[[httpx.Response], errors.GpuCloudError]
+_IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
+_REQUEST_ID_HEADERS = ("x-request-id", "request-id", "x-correlation-id")
+
+
+class ResponseLost(errors.ProviderError):
+    """A non-idempotent request may have been applied, but its answer never arrived."""
+
+
+def request_id_of(response: httpx.Response) -> str | None:
+    for header in _REQUEST_ID_HEADERS:
+        if header in response.headers:
+            return response.headers[header]
+    return None
+
+
+def retry_after_seconds(response: httpx.Response) -> float | None:
+    value = response.headers.get("retry-after")
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        return None
+
+
+class _Retryable(Exception):
+    """Internal: wraps an error that the retry loop may try again."""
+
+    def __init__(self, error: errors.GpuCloudError | httpx.TransportError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+class Transport:
+    def __init__(
+        self,
+        *,
+        provider: str,
+        base_url: str,
+        map_error: ErrorMapper,
+        auth: httpx.Auth | None = None,
+        headers: Mapping[str, str] | None = None,
+        timeout: float = 30.0,
+        max_retries: int = 5,
+        retry_max_seconds: float = 120.0,
+        requests_per_minute: float | None = None,
+        backoff_base: float = 0.5,
+        backoff_cap: float = 20.0,
+        http_transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self.provider = provider
+        self._map_error = map_error
+        self._max_retries = max_retries
+        self._retry_max_seconds = retry_max_seconds
+        self._backoff_base = backoff_base
+        self._backoff_cap = backoff_cap
+        self.limiter = TokenBucket(requests_per_minute) if requests_per_minute else None
+        self.request_count = 0
+        self._client = httpx.Client(
+            base_url=base_url.rstrip("/") + "/",
+            auth=auth,
+            headers={"User-Agent": "gpucloud", "Accept": "application/json", **(headers or {})},
+            timeout=timeout,
+            transport=http_transport,
+        )
+
+    def close(self) -> None:
+        self._client.close()
+
+    def _wait(self, state: tenacity.RetryCallState) -> float:
+        exc = state.outcome.exception() if state.outcome else None
+        error = exc.error if isinstance(exc, _Retryable) else None
+        backoff = random.uniform(0, min(self._backoff_cap, self._backoff_base * 2 ** (state.attempt_number - 1)))
+        if isinstance(error, errors.RateLimited) and error.retry_after is not None:
+            return error.retry_after + backoff * 0.1
+        return backoff
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        params: Mapping[str, Any] | None = None,
+        idempotent: bool | None = None,
+        timeout: float | None = None,
+    ) -> httpx.Response:
+        """Send one logical request, retrying what is safe to retry; raise a mapped error on failure."""
+        method = method.upper()
+        safe_to_resend = method in _IDEMPOTENT_METHODS if idempotent is None else idempotent
+        retrying = tenacity.Retrying(
+            stop=tenacity.stop_after_attempt(self._max_retries + 1)
+            | tenacity.stop_after_delay(self._retry_max_seconds),
+            wait=self._wait,
+            retry=tenacity.retry_if_exception_type(_Retryable),
+            reraise=True,
+        )
+        try:
+            for attempt in retrying:
+                with attempt:
+                    return self._attempt(method, path, json, params, safe_to_resend, timeout)
+        except _Retryable as exc:
+            if isinstance(exc.error, httpx.TransportError):
+                raise self._transport_error(exc.error, method, path) from exc.error
+            raise exc.error from None
+        raise AssertionError("unreachable: tenacity either returns or raises")
+
+    def _attempt(
+        self,
+        method: str,
+        path: str,
+        json: Any,
+        params: Mapping[str, Any] | None,
+        safe_to_resend: bool,
+        timeout: float | None,
+    ) -> httpx.Response:
+        if self.limiter:
+            self.limiter.acquire()
+        self.request_count += 1
+        started = time.monotonic()
+        try:
+            response = self._client.request(
+                method,
+                path.lstrip("/"),
+                json=json,
+                params=params,
+                timeout=httpx.USE_CLIENT_DEFAULT if timeout is None else timeout,
+            )
+        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+            log.debug("%s %s %s: connect failed: %s", self.provider, method, path, type(exc).__name__)
+            raise _Retryable(exc) from exc
+        except httpx.TransportError as exc:
+            log.debug("%s %s %s: response lost: %s", self.provider, method, path, type(exc).__name__)
+            if safe_to_resend:
+                raise _Retryable(exc) from exc
+            raise ResponseLost(
+                f"{self.provider}: {method} {path} was sent but its response was lost ({type(exc).__name__})",
+                provider=self.provider,
+            ) from exc
+        log.debug(
+            "%s %s %s -> %s in %.0f ms (request id %s)",
+            self.provider,
+            method,
+            path,
+            response.status_code,
+            (time.monotonic() - started) * 1000,
+            request_id_of(response),
+        )
+        if response.is_success:
+            return response
+        error = self._map_error(response)
+        if isinstance(error, errors.RateLimited) or (
+            type(error) is errors.ProviderError and (safe_to_resend or response.status_code == 503)
+        ):
+            raise _Retryable(error)
+        raise error
+
+    def _transport_error(self, exc: httpx.TransportError, method: str, path: str) -> errors.GpuCloudError:
+        return errors.ProviderError(
+            f"{self.provider}: {method} {path} failed after retries: {type(exc).__name__}: {exc}",
+            provider=self.provider,
+        )
+
+    def get_json(self, path: str, *, params: Mapping[str, Any] | None = None) -> Any:
+        return self.request("GET", path, params=params).json()

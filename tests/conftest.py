@@ -1,0 +1,56 @@
+"""Shared fixtures: one real emulator over HTTP per test session, adapters connected to it."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import gpucloud
+from gpucloud.emulator import EmulatorServer
+from gpucloud.emulator.client import client_overrides
+
+IMPLEMENTED = ("datacrunch", "voltagepark")
+
+
+@pytest.fixture(scope="session")
+def emulator() -> Iterator[EmulatorServer]:
+    if not Path("/usr/sbin/sshd").exists() or shutil.which("ssh") is None:
+        pytest.fail("OpenSSH (sshd + ssh) is required: run `make setup` or apt-get install openssh-server")
+    with EmulatorServer(provision_seconds=0.3) as server:
+        yield server
+
+
+@pytest.fixture(autouse=True)
+def _clean_faults(request: pytest.FixtureRequest) -> Iterator[None]:
+    yield
+    if "emulator" in request.fixturenames:
+        request.getfixturevalue("emulator").world.set_faults(
+            latency_ms=0, error_rate=0.0, rate_limit_burst=0, drop_create_rate=0.0
+        )
+
+
+@pytest.fixture(scope="session")
+def overrides(emulator: EmulatorServer) -> dict[str, dict[str, object]]:
+    return client_overrides(emulator.url, emulator.settings)
+
+
+def connect(overrides: dict[str, dict[str, object]], provider: str, **extra: object) -> gpucloud.Provider:
+    return gpucloud.connect(provider, **{**overrides[provider], **extra})
+
+
+@pytest.fixture(params=IMPLEMENTED)
+def cloud(request: pytest.FixtureRequest, overrides: dict[str, dict[str, object]]) -> Iterator[gpucloud.Provider]:
+    with connect(overrides, request.param) as provider:
+        yield provider
+
+
+@pytest.fixture(scope="session")
+def keypair(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    directory = tmp_path_factory.mktemp("ssh")
+    private = directory / "id_ed25519"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "contract", "-f", str(private)], check=True)
+    return private, (directory / "id_ed25519.pub").read_text().strip()

@@ -1,0 +1,71 @@
+"""Transport behaviour against the emulator's fault injection, over real HTTP."""
+
+import gpucloud
+from gpucloud import SshKeySpec, VolumeSpec
+
+from ..conftest import connect
+from .specs import VOLUME
+
+
+def test_reads_survive_5xx_and_429_bursts(cloud: gpucloud.Provider, emulator: object) -> None:
+    world = emulator.world  # type: ignore[attr-defined]
+    world.set_faults(rate_limit_burst=2)
+    cloud.list_ssh_keys()
+    statuses = [r.status for r in world.requests[-3:]]
+    assert statuses == [429, 429, 200]
+    world.set_faults(rate_limit_burst=0, error_rate=0.5, seed=7)
+    for _ in range(5):
+        cloud.list_volumes()
+    assert any(r.status >= 500 for r in world.requests[-15:])
+
+
+def test_lost_create_response_is_adopted_not_duplicated(cloud: gpucloud.Provider, emulator: object, keypair) -> None:
+    world = emulator.world  # type: ignore[attr-defined]
+    name = f"lost-{cloud.name}"
+    world.set_faults(drop_create_rate=1.0)
+    try:
+        volume = cloud.create_volume(VolumeSpec(name=name, size_gb=10, **VOLUME[cloud.name]))
+    finally:
+        world.set_faults(drop_create_rate=0.0)
+    try:
+        assert volume.name == name
+        assert [v.id for v in cloud.list_volumes() if v.name == name] == [volume.id]
+        assert any(r.was_fault for r in world.requests if r.method == "POST")
+    finally:
+        cloud.delete_volume(volume.id)
+    world.set_faults(drop_create_rate=1.0)
+    try:
+        key = cloud.create_ssh_key(SshKeySpec(name=f"lost key {cloud.name}", public_key=keypair[1]))
+    finally:
+        world.set_faults(drop_create_rate=0.0)
+    assert [k.id for k in cloud.list_ssh_keys() if k.name == key.name] == [key.id]
+    cloud.delete_ssh_key(key.id)
+
+
+def test_datacrunch_token_expiry_is_refreshed_transparently(overrides: dict, emulator: object) -> None:
+    world = emulator.world  # type: ignore[attr-defined]
+    with connect(overrides, "datacrunch") as cloud:
+        cloud.list_instances()
+        grants_before = cloud.auth.token_requests  # type: ignore[attr-defined]
+        world.expire_tokens("datacrunch")
+        cloud.list_instances()
+        assert cloud.auth.token_requests == grants_before + 1  # type: ignore[attr-defined]
+        world.expire_tokens("datacrunch")
+        world.revoke_refresh_tokens()
+        cloud.list_instances()  # falls back to a fresh client-credentials grant
+        assert cloud.auth.token_requests == grants_before + 2  # type: ignore[attr-defined]
+
+
+def test_voltagepark_pages_are_fetched_within_the_limit(overrides: dict, emulator: object) -> None:
+    world = emulator.world  # type: ignore[attr-defined]
+    with connect(overrides, "voltagepark") as cloud:
+        created = [cloud.create_volume(VolumeSpec(name=f"page-{i}", size_gb=1)) for i in range(130)]
+        try:
+            start = len(world.requests)
+            names = {v.name for v in cloud.list_volumes()}
+            pages = [r for r in world.requests[start:] if r.path.endswith("/storage/")]
+            assert {f"page-{i}" for i in range(130)} <= names
+            assert len(pages) == 2 and all(r.status == 200 for r in pages)
+        finally:
+            for volume in created:
+                cloud.delete_volume(volume.id)

@@ -1,0 +1,48 @@
+import pytest
+
+import gpucloud
+from gpucloud import SshKeySpec
+from gpucloud.reconcile import Action, plan_ssh_key
+
+
+def test_ssh_key_lifecycle(cloud: gpucloud.Provider, keypair: tuple[object, str]) -> None:
+    _, public = keypair
+    spec = SshKeySpec(name=f"lifecycle-{cloud.name}", public_key=public)
+    key = cloud.create_ssh_key(spec)
+    try:
+        assert key.name == spec.name and key.public_key.split()[:2] == public.split()[:2]
+        assert key.id in {k.id for k in cloud.list_ssh_keys()}
+        assert cloud.get_ssh_key(key.id) == key
+        assert cloud.find_ssh_key(spec.name) == key
+        assert plan_ssh_key(spec, key).action is Action.NONE
+    finally:
+        cloud.delete_ssh_key(key.id)
+    with pytest.raises(gpucloud.NotFound):
+        cloud.get_ssh_key(key.id)
+    assert cloud.find_ssh_key(spec.name) is None
+    cloud.delete_ssh_key(key.id)  # already gone counts as deleted
+
+
+def test_duplicate_names_are_an_error_naming_the_ids(cloud: gpucloud.Provider, keypair: tuple[object, str]) -> None:
+    _, public = keypair
+    name = f"twin-{cloud.name}"
+    first = cloud.create_ssh_key(SshKeySpec(name=name, public_key=public))
+    # a second key with the same name, made behind the adapter's back (as another tool could)
+    second = cloud._create_ssh_key(SshKeySpec(name=name, public_key=public))
+    try:
+        with pytest.raises(gpucloud.Conflict, match="2 ssh keys named") as info:
+            cloud.find_ssh_key(name)
+        assert first.id in str(info.value) and second.id in str(info.value)
+    finally:
+        cloud.delete_ssh_key(first.id)
+        cloud.delete_ssh_key(second.id)
+
+
+def test_malformed_public_key_is_refused_before_any_request(
+    cloud: gpucloud.Provider, emulator: object
+) -> None:
+    before = emulator.world.request_count()  # type: ignore[attr-defined]
+    with pytest.raises(gpucloud.ValidationError, match="public_key is not an OpenSSH public key") as info:
+        cloud.create_ssh_key(SshKeySpec(name="broken key", public_key="ssh-rsa"))
+    assert info.value.field == "public_key"
+    assert emulator.world.request_count() == before  # type: ignore[attr-defined]

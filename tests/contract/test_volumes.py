@@ -1,0 +1,36 @@
+import pytest
+
+import gpucloud
+from gpucloud import VolumeSpec
+from gpucloud.reconcile import Action, plan_volume
+
+from .specs import VOLUME
+
+
+def test_volume_lifecycle(cloud: gpucloud.Provider) -> None:
+    spec = VolumeSpec(name=f"vol-{cloud.name}", size_gb=100, **VOLUME[cloud.name])
+    volume = cloud.create_volume(spec)
+    try:
+        assert (volume.name, volume.size_gb) == (spec.name, 100)
+        assert cloud.get_volume(volume.id).id == volume.id
+        assert cloud.find_volume(spec.name) is not None
+        assert plan_volume(spec, cloud.get_volume(volume.id), cloud.capabilities).action is Action.NONE
+
+        grown = spec.model_copy(update={"size_gb": 150, "name": f"vol-{cloud.name}-renamed"})
+        plan = plan_volume(grown, volume, cloud.capabilities)
+        assert plan.action is Action.UPDATE and sorted(plan.update_fields) == ["name", "size_gb"]
+        cloud.resize_volume(volume.id, 150)
+        cloud.rename_volume(volume.id, grown.name)
+        after = cloud.get_volume(volume.id)
+        assert (after.name, after.size_gb) == (grown.name, 150)
+        assert plan_volume(grown, after, cloud.capabilities).action is Action.NONE
+    finally:
+        cloud.delete_volume(volume.id)
+    assert all(v.id != volume.id for v in cloud.list_volumes())
+    cloud.delete_volume(volume.id)  # already gone counts as deleted
+
+
+def test_unknown_volume_is_not_found(cloud: gpucloud.Provider) -> None:
+    with pytest.raises(gpucloud.NotFound) as info:
+        cloud.get_volume("00000000-0000-4000-8000-000000000000")
+    assert info.value.status_code == 404 and info.value.provider == cloud.name

@@ -1,0 +1,62 @@
+from pathlib import Path
+
+import pytest
+
+from gpucloud import config, errors
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "config.toml"
+    path.write_text(text)
+    return path
+
+
+def test_precedence_args_over_env_over_file(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        '[voltagepark]\ntoken = "from-file"\nbase_url = "http://file"\nssh_user = "fileuser"\ntimeout = 7\n',
+    )
+    env = {"GPUCLOUD_VOLTAGEPARK_TOKEN": "from-env", "GPUCLOUD_VOLTAGEPARK_URL": "http://env"}
+    cfg = config.load_config("voltagepark", {"base_url": "http://arg", "token": None}, environ=env, config_path=path)
+    assert cfg.base_url == "http://arg"  # argument wins
+    assert cfg.secret("token") == "from-env"  # None argument means "not given": env wins over file
+    assert cfg.ssh_user == "fileuser"  # only in the file
+    assert cfg.timeout == 7.0
+    assert cfg.max_retries == 5  # default
+
+
+def test_profiles_select_alternative_tables(tmp_path: Path) -> None:
+    path = write(tmp_path, '[datacrunch]\nclient_id = "main"\n[profiles.staging.datacrunch]\nclient_id = "stage"\n')
+    cfg = config.load_config("datacrunch", environ={"GPUCLOUD_PROFILE": "staging"}, config_path=path)
+    assert cfg.client_id == "stage"
+    with pytest.raises(errors.ValidationError, match="profile 'nope' not found"):
+        config.load_config("datacrunch", environ={"GPUCLOUD_PROFILE": "nope"}, config_path=path)
+
+
+def test_secrets_never_show_in_repr_or_dump(tmp_path: Path) -> None:
+    env = {"GPUCLOUD_DATACRUNCH_CLIENT_SECRET": "s3cr3t-value", "GPUCLOUD_DATACRUNCH_CLIENT_ID": "id"}
+    cfg = config.load_config("datacrunch", environ=env, config_path=tmp_path / "missing.toml")
+    assert "s3cr3t-value" not in repr(cfg)
+    assert "s3cr3t-value" not in str(cfg.model_dump())
+    assert "s3cr3t-value" not in cfg.model_dump_json()
+    assert cfg.secret("client_secret") == "s3cr3t-value"
+    assert cfg.is_configured()
+
+
+def test_bad_values_name_the_field(tmp_path: Path) -> None:
+    with pytest.raises(errors.ValidationError, match="ssh_port"):
+        config.load_config("voltagepark", environ={"GPUCLOUD_VOLTAGEPARK_SSH_PORT": "99999"}, config_path=tmp_path / "x")
+    with pytest.raises(errors.ValidationError, match="unknown provider 'aws'"):
+        config.load_config("aws", environ={})
+
+
+def test_broken_toml_is_a_clear_error(tmp_path: Path) -> None:
+    path = write(tmp_path, "[voltagepark\n")
+    with pytest.raises(errors.ValidationError, match="cannot read config file"):
+        config.load_config("voltagepark", environ={}, config_path=path)
+
+
+def test_configured_providers_reads_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GPUCLOUD_CONFIG", str(tmp_path / "none.toml"))
+    env = {"GPUCLOUD_VOLTAGEPARK_TOKEN": "t", "GPUCLOUD_DATACRUNCH_CLIENT_ID": "only-id"}
+    assert config.configured_providers(env) == ["voltagepark"]

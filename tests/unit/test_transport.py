@@ -1,0 +1,180 @@
+"""Edge cases of retry, pacing and auth, against scripted HTTP answers (the emulator covers the happy paths)."""
+
+import json
+from collections.abc import Callable
+
+import httpx
+import pytest
+
+from gpucloud import errors
+from gpucloud.auth import OAuth2ClientCredentials
+from gpucloud.ratelimit import TokenBucket
+from gpucloud.transport import ResponseLost, Transport
+
+Handler = Callable[[httpx.Request], httpx.Response]
+
+
+def map_error(response: httpx.Response) -> errors.GpuCloudError:
+    body = response.json() if response.content else {}
+    if response.status_code == 429:
+        return errors.RateLimited("slow down", retry_after=float(response.headers.get("retry-after", 0)))
+    if body.get("code") == "service_unavailable":
+        return errors.NoCapacity("no capacity", status_code=503)
+    if response.status_code == 404:
+        return errors.NotFound("missing", status_code=404)
+    return errors.ProviderError(f"http {response.status_code}", status_code=response.status_code)
+
+
+def scripted(*answers: httpx.Response | type[Exception]) -> tuple[Handler, list[httpx.Request]]:
+    seen: list[httpx.Request] = []
+    queue = list(answers)
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        answer = queue.pop(0)
+        if isinstance(answer, type):
+            raise answer("scripted failure")
+        return answer
+
+    return handler, seen
+
+
+def transport(handler: Handler, **options: object) -> Transport:
+    return Transport(
+        provider="test", base_url="http://api.test/v1", map_error=map_error, backoff_base=0.001,
+        http_transport=httpx.MockTransport(handler), **options,  # type: ignore[arg-type]
+    )  # fmt: skip
+
+
+def test_get_retries_5xx_and_429_then_succeeds() -> None:
+    handler, seen = scripted(
+        httpx.Response(500, json={}), httpx.Response(429, json={}, headers={"Retry-After": "0"}), httpx.Response(200, json=[1])
+    )
+    assert transport(handler).get_json("things") == [1]
+    assert len(seen) == 3
+    assert str(seen[0].url) == "http://api.test/v1/things"
+
+
+def test_post_is_not_retried_after_a_500() -> None:
+    handler, seen = scripted(httpx.Response(500, json={}), httpx.Response(200, text="id"))
+    with pytest.raises(errors.ProviderError, match="http 500"):
+        transport(handler).request("POST", "things", json={})
+    assert len(seen) == 1
+
+
+def test_post_whose_response_is_lost_raises_response_lost() -> None:
+    handler, seen = scripted(httpx.RemoteProtocolError, httpx.Response(200, text="id"))
+    with pytest.raises(ResponseLost):
+        transport(handler).request("POST", "things", json={})
+    assert len(seen) == 1
+
+
+def test_post_is_retried_when_the_connection_never_opened() -> None:
+    handler, seen = scripted(httpx.ConnectError, httpx.Response(200, text="id-1"))
+    assert transport(handler).request("POST", "things", json={}).text == "id-1"
+    assert len(seen) == 2
+
+
+def test_no_capacity_is_final_even_though_it_is_a_503() -> None:
+    handler, seen = scripted(httpx.Response(503, json={"code": "service_unavailable"}), httpx.Response(200, json=[]))
+    with pytest.raises(errors.NoCapacity):
+        transport(handler).get_json("things")
+    assert len(seen) == 1
+
+
+def test_retries_stop_after_max_retries() -> None:
+    handler, seen = scripted(*[httpx.Response(502, json={})] * 4)
+    with pytest.raises(errors.ProviderError, match="http 502"):
+        transport(handler, max_retries=2).get_json("things")
+    assert len(seen) == 3
+
+
+def test_client_errors_are_not_retried() -> None:
+    handler, seen = scripted(httpx.Response(404, json={}))
+    with pytest.raises(errors.NotFound):
+        transport(handler).get_json("things/1")
+    assert len(seen) == 1
+
+
+def test_retry_after_is_honoured(monkeypatch: pytest.MonkeyPatch) -> None:
+    waits: list[float] = []
+    monkeypatch.setattr("tenacity.nap.time.sleep", waits.append)
+    handler, _ = scripted(httpx.Response(429, json={}, headers={"Retry-After": "7"}), httpx.Response(200, json={}))
+    transport(handler).get_json("x")
+    assert len(waits) == 1 and 7.0 <= waits[0] < 7.1
+
+
+def test_token_bucket_paces_after_the_burst() -> None:
+    now = [0.0]
+    slept: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        now[0] += seconds
+
+    bucket = TokenBucket(60, burst=2, clock=lambda: now[0], sleep=sleep)
+    for _ in range(5):
+        bucket.acquire()
+    # two free, then one per second
+    assert slept == pytest.approx([1.0, 1.0, 1.0])
+
+
+class FakeTokenServer:
+    def __init__(self) -> None:
+        self.grants: list[str] = []
+        self.valid = {"tok-1"}
+        self.refresh_ok = True
+        self.credentials_ok = True
+        self.issued = 0
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/oauth2/token"):
+            body = json.loads(request.content)
+            self.grants.append(body["grant_type"])
+            ok = self.refresh_ok if body["grant_type"] == "refresh_token" else self.credentials_ok
+            if not ok:
+                return httpx.Response(401, json={"code": "unauthorized_request", "message": "bad grant"})
+            self.issued += 1
+            token = f"tok-{self.issued}"
+            self.valid = {token}
+            return httpx.Response(200, json={"access_token": token, "refresh_token": f"r-{self.issued}",
+                                             "expires_in": 3600, "token_type": "Bearer", "scope": "x"})
+        if request.headers.get("authorization", "").removeprefix("Bearer ") in self.valid:
+            return httpx.Response(200, json={"ok": True})
+        return httpx.Response(401, json={"code": "unauthorized_request", "message": "expired"})
+
+
+def oauth_transport(server: FakeTokenServer, clock: Callable[[], float]) -> tuple[Transport, OAuth2ClientCredentials]:
+    auth = OAuth2ClientCredentials("http://api.test/v1/oauth2/token", "cid", "csecret", provider="test", clock=clock)
+    return transport(server, auth=auth), auth
+
+
+def test_oauth_refreshes_early_before_expiry() -> None:
+    server, now = FakeTokenServer(), [0.0]
+    api, _ = oauth_transport(server, lambda: now[0])
+    api.get_json("balance")
+    now[0] = 3600 - 30  # inside the early-refresh window
+    api.get_json("balance")
+    assert server.grants == ["client_credentials", "refresh_token"]
+
+
+def test_oauth_recovers_from_a_revoked_token_with_one_refresh() -> None:
+    server, now = FakeTokenServer(), [0.0]
+    api, _ = oauth_transport(server, lambda: now[0])
+    api.get_json("balance")
+    server.valid = set()  # revoked server-side
+    assert api.get_json("balance") == {"ok": True}
+    assert server.grants == ["client_credentials", "refresh_token"]
+
+
+def test_oauth_falls_back_to_client_credentials_then_fails_cleanly() -> None:
+    server, now = FakeTokenServer(), [0.0]
+    api, _ = oauth_transport(server, lambda: now[0])
+    api.get_json("balance")
+    server.valid, server.refresh_ok = set(), False
+    assert api.get_json("balance") == {"ok": True}
+    assert server.grants == ["client_credentials", "refresh_token", "client_credentials"]
+    server.valid, server.refresh_ok, server.credentials_ok = set(), False, False
+    with pytest.raises(errors.AuthError, match="could not obtain an access token: bad grant") as info:
+        api.get_json("balance")
+    assert "csecret" not in str(info.value)
