@@ -10,6 +10,7 @@ from typing import Literal
 import httpx
 
 from gpucloud import errors
+from gpucloud.httputil import retry_after_seconds
 
 TokenErrorParser = Callable[[httpx.Response], tuple[str | None, str | None]]
 
@@ -102,12 +103,18 @@ class OAuth2ClientCredentials(httpx.Auth):
                 message = body.get("message") or body.get("error_description") or body.get("detail")
         except ValueError:
             pass
-        raise errors.AuthError(
-            f"{self._provider}: could not obtain an access token: {message or response.reason_phrase}",
-            provider=self._provider,
-            status_code=response.status_code,
-            code=str(code) if code else None,
-        )
+        text = f"{self._provider}: could not obtain an access token: {message or response.reason_phrase}"
+        context: errors.ErrorContext = {
+            "provider": self._provider,
+            "status_code": response.status_code,
+            "code": str(code) if code else None,
+        }
+        # Only a refusal of the credentials is an auth problem; a busy or failing token endpoint is retryable.
+        if response.status_code == 429:
+            raise errors.RateLimited(text, retry_after=retry_after_seconds(response), **context)
+        if response.status_code >= 500:
+            raise errors.ProviderError(text, **context)
+        raise errors.AuthError(text, **context)
 
     def _renew(self, *, force: bool) -> Generator[httpx.Request, httpx.Response, None]:
         if not force and self._fresh():

@@ -7,7 +7,7 @@ import sys
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
@@ -57,7 +57,7 @@ def _gather(providers: Iterable[str], fetch: Callable[[gpucloud.Provider], list[
         return [item for items in pool.map(one, providers) for item in items]
 
 
-def _fail(exc: errors.GpuCloudError) -> None:
+def _fail(exc: errors.GpuCloudError) -> NoReturn:
     err_console.print(f"[bold red]error:[/] {exc}")
     raise typer.Exit(code=1)
 
@@ -93,10 +93,12 @@ def offers(
         _print_json([o.model_dump(mode="json") for o in rows])
         return
     table = Table(title=f"{len(rows)} offers")
-    for column in ("provider", "instance type", "gpu", "vcpus", "memory GB", "$/hour", "available in"):
-        table.add_column(column)
+    for column in ("provider", "instance type"):
+        table.add_column(column, no_wrap=True)
+    for column in ("gpu", "vcpus", "memory GB", "$/hour", "available in"):
+        table.add_column(column, overflow="fold")
     for o in rows:
-        where = ", ".join(loc.location for loc in o.locations if loc.available) or "-"
+        where = ", ".join(loc.name or loc.location for loc in o.locations if loc.available) or "-"
         price = f"{o.price_per_hour:.2f}" if o.price_per_hour is not None else "?"
         table.add_row(
             o.provider,
@@ -121,8 +123,10 @@ def instances_list(provider: ProviderOption = None, as_json: JsonOption = False)
         _print_json([i.model_dump(mode="json", exclude={"raw"}) for i in found])
         return
     table = Table(title=f"{len(found)} instances")
-    for column in ("provider", "name", "id", "status", "type", "gpu", "ssh"):
-        table.add_column(column)
+    for column in ("provider", "name"):
+        table.add_column(column, no_wrap=True)
+    for column in ("id", "status", "type", "gpu", "ssh"):
+        table.add_column(column, overflow="fold")
     for i in found:
         ssh = f"{i.ssh_user}@{i.public_ip}:{i.ssh_port}" if i.ssh_ready_address else "-"
         gpu = f"{i.gpu_count}x {i.gpu_model}" if i.gpu_count else "-"
@@ -187,5 +191,5 @@ def demo(
     raise typer.Exit(code=0 if ok else 1)
 
 
-def main() -> None:  # pragma: no cover - console entry point
+if __name__ == "__main__":  # pragma: no cover - `python -m gpucloud.cli`
     app()

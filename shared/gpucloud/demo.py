@@ -22,7 +22,7 @@ from gpucloud.models import InstanceSpec, SshKeySpec, Status, VolumeSpec
 # What to ask each provider for: a small GPU shape the emulator (and the real catalogue) offers.
 DEMO_SPECS: dict[str, dict[str, Any]] = {
     "datacrunch": {"instance_type": "1V100.6V", "image": "ubuntu-24.04-cuda-12.8-open-docker", "location": "FIN-01"},
-    "voltagepark": {"instance_type": "1x-h100-sxm5-80gb-4vcpu-16gb"},
+    "voltagepark": {"instance_type": "1x-h100-sxm5-80gb"},
 }
 DEMO_VOLUME: dict[str, dict[str, Any]] = {
     "datacrunch": {"size_gb": 50, "location": "FIN-01"},
@@ -129,6 +129,9 @@ def run_demo(console: Console, *, emulator_url: str | None = None) -> bool:
     for s in recorder.steps:
         table.add_row(s.provider, s.action, s.detail if s.ok else f"[red]{s.detail}[/]", f"{s.seconds:.2f}")
     console.print(table)
-    console.print("[green]demo finished: every resource was created, used over SSH and deleted[/]" if not failures
-                  else f"[red]demo failed on {failures} provider(s)[/]")
+    console.print(
+        "[green]demo finished: every resource was created, used over SSH and deleted[/]"
+        if not failures
+        else f"[red]demo failed on {failures} provider(s)[/]"
+    )
     return failures == 0

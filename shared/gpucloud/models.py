@@ -84,6 +84,7 @@ class SshKey(_Model):
 class LocationAvailability(_Model):
     location: str
     available: bool
+    name: str | None = None
 
 
 class Offer(_Model):

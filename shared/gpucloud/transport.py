@@ -21,34 +21,17 @@ import httpx
 import tenacity
 
 from gpucloud import errors
+from gpucloud.httputil import request_id_of
 from gpucloud.ratelimit import TokenBucket
 
 log = logging.getLogger("gpucloud.transport")
 
 ErrorMapper = Callable[[httpx.Response], errors.GpuCloudError]
 _IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
-_REQUEST_ID_HEADERS = ("x-request-id", "request-id", "x-correlation-id")
 
 
 class ResponseLost(errors.ProviderError):
     """A non-idempotent request may have been applied, but its answer never arrived."""
-
-
-def request_id_of(response: httpx.Response) -> str | None:
-    for header in _REQUEST_ID_HEADERS:
-        if header in response.headers:
-            return response.headers[header]
-    return None
-
-
-def retry_after_seconds(response: httpx.Response) -> float | None:
-    value = response.headers.get("retry-after")
-    if value is None:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        return None
 
 
 class _Retryable(Exception):
@@ -157,6 +140,11 @@ class Transport:
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
             log.debug("%s %s %s: connect failed: %s", self.provider, method, path, type(exc).__name__)
             raise _Retryable(exc) from exc
+        except errors.GpuCloudError as error:
+            # Raised by the auth flow (e.g. the token endpoint answered 429 or 5xx); nothing was sent yet.
+            if self._retryable(error, safe_to_resend=True, status_code=error.status_code):
+                raise _Retryable(error) from error
+            raise
         except httpx.TransportError as exc:
             log.debug("%s %s %s: response lost: %s", self.provider, method, path, type(exc).__name__)
             if safe_to_resend:
@@ -177,11 +165,16 @@ class Transport:
         if response.is_success:
             return response
         error = self._map_error(response)
-        if isinstance(error, errors.RateLimited) or (
-            type(error) is errors.ProviderError and (safe_to_resend or response.status_code == 503)
-        ):
+        if self._retryable(error, safe_to_resend=safe_to_resend, status_code=response.status_code):
             raise _Retryable(error)
         raise error
+
+    @staticmethod
+    def _retryable(error: errors.GpuCloudError, *, safe_to_resend: bool, status_code: int | None) -> bool:
+        """429s always; plain provider failures when resending is safe or the server said it did nothing (503)."""
+        if isinstance(error, errors.RateLimited):
+            return True
+        return type(error) is errors.ProviderError and (safe_to_resend or status_code == 503)
 
     def _transport_error(self, exc: httpx.TransportError, method: str, path: str) -> errors.GpuCloudError:
         return errors.ProviderError(

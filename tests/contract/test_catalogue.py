@@ -16,7 +16,7 @@ def test_offer_types_are_what_instances_report(cloud: gpucloud.Provider) -> None
     types = {o.instance_type for o in cloud.list_offers()}
     from .specs import INSTANCE
 
-    assert INSTANCE[cloud.name]["instance_type"] in types
+    assert cloud.canonical_instance_type(INSTANCE[cloud.name]["instance_type"]) in types
 
 
 def test_images_and_locations(cloud: gpucloud.Provider) -> None:

@@ -15,7 +15,10 @@ DC_SPEC = InstanceSpec(name="errors-dc", **INSTANCE["datacrunch"])
 def test_wrong_credentials_are_one_clear_auth_error(overrides: dict, emulator: object) -> None:
     world = emulator.world  # type: ignore[attr-defined]
     before = world.request_count(provider="datacrunch")
-    with connect(overrides, "datacrunch", client_secret="wrong-secret") as cloud, pytest.raises(gpucloud.AuthError) as info:
+    with (
+        connect(overrides, "datacrunch", client_secret="wrong-secret") as cloud,
+        pytest.raises(gpucloud.AuthError) as info,
+    ):
         cloud.list_instances()
     assert info.value.status_code in (400, 401) and "wrong-secret" not in str(info.value)
     assert world.request_count(provider="datacrunch") - before == 1  # no retry storm
@@ -72,7 +75,10 @@ def test_voltagepark_validation_detail_is_readable(overrides: dict) -> None:
 def test_voltagepark_key_name_rules_are_checked_locally(overrides: dict, emulator: object, keypair: tuple) -> None:
     world = emulator.world  # type: ignore[attr-defined]
     before = world.request_count()
-    with connect(overrides, "voltagepark") as cloud, pytest.raises(gpucloud.ValidationError, match="hyphens and spaces"):
+    with (
+        connect(overrides, "voltagepark") as cloud,
+        pytest.raises(gpucloud.ValidationError, match="hyphens and spaces"),
+    ):
         cloud.create_ssh_key(gpucloud.SshKeySpec(name="bad_name!", public_key=keypair[1]))
     assert world.request_count() == before
 

@@ -4,6 +4,8 @@ import gpucloud
 from gpucloud import SshKeySpec
 from gpucloud.reconcile import Action, plan_ssh_key
 
+from ..conftest import connect
+
 
 def test_ssh_key_lifecycle(cloud: gpucloud.Provider, keypair: tuple[object, str]) -> None:
     _, public = keypair
@@ -23,9 +25,11 @@ def test_ssh_key_lifecycle(cloud: gpucloud.Provider, keypair: tuple[object, str]
     cloud.delete_ssh_key(key.id)  # already gone counts as deleted
 
 
-def test_duplicate_names_are_an_error_naming_the_ids(cloud: gpucloud.Provider, keypair: tuple[object, str]) -> None:
+def test_duplicate_names_are_an_error_naming_the_ids(overrides: dict, keypair: tuple[object, str]) -> None:
+    """DataCrunch allows two keys with one name; we refuse to pick one."""
     _, public = keypair
-    name = f"twin-{cloud.name}"
+    name = "twin"
+    cloud = connect(overrides, "datacrunch")
     first = cloud.create_ssh_key(SshKeySpec(name=name, public_key=public))
     # a second key with the same name, made behind the adapter's back (as another tool could)
     second = cloud._create_ssh_key(SshKeySpec(name=name, public_key=public))
@@ -38,11 +42,21 @@ def test_duplicate_names_are_an_error_naming_the_ids(cloud: gpucloud.Provider, k
         cloud.delete_ssh_key(second.id)
 
 
-def test_malformed_public_key_is_refused_before_any_request(
-    cloud: gpucloud.Provider, emulator: object
-) -> None:
+def test_malformed_public_key_is_refused_before_any_request(cloud: gpucloud.Provider, emulator: object) -> None:
     before = emulator.world.request_count()  # type: ignore[attr-defined]
     with pytest.raises(gpucloud.ValidationError, match="public_key is not an OpenSSH public key") as info:
         cloud.create_ssh_key(SshKeySpec(name="broken key", public_key="ssh-rsa"))
     assert info.value.field == "public_key"
     assert emulator.world.request_count() == before  # type: ignore[attr-defined]
+
+
+def test_voltagepark_refuses_a_second_key_with_the_same_name(overrides: dict, keypair: tuple[object, str]) -> None:
+    cloud = connect(overrides, "voltagepark")
+    first = cloud.create_ssh_key(SshKeySpec(name="unique name", public_key=keypair[1]))
+    try:
+        with pytest.raises(gpucloud.GpuCloudError, match="already exists") as info:
+            cloud._create_ssh_key(SshKeySpec(name="unique name", public_key=keypair[1]))
+        assert info.value.status_code == 400
+        assert [k.id for k in cloud.list_ssh_keys() if k.name == "unique name"] == [first.id]
+    finally:
+        cloud.delete_ssh_key(first.id)

@@ -45,7 +45,9 @@ def test_secrets_never_show_in_repr_or_dump(tmp_path: Path) -> None:
 
 def test_bad_values_name_the_field(tmp_path: Path) -> None:
     with pytest.raises(errors.ValidationError, match="ssh_port"):
-        config.load_config("voltagepark", environ={"GPUCLOUD_VOLTAGEPARK_SSH_PORT": "99999"}, config_path=tmp_path / "x")
+        config.load_config(
+            "voltagepark", environ={"GPUCLOUD_VOLTAGEPARK_SSH_PORT": "99999"}, config_path=tmp_path / "x"
+        )
     with pytest.raises(errors.ValidationError, match="unknown provider 'aws'"):
         config.load_config("aws", environ={})
 

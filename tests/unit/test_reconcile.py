@@ -77,13 +77,22 @@ def test_ssh_key_set_change_replaces() -> None:
 
 
 def test_canonical_instance_type_is_what_is_compared() -> None:
-    plan = plan_instance(spec(instance_type="preset-uuid"), instance(), ALL_INSTANCE_CAPS, desired_instance_type="1V100.6V")
+    plan = plan_instance(
+        spec(instance_type="preset-uuid"), instance(), ALL_INSTANCE_CAPS, desired_instance_type="1V100.6V"
+    )
     assert plan.action is Action.NONE
 
 
 def volume(**overrides: object) -> Volume:
-    fields: dict[str, object] = {"id": "v1", "provider": "p", "name": "data", "size_gb": 100, "status": "detached",
-                                 "volume_type": "NVMe", "location": "FIN-01"}
+    fields: dict[str, object] = {
+        "id": "v1",
+        "provider": "p",
+        "name": "data",
+        "size_gb": 100,
+        "status": "detached",
+        "volume_type": "NVMe",
+        "location": "FIN-01",
+    }
     fields.update(overrides)
     return Volume(**fields)  # type: ignore[arg-type]
 
@@ -103,10 +112,12 @@ def test_volume_shrink_is_refused_naming_the_field() -> None:
 
 
 def test_volume_type_change_replaces_and_attach_is_an_update() -> None:
-    assert plan_volume(VolumeSpec(name="data", size_gb=100, volume_type="HDD"), volume(), VOLUME_CAPS).replace_fields == [
-        "volume_type"
-    ]
-    plan = plan_volume(VolumeSpec(name="data", size_gb=100, attach_to="web"), volume(), VOLUME_CAPS, desired_attach_id="i-1")
+    assert plan_volume(
+        VolumeSpec(name="data", size_gb=100, volume_type="HDD"), volume(), VOLUME_CAPS
+    ).replace_fields == ["volume_type"]
+    plan = plan_volume(
+        VolumeSpec(name="data", size_gb=100, attach_to="web"), volume(), VOLUME_CAPS, desired_attach_id="i-1"
+    )
     assert plan.action is Action.UPDATE and plan.updates[0].desired == ["i-1"]
     unchanged = plan_volume(VolumeSpec(name="data", size_gb=100), volume(attached_to=("i-1",)), VOLUME_CAPS)
     assert unchanged.action is Action.NONE

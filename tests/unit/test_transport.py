@@ -48,7 +48,9 @@ def transport(handler: Handler, **options: object) -> Transport:
 
 def test_get_retries_5xx_and_429_then_succeeds() -> None:
     handler, seen = scripted(
-        httpx.Response(500, json={}), httpx.Response(429, json={}, headers={"Retry-After": "0"}), httpx.Response(200, json=[1])
+        httpx.Response(500, json={}),
+        httpx.Response(429, json={}, headers={"Retry-After": "0"}),
+        httpx.Response(200, json=[1]),
     )
     assert transport(handler).get_json("things") == [1]
     assert len(seen) == 3
@@ -137,8 +139,16 @@ class FakeTokenServer:
             self.issued += 1
             token = f"tok-{self.issued}"
             self.valid = {token}
-            return httpx.Response(200, json={"access_token": token, "refresh_token": f"r-{self.issued}",
-                                             "expires_in": 3600, "token_type": "Bearer", "scope": "x"})
+            return httpx.Response(
+                200,
+                json={
+                    "access_token": token,
+                    "refresh_token": f"r-{self.issued}",
+                    "expires_in": 3600,
+                    "token_type": "Bearer",
+                    "scope": "x",
+                },
+            )
         if request.headers.get("authorization", "").removeprefix("Bearer ") in self.valid:
             return httpx.Response(200, json={"ok": True})
         return httpx.Response(401, json={"code": "unauthorized_request", "message": "expired"})

@@ -16,6 +16,7 @@ import httpx
 from gpucloud import errors, waiters
 from gpucloud.capabilities import Capability
 from gpucloud.config import ProviderConfig, env_var
+from gpucloud.httputil import request_id_of, retry_after_seconds
 from gpucloud.models import (
     CreatedInstance,
     Image,
@@ -29,7 +30,7 @@ from gpucloud.models import (
     Volume,
     VolumeSpec,
 )
-from gpucloud.transport import ResponseLost, Transport, request_id_of, retry_after_seconds
+from gpucloud.transport import ResponseLost, Transport
 from gpucloud.validation import looks_like_public_key, public_key_identity, validate_public_key
 
 

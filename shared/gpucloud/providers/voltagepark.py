@@ -40,20 +40,20 @@ from gpucloud.providers.base import Provider, build_error, json_body
 from gpucloud.transport import Transport
 from gpucloud.validation import validate_name
 
+# The API's VM statuses are Running, Stopped, StoppedDisassociated (stopped, compute released), Outbid (spot
+# only), Relocating and Terminated. The reference lists no transitional states; the ones below are accepted so
+# a deploy/stop/terminate in progress reads as such instead of "unknown" (the emulator reports them).
 _STATUS = {
-    "pending": Status.PENDING,
     "provisioning": Status.PENDING,
-    "creating": Status.PENDING,
-    "deploying": Status.PENDING,
     "starting": Status.PENDING,
-    "running": Status.RUNNING,
+    "relocating": Status.PENDING,
     "stopping": Status.STOPPING,
-    "stopped": Status.STOPPED,
-    "disassociated": Status.STOPPED,
     "terminating": Status.DELETING,
+    "running": Status.RUNNING,
+    "stopped": Status.STOPPED,
+    "stoppeddisassociated": Status.STOPPED,
+    "outbid": Status.STOPPED,
     "terminated": Status.DELETED,
-    "error": Status.ERROR,
-    "failed": Status.ERROR,
 }
 
 _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.IGNORECASE)
@@ -70,9 +70,13 @@ def first_gpu(resources: dict[str, Any]) -> tuple[str | None, int]:
     return None, 0
 
 
-def shape_name(resources: dict[str, Any]) -> str:
+def short_shape_name(resources: dict[str, Any]) -> str:
     model, count = first_gpu(resources)
-    return f"{count}x-{model or 'cpu'}-{resources.get('vcpu_count', 0)}vcpu-{resources.get('ram_gb', 0)}gb"
+    return f"{count}x-{model or 'cpu'}"
+
+
+def shape_name(resources: dict[str, Any]) -> str:
+    return f"{short_shape_name(resources)}-{resources.get('vcpu_count', 0)}vcpu-{resources.get('ram_gb', 0)}gb"
 
 
 def tags_to_list(tags: dict[str, str]) -> list[str]:
@@ -206,21 +210,34 @@ class VoltagePark(Provider):
         presets: list[dict[str, Any]] = self.transport.get_json("instant-deploy-presets/")
         return presets
 
-    def canonical_instance_type(self, value: str) -> str:
-        if not _UUID.fullmatch(value):
-            return value
-        return shape_name(self.transport.get_json(f"instant-deploy-presets/{value}")["resources"])
-
-    def _preset_for(self, spec: InstanceSpec) -> dict[str, Any]:
+    def _presets_named(self, instance_type: str) -> list[dict[str, Any]]:
+        """Presets that ``instance_type`` names: by id, full shape, or short shape when that is unambiguous."""
         presets = self._presets()
-        matches = [p for p in presets if spec.instance_type in (p["id"], shape_name(p["resources"]))]
-        if not matches:
-            known = ", ".join(sorted({shape_name(p["resources"]) for p in presets}))
+        exact = [p for p in presets if instance_type in (p["id"], shape_name(p["resources"]))]
+        if exact:
+            return exact
+        short = [p for p in presets if short_shape_name(p["resources"]) == instance_type]
+        shapes = sorted({shape_name(p["resources"]) for p in short})
+        if len(shapes) > 1:
             raise errors.ValidationError(
-                f"instance_type {spec.instance_type!r} is not a voltagepark preset; choose one of: {known}",
+                f"instance_type {instance_type!r} matches several voltagepark shapes: {', '.join(shapes)}",
                 field="instance_type",
                 provider=self.name,
             )
+        if not short:
+            known = ", ".join(sorted({shape_name(p["resources"]) for p in presets}))
+            raise errors.ValidationError(
+                f"instance_type {instance_type!r} is not a voltagepark preset; choose one of: {known}",
+                field="instance_type",
+                provider=self.name,
+            )
+        return short
+
+    def canonical_instance_type(self, value: str) -> str:
+        return shape_name(self._presets_named(value)[0]["resources"])
+
+    def _preset_for(self, spec: InstanceSpec) -> dict[str, Any]:
+        matches = self._presets_named(spec.instance_type)
         if spec.image:
             matches = [p for p in matches if p.get("operating_system", "").lower() == spec.image.lower()]
             if not matches:
@@ -376,6 +393,7 @@ class VoltagePark(Provider):
 
     # --- catalogue ----------------------------------------------------------------------------------
     def _list_offers(self) -> list[Offer]:
+        names = {loc.id: loc.name for loc in self._list_locations()}
         offers = []
         for preset in self._presets():
             resources = preset.get("resources") or {}
@@ -390,7 +408,7 @@ class VoltagePark(Provider):
                     memory_gb=resources.get("ram_gb"),
                     price_per_hour=_float(preset.get("compute_rate_hourly")),
                     locations=tuple(
-                        LocationAvailability(location=loc, available=True)
+                        LocationAvailability(location=loc, available=True, name=names.get(loc))
                         for loc in preset.get("location_ids_with_availability") or []
                     ),
                 )
@@ -406,7 +424,7 @@ class VoltagePark(Provider):
             Location(
                 id=str(d["id"]),
                 provider=self.name,
-                name=", ".join(str(p) for p in (d.get("city"), d.get("region")) if p) or str(d["id"]),
+                name=str(d.get("city") or d.get("region") or d["id"]),
                 country=d.get("country"),
                 raw={k: v for k, v in d.items() if k != "hostnodes"},
             )
