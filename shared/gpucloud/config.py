@@ -43,6 +43,7 @@ class ProviderConfig(BaseModel):
     timeout: float = Field(default=30.0, gt=0)
     max_retries: int = Field(default=5, ge=0)
     retry_max_seconds: float = Field(default=120.0, gt=0)
+    retry_backoff: float = Field(default=0.5, gt=0, description="first backoff step; doubles per attempt")
     requests_per_minute: float | None = Field(default=None, gt=0)
     page_workers: int = Field(default=4, ge=1)
 

@@ -140,10 +140,10 @@ class Transport:
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
             log.debug("%s %s %s: connect failed: %s", self.provider, method, path, type(exc).__name__)
             raise _Retryable(exc) from exc
-        except errors.GpuCloudError as error:
-            # Raised by the auth flow (e.g. the token endpoint answered 429 or 5xx); nothing was sent yet.
-            if self._retryable(error, safe_to_resend=True, status_code=error.status_code):
-                raise _Retryable(error) from error
+        except errors.GpuCloudError as auth_failure:
+            # Raised by the auth flow (the token endpoint answered 429 or 5xx) before the API acted on anything.
+            if self._retryable(auth_failure, safe_to_resend=True, status_code=auth_failure.status_code):
+                raise _Retryable(auth_failure) from auth_failure
             raise
         except httpx.TransportError as exc:
             log.debug("%s %s %s: response lost: %s", self.provider, method, path, type(exc).__name__)

@@ -1,5 +1,7 @@
 """Transport behaviour against the emulator's fault injection, over real HTTP."""
 
+import pytest
+
 import gpucloud
 from gpucloud import SshKeySpec, VolumeSpec
 
@@ -7,8 +9,10 @@ from ..conftest import connect
 from .specs import VOLUME
 
 
-def test_reads_survive_5xx_and_429_bursts(cloud: gpucloud.Provider, emulator: object) -> None:
+@pytest.mark.parametrize("provider", ["datacrunch", "voltagepark"])
+def test_reads_survive_5xx_and_429_bursts(overrides: dict, provider: str, emulator: object) -> None:
     world = emulator.world  # type: ignore[attr-defined]
+    cloud = connect(overrides, provider, retry_backoff=0.02)
     start = len(world.requests)
     world.set_faults(rate_limit_burst=2)
     cloud.list_ssh_keys()

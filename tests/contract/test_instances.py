@@ -7,6 +7,7 @@ from gpucloud import InstanceSpec, SshKeySpec, Status, sshexec
 from gpucloud.reconcile import Action, plan_instance
 from gpucloud.waiters import ssh_banner
 
+from ..conftest import connect
 from .specs import INSTANCE
 
 
@@ -70,3 +71,23 @@ def test_unsupported_options_fail_before_any_request(cloud: gpucloud.Provider, e
 def test_reboot_is_unsupported_for_both_and_says_what_to_do(cloud: gpucloud.Provider) -> None:
     with pytest.raises(gpucloud.Unsupported, match="state=stopped then state=started"):
         cloud.reboot_instance("any")
+
+
+def test_voltagepark_image_picks_the_preset_with_that_os(overrides: dict, emulator: object) -> None:
+    world = emulator.world  # type: ignore[attr-defined]
+    with connect(overrides, "voltagepark") as cloud:
+        offers = [o for o in cloud.list_offers() if o.instance_type.startswith("1x-")]
+        assert len(offers) == 1, "presets that differ only in OS are one offer"
+        before = world.request_count(method="POST")
+        with pytest.raises(gpucloud.ValidationError, match="operating system") as info:
+            cloud.create_instance(InstanceSpec(name="os-check", instance_type="1x-h100-sxm5-80gb", image="Windows"))
+        assert info.value.field == "image" and world.request_count(method="POST") == before
+        created = cloud.create_instance(
+            InstanceSpec(name="os-check", instance_type="1x-h100-sxm5-80gb", image="Ubuntu 24.04 LTS")
+        ).instance
+        try:
+            assert created.image == "Ubuntu 24.04 LTS"
+            assert created.instance_type == offers[0].instance_type
+        finally:
+            cloud.delete_instance(created.id)
+            cloud.wait_for_instance_gone(created.id, timeout=60, interval=0.2)

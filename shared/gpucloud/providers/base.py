@@ -87,6 +87,7 @@ class Provider(ABC):
             "timeout": config.timeout,
             "max_retries": config.max_retries,
             "retry_max_seconds": config.retry_max_seconds,
+            "backoff_base": config.retry_backoff,
             "requests_per_minute": config.requests_per_minute,
         }
 

@@ -393,27 +393,30 @@ class VoltagePark(Provider):
 
     # --- catalogue ----------------------------------------------------------------------------------
     def _list_offers(self) -> list[Offer]:
+        """One offer per shape: presets that differ only in operating system are one machine type."""
         names = {loc.id: loc.name for loc in self._list_locations()}
-        offers = []
+        by_shape: dict[str, list[dict[str, Any]]] = {}
         for preset in self._presets():
-            resources = preset.get("resources") or {}
-            model, count = first_gpu(resources)
-            offers.append(
-                Offer(
-                    provider=self.name,
-                    instance_type=shape_name(resources),
-                    gpu_model=model,
-                    gpu_count=count,
-                    vcpus=resources.get("vcpu_count"),
-                    memory_gb=resources.get("ram_gb"),
-                    price_per_hour=_float(preset.get("compute_rate_hourly")),
-                    locations=tuple(
-                        LocationAvailability(location=loc, available=True, name=names.get(loc))
-                        for loc in preset.get("location_ids_with_availability") or []
-                    ),
-                )
-            )
-        return offers
+            by_shape.setdefault(shape_name(preset.get("resources") or {}), []).append(preset)
+        return [self._offer(shape, presets, names) for shape, presets in by_shape.items()]
+
+    def _offer(self, shape: str, presets: list[dict[str, Any]], names: dict[str, str]) -> Offer:
+        resources = presets[0].get("resources") or {}
+        model, count = first_gpu(resources)
+        prices = [p for p in (_float(p.get("compute_rate_hourly")) for p in presets) if p is not None]
+        available = sorted({loc for p in presets for loc in p.get("location_ids_with_availability") or []})
+        return Offer(
+            provider=self.name,
+            instance_type=shape,
+            gpu_model=model,
+            gpu_count=count,
+            vcpus=resources.get("vcpu_count"),
+            memory_gb=resources.get("ram_gb"),
+            price_per_hour=min(prices) if prices else None,
+            locations=tuple(
+                LocationAvailability(location=loc, available=True, name=names.get(loc)) for loc in available
+            ),
+        )
 
     def _list_images(self) -> list[Image]:
         systems = sorted({p["operating_system"] for p in self._presets() if p.get("operating_system")})

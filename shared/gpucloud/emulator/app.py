@@ -1,0 +1,200 @@
+"""The emulator's FastAPI app: every provider router under its own prefix, the control API, /docs.
+
+Adding a provider: write a router module exposing ``SPEC`` (see :mod:`gpucloud.emulator.base`) and add it
+to :data:`PROVIDERS`. FastAPI exception handlers are app-wide, so the handlers below pick the error body
+shape by path prefix: DataCrunch gets ``{"code", "message"}`` (validation errors as 400), Voltage Park
+and everything else keep FastAPI's ``{"detail": ...}`` (validation errors as 422).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi.exception_handlers import http_exception_handler, request_validation_exception_handler
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from gpucloud.__about__ import __version__
+from gpucloud.emulator import datacrunch, voltagepark
+from gpucloud.emulator.base import ProviderError, ProviderSpec, WorldDep
+from gpucloud.emulator.middleware import CONTROL_PREFIX, FaultMiddleware
+from gpucloud.emulator.world import JSONDict, World
+
+PROVIDERS: tuple[ProviderSpec, ...] = (datacrunch.SPEC, voltagepark.SPEC)
+
+
+def provider_for(path: str) -> ProviderSpec | None:
+    return next((p for p in PROVIDERS if p.owns(path)), None)
+
+
+def build_app(world: World) -> FastAPI:
+    app = FastAPI(
+        title="gpucloud emulator",
+        version=__version__,
+        description="Emulated GPU cloud provider APIs. Base URLs: "
+        + ", ".join(f"{p.name} `{p.prefix}`" for p in PROVIDERS)
+        + f". Control API under `{CONTROL_PREFIX}`.",
+    )
+    app.state.world = world
+    for spec in PROVIDERS:
+        app.include_router(spec.router, prefix=spec.prefix)
+    app.include_router(control, prefix=CONTROL_PREFIX, tags=["emulator control"])
+    app.add_exception_handler(ProviderError, _on_provider_error)
+    app.add_exception_handler(RequestValidationError, _on_validation_error)
+    app.add_exception_handler(StarletteHTTPException, _on_http_error)
+    app.add_exception_handler(Exception, _on_server_error)
+    app.add_middleware(FaultMiddleware, world=world, providers=PROVIDERS)
+    return app
+
+
+# ------------------------------------------------------------------------------------------ error handlers
+async def _on_provider_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ProviderError)
+    spec = provider_for(request.url.path)
+    body = spec.error_body(exc.status, exc.message, exc.code) if spec else {"detail": exc.message}
+    headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+    return JSONResponse(body, status_code=exc.status, headers=headers)
+
+
+async def _on_validation_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RequestValidationError)
+    spec = provider_for(request.url.path)
+    if spec is not None and spec.validation_error is not None:
+        status, body = spec.validation_error(list(exc.errors()))
+        return JSONResponse(body, status_code=status)
+    return await request_validation_exception_handler(request, exc)
+
+
+async def _on_http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, StarletteHTTPException)
+    spec = provider_for(request.url.path)
+    if spec is not None and spec.http_error is not None:
+        body = spec.http_error(exc.status_code, str(exc.detail))
+        return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
+    return await http_exception_handler(request, exc)
+
+
+async def _on_server_error(request: Request, exc: Exception) -> Response:
+    spec = provider_for(request.url.path)
+    body = (
+        spec.error_body(500, "Internal server error", "server_error") if spec else {"detail": "Internal Server Error"}
+    )
+    return JSONResponse(body, status_code=500)
+
+
+# ------------------------------------------------------------------------------------------ control API
+control = APIRouter()
+
+
+class FaultsPatch(BaseModel):
+    """Only the fields present in the body change."""
+
+    latency_ms: float | None = Field(default=None, ge=0)
+    error_rate: float | None = Field(default=None, ge=0, le=1)
+    rate_limit_burst: int | None = Field(default=None, ge=0)
+    drop_create_rate: float | None = Field(default=None, ge=0, le=1)
+    seed: int | None = None
+
+
+class ProviderBody(BaseModel):
+    provider: str = "datacrunch"
+
+
+class RevokeBody(BaseModel):
+    provider: str | None = None
+
+
+class CapacityBody(BaseModel):
+    provider: str
+    instance_type: str
+    location: str | None = None  # None: every location
+    available: bool
+
+
+class BalanceBody(BaseModel):
+    provider: str = "datacrunch"
+    amount: float
+
+
+class RateLimitBody(BaseModel):
+    provider: str
+    per_minute: int | None = Field(default=None, ge=1)  # None: no limit
+
+
+@control.get("/health")
+def health(world: WorldDep) -> JSONDict:
+    return {
+        "status": "ok",
+        "providers": {p.name: p.prefix for p in PROVIDERS},
+        "ssh": world.sshd is not None,
+        "ssh_port": world.settings.ssh_port,
+        "ssh_user": world.ssh_user,
+        "provision_seconds": world.settings.provision_seconds,
+    }
+
+
+@control.get("/requests")
+def list_requests(world: WorldDep, provider: str | None = None) -> list[JSONDict]:
+    return [r.to_json() for r in world.requests if provider is None or r.provider == provider]
+
+
+@control.delete("/requests", status_code=204)
+def clear_requests(world: WorldDep) -> Response:
+    world.clear_requests()
+    return Response(status_code=204)
+
+
+@control.get("/faults")
+def get_faults(world: WorldDep) -> dict[str, Any]:
+    return vars(world.faults)
+
+
+@control.post("/faults")
+def set_faults(body: FaultsPatch, world: WorldDep) -> dict[str, Any]:
+    return vars(world.set_faults(**body.model_dump(include=body.model_fields_set)))
+
+
+@control.post("/rate-limit")
+def set_rate_limit(body: RateLimitBody, world: WorldDep) -> JSONDict:
+    world.set_rate_limit(body.provider, body.per_minute)
+    return {"provider": body.provider, "per_minute": body.per_minute}
+
+
+@control.post("/expire-tokens")
+def expire_tokens(world: WorldDep, body: ProviderBody | None = None) -> JSONDict:
+    provider = (body or ProviderBody()).provider
+    world.expire_tokens(provider)
+    return {"expired": provider}
+
+
+@control.post("/revoke-refresh-tokens")
+def revoke_refresh_tokens(world: WorldDep, body: RevokeBody | None = None) -> JSONDict:
+    provider = (body or RevokeBody()).provider
+    world.revoke_refresh_tokens(provider)
+    return {"revoked": provider or "all"}
+
+
+@control.post("/capacity")
+def set_capacity(body: CapacityBody, world: WorldDep) -> JSONDict:
+    world.set_capacity(body.provider, body.instance_type, body.location, body.available)
+    return body.model_dump()
+
+
+@control.post("/balance")
+def set_balance(body: BalanceBody, world: WorldDep) -> JSONDict:
+    world.set_balance(body.provider, body.amount)
+    return body.model_dump()
+
+
+@control.post("/reset")
+def reset(world: WorldDep) -> JSONDict:
+    world.reset()
+    return {"reset": True}
+
+
+@control.get("/state")
+def state(world: WorldDep) -> JSONDict:
+    return {"providers": world.state(), "faults": vars(world.faults)}

@@ -1,0 +1,114 @@
+"""What a provider router module hands to the app, and small helpers shared by the routers.
+
+A provider module defines ``SPEC = ProviderSpec(...)``: its router (wire format only; state lives in the
+:class:`~gpucloud.emulator.world.World`), its path prefix, how its error bodies look, and which of its
+requests are auth or create calls (faults treat those specially). ``app.PROVIDERS`` lists the specs.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Annotated, Any, TypeVar, cast
+
+from fastapi import APIRouter, Depends, Request
+
+from gpucloud.emulator.world import JSONDict, World
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+_KEY_TYPES = {
+    "ssh-ed25519",
+    "ssh-rsa",
+    "ssh-dss",
+    "ecdsa-sha2-nistp256",
+    "ecdsa-sha2-nistp384",
+    "ecdsa-sha2-nistp521",
+    "sk-ssh-ed25519@openssh.com",
+    "sk-ecdsa-sha2-nistp256@openssh.com",
+}
+
+
+class ProviderError(Exception):
+    """Raised by a router handler; rendered with the owning provider's error body shape."""
+
+    def __init__(self, status: int, message: str, code: str | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.code = code
+
+
+@dataclass(frozen=True)
+class ProviderSpec:
+    name: str
+    prefix: str  # e.g. "/datacrunch/v1"; the provider's base URL is server URL + prefix
+    router: APIRouter
+    # (status, message, code or None) -> JSON error body in the provider's own shape
+    error_body: Callable[[int, str, str | None], JSONDict]
+    # Request validation errors: (status, body) for providers that do not use FastAPI's 422 shape.
+    validation_error: Callable[[list[Any]], tuple[int, JSONDict]] | None = None
+    # (method, path relative to prefix) -> bool
+    is_auth_request: Callable[[str, str], bool] = lambda method, path: False
+    is_create_request: Callable[[str, str], bool] = lambda method, path: False
+    # Shape of HTTPException bodies (unknown route, 405): None keeps FastAPI's {"detail": ...}.
+    http_error: Callable[[int, str], JSONDict] | None = None
+
+    def owns(self, path: str) -> bool:
+        return path == self.prefix or path.startswith(self.prefix + "/")
+
+    def relative(self, path: str) -> str:
+        return path[len(self.prefix) :] or "/"
+
+
+def get_world(request: Request) -> World:
+    return cast(World, request.app.state.world)
+
+
+WorldDep = Annotated[World, Depends(get_world)]
+
+
+def utc_now() -> str:
+    """ISO-8601 UTC with milliseconds and a Z, as both providers print timestamps."""
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def parse_public_key(text: str) -> tuple[str, bytes] | None:
+    """(key type, key blob) of an OpenSSH public key line, or None when it is not one."""
+    parts = text.strip().split()
+    if len(parts) < 2 or parts[0] not in _KEY_TYPES:
+        return None
+    try:
+        blob = base64.b64decode(parts[1], validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    return (parts[0], blob) if blob else None
+
+
+def fingerprint(text: str) -> str:
+    """OpenSSH-style ``SHA256:...`` fingerprint ('' for an unparseable key)."""
+    parsed = parse_public_key(text)
+    if parsed is None:
+        return ""
+    digest = hashlib.sha256(parsed[1]).digest()
+    return "SHA256:" + base64.b64encode(digest).decode().rstrip("=")
+
+
+def with_and_without_slash(register: Callable[..., Callable[[F], F]], path: str, **kw: Any) -> Callable[[F], F]:
+    """Register a route at ``path`` and at its slash-twin (hidden from /docs).
+
+    Clients disagree on trailing slashes and Starlette would answer the twin with a 307 redirect, which
+    httpx does not follow by default; serving both paths avoids that surprise.
+    """
+    twin = path.rstrip("/") if path.endswith("/") else path + "/"
+
+    def decorate(fn: F) -> F:
+        register(path, **kw)(fn)
+        register(twin, include_in_schema=False, **kw)(fn)
+        return fn
+
+    return decorate

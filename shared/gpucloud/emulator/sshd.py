@@ -1,0 +1,237 @@
+"""Real OpenSSH servers for emulated instances: one ``sshd -D`` per running instance, on loopback.
+
+Each instance gets its own config directory (``<state_dir>/sshd/<name>/``) holding ``sshd_config``,
+``authorized_keys``, the pid file and sshd's stderr log. One ed25519 host key is generated per emulator
+run and shared by every sshd, because generating a key per instance costs more than starting sshd.
+
+sshd re-reads ``AuthorizedKeysFile`` on every login, so :meth:`SshdManager.set_keys` takes effect
+without a restart. As root sshd needs ``/run/sshd``; as any other user it still runs, but only that user
+can log in (see :data:`SSH_USER`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import getpass
+import logging
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+SSHD_PATH = "/usr/sbin/sshd"
+# Who can log in: sshd started by a non-root user only authenticates that same user.
+SSH_USER = "root" if os.geteuid() == 0 else getpass.getuser()
+_PR_SET_PDEATHSIG = 1
+
+
+@dataclass(frozen=True)
+class SshSpec:
+    """Where one instance's sshd listens and which public keys it accepts."""
+
+    ip: str
+    port: int
+    authorized_keys: tuple[str, ...] = ()
+
+
+def sshd_available(path: str = SSHD_PATH) -> bool:
+    return os.access(path, os.X_OK) and shutil.which("ssh-keygen") is not None
+
+
+def port_is_free(ip: str, port: int) -> bool:
+    """True when ``ip:port`` can be bound the way sshd binds it (SO_REUSEADDR, so TIME_WAIT is fine)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((ip, port))
+        except OSError:
+            return False
+    return True
+
+
+def wait_for_port(ip: str, port: int, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection((ip, port), timeout=0.2):
+                return True
+        except OSError:
+            time.sleep(0.01)
+    return False
+
+
+def _die_with_parent() -> None:
+    # Runs in the child before exec: if the emulator process is killed hard (SIGKILL, crash), the
+    # kernel sends sshd SIGTERM, so no sshd outlives a test run. Linux only; harmless elsewhere.
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+class SshdManager:
+    """Starts, re-keys and stops the sshd processes of one emulator run. Thread-safe."""
+
+    def __init__(self, state_dir: Path, sshd_path: str = SSHD_PATH, start_timeout: float = 5.0) -> None:
+        self.state_dir = state_dir
+        self.sshd_path = sshd_path
+        self.start_timeout = start_timeout
+        self._procs: dict[str, subprocess.Popen[bytes]] = {}
+        self._lock = threading.Lock()
+        self._host_key: Path | None = None
+
+    @property
+    def config_root(self) -> Path:
+        """Every sshd_config lives under this directory (handy for ``pgrep -f``)."""
+        return self.state_dir / "sshd"
+
+    def host_key(self) -> Path:
+        """Generate the shared ed25519 host key on first use."""
+        with self._lock:
+            if self._host_key is None:
+                key_dir = self.state_dir / "host_keys"
+                key_dir.mkdir(parents=True, exist_ok=True)
+                key = key_dir / "ssh_host_ed25519_key"
+                if not key.exists():
+                    subprocess.run(
+                        ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "gpucloud-emulator", "-f", str(key)],
+                        check=True,
+                        stdout=subprocess.DEVNULL,
+                        stderr=subprocess.DEVNULL,
+                    )
+                self._host_key = key
+            return self._host_key
+
+    def start(self, name: str, spec: SshSpec) -> bool:
+        """Start (or restart) the sshd called ``name``; True once its port accepts TCP connections."""
+        self.stop(name)
+        inst_dir = self.config_root / name
+        inst_dir.mkdir(parents=True, exist_ok=True)
+        self._write_keys(inst_dir, spec.authorized_keys)
+        config = self._write_config(inst_dir, spec)
+        if os.geteuid() == 0:
+            Path("/run/sshd").mkdir(parents=True, exist_ok=True)
+        with open(inst_dir / "sshd.log", "ab") as err:
+            proc = subprocess.Popen(
+                [self.sshd_path, "-D", "-e", "-f", str(config.resolve())],
+                stdin=subprocess.DEVNULL,
+                stdout=err,
+                stderr=err,
+                preexec_fn=_die_with_parent,  # only sets PDEATHSIG
+            )
+        with self._lock:
+            self._procs[name] = proc
+        return self._await_ready(name, proc, spec)
+
+    def _await_ready(self, name: str, proc: subprocess.Popen[bytes], spec: SshSpec) -> bool:
+        deadline = time.monotonic() + self.start_timeout
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                log_text = (self.config_root / name / "sshd.log").read_text(errors="replace").strip()
+                log.warning("sshd for %s exited (rc=%s): %s", name, proc.returncode, log_text[-500:])
+                self.stop(name)
+                return False
+            if wait_for_port(spec.ip, spec.port, timeout=0.2):
+                return True
+        log.warning("sshd for %s did not listen on %s:%s in time", name, spec.ip, spec.port)
+        self.stop(name)
+        return False
+
+    def set_keys(self, name: str, keys: Iterable[str]) -> None:
+        """Replace the authorized keys; sshd reads the file at each login, so no restart is needed."""
+        self._write_keys(self.config_root / name, tuple(keys))
+
+    def stop(self, name: str) -> None:
+        with self._lock:
+            proc = self._procs.pop(name, None)
+        if proc is not None:
+            _terminate(proc)
+
+    def stop_all(self) -> None:
+        with self._lock:
+            procs = list(self._procs.values())
+            self._procs.clear()
+        for proc in procs:
+            _terminate(proc)
+
+    def is_running(self, name: str) -> bool:
+        with self._lock:
+            proc = self._procs.get(name)
+        return proc is not None and proc.poll() is None
+
+    def names(self) -> list[str]:
+        with self._lock:
+            return sorted(self._procs)
+
+    @staticmethod
+    def _write_keys(inst_dir: Path, keys: tuple[str, ...]) -> None:
+        inst_dir.mkdir(parents=True, exist_ok=True)
+        tmp = inst_dir / "authorized_keys.tmp"
+        tmp.write_text("".join(k.strip() + "\n" for k in keys if k.strip()))
+        tmp.replace(inst_dir / "authorized_keys")  # atomic: a login never sees a half-written file
+
+    def _write_config(self, inst_dir: Path, spec: SshSpec) -> Path:
+        lines = [
+            f"ListenAddress {spec.ip}:{spec.port}",
+            f'HostKey "{self.host_key().resolve()}"',
+            f'PidFile "{(inst_dir / "sshd.pid").resolve()}"',
+            f'AuthorizedKeysFile "{(inst_dir / "authorized_keys").resolve()}"',
+            "UsePAM no",
+            "StrictModes no",
+            "PasswordAuthentication no",
+            "KbdInteractiveAuthentication no",
+            "PubkeyAuthentication yes",
+            "PermitRootLogin prohibit-password",
+            "PrintMotd no",
+            # Ansible opens several sessions at once; the defaults would throttle forks.
+            "MaxStartups 100",
+            "MaxSessions 50",
+            "LogLevel ERROR",
+            "Subsystem sftp internal-sftp",
+        ]
+        config = inst_dir / "sshd_config"
+        config.write_text("\n".join(lines) + "\n")
+        return config
+
+
+def _descendants(pid: int) -> list[int]:
+    """Every process below ``pid``, read from /proc (empty where there is no /proc)."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            ppid = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue  # the process exited while we looked
+        children.setdefault(ppid, []).append(int(stat.parent.name))
+    found, todo = [], [pid]
+    while todo:
+        kids = children.get(todo.pop(), [])
+        found += kids
+        todo += kids
+    return found
+
+
+def _terminate(proc: subprocess.Popen[bytes]) -> None:
+    # sshd leaves open sessions alive when the listener stops, and each session calls setsid(), so a
+    # process-group kill misses them. A stopped machine has no sessions (nor ControlPersist sockets),
+    # so end the listener's descendants first.
+    for pid in _descendants(proc.pid) if proc.poll() is None else []:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signal.SIGTERM)
+    # Always wait() after terminate(): nothing else reaps children here, so skipping it leaves zombies.
+    if proc.poll() is None:
+        proc.terminate()
+    try:
+        proc.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=5)

@@ -1,0 +1,546 @@
+"""The emulator's world: everything every emulated provider shares, and nothing about any wire format.
+
+- an in-memory store of raw resource dicts (already in each provider's wire shape), per provider and
+  kind (``instances``, ``volumes``, ``ssh_keys``, ...), plus private per-resource data the API never shows
+  (e.g. the SSH keys a machine's sshd must accept);
+- one lock (``World.lock``, re-entrant) guarding all of it; router handlers hold it while they read-modify-write;
+- a lifecycle clock: a single background thread running scheduled :class:`Step` chains
+  (e.g. ``provisioning`` -> ``running``); sshd processes are started and stopped only from that thread;
+- the request log, fault decisions (seeded ``random.Random``), per-provider rate limiting;
+- OAuth-style token bookkeeping, capacity switches, balances, id / loopback IP / port allocation.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import heapq
+import itertools
+import logging
+import math
+import os
+import random
+import secrets
+import shutil
+import tempfile
+import threading
+import time
+import uuid
+from collections import Counter, defaultdict, deque
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field, fields, replace
+from ipaddress import IPv4Address
+from pathlib import Path
+from typing import Any, Literal
+
+from gpucloud.emulator.sshd import SSH_USER, SshdManager, SshSpec, port_is_free, sshd_available
+
+log = logging.getLogger(__name__)
+
+JSONDict = dict[str, Any]
+# High range for per-instance SSH port forwards (Voltage Park style); below the usual ephemeral range.
+_PORT_RANGE = (20000, 30000)
+
+
+def _default_ssh_port() -> int:
+    return 22 if os.geteuid() == 0 else 2222
+
+
+@dataclass
+class Faults:
+    """Injected misbehaviour; change it at runtime with :meth:`World.set_faults` or ``POST /_emulator/faults``."""
+
+    latency_ms: float = 0  # added to every provider request
+    error_rate: float = 0.0  # probability of a 500 (provider error body); never on the auth endpoint
+    rate_limit_burst: int = 0  # the next N provider requests get 429 with Retry-After: 1
+    drop_create_rate: float = 0.0  # probability that a create is committed but its response is cut off
+    seed: int | None = None  # makes the fault dice (and generated ids) reproducible
+
+
+@dataclass
+class EmulatorSettings:
+    host: str = "127.0.0.1"
+    port: int = 0  # 0: any free port
+    provision_seconds: float = 1.0  # pending -> running (also start); stop and delete take half of it
+    token_ttl_seconds: int = 3600  # DataCrunch access-token lifetime (expires_in)
+    ssh: bool = True  # real sshd per running instance (skipped with a warning if sshd is not installed)
+    ssh_port: int = field(default_factory=_default_ssh_port)  # for APIs that report no SSH port (DataCrunch)
+    faults: Faults = field(default_factory=Faults)
+    state_dir: str | None = None  # sshd configs and host key; default: a temp dir removed on stop
+    datacrunch_balance: float = 1000.0
+    rate_limits: dict[str, int] = field(default_factory=dict)  # provider -> requests per minute (429 beyond)
+
+
+EMULATOR_CREDENTIALS: dict[str, dict[str, str]] = {
+    "datacrunch": {"client_id": "emulator-client-id", "client_secret": "emulator-client-secret"},
+    "voltagepark": {"token": "emulator-voltagepark-token"},
+}
+
+
+@dataclass(frozen=True)
+class RequestRecord:
+    provider: str | None  # None for paths outside every provider prefix (control API, /docs)
+    method: str
+    path: str  # relative to the provider's base URL, e.g. "/instances"
+    full_path: str  # as received, e.g. "/datacrunch/v1/instances"
+    status: int  # what the handler produced (for a dropped create: the status that never arrived)
+    time: float  # wall clock, request start
+    was_fault: bool
+    fault: str | None = None  # "rate_limit_burst" | "rate_limit" | "error" | "drop"
+    duration_ms: float = 0.0
+
+    def to_json(self) -> JSONDict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class FaultDecision:
+    latency_s: float = 0.0
+    reject: Literal["rate_limit_burst", "rate_limit", "error"] | None = None
+    retry_after: int = 0
+    drop: bool = False
+
+
+@dataclass(frozen=True)
+class Step:
+    """One scheduled lifecycle change: ``apply`` runs under the world lock ``at`` seconds from scheduling.
+
+    ``ssh="up"`` starts the resource's sshd (from its :class:`SshSpec`) *before* ``apply``, so a status set
+    by ``apply`` (e.g. "running") implies SSH already answers. ``ssh="down"`` stops it first.
+    """
+
+    at: float
+    apply: Callable[[], None]
+    ssh: Literal["up", "down"] | None = None
+
+
+@dataclass(frozen=True)
+class TokenPair:
+    access_token: str
+    refresh_token: str
+    expires_in: int
+
+
+class _Clock:
+    """A single thread running callbacks at given monotonic times, in order."""
+
+    def __init__(self) -> None:
+        self._heap: list[tuple[float, int, Callable[[], None]]] = []
+        self._seq = itertools.count()
+        self._cond = threading.Condition()
+        self._stopped = False
+        self._thread = threading.Thread(target=self._run, name="gpucloud-emulator-clock", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def call_later(self, delay: float, fn: Callable[[], None]) -> None:
+        with self._cond:
+            heapq.heappush(self._heap, (time.monotonic() + max(delay, 0.0), next(self._seq), fn))
+            self._cond.notify()
+
+    def clear(self) -> None:
+        with self._cond:
+            self._heap.clear()
+
+    def stop(self) -> None:
+        with self._cond:
+            self._stopped = True
+            self._heap.clear()
+            self._cond.notify()
+        if self._thread.is_alive():
+            self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._stopped and (not self._heap or self._heap[0][0] > time.monotonic()):
+                    timeout = self._heap[0][0] - time.monotonic() if self._heap else None
+                    self._cond.wait(timeout)
+                if self._stopped:
+                    return
+                _, _, fn = heapq.heappop(self._heap)
+            try:
+                fn()
+            except Exception:
+                log.exception("emulator lifecycle step failed")
+
+
+class _Tokens:
+    """Access / refresh tokens per provider. Access tokens expire; refresh tokens live until revoked."""
+
+    def __init__(self) -> None:
+        self.access: dict[str, tuple[str, float]] = {}  # token -> (provider, monotonic expiry)
+        self.refresh: dict[str, str] = {}  # token -> provider
+        self.grants: Counter[tuple[str, str]] = Counter()  # (provider, grant_type) -> count
+
+    def issue(self, provider: str, ttl: int, grant: str) -> TokenPair:
+        access, refresh = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
+        self.access[access] = (provider, time.monotonic() + ttl)
+        self.refresh[refresh] = provider
+        self.grants[(provider, grant)] += 1
+        return TokenPair(access, refresh, ttl)
+
+
+class _Allocator:
+    """Loopback addresses and ports, shared by every World in the process.
+
+    Process-wide so that two emulators in one test session never hand out the same address; a bind test
+    skips anything another process already listens on.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._next_ip = int(IPv4Address("127.0.1.1"))
+        self._next_port = _PORT_RANGE[0]
+
+    def ip(self, port: int | None) -> str:
+        with self._lock:
+            for _ in range(64):
+                ip = str(self._next_address())
+                if port is None or port_is_free(ip, port):
+                    return ip
+            # Port taken everywhere (e.g. a system sshd on 0.0.0.0:22): hand out an address anyway;
+            # the instance runs, its sshd cannot start, and that is logged.
+            log.warning("port %s is taken on every loopback address tried; instance will lack SSH", port)
+            return str(self._next_address())
+
+    def _next_address(self) -> IPv4Address:
+        while True:
+            ip = IPv4Address(self._next_ip)
+            self._next_ip += 1
+            if ip.packed[3] not in (0, 255):  # skip network/broadcast-looking addresses
+                return ip
+
+    def port(self, ip: str) -> int:
+        with self._lock:
+            for _ in range(_PORT_RANGE[1] - _PORT_RANGE[0]):
+                port = self._next_port
+                self._next_port = port + 1 if port + 1 < _PORT_RANGE[1] else _PORT_RANGE[0]
+                if port_is_free(ip, port):
+                    return port
+        raise RuntimeError(f"no free port on {ip}")
+
+
+_ALLOCATOR = _Allocator()
+
+
+class World:
+    """All emulator state. Router handlers take ``with world.lock:`` around each read-modify-write."""
+
+    def __init__(self, settings: EmulatorSettings | None = None) -> None:
+        self.settings = settings or EmulatorSettings()
+        self.lock = threading.RLock()
+        self.sshd: SshdManager | None = None
+        self.ssh_user = SSH_USER
+        self._clock = _Clock()
+        self._started = False
+        self._own_state_dir = False
+        self.state_dir = Path(self.settings.state_dir) if self.settings.state_dir else None
+        # Lifecycle chain tokens stay unique across reset(), so a step in flight during a reset can
+        # never be mistaken for the chain of a new resource that reuses a seeded id.
+        self._chain_tokens = itertools.count(1)
+        self._init_state()
+
+    # ----------------------------------------------------------------------------- lifecycle
+    def _init_state(self) -> None:
+        self._collections: dict[str, dict[str, dict[str, JSONDict]]] = defaultdict(lambda: defaultdict(dict))
+        self._private: dict[tuple[str, str], JSONDict] = {}
+        self._generations: dict[tuple[str, str], int] = {}
+        self._requests: list[RequestRecord] = []
+        self._tokens = _Tokens()
+        self._capacity: dict[tuple[str, str, str], bool] = {}
+        self._balances: dict[str, float] = {"datacrunch": self.settings.datacrunch_balance}
+        self._rate_limits: dict[str, int] = dict(self.settings.rate_limits)
+        self._windows: dict[str, deque[float]] = defaultdict(deque)
+        self._faults = replace(self.settings.faults)
+        seed = self._faults.seed
+        self._fault_rng = random.Random(seed)
+        # Ids come from their own generator so fault settings never shift the ids a seeded run produces.
+        self._id_rng = random.Random(None if seed is None else seed + 1)
+
+    def start(self) -> None:
+        """Create the state dir, start the lifecycle clock and (if enabled and installed) the sshd manager."""
+        if self._started:
+            return
+        if self.state_dir is None:
+            self.state_dir = Path(tempfile.mkdtemp(prefix="gpucloud-emulator-"))
+            self._own_state_dir = True
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        if self.settings.ssh:
+            self._start_sshd_manager()
+        self._clock.start()
+        self._started = True
+
+    def _start_sshd_manager(self) -> None:
+        assert self.state_dir is not None
+        if not sshd_available():
+            log.warning("sshd or ssh-keygen not found: the emulator runs without SSH access to instances")
+            return
+        self.sshd = SshdManager(self.state_dir)
+        self.sshd.host_key()
+        # Probe an address no emulator hands out: failure there means the port is taken on 0.0.0.0.
+        if not port_is_free("127.254.254.254", self.settings.ssh_port):
+            log.warning("port %s is taken on loopback; instances may come up without sshd", self.settings.ssh_port)
+
+    def shutdown(self) -> None:
+        """Stop the clock and every sshd; remove the state dir if the world created it."""
+        self._clock.stop()
+        if self.sshd is not None:
+            self.sshd.stop_all()
+        if self._own_state_dir and self.state_dir is not None:
+            shutil.rmtree(self.state_dir, ignore_errors=True)
+            self.state_dir, self._own_state_dir = None, False
+        # Fresh parts, so a stopped world can be started again (threads cannot be restarted).
+        self._clock, self.sshd, self._started = _Clock(), None, False
+
+    def reset(self) -> None:
+        """Forget every resource, token, request, capacity/balance override and fault change."""
+        self._clock.clear()
+        if self.sshd is not None:
+            self.sshd.stop_all()
+        with self.lock:
+            self._init_state()
+
+    # ----------------------------------------------------------------------------- store
+    def collection(self, provider: str, kind: str) -> dict[str, JSONDict]:
+        """The live ``id -> wire dict`` mapping; hold ``world.lock`` while using it."""
+        return self._collections[provider][kind]
+
+    def private(self, provider: str, rid: str) -> JSONDict:
+        """Live per-resource data that is not part of the wire shape; hold ``world.lock``."""
+        return self._private.setdefault((provider, rid), {})
+
+    def forget(self, provider: str, kind: str, rid: str) -> None:
+        """Remove a resource for good, with its private data and any pending lifecycle steps."""
+        with self.lock:
+            self.collection(provider, kind).pop(rid, None)
+            self._private.pop((provider, rid), None)
+            self._generations.pop((provider, rid), None)
+
+    def snapshot(self, provider: str, kind: str) -> list[JSONDict]:
+        with self.lock:
+            return copy.deepcopy(list(self.collection(provider, kind).values()))
+
+    def instances(self, provider: str) -> list[JSONDict]:
+        return self.snapshot(provider, "instances")
+
+    def volumes(self, provider: str) -> list[JSONDict]:
+        return self.snapshot(provider, "volumes")
+
+    def ssh_keys(self, provider: str) -> list[JSONDict]:
+        return self.snapshot(provider, "ssh_keys")
+
+    def state(self) -> dict[str, dict[str, list[JSONDict]]]:
+        with self.lock:
+            return {
+                provider: {kind: copy.deepcopy(list(items.values())) for kind, items in kinds.items()}
+                for provider, kinds in self._collections.items()
+            }
+
+    def new_id(self) -> str:
+        with self.lock:
+            return str(uuid.UUID(int=self._id_rng.getrandbits(128), version=4))
+
+    def random_token(self, nbytes: int = 8) -> str:
+        with self.lock:
+            return self._id_rng.getrandbits(nbytes * 8).to_bytes(nbytes, "big").hex()
+
+    # ----------------------------------------------------------------------------- allocation
+    def allocate_ip(self, port: int | None = None) -> str:
+        """Next unused 127.x.y.z (from 127.0.1.1); with ``port``, one where that port is free (when SSH is on)."""
+        return _ALLOCATOR.ip(port if self.sshd is not None else None)
+
+    def allocate_port(self, ip: str) -> int:
+        """Next port of the high range that is free on ``ip``; never handed out twice in one process."""
+        return _ALLOCATOR.port(ip)
+
+    # ----------------------------------------------------------------------------- lifecycle steps
+    def run_steps(self, provider: str, rid: str, steps: Sequence[Step]) -> None:
+        """Replace the resource's pending lifecycle with ``steps`` (earlier chains become no-ops)."""
+        key = (provider, rid)
+        with self.lock:
+            token = next(self._chain_tokens)
+            self._generations[key] = token
+        for step in steps:
+            self._clock.call_later(step.at, functools.partial(self._run_step, key, token, step))
+
+    def cancel_steps(self, provider: str, rid: str) -> None:
+        with self.lock:
+            self._generations[(provider, rid)] = next(self._chain_tokens)
+
+    def _current(self, key: tuple[str, str], token: int) -> bool:
+        return self._generations.get(key) == token
+
+    def _run_step(self, key: tuple[str, str], token: int, step: Step) -> None:
+        name = self.ssh_name(*key)
+        if step.ssh == "up" and not self._ssh_up(key, token, name):
+            return
+        if step.ssh == "down" and self.sshd is not None:
+            with self.lock:
+                if not self._current(key, token):
+                    return
+            self.sshd.stop(name)
+        with self.lock:
+            if self._current(key, token):
+                step.apply()
+                return
+        if step.ssh == "up" and self.sshd is not None:
+            self.sshd.stop(name)  # superseded while sshd was starting
+
+    def _ssh_up(self, key: tuple[str, str], token: int, name: str) -> bool:
+        """Start sshd outside the lock (it takes tens of ms); False if the chain went stale meanwhile."""
+        with self.lock:
+            if not self._current(key, token):
+                return False
+            spec = self._private.get(key, {}).get("ssh")
+        if self.sshd is not None and isinstance(spec, SshSpec) and not self.sshd.start(name, spec):
+            log.warning("instance %s is running without SSH (sshd did not start)", name)
+        return True
+
+    def ssh_name(self, provider: str, rid: str) -> str:
+        return f"{provider}-{rid}"
+
+    # ----------------------------------------------------------------------------- request log
+    @property
+    def requests(self) -> list[RequestRecord]:
+        with self.lock:
+            return list(self._requests)
+
+    def record_request(self, record: RequestRecord) -> None:
+        with self.lock:
+            self._requests.append(record)
+
+    def clear_requests(self) -> None:
+        with self.lock:
+            self._requests.clear()
+
+    def request_count(
+        self, provider: str | None = None, method: str | None = None, path_prefix: str | None = None
+    ) -> int:
+        """Count logged requests; ``path_prefix`` matches the provider-relative or the full path."""
+        return sum(
+            1
+            for r in self.requests
+            if (provider is None or r.provider == provider)
+            and (method is None or r.method == method.upper())
+            and (path_prefix is None or r.path.startswith(path_prefix) or r.full_path.startswith(path_prefix))
+        )
+
+    # ----------------------------------------------------------------------------- faults
+    @property
+    def faults(self) -> Faults:
+        with self.lock:
+            return replace(self._faults)
+
+    def set_faults(self, **changes: Any) -> Faults:
+        """Change some :class:`Faults` fields; a new ``seed`` restarts the fault dice."""
+        known = {f.name for f in fields(Faults)}
+        unknown = set(changes) - known
+        if unknown:
+            raise ValueError(f"unknown fault settings: {sorted(unknown)}")
+        with self.lock:
+            self._faults = replace(self._faults, **changes)
+            if "seed" in changes:
+                self._fault_rng = random.Random(changes["seed"])
+            return replace(self._faults)
+
+    def set_rate_limit(self, provider: str, per_minute: int | None) -> None:
+        with self.lock:
+            if per_minute:
+                self._rate_limits[provider] = per_minute
+            else:
+                self._rate_limits.pop(provider, None)
+            self._windows.pop(provider, None)
+
+    def decide_fault(self, provider: str, *, is_auth: bool, is_create: bool) -> FaultDecision:
+        """Roll the dice for one provider request, in a fixed order so a seed reproduces a run."""
+        with self.lock:
+            f = self._faults
+            latency = max(f.latency_ms, 0) / 1000
+            if f.rate_limit_burst > 0:
+                self._faults = replace(f, rate_limit_burst=f.rate_limit_burst - 1)
+                return FaultDecision(latency, "rate_limit_burst", retry_after=1)
+            retry_after = self._rate_limited(provider)
+            if retry_after:
+                return FaultDecision(latency, "rate_limit", retry_after=retry_after)
+            if not is_auth and f.error_rate > 0 and self._fault_rng.random() < f.error_rate:
+                return FaultDecision(latency, "error")
+            drop = is_create and f.drop_create_rate > 0 and self._fault_rng.random() < f.drop_create_rate
+            return FaultDecision(latency, drop=drop)
+
+    def _rate_limited(self, provider: str) -> int:
+        """Sliding one-minute window; returns Retry-After seconds, or 0 when the request may pass."""
+        limit = self._rate_limits.get(provider)
+        if not limit:
+            return 0
+        now = time.monotonic()
+        window = self._windows[provider]
+        while window and window[0] <= now - 60:
+            window.popleft()
+        if len(window) >= limit:
+            return max(1, math.ceil(window[0] + 60 - now))
+        window.append(now)
+        return 0
+
+    # ----------------------------------------------------------------------------- tokens
+    def issue_tokens(self, provider: str, grant: str = "client_credentials") -> TokenPair:
+        with self.lock:
+            return self._tokens.issue(provider, self.settings.token_ttl_seconds, grant)
+
+    def refresh_tokens(self, provider: str, refresh_token: str) -> TokenPair | None:
+        """New access token for a valid refresh token (which stays valid), else None."""
+        with self.lock:
+            if self._tokens.refresh.get(refresh_token) != provider:
+                return None
+            return self._tokens.issue(provider, self.settings.token_ttl_seconds, "refresh_token")
+
+    def check_access(self, provider: str, token: str) -> Literal["ok", "expired", "invalid"]:
+        with self.lock:
+            entry = self._tokens.access.get(token)
+        if entry is None or entry[0] != provider:
+            return "invalid"
+        return "ok" if time.monotonic() < entry[1] else "expired"
+
+    def expire_tokens(self, provider: str = "datacrunch") -> None:
+        """Every current access token of ``provider`` is expired from now on; refresh tokens still work."""
+        with self.lock:
+            for token, (prov, _) in list(self._tokens.access.items()):
+                if prov == provider:
+                    self._tokens.access[token] = (prov, 0.0)
+
+    def revoke_refresh_tokens(self, provider: str | None = None) -> None:
+        with self.lock:
+            for token, prov in list(self._tokens.refresh.items()):
+                if provider is None or prov == provider:
+                    del self._tokens.refresh[token]
+
+    def token_grants(self, provider: str) -> dict[str, int]:
+        """How many tokens were issued per grant type (``client_credentials``, ``refresh_token``)."""
+        with self.lock:
+            return {grant: n for (prov, grant), n in self._tokens.grants.items() if prov == provider}
+
+    # ----------------------------------------------------------------------------- capacity, balance
+    def set_capacity(self, provider: str, instance_type: str, location: str | None, available: bool) -> None:
+        """Switch capacity for a type at one location, or at every location when ``location`` is None."""
+        with self.lock:
+            if location is None:
+                for key in [k for k in self._capacity if k[:2] == (provider, instance_type)]:
+                    del self._capacity[key]
+                location = "*"
+            self._capacity[(provider, instance_type, location)] = available
+
+    def has_capacity(self, provider: str, instance_type: str, location: str) -> bool:
+        with self.lock:
+            specific = self._capacity.get((provider, instance_type, location))
+            if specific is not None:
+                return specific
+            return self._capacity.get((provider, instance_type, "*"), True)
+
+    def set_balance(self, provider: str, amount: float) -> None:
+        with self.lock:
+            self._balances[provider] = float(amount)
+
+    def balance(self, provider: str) -> float:
+        with self.lock:
+            return self._balances.get(provider, 0.0)
