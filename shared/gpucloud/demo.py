@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from rich.console import Console
 from rich.table import Table
@@ -24,6 +24,8 @@ DEMO_SPECS: dict[str, dict[str, Any]] = {
     "datacrunch": {"instance_type": "1V100.6V", "image": "ubuntu-24.04-cuda-12.8-open-docker", "location": "FIN-01"},
     "voltagepark": {"instance_type": "1x-h100-sxm5-80gb"},
 }
+T = TypeVar("T")
+
 DEMO_VOLUME: dict[str, dict[str, Any]] = {
     "datacrunch": {"size_gb": 50, "location": "FIN-01"},
     "voltagepark": {"size_gb": 100},
@@ -52,33 +54,42 @@ class _Recorder:
         self.console = console
         self.steps: list[Step] = []
 
-    def __call__(self, provider: str, action: str, work: Callable[[], str]) -> str:
+    def __call__(self, provider: str, action: str, work: Callable[[], T], show: Callable[[T], str] = str) -> T:
+        """Run one step under a spinner and record how long it took and what it gave."""
         started = time.monotonic()
         with self.console.status(f"{provider}: {action}..."):
             try:
-                detail = work()
+                result = work()
             except gpucloud.GpuCloudError as exc:
                 self.steps.append(Step(provider, action, str(exc), time.monotonic() - started, ok=False))
                 raise
-        self.steps.append(Step(provider, action, detail, time.monotonic() - started))
-        return detail
+        self.steps.append(Step(provider, action, show(result), time.monotonic() - started))
+        return result
 
 
 def _run_provider(cloud: gpucloud.Provider, step: _Recorder, private_key: Path, public_key: str) -> None:
     name = cloud.name
-    key = cloud.create_ssh_key(SshKeySpec(name="gpucloud-demo-key", public_key=public_key))
-    step(name, "create ssh key", lambda: key.id)
+    key_spec = SshKeySpec(name="gpucloud-demo-key", public_key=public_key)
+    key = step(name, "create ssh key", lambda: cloud.create_ssh_key(key_spec), lambda k: k.id)
     try:
-        volume = cloud.create_volume(VolumeSpec(name="gpucloud-demo-data", **DEMO_VOLUME[name]))
-        step(name, "create volume", lambda: f"{volume.id} ({volume.size_gb} GB)")
+        volume_spec = VolumeSpec(name="gpucloud-demo-data", **DEMO_VOLUME[name])
+        volume = step(
+            name, "create volume", lambda: cloud.create_volume(volume_spec), lambda v: f"{v.id} ({v.size_gb} GB)"
+        )
         try:
             spec = InstanceSpec(name=f"gpucloud-demo-{name}", ssh_keys=(key.name,), **DEMO_SPECS[name])
-            instance = cloud.create_instance(spec).instance
-            step(name, "create instance", lambda: instance.id)
+            instance = step(name, "create instance", lambda: cloud.create_instance(spec).instance, lambda i: i.id)
             try:
-                running = cloud.wait_for_instance(instance.id, [Status.RUNNING], timeout=300, interval=0.5)
-                step(name, "wait running + SSH", lambda: cloud.wait_for_ssh(running, timeout=120))
-                step(name, "ssh: uname -n", lambda: sshexec.run(running, "uname -n", identity_file=private_key).strip())
+                running = step(
+                    name,
+                    "wait until running",
+                    lambda: cloud.wait_for_instance(instance.id, [Status.RUNNING], timeout=300, interval=0.5),
+                    lambda i: f"{i.raw_status}, {i.ssh_user}@{i.public_ip}:{i.ssh_port}",
+                )
+                step(name, "wait for SSH banner", lambda: cloud.wait_for_ssh(running, timeout=120))
+                step(
+                    name, "ssh: uname -sn", lambda: sshexec.run(running, "uname -sn", identity_file=private_key).strip()
+                )
             finally:
                 step(name, "delete instance", lambda: _delete_instance(cloud, instance.id))
         finally:
