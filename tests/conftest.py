@@ -10,10 +10,21 @@ from pathlib import Path
 import pytest
 
 import gpucloud
+from gpucloud.capabilities import Capability
 from gpucloud.emulator import EmulatorServer
 from gpucloud.emulator.client import client_overrides
+from gpucloud.providers import implemented, provider_class
 
-IMPLEMENTED = ("datacrunch", "voltagepark")
+IMPLEMENTED = implemented()
+
+
+def providers_with(*capabilities: Capability) -> list[str]:
+    """Providers whose API has every one of ``capabilities`` (the others are tested for Unsupported)."""
+    return [p for p in IMPLEMENTED if all(c in provider_class(p).capabilities for c in capabilities)]
+
+
+def providers_without(capability: Capability) -> list[str]:
+    return [p for p in IMPLEMENTED if capability not in provider_class(p).capabilities]
 
 
 @pytest.fixture(scope="session")
@@ -44,6 +55,7 @@ def connect(overrides: dict[str, dict[str, object]], provider: str, **extra: obj
 
 @pytest.fixture(params=IMPLEMENTED)
 def cloud(request: pytest.FixtureRequest, overrides: dict[str, dict[str, object]]) -> Iterator[gpucloud.Provider]:
+    """An adapter per implemented provider; narrow with ``@pytest.mark.parametrize("cloud", [...], indirect=True)``."""
     with connect(overrides, request.param) as provider:
         yield provider
 

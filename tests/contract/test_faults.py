@@ -4,26 +4,28 @@ import pytest
 
 import gpucloud
 from gpucloud import SshKeySpec, VolumeSpec
+from gpucloud.capabilities import Capability
 
-from ..conftest import connect
+from ..conftest import IMPLEMENTED, connect, providers_with
 from .specs import VOLUME
 
 
-@pytest.mark.parametrize("provider", ["datacrunch", "voltagepark"])
+@pytest.mark.parametrize("provider", IMPLEMENTED)
 def test_reads_survive_5xx_and_429_bursts(overrides: dict, provider: str, emulator: object) -> None:
     world = emulator.world  # type: ignore[attr-defined]
     cloud = connect(overrides, provider, retry_backoff=0.02)
     start = len(world.requests)
     world.set_faults(rate_limit_burst=2)
-    cloud.list_ssh_keys()
+    cloud.list_instances()
     statuses = [r.status for r in world.requests[start:]]
     assert statuses.count(429) == 2 and statuses[-1] == 200, statuses
     world.set_faults(rate_limit_burst=0, error_rate=0.5, seed=7)
     for _ in range(5):
-        cloud.list_volumes()
+        cloud.list_instances()
     assert any(r.status >= 500 for r in world.requests[-15:])
 
 
+@pytest.mark.parametrize("cloud", providers_with(Capability.VOLUME_CREATE, Capability.SSH_KEYS), indirect=True)
 def test_lost_create_response_is_adopted_not_duplicated(cloud: gpucloud.Provider, emulator: object, keypair) -> None:
     world = emulator.world  # type: ignore[attr-defined]
     name = f"lost-{cloud.name}"

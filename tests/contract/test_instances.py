@@ -4,17 +4,19 @@ import pytest
 
 import gpucloud
 from gpucloud import InstanceSpec, SshKeySpec, Status, sshexec
+from gpucloud.capabilities import Capability
 from gpucloud.reconcile import Action, plan_instance
 from gpucloud.waiters import ssh_banner
 
-from ..conftest import connect
+from ..conftest import connect, providers_without
 from .specs import INSTANCE
 
 
 def test_instance_lifecycle_with_real_ssh(cloud: gpucloud.Provider, keypair: tuple[Path, str]) -> None:
     private, public = keypair
-    key = cloud.create_ssh_key(SshKeySpec(name=f"inst-key-{cloud.name}", public_key=public))
-    spec = InstanceSpec(name=f"life-{cloud.name}", ssh_keys=(key.name,), **INSTANCE[cloud.name])
+    has_keys = cloud.supports(Capability.SSH_KEYS)
+    key = cloud.create_ssh_key(SshKeySpec(name=f"inst-key-{cloud.name}", public_key=public)) if has_keys else None
+    spec = InstanceSpec(name=f"life-{cloud.name}", ssh_keys=(key.name if key else public,), **INSTANCE[cloud.name])
     created = cloud.create_instance(spec).instance
     try:
         assert created.name == spec.name and created.provider == cloud.name
@@ -32,17 +34,19 @@ def test_instance_lifecycle_with_real_ssh(cloud: gpucloud.Provider, keypair: tup
         )  # fmt: skip
         assert plan.action is Action.NONE, plan
 
-        cloud.stop_instance(created.id)
-        stopped = cloud.wait_for_instance(created.id, [Status.STOPPED], timeout=60, interval=0.2)
-        assert ssh_banner(running.public_ip, running.ssh_port, timeout=1) is None
-        cloud.start_instance(stopped.id)
-        again = cloud.wait_for_instance(created.id, [Status.RUNNING], timeout=60, interval=0.2)
-        cloud.wait_for_ssh(again, timeout=30)
-        assert sshexec.run(again, "echo back", identity_file=private).strip() == "back"
+        if cloud.supports(Capability.INSTANCE_START_STOP):
+            cloud.stop_instance(created.id)
+            stopped = cloud.wait_for_instance(created.id, [Status.STOPPED], timeout=60, interval=0.2)
+            assert ssh_banner(running.public_ip, running.ssh_port, timeout=1) is None
+            cloud.start_instance(stopped.id)
+            again = cloud.wait_for_instance(created.id, [Status.RUNNING], timeout=60, interval=0.2)
+            cloud.wait_for_ssh(again, timeout=30)
+            assert sshexec.run(again, "echo back", identity_file=private).strip() == "back"
     finally:
         cloud.delete_instance(created.id)
         cloud.wait_for_instance_gone(created.id, timeout=60, interval=0.2)
-        cloud.delete_ssh_key(key.id)
+        if key:
+            cloud.delete_ssh_key(key.id)
     assert cloud.find_instance(spec.name) is None
     cloud.delete_instance(created.id)  # already gone counts as deleted
 
@@ -55,20 +59,32 @@ def test_unknown_instance_type_is_a_validation_error(cloud: gpucloud.Provider) -
     assert cloud.find_instance(spec.name) is None
 
 
-def test_unsupported_options_fail_before_any_request(cloud: gpucloud.Provider, emulator: object) -> None:
+# A spec option per capability it needs; providers lacking the capability must refuse it before any request.
+OPTION_NEEDS = {
+    Capability.INSTANCE_TAGS: {"tags": {"a": "b"}},
+    Capability.INSTANCE_LOCATION_CHOICE: {"location": "somewhere"},
+    Capability.INSTANCE_STARTUP_SCRIPT: {"startup_script": "echo hi"},
+    Capability.INSTANCE_PASSWORD: {"password": "long-enough-password"},
+    Capability.INSTANCE_VOLUMES_AT_CREATE: {"volumes": ("data",)},
+}
+UNSUPPORTED_OPTIONS = [(p, c) for c in OPTION_NEEDS for p in providers_without(c)]
+
+
+@pytest.mark.parametrize(("provider", "capability"), UNSUPPORTED_OPTIONS)
+def test_unsupported_options_fail_before_any_request(
+    overrides: dict, emulator: object, provider: str, capability: Capability
+) -> None:
     world = emulator.world  # type: ignore[attr-defined]
-    unsupported = [c for c in (gpucloud.Capability.INSTANCE_TAGS, gpucloud.Capability.INSTANCE_LOCATION_CHOICE)
-                   if not cloud.supports(c)]  # fmt: skip
-    assert unsupported, "each implemented provider lacks one of these; the capability table says which"
-    option = {"tags": {"a": "b"}} if unsupported[0] is gpucloud.Capability.INSTANCE_TAGS else {"location": "x"}
+    spec = {**INSTANCE[provider], **OPTION_NEEDS[capability]}
     before = world.request_count()
-    with pytest.raises(gpucloud.Unsupported, match=cloud.name) as info:
-        cloud.create_instance(InstanceSpec(name="never", **{**INSTANCE[cloud.name], **option}))
-    assert info.value.capability == unsupported[0].value
+    with connect(overrides, provider) as cloud, pytest.raises(gpucloud.Unsupported, match=provider) as info:
+        cloud.create_instance(InstanceSpec(name="never", **spec))
+    assert info.value.capability == capability.value
     assert world.request_count() == before
 
 
-def test_reboot_is_unsupported_for_both_and_says_what_to_do(cloud: gpucloud.Provider) -> None:
+@pytest.mark.parametrize("cloud", providers_without(Capability.INSTANCE_REBOOT), indirect=True)
+def test_reboot_is_unsupported_and_says_what_to_do(cloud: gpucloud.Provider) -> None:
     with pytest.raises(gpucloud.Unsupported, match="state=stopped then state=started"):
         cloud.reboot_instance("any")
 

@@ -2,11 +2,15 @@ import pytest
 
 import gpucloud
 from gpucloud import SshKeySpec
+from gpucloud.capabilities import Capability
 from gpucloud.reconcile import Action, plan_ssh_key
 
-from ..conftest import connect
+from ..conftest import connect, providers_with, providers_without
+
+WITH_KEYS = providers_with(Capability.SSH_KEYS)
 
 
+@pytest.mark.parametrize("cloud", WITH_KEYS, indirect=True)
 def test_ssh_key_lifecycle(cloud: gpucloud.Provider, keypair: tuple[object, str]) -> None:
     _, public = keypair
     spec = SshKeySpec(name=f"lifecycle-{cloud.name}", public_key=public)
@@ -42,6 +46,7 @@ def test_duplicate_names_are_an_error_naming_the_ids(overrides: dict, keypair: t
         cloud.delete_ssh_key(second.id)
 
 
+@pytest.mark.parametrize("cloud", WITH_KEYS, indirect=True)
 def test_malformed_public_key_is_refused_before_any_request(cloud: gpucloud.Provider, emulator: object) -> None:
     before = emulator.world.request_count()  # type: ignore[attr-defined]
     with pytest.raises(gpucloud.ValidationError, match="public_key is not an OpenSSH public key") as info:
@@ -60,3 +65,14 @@ def test_voltagepark_refuses_a_second_key_with_the_same_name(overrides: dict, ke
         assert [k.id for k in cloud.list_ssh_keys() if k.name == "unique name"] == [first.id]
     finally:
         cloud.delete_ssh_key(first.id)
+
+
+@pytest.mark.parametrize("cloud", providers_without(Capability.SSH_KEYS), indirect=True)
+def test_account_keys_are_unsupported_where_the_api_has_none(
+    cloud: gpucloud.Provider, emulator: object, keypair: tuple[object, str]
+) -> None:
+    before = emulator.world.request_count()  # type: ignore[attr-defined]
+    with pytest.raises(gpucloud.Unsupported, match="pass public keys on the instance") as info:
+        cloud.create_ssh_key(SshKeySpec(name="anything", public_key=keypair[1]))
+    assert info.value.provider == cloud.name
+    assert emulator.world.request_count() == before  # type: ignore[attr-defined]

@@ -2,11 +2,16 @@ import pytest
 
 import gpucloud
 from gpucloud import VolumeSpec
+from gpucloud.capabilities import Capability
 from gpucloud.reconcile import Action, plan_volume
 
+from ..conftest import providers_with, providers_without
 from .specs import VOLUME
 
 
+@pytest.mark.parametrize(
+    "cloud", providers_with(Capability.VOLUME_CREATE, Capability.VOLUME_RESIZE, Capability.VOLUME_RENAME), indirect=True
+)
 def test_volume_lifecycle(cloud: gpucloud.Provider) -> None:
     spec = VolumeSpec(name=f"vol-{cloud.name}", size_gb=100, **VOLUME[cloud.name])
     volume = cloud.create_volume(spec)
@@ -30,7 +35,17 @@ def test_volume_lifecycle(cloud: gpucloud.Provider) -> None:
     cloud.delete_volume(volume.id)  # already gone counts as deleted
 
 
+@pytest.mark.parametrize("cloud", providers_with(Capability.VOLUMES), indirect=True)
 def test_unknown_volume_is_not_found(cloud: gpucloud.Provider) -> None:
     with pytest.raises(gpucloud.NotFound) as info:
         cloud.get_volume("00000000-0000-4000-8000-000000000000")
     assert info.value.status_code == 404 and info.value.provider == cloud.name
+
+
+@pytest.mark.parametrize("cloud", providers_without(Capability.VOLUME_CREATE), indirect=True)
+def test_volume_create_is_unsupported_where_the_api_has_none(cloud: gpucloud.Provider, emulator: object) -> None:
+    before = emulator.world.request_count()  # type: ignore[attr-defined]
+    with pytest.raises(gpucloud.Unsupported) as info:
+        cloud.create_volume(VolumeSpec(name="anything", size_gb=10))
+    assert info.value.provider == cloud.name and "volume" in info.value.capability
+    assert emulator.world.request_count() == before  # type: ignore[attr-defined]

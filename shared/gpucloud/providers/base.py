@@ -67,6 +67,8 @@ class Provider(ABC):
     title: ClassVar[str]
     capabilities: ClassVar[frozenset[Capability]]
     default_ssh_user: ClassVar[str] = "root"
+    # The provider's published request limit; the client paces itself under it unless configured otherwise.
+    default_requests_per_minute: ClassVar[float | None] = None
     # Statuses after which an instance will never come back to life by waiting.
     terminal_statuses: ClassVar[frozenset[Status]] = frozenset({Status.ERROR, Status.DELETED})
 
@@ -88,7 +90,7 @@ class Provider(ABC):
             "max_retries": config.max_retries,
             "retry_max_seconds": config.retry_max_seconds,
             "backoff_base": config.retry_backoff,
-            "requests_per_minute": config.requests_per_minute,
+            "requests_per_minute": config.requests_per_minute or self.default_requests_per_minute,
         }
 
     def close(self) -> None:
