@@ -10,6 +10,7 @@ import pytest
 
 from gpucloud.emulator import EmulatorServer
 from gpucloud.emulator.client import client_env
+from gpucloud.providers import capability_markdown
 
 GPUCLOUD = [sys.executable, "-m", "gpucloud.cli"]
 
@@ -53,7 +54,9 @@ def test_no_configured_provider_is_exit_code_1_with_a_hint(tmp_path: Path) -> No
     assert "no provider is configured" in result.stderr
 
 
-def test_providers_prints_the_capability_table(env: dict[str, str]) -> None:
-    result = run(env, "providers")
-    assert result.returncode == 0
-    assert "DataCrunch / Verda" in result.stdout and "account SSH keys" in result.stdout
+def test_providers_prints_the_generated_tables(env: dict[str, str]) -> None:
+    table = run(env, "providers")
+    assert table.returncode == 0
+    assert "provider capabilities" in table.stdout and "instance options" in table.stdout
+    markdown = run(env, "providers", "--markdown")
+    assert markdown.returncode == 0 and markdown.stdout == capability_markdown()

@@ -3,27 +3,24 @@
 import re
 from pathlib import Path
 
-from gpucloud.capabilities import Capability
-from gpucloud.providers import implemented, provider_class
+from gpucloud.providers import TABLE_COLUMNS, capability_markdown, capability_table, implemented, provider_class
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text()
 
 
-def test_capability_table_matches_the_code() -> None:
-    header = next(line for line in README.splitlines() if line.startswith("| capability |"))
-    titles = [cell.strip() for cell in header.strip("|").split("|")[1:]]
-    classes = [provider_class(name) for name in implemented()]
-    assert titles == [cls.title for cls in classes]
-    rows = {
-        cells[0]: cells[1:]
-        for line in README.splitlines()
-        if line.startswith("| ") and not line.startswith(("| capability", "| setting"))
-        for cells in [[c.strip() for c in line.strip("|").split("|")]]
-    }
-    for capability in Capability:
-        expected = ["yes" if capability in cls.capabilities else "-" for cls in classes]
-        assert rows.get(capability.value) == expected, capability.value
+def test_capability_tables_are_the_generated_ones() -> None:
+    section = re.search(r"<!-- capability-table:[^\n]*-->\n(.*?)<!-- end capability-table -->", README, re.S)
+    assert section, "README lost its generated capability tables"
+    assert section.group(1) == capability_markdown(), "regenerate with `gpucloud providers --markdown`"
+
+
+def test_every_provider_and_capability_state_is_in_the_table() -> None:
+    headers, rows = capability_table()
+    assert [row[0] for row in rows] == [provider_class(name).title for name in implemented()]
+    for row in rows:
+        assert set(row[1 : 1 + len(TABLE_COLUMNS)]) <= {"yes", "no", "inferred"}
+    assert len(headers) == 1 + len(TABLE_COLUMNS) + 2
 
 
 def test_ci_runs_the_readme_commands_in_order() -> None:

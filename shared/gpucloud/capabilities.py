@@ -9,6 +9,7 @@ class Capability(StrEnum):
     INSTANCES = "instances"
     INSTANCE_START_STOP = "instance start/stop"
     INSTANCE_REBOOT = "instance reboot"
+    INSTANCE_RESIZE = "instance resize"
     INSTANCE_RENAME = "instance rename"
     INSTANCE_TAGS = "instance tags"
     INSTANCE_LOCATION_CHOICE = "choosing an instance location"

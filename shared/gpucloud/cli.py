@@ -15,8 +15,7 @@ from rich.table import Table
 
 import gpucloud
 from gpucloud import config, errors
-from gpucloud.capabilities import Capability
-from gpucloud.providers import implemented, provider_class
+from gpucloud.providers import capability_markdown, capability_table, implemented, provider_class
 
 app = typer.Typer(help="Declare and inspect GPU cloud resources across providers.", no_args_is_help=True)
 instances_app = typer.Typer(help="Instances across configured providers.", no_args_is_help=True)
@@ -135,16 +134,21 @@ def instances_list(provider: ProviderOption = None, as_json: JsonOption = False)
 
 
 @app.command()
-def providers() -> None:
-    """What each implemented provider supports."""
-    classes = [provider_class(name) for name in implemented()]
-    table = Table(title="provider capabilities")
-    table.add_column("capability")
-    for cls in classes:
-        table.add_column(cls.title)
-    for capability in Capability:
-        table.add_row(capability.value, *("yes" if capability in cls.capabilities else "-" for cls in classes))
-    console.print(table)
+def providers(
+    markdown: Annotated[bool, typer.Option("--markdown", help="Print the tables as Markdown (README).")] = False,
+) -> None:
+    """What each implemented provider supports (no = raises Unsupported; inferred = undocumented endpoint)."""
+    if markdown:
+        sys.stdout.write(capability_markdown())
+        return
+    for title, options in (("provider capabilities", False), ("instance options", True)):
+        headers, rows = capability_table(options=options)
+        table = Table(title=title)
+        for header in headers:
+            table.add_column(header, overflow="fold")
+        for row in rows:
+            table.add_row(*row)
+        console.print(table)
 
 
 @app.command()

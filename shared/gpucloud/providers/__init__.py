@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 
+from gpucloud.capabilities import Capability
 from gpucloud.providers.base import Provider
 
 _MODULES = {
@@ -25,3 +26,62 @@ def provider_class(name: str) -> type[Provider]:
     module = importlib.import_module(_MODULES[name])
     cls: type[Provider] = module.PROVIDER
     return cls
+
+
+# The capability table: one row per provider, these columns, each cell yes / no / inferred.
+TABLE_COLUMNS: tuple[tuple[str, Capability], ...] = (
+    ("instance create", Capability.INSTANCES),
+    ("list", Capability.INSTANCES),
+    ("start/stop", Capability.INSTANCE_START_STOP),
+    ("reboot", Capability.INSTANCE_REBOOT),
+    ("resize", Capability.INSTANCE_RESIZE),
+    ("delete", Capability.INSTANCES),
+    ("volume create", Capability.VOLUME_CREATE),
+    ("volume attach", Capability.VOLUME_ATTACH),
+    ("volume resize", Capability.VOLUME_RESIZE),
+    ("volume delete", Capability.VOLUMES),
+    ("ssh key create/delete", Capability.SSH_KEYS),
+    ("offers/prices", Capability.OFFERS),
+    ("tags", Capability.INSTANCE_TAGS),
+)
+# What an instance spec may ask for, per provider.
+OPTION_COLUMNS: tuple[tuple[str, Capability], ...] = (
+    ("choose location", Capability.INSTANCE_LOCATION_CHOICE),
+    ("startup script", Capability.INSTANCE_STARTUP_SCRIPT),
+    ("root password", Capability.INSTANCE_PASSWORD),
+    ("volumes at create", Capability.INSTANCE_VOLUMES_AT_CREATE),
+    ("SSH keys by content", Capability.SSH_KEYS_BY_CONTENT),
+    ("rename", Capability.INSTANCE_RENAME),
+    ("volume rename", Capability.VOLUME_RENAME),
+    ("volume types", Capability.VOLUME_TYPES),
+)
+
+
+def capability_cell(cls: type[Provider], capability: Capability) -> str:
+    if capability not in cls.capabilities:
+        return "no"
+    return "inferred" if capability in cls.inferred else "yes"
+
+
+def capability_table(options: bool = False) -> tuple[list[str], list[list[str]]]:
+    """Headers and rows, generated from what each adapter declares (README and `gpucloud providers`)."""
+    columns = OPTION_COLUMNS if options else TABLE_COLUMNS
+    extra = [] if options else ["SSH endpoint", "auth"]
+    headers = ["provider", *(label for label, _ in columns), *extra]
+    rows = []
+    for name in implemented():
+        cls = provider_class(name)
+        cells = [capability_cell(cls, capability) for _, capability in columns]
+        rows.append([cls.title, *cells, *([] if options else [cls.ssh_endpoint, cls.auth_kinds])])
+    return headers, rows
+
+
+def _markdown(headers: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+def capability_markdown() -> str:
+    """The README's provider section body: both tables, as `gpucloud providers --markdown` prints them."""
+    return _markdown(*capability_table()) + "\n" + _markdown(*capability_table(options=True))

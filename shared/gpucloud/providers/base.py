@@ -66,6 +66,12 @@ class Provider(ABC):
     name: ClassVar[str]
     title: ClassVar[str]
     capabilities: ClassVar[frozenset[Capability]]
+    # Capabilities that rest on endpoints the provider's published docs do not show (reconstructed from its
+    # conventions); the capability table marks them "inferred".
+    inferred: ClassVar[frozenset[Capability]] = frozenset()
+    auth_kinds: ClassVar[str]
+    # Where SSH answers, in the provider's own terms (for the capability table).
+    ssh_endpoint: ClassVar[str]
     default_ssh_user: ClassVar[str] = "root"
     # The provider's published request limit; the client paces itself under it unless configured otherwise.
     default_requests_per_minute: ClassVar[float | None] = None
@@ -178,6 +184,10 @@ class Provider(ABC):
     def reboot_instance(self, instance_id: str) -> None:
         self.require(Capability.INSTANCE_REBOOT, "use state=stopped then state=started")
         self._reboot_instance(instance_id)
+
+    def resize_instance(self, instance_id: str, instance_type: str) -> None:
+        self.require(Capability.INSTANCE_RESIZE, "replace the instance with one of the new type")
+        self._resize_instance(instance_id, instance_type)
 
     def update_instance(
         self, instance_id: str, *, name: str | None = None, tags: dict[str, str] | None = None
@@ -396,6 +406,9 @@ class Provider(ABC):
 
     def _reboot_instance(self, instance_id: str) -> None:
         raise errors.Unsupported(self.name, Capability.INSTANCE_REBOOT.value)
+
+    def _resize_instance(self, instance_id: str, instance_type: str) -> None:
+        raise errors.Unsupported(self.name, Capability.INSTANCE_RESIZE.value)
 
     def _update_instance(self, instance_id: str, *, name: str | None, tags: dict[str, str] | None) -> Instance:
         raise errors.Unsupported(self.name, Capability.INSTANCE_RENAME.value)

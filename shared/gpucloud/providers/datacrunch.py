@@ -85,6 +85,8 @@ def _float(value: Any) -> float | None:
 class DataCrunch(Provider):
     name = "datacrunch"
     title = "DataCrunch / Verda"
+    auth_kinds = "OAuth2 client credentials"
+    ssh_endpoint = "ip (port from config, default 22)"
     default_ssh_user = "root"
     capabilities = frozenset(
         {

@@ -98,6 +98,8 @@ def _float(value: Any) -> float | None:
 class VoltagePark(Provider):
     name = "voltagepark"
     title = "Voltage Park"
+    auth_kinds = "bearer"
+    ssh_endpoint = "public_ip + port forward of 22"
     default_ssh_user = "ubuntu"
     capabilities = frozenset(
         {
