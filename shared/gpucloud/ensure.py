@@ -1,0 +1,338 @@
+"""Desired state in, one outcome out: the operations both front-ends run.
+
+Ansible's ``state=present|absent|started|stopped|restarted`` and Pulumi's create/update/delete call these, so
+finding by name, planning, check mode, replacing, waiting and adopting behave the same from either tool.
+Each function returns an :class:`Outcome` with what was there before, what is there after (predicted in
+check mode) and the plan; nothing is sent to the provider in check mode except reads.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Generic, Literal, TypeVar
+
+from pydantic import BaseModel
+
+from gpucloud import errors
+from gpucloud.capabilities import Capability
+from gpucloud.models import CreatedInstance, Instance, InstanceSpec, SshKey, SshKeySpec, Status, Volume, VolumeSpec
+from gpucloud.providers.base import Provider
+from gpucloud.reconcile import Action, Change, Plan, plan_instance, plan_ssh_key, plan_volume
+
+R = TypeVar("R", bound=BaseModel)
+PowerState = Literal["started", "stopped", "restarted"]
+DEFAULT_TIMEOUT = 600.0
+_POWER_ACTIONS: dict[PowerState, Literal["start", "stop", "restart"]] = {
+    "started": "start",
+    "stopped": "stop",
+    "restarted": "restart",
+}
+
+
+@dataclass(frozen=True)
+class Outcome(Generic[R]):
+    changed: bool
+    action: Action | Literal["delete", "start", "stop", "restart"]
+    before: R | None
+    after: R | None
+    plan: Plan = field(default_factory=lambda: Plan(Action.NONE))
+    # Shown once by some providers (e.g. a root password); callers must treat them as secrets.
+    secrets: Mapping[str, str] = field(default_factory=dict, repr=False)
+
+    def diff(self) -> dict[str, dict[str, Any]]:
+        """Before/after as plain dicts, without provider payloads (Ansible's diff mode)."""
+        return {"before": _public(self.before), "after": _public(self.after)}
+
+
+def _public(resource: BaseModel | None) -> dict[str, Any]:
+    return {} if resource is None else resource.model_dump(mode="json", exclude={"raw"})
+
+
+def _unchanged(current: R, plan: Plan | None = None) -> Outcome[R]:
+    return Outcome(False, Action.NONE, current, current, plan or Plan(Action.NONE))
+
+
+def _replace_refused(kind: str, plan: Plan, provider: str) -> errors.Conflict:
+    fields = ", ".join(f"{c.field} ({c.current!r} -> {c.desired!r})" for c in plan.replacements)
+    return errors.Conflict(
+        f"{kind} must be replaced to change {fields}; set force_replace to allow deleting and recreating it",
+        provider=provider,
+        code="replace_required",
+        details={"fields": plan.replace_fields},
+    )
+
+
+# --- instances --------------------------------------------------------------------------------------
+def find_instance(cloud: Provider, *, name: str | None = None, instance_id: str | None = None) -> Instance | None:
+    if instance_id:
+        try:
+            return cloud.get_instance(instance_id)
+        except errors.NotFound:
+            return None
+    if not name:
+        raise errors.ValidationError("name or id is required to find an instance", field="name")
+    return cloud.find_instance(name)
+
+
+def plan_for_instance(cloud: Provider, spec: InstanceSpec, current: Instance | None) -> Plan:
+    """Reconcile with the spec translated into the provider's own spelling of types and key ids."""
+    if current is None:
+        return Plan(Action.CREATE)
+    key_ids: list[str] | None = None
+    if spec.ssh_keys and cloud.supports(Capability.SSH_KEYS):
+        key_ids, _ = cloud.resolve_ssh_keys(spec.ssh_keys)
+    return plan_instance(
+        spec,
+        current,
+        cloud.capabilities,
+        desired_instance_type=cloud.canonical_instance_type(spec.instance_type),
+        desired_ssh_key_ids=key_ids,
+    )
+
+
+def wait_until_ready(
+    cloud: Provider, instance: Instance, *, timeout: float = DEFAULT_TIMEOUT, wait_for_ssh: bool = False
+) -> Instance:
+    running = cloud.wait_for_instance(instance.id, [Status.RUNNING], timeout=timeout)
+    if wait_for_ssh:
+        cloud.wait_for_ssh(running, timeout=timeout)
+    return running
+
+
+def _create(cloud: Provider, spec: InstanceSpec, *, wait: bool, timeout: float, wait_for_ssh: bool) -> CreatedInstance:
+    created = cloud.create_instance(spec)
+    if not wait:
+        return created
+    ready = wait_until_ready(cloud, created.instance, timeout=timeout, wait_for_ssh=wait_for_ssh)
+    return CreatedInstance(instance=ready, secrets=created.secrets)
+
+
+def apply_instance_updates(cloud: Provider, current: Instance, plan: Plan) -> Instance:
+    """Carry out the in-place part of a plan (rename, tags)."""
+    changes: dict[str, Change] = {c.field: c for c in plan.updates}
+    if not changes:
+        return current
+    unknown = set(changes) - {"name", "tags"}
+    if unknown:
+        raise errors.GpuCloudError(f"no in-place update for {sorted(unknown)}", provider=cloud.name)
+    return cloud.update_instance(
+        current.id,
+        name=changes["name"].desired if "name" in changes else None,
+        tags=changes["tags"].desired if "tags" in changes else None,
+    )
+
+
+def ensure_instance(
+    cloud: Provider,
+    spec: InstanceSpec,
+    *,
+    check_mode: bool = False,
+    wait: bool = True,
+    wait_timeout: float = DEFAULT_TIMEOUT,
+    wait_for_ssh: bool = False,
+    force_replace: bool = False,
+    instance_id: str | None = None,
+) -> Outcome[Instance]:
+    """Make an instance named ``spec.name`` (or with ``instance_id``) match ``spec``."""
+    cloud.validate_instance_spec(spec)
+    current = find_instance(cloud, name=spec.name, instance_id=instance_id)
+    plan = plan_for_instance(cloud, spec, current)
+    if plan.action is Action.NONE and current is not None:
+        if wait and not check_mode and current.status is Status.PENDING:
+            current = wait_until_ready(cloud, current, timeout=wait_timeout, wait_for_ssh=wait_for_ssh)
+        return _unchanged(current, plan)
+    if plan.action is Action.REPLACE and not force_replace:
+        raise _replace_refused("instance", plan, cloud.name)
+    if check_mode:
+        return Outcome(True, plan.action, current, None if plan.action is not Action.UPDATE else current, plan)
+    if plan.action is Action.UPDATE and current is not None:
+        return Outcome(True, plan.action, current, apply_instance_updates(cloud, current, plan), plan)
+    if plan.action is Action.REPLACE and current is not None:
+        _delete_instance(cloud, current.id, wait=True, timeout=wait_timeout)
+    created = _create(cloud, spec, wait=wait, timeout=wait_timeout, wait_for_ssh=wait_for_ssh)
+    return Outcome(True, plan.action, current, created.instance, plan, created.secrets)
+
+
+def _delete_instance(cloud: Provider, instance_id: str, *, wait: bool, timeout: float) -> None:
+    cloud.delete_instance(instance_id)
+    if wait:
+        cloud.wait_for_instance_gone(instance_id, timeout=timeout)
+
+
+def ensure_instance_absent(
+    cloud: Provider,
+    *,
+    name: str | None = None,
+    instance_id: str | None = None,
+    check_mode: bool = False,
+    wait: bool = True,
+    wait_timeout: float = DEFAULT_TIMEOUT,
+) -> Outcome[Instance]:
+    current = find_instance(cloud, name=name, instance_id=instance_id)
+    if current is None or current.status is Status.DELETED:
+        return Outcome(False, Action.NONE, current, None)
+    if not check_mode:
+        _delete_instance(cloud, current.id, wait=wait, timeout=wait_timeout)
+    return Outcome(True, "delete", current, None)
+
+
+def ensure_instance_power(
+    cloud: Provider,
+    state: PowerState,
+    *,
+    name: str | None = None,
+    instance_id: str | None = None,
+    check_mode: bool = False,
+    wait: bool = True,
+    wait_timeout: float = DEFAULT_TIMEOUT,
+    wait_for_ssh: bool = False,
+) -> Outcome[Instance]:
+    """Start, stop or restart an existing instance. A provider without a reboot call is stopped then started."""
+    cloud.require(Capability.INSTANCE_START_STOP)
+    current = find_instance(cloud, name=name, instance_id=instance_id)
+    if current is None:
+        raise errors.NotFound(f"no {cloud.name} instance {instance_id or name!r} to {state[:-2]}", provider=cloud.name)
+    if state == "started" and current.status in (Status.RUNNING, Status.PENDING):
+        return _unchanged(current)
+    if state == "stopped" and current.status in (Status.STOPPED, Status.STOPPING):
+        return _unchanged(current)
+    action: Literal["start", "stop", "restart"] = {"started": "start", "stopped": "stop", "restarted": "restart"}[state]  # type: ignore[assignment]
+    if check_mode:
+        return Outcome(True, action, current, None)
+    after = _power(cloud, current, state, wait=wait, timeout=wait_timeout, wait_for_ssh=wait_for_ssh)
+    return Outcome(True, action, current, after)
+
+
+def _power(
+    cloud: Provider, current: Instance, state: PowerState, *, wait: bool, timeout: float, wait_for_ssh: bool
+) -> Instance:
+    if state == "stopped":
+        cloud.stop_instance(current.id)
+        return cloud.wait_for_instance(current.id, [Status.STOPPED], timeout=timeout) if wait else current
+    if state == "restarted":
+        if cloud.supports(Capability.INSTANCE_REBOOT):
+            cloud.reboot_instance(current.id)
+        else:
+            if current.status is not Status.STOPPED:
+                cloud.stop_instance(current.id)
+                cloud.wait_for_instance(current.id, [Status.STOPPED], timeout=timeout)
+            cloud.start_instance(current.id)
+    else:
+        cloud.start_instance(current.id)
+    if not wait:
+        return current
+    return wait_until_ready(cloud, current, timeout=timeout, wait_for_ssh=wait_for_ssh)
+
+
+# --- volumes ----------------------------------------------------------------------------------------
+def _attach_target(cloud: Provider, ref: str | None) -> str | None:
+    """The id of the instance ``ref`` names, by name first, then as an id."""
+    if not ref:
+        return None
+    found = cloud.find_instance(ref)
+    if found is None:
+        try:
+            found = cloud.get_instance(ref)
+        except (errors.NotFound, errors.ValidationError):
+            found = None
+    if found is None:
+        raise errors.ValidationError(f"attach_to: no {cloud.name} instance with name or id {ref!r}", field="attach_to")
+    return found.id
+
+
+def ensure_volume(
+    cloud: Provider,
+    spec: VolumeSpec,
+    *,
+    check_mode: bool = False,
+    force_replace: bool = False,
+    volume_id: str | None = None,
+) -> Outcome[Volume]:
+    if volume_id is None:
+        cloud.validate_volume_spec(spec)
+    else:
+        cloud.require(Capability.VOLUMES)
+    current = _find_volume(cloud, name=spec.name, volume_id=volume_id)
+    attach_id = _attach_target(cloud, spec.attach_to)
+    plan = plan_volume(spec, current, cloud.capabilities, desired_attach_id=attach_id)
+    if plan.action is Action.NONE and current is not None:
+        return _unchanged(current, plan)
+    if plan.action is Action.REPLACE and not force_replace:
+        raise _replace_refused("volume", plan, cloud.name)
+    if check_mode:
+        return Outcome(True, plan.action, current, None if plan.action is not Action.UPDATE else current, plan)
+    if plan.action is Action.UPDATE and current is not None:
+        return Outcome(True, plan.action, current, _apply_volume_updates(cloud, current, plan), plan)
+    if plan.action is Action.REPLACE and current is not None:
+        cloud.delete_volume(current.id)
+    return Outcome(True, plan.action, current, cloud.create_volume(spec), plan)
+
+
+def _find_volume(cloud: Provider, *, name: str | None, volume_id: str | None) -> Volume | None:
+    if volume_id:
+        try:
+            return cloud.get_volume(volume_id)
+        except errors.NotFound:
+            return None
+    return cloud.find_volume(name) if name else None
+
+
+def _apply_volume_updates(cloud: Provider, current: Volume, plan: Plan) -> Volume:
+    for change in plan.updates:
+        if change.field == "size_gb":
+            cloud.resize_volume(current.id, int(change.desired))
+        elif change.field == "name":
+            cloud.rename_volume(current.id, str(change.desired))
+        elif change.field == "attached_to":
+            for instance_id in change.current:
+                cloud.detach_volume(current.id, instance_id)
+            for instance_id in change.desired:
+                cloud.attach_volume(current.id, instance_id)
+    return cloud.get_volume(current.id)
+
+
+def ensure_volume_absent(
+    cloud: Provider, *, name: str | None = None, volume_id: str | None = None, check_mode: bool = False
+) -> Outcome[Volume]:
+    cloud.require(Capability.VOLUMES)
+    current = _find_volume(cloud, name=name, volume_id=volume_id)
+    if current is None:
+        return Outcome(False, Action.NONE, None, None)
+    if not check_mode:
+        cloud.delete_volume(current.id)
+    return Outcome(True, "delete", current, None)
+
+
+# --- ssh keys ---------------------------------------------------------------------------------------
+def ensure_ssh_key(cloud: Provider, spec: SshKeySpec, *, check_mode: bool = False) -> Outcome[SshKey]:
+    """A key with this name and content. Keys cannot be edited in place, so new content replaces the key."""
+    cloud.validate_ssh_key_spec(spec)
+    current = cloud.find_ssh_key(spec.name)
+    plan = plan_ssh_key(spec, current)
+    if plan.action is Action.NONE and current is not None:
+        return _unchanged(current, plan)
+    if check_mode:
+        return Outcome(True, plan.action, current, None, plan)
+    if current is not None:
+        cloud.delete_ssh_key(current.id)
+    return Outcome(True, plan.action, current, cloud.create_ssh_key(spec), plan)
+
+
+def ensure_ssh_key_absent(
+    cloud: Provider, *, name: str | None = None, key_id: str | None = None, check_mode: bool = False
+) -> Outcome[SshKey]:
+    cloud.require(Capability.SSH_KEYS, "pass public keys on the instance instead")
+    current: SshKey | None
+    if key_id:
+        try:
+            current = cloud.get_ssh_key(key_id)
+        except errors.NotFound:
+            current = None
+    else:
+        current = cloud.find_ssh_key(name or "")
+    if current is None:
+        return Outcome(False, Action.NONE, None, None)
+    if not check_mode:
+        cloud.delete_ssh_key(current.id)
+    return Outcome(True, "delete", current, None)

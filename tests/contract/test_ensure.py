@@ -1,0 +1,137 @@
+"""The shared desired-state operations both front-ends call, against the emulator."""
+
+import pytest
+
+import gpucloud
+from gpucloud import InstanceSpec, SshKeySpec, Status, VolumeSpec
+from gpucloud.capabilities import Capability
+from gpucloud.ensure import (
+    ensure_instance,
+    ensure_instance_absent,
+    ensure_instance_power,
+    ensure_ssh_key,
+    ensure_ssh_key_absent,
+    ensure_volume,
+    ensure_volume_absent,
+)
+from gpucloud.reconcile import Action
+
+from ..conftest import providers_with
+from .specs import INSTANCE, VOLUME
+
+FAST = {"wait_timeout": 60.0}
+
+
+@pytest.mark.parametrize("cloud", providers_with(Capability.INSTANCE_START_STOP), indirect=True)
+def test_instance_present_power_and_absent(cloud: gpucloud.Provider, emulator: object, keypair: tuple) -> None:
+    world = emulator.world  # type: ignore[attr-defined]
+    spec = InstanceSpec(name=f"ensure-{cloud.name}", ssh_keys=(keypair[1],), **INSTANCE[cloud.name])
+    if cloud.supports(Capability.SSH_KEYS):
+        key = ensure_ssh_key(cloud, SshKeySpec(name=f"ensure key {cloud.name}", public_key=keypair[1])).after
+        assert key is not None
+        spec = spec.model_copy(update={"ssh_keys": (key.name,)})
+
+    planned = ensure_instance(cloud, spec, check_mode=True)
+    assert planned.changed and planned.action is Action.CREATE and cloud.find_instance(spec.name) is None
+
+    created = ensure_instance(cloud, spec, wait_for_ssh=True, **FAST)
+    assert created.changed and created.after is not None and created.after.status is Status.RUNNING
+    creates = world.request_count(method="POST")
+    again = ensure_instance(cloud, spec, **FAST)
+    assert not again.changed and again.after == cloud.get_instance(created.after.id)
+    assert world.request_count(method="POST") == creates, "an unchanged run sends no writes"
+
+    other_type = next(o.instance_type for o in cloud.list_offers() if o.instance_type != created.after.instance_type)
+    bigger = spec.model_copy(update={"instance_type": other_type})
+    with pytest.raises(gpucloud.Conflict, match="force_replace") as info:
+        ensure_instance(cloud, bigger, **FAST)
+    assert info.value.details == {"fields": ["instance_type"]}
+
+    stopped = ensure_instance_power(cloud, "stopped", name=spec.name, **FAST)
+    assert stopped.changed and stopped.after is not None and stopped.after.status is Status.STOPPED
+    assert not ensure_instance_power(cloud, "stopped", name=spec.name, **FAST).changed
+    restarted = ensure_instance_power(cloud, "restarted", name=spec.name, wait_for_ssh=True, **FAST)
+    assert restarted.after is not None and restarted.after.status is Status.RUNNING
+    assert not ensure_instance_power(cloud, "started", name=spec.name, **FAST).changed
+
+    assert ensure_instance_absent(cloud, name=spec.name, check_mode=True).changed
+    assert cloud.find_instance(spec.name) is not None
+    gone = ensure_instance_absent(cloud, name=spec.name, **FAST)
+    assert gone.changed and gone.before is not None and cloud.find_instance(spec.name) is None
+    assert not ensure_instance_absent(cloud, name=spec.name).changed
+    if cloud.supports(Capability.SSH_KEYS):
+        assert ensure_ssh_key_absent(cloud, name=f"ensure key {cloud.name}").changed
+
+
+@pytest.mark.parametrize("cloud", providers_with(Capability.INSTANCE_TAGS, Capability.INSTANCE_RENAME), indirect=True)
+def test_instance_tags_update_in_place_with_truthful_check_mode(cloud: gpucloud.Provider, keypair: tuple) -> None:
+    spec = InstanceSpec(name=f"tags-{cloud.name}", ssh_keys=(keypair[1],), tags={"team": "ml"}, **INSTANCE[cloud.name])
+    created = ensure_instance(cloud, spec, **FAST).after
+    assert created is not None
+    try:
+        retagged = spec.model_copy(update={"tags": {"team": "infra", "cost": "42"}})
+        preview = ensure_instance(cloud, retagged, check_mode=True)
+        assert preview.action is Action.UPDATE and preview.plan.update_fields == ["tags"]
+        assert cloud.get_instance(created.id).tags == {"team": "ml"}, "check mode changed nothing"
+        diff = preview.diff()
+        assert diff["before"]["tags"] == {"team": "ml"}
+        applied = ensure_instance(cloud, retagged, **FAST)
+        assert applied.after is not None and applied.after.id == created.id
+        assert cloud.get_instance(created.id).tags == {"team": "infra", "cost": "42"}
+    finally:
+        ensure_instance_absent(cloud, instance_id=created.id, **FAST)
+
+
+@pytest.mark.parametrize("cloud", providers_with(Capability.INSTANCES), indirect=True)
+def test_force_replace_recreates_with_the_new_type(cloud: gpucloud.Provider, keypair: tuple) -> None:
+    spec = InstanceSpec(name=f"replace-{cloud.name}", ssh_keys=(keypair[1],), **INSTANCE[cloud.name])
+    if cloud.supports(Capability.SSH_KEYS):
+        key = ensure_ssh_key(cloud, SshKeySpec(name=f"replace key {cloud.name}", public_key=keypair[1])).after
+        spec = spec.model_copy(update={"ssh_keys": (key.name,)})  # type: ignore[union-attr]
+    first = ensure_instance(cloud, spec, **FAST).after
+    assert first is not None
+    other_type = next(o.instance_type for o in cloud.list_offers() if o.instance_type != first.instance_type)
+    replaced = ensure_instance(cloud, spec.model_copy(update={"instance_type": other_type}), force_replace=True, **FAST)
+    try:
+        assert replaced.action is Action.REPLACE and replaced.after is not None
+        assert replaced.after.id != first.id and replaced.after.instance_type == cloud.canonical_instance_type(
+            other_type
+        )
+        assert [i.id for i in cloud.list_instances() if i.name == spec.name] == [replaced.after.id]
+    finally:
+        ensure_instance_absent(cloud, name=spec.name, **FAST)
+        if cloud.supports(Capability.SSH_KEYS):
+            ensure_ssh_key_absent(cloud, name=f"replace key {cloud.name}")
+
+
+@pytest.mark.parametrize(
+    "cloud", providers_with(Capability.VOLUME_CREATE, Capability.VOLUME_RESIZE, Capability.VOLUME_RENAME), indirect=True
+)
+def test_volume_present_grow_and_absent(cloud: gpucloud.Provider) -> None:
+    spec = VolumeSpec(name=f"ensure-vol-{cloud.name}", size_gb=20, **VOLUME[cloud.name])
+    created = ensure_volume(cloud, spec)
+    assert created.changed and created.after is not None
+    assert not ensure_volume(cloud, spec).changed
+    grown = spec.model_copy(update={"size_gb": 40})
+    assert ensure_volume(cloud, grown, check_mode=True).changed
+    assert cloud.get_volume(created.after.id).size_gb == 20
+    assert ensure_volume(cloud, grown).after.size_gb == 40  # type: ignore[union-attr]
+    with pytest.raises(gpucloud.ValidationError, match="cannot shrink"):
+        ensure_volume(cloud, spec)
+    assert ensure_volume_absent(cloud, name=spec.name).changed
+    assert not ensure_volume_absent(cloud, name=spec.name).changed
+
+
+@pytest.mark.parametrize("cloud", providers_with(Capability.SSH_KEYS), indirect=True)
+def test_ssh_key_with_new_content_is_replaced(cloud: gpucloud.Provider, keypair: tuple, tmp_path) -> None:
+    import subprocess
+
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(tmp_path / "k")], check=True)
+    other = (tmp_path / "k.pub").read_text().strip()
+    name = f"rotate key {cloud.name}"
+    first = ensure_ssh_key(cloud, SshKeySpec(name=name, public_key=keypair[1])).after
+    assert not ensure_ssh_key(cloud, SshKeySpec(name=name, public_key=keypair[1] + " other-comment")).changed
+    rotated = ensure_ssh_key(cloud, SshKeySpec(name=name, public_key=other))
+    assert rotated.action is Action.REPLACE and rotated.after is not None and first is not None
+    assert [k.public_key.split()[1] for k in cloud.list_ssh_keys() if k.name == name] == [other.split()[1]]
+    assert ensure_ssh_key_absent(cloud, name=name).changed
