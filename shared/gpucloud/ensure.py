@@ -8,7 +8,7 @@ check mode) and the plan; nothing is sent to the provider in check mode except r
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Generic, Literal, TypeVar
 
@@ -61,6 +61,33 @@ def _replace_refused(kind: str, plan: Plan, provider: str) -> errors.Conflict:
         code="replace_required",
         details={"fields": plan.replace_fields},
     )
+
+
+def _converge(
+    kind: str,
+    cloud: Provider,
+    current: R | None,
+    plan: Plan,
+    *,
+    check_mode: bool,
+    force_replace: bool,
+    update: Callable[[R], R],
+    delete: Callable[[R], None],
+    create: Callable[[], tuple[R, Mapping[str, str]]],
+) -> Outcome[R]:
+    """Carry out a plan the same way for every resource kind: no-op, in-place update, create or replace."""
+    if plan.action is Action.NONE and current is not None:
+        return _unchanged(current, plan)
+    if plan.action is Action.REPLACE and not force_replace:
+        raise _replace_refused(kind, plan, cloud.name)
+    if check_mode:
+        return Outcome(True, plan.action, current, current if plan.action is Action.UPDATE else None, plan)
+    if plan.action is Action.UPDATE and current is not None:
+        return Outcome(True, plan.action, current, update(current), plan)
+    if plan.action is Action.REPLACE and current is not None:
+        delete(current)
+    created, secrets = create()
+    return Outcome(True, plan.action, current, created, plan, secrets)
 
 
 # --- instances --------------------------------------------------------------------------------------
@@ -138,20 +165,26 @@ def ensure_instance(
     cloud.validate_instance_spec(spec)
     current = find_instance(cloud, name=spec.name, instance_id=instance_id)
     plan = plan_for_instance(cloud, spec, current)
-    if plan.action is Action.NONE and current is not None:
-        if wait and not check_mode and current.status is Status.PENDING:
-            current = wait_until_ready(cloud, current, timeout=wait_timeout, wait_for_ssh=wait_for_ssh)
-        return _unchanged(current, plan)
-    if plan.action is Action.REPLACE and not force_replace:
-        raise _replace_refused("instance", plan, cloud.name)
-    if check_mode:
-        return Outcome(True, plan.action, current, None if plan.action is not Action.UPDATE else current, plan)
-    if plan.action is Action.UPDATE and current is not None:
-        return Outcome(True, plan.action, current, apply_instance_updates(cloud, current, plan), plan)
-    if plan.action is Action.REPLACE and current is not None:
-        _delete_instance(cloud, current.id, wait=True, timeout=wait_timeout)
-    created = _create(cloud, spec, wait=wait, timeout=wait_timeout, wait_for_ssh=wait_for_ssh)
-    return Outcome(True, plan.action, current, created.instance, plan, created.secrets)
+    # An earlier run created it but stopped waiting (or was interrupted): finish the wait this run promises.
+    finish_boot = wait and not check_mode and plan.action is Action.NONE
+    if finish_boot and current is not None and current.status is Status.PENDING:
+        current = wait_until_ready(cloud, current, timeout=wait_timeout, wait_for_ssh=wait_for_ssh)
+
+    def create() -> tuple[Instance, Mapping[str, str]]:
+        made = _create(cloud, spec, wait=wait, timeout=wait_timeout, wait_for_ssh=wait_for_ssh)
+        return made.instance, made.secrets
+
+    return _converge(
+        "instance",
+        cloud,
+        current,
+        plan,
+        check_mode=check_mode,
+        force_replace=force_replace,
+        update=lambda have: apply_instance_updates(cloud, have, plan),
+        delete=lambda have: _delete_instance(cloud, have.id, wait=True, timeout=wait_timeout),
+        create=create,
+    )
 
 
 def _delete_instance(cloud: Provider, instance_id: str, *, wait: bool, timeout: float) -> None:
@@ -256,17 +289,17 @@ def ensure_volume(
     current = _find_volume(cloud, name=spec.name, volume_id=volume_id)
     attach_id = _attach_target(cloud, spec.attach_to)
     plan = plan_volume(spec, current, cloud.capabilities, desired_attach_id=attach_id)
-    if plan.action is Action.NONE and current is not None:
-        return _unchanged(current, plan)
-    if plan.action is Action.REPLACE and not force_replace:
-        raise _replace_refused("volume", plan, cloud.name)
-    if check_mode:
-        return Outcome(True, plan.action, current, None if plan.action is not Action.UPDATE else current, plan)
-    if plan.action is Action.UPDATE and current is not None:
-        return Outcome(True, plan.action, current, _apply_volume_updates(cloud, current, plan), plan)
-    if plan.action is Action.REPLACE and current is not None:
-        cloud.delete_volume(current.id)
-    return Outcome(True, plan.action, current, cloud.create_volume(spec), plan)
+    return _converge(
+        "volume",
+        cloud,
+        current,
+        plan,
+        check_mode=check_mode,
+        force_replace=force_replace,
+        update=lambda have: _apply_volume_updates(cloud, have, plan),
+        delete=lambda have: cloud.delete_volume(have.id),
+        create=lambda: (cloud.create_volume(spec), {}),
+    )
 
 
 def _find_volume(cloud: Provider, *, name: str | None, volume_id: str | None) -> Volume | None:
@@ -309,14 +342,17 @@ def ensure_ssh_key(cloud: Provider, spec: SshKeySpec, *, check_mode: bool = Fals
     """A key with this name and content. Keys cannot be edited in place, so new content replaces the key."""
     cloud.validate_ssh_key_spec(spec)
     current = cloud.find_ssh_key(spec.name)
-    plan = plan_ssh_key(spec, current)
-    if plan.action is Action.NONE and current is not None:
-        return _unchanged(current, plan)
-    if check_mode:
-        return Outcome(True, plan.action, current, None, plan)
-    if current is not None:
-        cloud.delete_ssh_key(current.id)
-    return Outcome(True, plan.action, current, cloud.create_ssh_key(spec), plan)
+    return _converge(
+        "ssh key",
+        cloud,
+        current,
+        plan_ssh_key(spec, current),
+        check_mode=check_mode,
+        force_replace=True,  # a key holds no data: replacing it is always safe
+        update=lambda have: have,
+        delete=lambda have: cloud.delete_ssh_key(have.id),
+        create=lambda: (cloud.create_ssh_key(spec), {}),
+    )
 
 
 def ensure_ssh_key_absent(

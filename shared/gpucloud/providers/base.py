@@ -506,3 +506,11 @@ def json_body(response: httpx.Response) -> Any:
         return response.json()
     except ValueError:
         return None
+
+
+def as_float(value: Any) -> float | None:
+    """Prices arrive as numbers or strings ("5.00") depending on the provider; absent or junk is None."""
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None

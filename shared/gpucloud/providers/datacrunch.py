@@ -31,7 +31,7 @@ from gpucloud.models import (
     Volume,
     VolumeSpec,
 )
-from gpucloud.providers.base import Provider, build_error, json_body
+from gpucloud.providers.base import Provider, as_float, build_error, json_body
 from gpucloud.transport import Transport
 from gpucloud.validation import validate_name
 
@@ -73,13 +73,6 @@ def _gpu_model(description: str | None) -> str | None:
     if not description:
         return None
     return re.sub(r"^\s*\d+\s*x\s*", "", description).strip() or None
-
-
-def _float(value: Any) -> float | None:
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return None
 
 
 class DataCrunch(Provider):
@@ -159,7 +152,7 @@ class DataCrunch(Provider):
             ssh_user=self.ssh_user,
             ssh_key_ids=tuple(data.get("ssh_key_ids") or ()),
             volume_ids=tuple(volume_ids),
-            price_per_hour=_float(data.get("price_per_hour")),
+            price_per_hour=as_float(data.get("price_per_hour")),
             created_at=data.get("created_at"),
             raw=data,
         )
@@ -253,7 +246,7 @@ class DataCrunch(Provider):
             volume_type=data.get("type"),
             location=data.get("location"),
             attached_to=tuple(attached),
-            price_per_hour=_float(data.get("base_hourly_cost")),
+            price_per_hour=as_float(data.get("base_hourly_cost")),
             created_at=data.get("created_at"),
             raw=data,
         )
@@ -354,7 +347,7 @@ class DataCrunch(Provider):
                     gpu_count=int(gpu.get("number_of_gpus") or 0),
                     vcpus=(item.get("cpu") or {}).get("number_of_cores"),
                     memory_gb=(item.get("memory") or {}).get("size_in_gigabytes"),
-                    price_per_hour=_float(item.get("price_per_hour")),
+                    price_per_hour=as_float(item.get("price_per_hour")),
                     locations=locations,
                 )
             )

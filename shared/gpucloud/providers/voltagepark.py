@@ -36,7 +36,7 @@ from gpucloud.models import (
     VolumeSpec,
 )
 from gpucloud.pagination import Page, fetch_offset_pages
-from gpucloud.providers.base import Provider, build_error, json_body
+from gpucloud.providers.base import Provider, as_float, build_error, json_body
 from gpucloud.transport import Transport
 from gpucloud.validation import validate_name
 
@@ -86,13 +86,6 @@ def tags_to_list(tags: dict[str, str]) -> list[str]:
 def tags_from_list(tags: list[str] | None) -> dict[str, str]:
     pairs = (t.split("=", 1) if "=" in t else (t, "") for t in tags or [])
     return {k: v for k, v in pairs}
-
-
-def _float(value: Any) -> float | None:
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return None
 
 
 class VoltagePark(Provider):
@@ -194,7 +187,7 @@ class VoltagePark(Provider):
             ssh_port=ssh_port if data.get("public_ip") else None,
             ssh_user=self.ssh_user,
             tags=tags_from_list(data.get("tags")),
-            price_per_hour=_float((data.get("pricing") or {}).get("total_associated_per_hr")),
+            price_per_hour=as_float((data.get("pricing") or {}).get("total_associated_per_hr")),
             created_at=data.get("timestamp_creation"),
             raw=data,
         )
@@ -308,7 +301,7 @@ class VoltagePark(Provider):
             size_gb=int(data.get("size_in_gb") or 0),
             status=str(data.get("status") or "unknown"),
             attached_to=tuple(str(i) for i in data.get("order_ids") or ()),
-            price_per_hour=_float(data.get("rate_hourly")),
+            price_per_hour=as_float(data.get("rate_hourly")),
             raw=data,
         )
 
@@ -405,7 +398,7 @@ class VoltagePark(Provider):
     def _offer(self, shape: str, presets: list[dict[str, Any]], names: dict[str, str]) -> Offer:
         resources = presets[0].get("resources") or {}
         model, count = first_gpu(resources)
-        prices = [p for p in (_float(p.get("compute_rate_hourly")) for p in presets) if p is not None]
+        prices = [p for p in (as_float(p.get("compute_rate_hourly")) for p in presets) if p is not None]
         available = sorted({loc for p in presets for loc in p.get("location_ids_with_availability") or []})
         return Offer(
             provider=self.name,
