@@ -2,7 +2,9 @@
 
 import re
 from pathlib import Path
+from typing import Any
 
+from gpucloud.emulator import EmulatorServer
 from gpucloud.providers import TABLE_COLUMNS, capability_markdown, capability_table, implemented, provider_class
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -29,3 +31,37 @@ def test_ci_runs_the_readme_commands_in_order() -> None:
     commands = [line.split("#")[0].strip() for line in block.group(1).splitlines() if line.strip()]
     ci = [line.strip() for line in (ROOT / ".ci/run").read_text().splitlines() if line.strip().startswith("make")]
     assert commands == ci == ["make demo", "make test"]
+
+
+def test_python_snippet_runs_as_pasted(
+    emulator: EmulatorServer, overrides: dict[str, dict[str, Any]], keypair: tuple[Path, str], tmp_path: Path
+) -> None:
+    """The README's Python example, run unchanged in a fresh interpreter against the emulator."""
+    import os
+    import subprocess
+    import sys
+
+    import gpucloud
+    from gpucloud.emulator.client import client_env
+
+    snippet = re.search(r"## Use it from Python\n\n```python\n(.*?)```", README, re.S)
+    assert snippet, "README lost its Python example"
+    with gpucloud.connect("datacrunch", **overrides["datacrunch"]) as cloud:
+        key = cloud.create_ssh_key(gpucloud.SshKeySpec(name="my-laptop", public_key=keypair[1]))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GPUCLOUD_")}
+    env.update(client_env(emulator.url, emulator.settings), GPUCLOUD_CONFIG=str(tmp_path / "none.toml"))
+    try:
+        result = subprocess.run(
+            [sys.executable, "-c", snippet.group(1)], env=env, capture_output=True, text=True, timeout=120
+        )
+        assert result.returncode == 0, result.stderr
+        user, ip, port = result.stdout.split()
+        assert (user, int(port)) == (overrides["datacrunch"]["ssh_user"], emulator.settings.ssh_port)
+        assert ip.startswith("127.")
+    finally:
+        with gpucloud.connect("datacrunch", **overrides["datacrunch"]) as cloud:
+            found = cloud.find_instance("trainer-1")
+            if found:
+                cloud.delete_instance(found.id)
+                cloud.wait_for_instance_gone(found.id, timeout=60, interval=0.2)
+            cloud.delete_ssh_key(key.id)
