@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -14,12 +15,26 @@ from rich.console import Console
 from rich.table import Table
 
 import gpucloud
-from gpucloud import config, errors
+from gpucloud import config, errors, sshexec
+from gpucloud.capabilities import Capability
+from gpucloud.models import Instance, Offer, Status
 from gpucloud.providers import capability_markdown, capability_table, implemented, provider_class
+from gpucloud.validation import public_key_identity
 
 app = typer.Typer(help="Declare and inspect GPU cloud resources across providers.", no_args_is_help=True)
 instances_app = typer.Typer(help="Instances across configured providers.", no_args_is_help=True)
+volumes_app = typer.Typer(help="Volumes across configured providers.", no_args_is_help=True)
+keys_app = typer.Typer(help="Account SSH keys across configured providers.", no_args_is_help=True)
+config_app = typer.Typer(help="Which providers are configured and reachable.", no_args_is_help=True)
 app.add_typer(instances_app, name="instances")
+app.add_typer(volumes_app, name="volumes")
+app.add_typer(keys_app, name="keys")
+app.add_typer(config_app, name="config")
+
+# Exit codes scripts can rely on (typer itself uses 2 for bad usage).
+EXIT_ERROR = 1
+EXIT_NOT_FOUND = 3
+EXIT_NOT_CONFIGURED = 4
 
 console = Console()
 err_console = Console(stderr=True)
@@ -31,6 +46,10 @@ ProviderOption = Annotated[
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 
 
+class NotConfigured(errors.AuthError):
+    """No provider has credentials: nothing to ask."""
+
+
 def _providers(selected: list[str] | None) -> list[str]:
     if selected:
         for name in selected:
@@ -38,31 +57,51 @@ def _providers(selected: list[str] | None) -> list[str]:
         return selected
     chosen = [p for p in config.configured_providers() if p in implemented()]
     if not chosen:
-        raise errors.AuthError(
+        raise NotConfigured(
             "no provider is configured; set e.g. GPUCLOUD_VOLTAGEPARK_TOKEN, or run `gpucloud emulator` "
             "and source the env file it writes"
         )
     return chosen
 
 
-def _gather(providers: Iterable[str], fetch: Callable[[gpucloud.Provider], list[T]]) -> list[T]:
-    """Query providers concurrently; a failing provider fails the command, naming itself."""
+def _gather(
+    providers: Iterable[str], fetch: Callable[[gpucloud.Provider], list[T]], *, needs: Capability | None = None
+) -> list[T]:
+    """Query providers concurrently; providers without ``needs`` are skipped with a note on stderr."""
+    chosen = list(providers)
+    if needs is not None:
+        lacking = [p for p in chosen if needs not in provider_class(p).capabilities]
+        for name in lacking:
+            err_console.print(f"[yellow]{name}: skipped, the API has no {needs.value}[/]")
+        chosen = [p for p in chosen if p not in lacking]
 
     def one(name: str) -> list[T]:
         with gpucloud.connect(name) as cloud:
             return fetch(cloud)
 
-    with ThreadPoolExecutor(max_workers=8) as pool:
-        return [item for items in pool.map(one, providers) for item in items]
+    with err_console.status(f"asking {', '.join(chosen) or 'no provider'}..."), ThreadPoolExecutor(8) as pool:
+        return [item for items in pool.map(one, chosen) for item in items]
 
 
 def _fail(exc: errors.GpuCloudError) -> NoReturn:
     err_console.print(f"[bold red]error:[/] {exc}")
-    raise typer.Exit(code=1)
+    if isinstance(exc, NotConfigured):
+        raise typer.Exit(code=EXIT_NOT_CONFIGURED)
+    raise typer.Exit(code=EXIT_NOT_FOUND if isinstance(exc, errors.NotFound) else EXIT_ERROR)
 
 
-def _print_json(rows: list[dict[str, Any]]) -> None:
+def _print_json(rows: list[dict[str, Any]] | dict[str, Any]) -> None:
     sys.stdout.write(json.dumps(rows, indent=2, default=str) + "\n")
+
+
+def _table(title: str, headers: Iterable[str], rows: Iterable[Iterable[str]], *, keep: int = 1) -> None:
+    """A rich table whose first ``keep`` columns never wrap (names stay readable in narrow terminals)."""
+    table = Table(title=title)
+    for index, header in enumerate(headers):
+        table.add_column(header, no_wrap=index < keep, overflow="fold")
+    for row in rows:
+        table.add_row(*row)
+    console.print(table)
 
 
 @app.command()
@@ -71,66 +110,195 @@ def offers(
     gpu: Annotated[str | None, typer.Option(help="GPU model substring, e.g. h100.")] = None,
     min_gpus: Annotated[int, typer.Option(help="At least this many GPUs.")] = 1,
     max_price: Annotated[float | None, typer.Option(help="Maximum price per hour.")] = None,
+    location: Annotated[str | None, typer.Option(help="Only offers available at this location (id or name).")] = None,
     available_only: Annotated[bool, typer.Option("--available/--all", help="Only offers with capacity.")] = True,
     as_json: JsonOption = False,
 ) -> None:
     """Machine shapes on offer, cheapest first."""
     try:
-        found = _gather(_providers(provider), lambda c: c.list_offers())
+        found = _gather(_providers(provider), lambda c: c.list_offers(), needs=Capability.OFFERS)
     except errors.GpuCloudError as exc:
         _fail(exc)
-    rows = [
-        o
-        for o in found
-        if o.gpu_count >= min_gpus
-        and (gpu is None or gpu.lower() in (o.gpu_model or "").lower())
-        and (max_price is None or (o.price_per_hour is not None and o.price_per_hour <= max_price))
-        and (o.available or not available_only)
-    ]
+    rows = [o for o in found if _offer_matches(o, gpu, min_gpus, max_price, location, available_only)]
     rows.sort(key=lambda o: (o.price_per_hour is None, o.price_per_hour or 0.0))
     if as_json:
         _print_json([o.model_dump(mode="json") for o in rows])
         return
-    table = Table(title=f"{len(rows)} offers")
-    for column in ("provider", "instance type"):
-        table.add_column(column, no_wrap=True)
-    for column in ("gpu", "vcpus", "memory GB", "$/hour", "available in"):
-        table.add_column(column, overflow="fold")
-    for o in rows:
-        where = ", ".join(loc.name or loc.location for loc in o.locations if loc.available) or "-"
-        price = f"{o.price_per_hour:.2f}" if o.price_per_hour is not None else "?"
-        table.add_row(
-            o.provider,
-            o.instance_type,
-            f"{o.gpu_count}x {o.gpu_model}",
-            str(o.vcpus or "?"),
-            str(o.memory_gb or "?"),
-            price,
-            where,
+    _table(
+        f"{len(rows)} offers",
+        ("provider", "instance type", "gpu", "vcpus", "memory GB", "$/hour", "available in"),
+        (
+            (
+                o.provider,
+                o.instance_type,
+                f"{o.gpu_count}x {o.gpu_model}" if o.gpu_count else "-",
+                str(o.vcpus or "?"),
+                str(o.memory_gb or "?"),
+                f"{o.price_per_hour:.2f}" if o.price_per_hour is not None else "?",
+                ", ".join(loc.name or loc.location for loc in o.locations if loc.available) or "-",
+            )
+            for o in rows
+        ),
+        keep=2,
+    )
+
+
+def _offer_matches(
+    offer: Offer, gpu: str | None, min_gpus: int, max_price: float | None, location: str | None, available_only: bool
+) -> bool:
+    places = [loc for loc in offer.locations if loc.available or not available_only]
+    return (
+        offer.gpu_count >= min_gpus
+        and (gpu is None or gpu.lower() in (offer.gpu_model or "").lower())
+        and (max_price is None or (offer.price_per_hour is not None and offer.price_per_hour <= max_price))
+        and bool(places or not available_only)
+        and (
+            location is None
+            or any(location.lower() in (loc.location.lower(), (loc.name or "").lower()) for loc in places)
         )
-    console.print(table)
+    )
+
+
+def _instance_rows(found: list[Instance]) -> Iterable[tuple[str, ...]]:
+    for i in found:
+        ssh = f"{i.ssh_user}@{i.public_ip}:{i.ssh_port}" if i.ssh_ready_address else "-"
+        gpu = f"{i.gpu_count}x {i.gpu_model}" if i.gpu_count else "-"
+        yield i.provider, i.name, i.id, f"{i.status.value} ({i.raw_status})", i.instance_type or "-", gpu, ssh
 
 
 @instances_app.command("list")
-def instances_list(provider: ProviderOption = None, as_json: JsonOption = False) -> None:
+def instances_list(
+    provider: ProviderOption = None,
+    status: Annotated[Status | None, typer.Option(help="Only instances in this state.")] = None,
+    as_json: JsonOption = False,
+) -> None:
     """Instances on every configured provider."""
     try:
         found = _gather(_providers(provider), lambda c: c.list_instances())
     except errors.GpuCloudError as exc:
         _fail(exc)
+    found = [i for i in found if status is None or i.status is status]
     if as_json:
         _print_json([i.model_dump(mode="json", exclude={"raw"}) for i in found])
         return
-    table = Table(title=f"{len(found)} instances")
-    for column in ("provider", "name"):
-        table.add_column(column, no_wrap=True)
-    for column in ("id", "status", "type", "gpu", "ssh"):
-        table.add_column(column, overflow="fold")
-    for i in found:
-        ssh = f"{i.ssh_user}@{i.public_ip}:{i.ssh_port}" if i.ssh_ready_address else "-"
-        gpu = f"{i.gpu_count}x {i.gpu_model}" if i.gpu_count else "-"
-        table.add_row(i.provider, i.name, i.id, f"{i.status.value} ({i.raw_status})", i.instance_type or "-", gpu, ssh)
-    console.print(table)
+    headers = ("provider", "name", "id", "status", "type", "gpu", "ssh")
+    _table(f"{len(found)} instances", headers, _instance_rows(found), keep=2)
+
+
+def _find_one(provider: list[str] | None, ref: str) -> Instance:
+    """The single instance whose name or id is ``ref`` across the chosen providers."""
+    found = _gather(_providers(provider), lambda c: [i for i in c.list_instances() if ref in (i.id, i.name)])
+    if not found:
+        raise errors.NotFound(f"no instance named or with id {ref!r}")
+    if len(found) > 1:
+        where = ", ".join(f"{i.provider}:{i.id}" for i in found)
+        raise errors.Conflict(f"{ref!r} matches {len(found)} instances ({where}); add --provider or use an id")
+    return found[0]
+
+
+@instances_app.command("show")
+def instances_show(
+    ref: Annotated[str, typer.Argument(help="Instance name or id.")],
+    provider: ProviderOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """One instance in detail."""
+    try:
+        instance = _find_one(provider, ref)
+    except errors.GpuCloudError as exc:
+        _fail(exc)
+    data = instance.model_dump(mode="json", exclude={"raw"})
+    if as_json:
+        _print_json(data)
+        return
+    _table(f"{instance.provider} instance {instance.name}", ("field", "value"), ((k, str(v)) for k, v in data.items()))
+
+
+@instances_app.command("ssh", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def instances_ssh(
+    ctx: typer.Context,
+    ref: Annotated[str, typer.Argument(help="Instance name or id; anything after `--` runs remotely.")],
+    provider: ProviderOption = None,
+    identity: Annotated[Path | None, typer.Option("--identity", "-i", help="Private key file.")] = None,
+) -> None:
+    """Open an SSH session (or run a command) on an instance, using what the provider reports."""
+    try:
+        command = sshexec.ssh_command(_find_one(provider, ref), identity)
+    except errors.GpuCloudError as exc:
+        _fail(exc)
+    os.execvp(command[0], [*command, *ctx.args])
+
+
+@volumes_app.command("list")
+def volumes_list(provider: ProviderOption = None, as_json: JsonOption = False) -> None:
+    """Volumes on every configured provider that has a volume API."""
+    try:
+        found = _gather(_providers(provider), lambda c: c.list_volumes(), needs=Capability.VOLUMES)
+    except errors.GpuCloudError as exc:
+        _fail(exc)
+    if as_json:
+        _print_json([v.model_dump(mode="json", exclude={"raw"}) for v in found])
+        return
+    rows = (
+        (v.provider, v.name, v.id, str(v.size_gb), v.status, ", ".join(v.attached_to) or "-", v.location or "-")
+        for v in found
+    )
+    _table(f"{len(found)} volumes", ("provider", "name", "id", "GB", "status", "attached to", "location"), rows, keep=2)
+
+
+@keys_app.command("list")
+def keys_list(provider: ProviderOption = None, as_json: JsonOption = False) -> None:
+    """Account SSH keys on every configured provider that has them."""
+    try:
+        found = _gather(_providers(provider), lambda c: c.list_ssh_keys(), needs=Capability.SSH_KEYS)
+    except errors.GpuCloudError as exc:
+        _fail(exc)
+    if as_json:
+        _print_json([k.model_dump(mode="json", exclude={"raw"}) for k in found])
+        return
+    rows = ((k.provider, k.name, k.id, public_key_identity(k.public_key)[:40] + "...") for k in found)
+    _table(f"{len(found)} ssh keys", ("provider", "name", "id", "key"), rows, keep=2)
+
+
+@config_app.command("check")
+def config_check(as_json: JsonOption = False) -> None:
+    """Which providers are configured, and does each answer with those credentials (secrets never shown)."""
+    with err_console.status("checking providers..."), ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(_check_provider, implemented()))
+    if as_json:
+        _print_json(results)
+    else:
+        headers = ("provider", "configured", "url", "reachable", "detail")
+        rows = (
+            (str(r["provider"]), _yes(r["configured"]), str(r["url"]), _yes(r["reachable"]), str(r["detail"]))
+            for r in results
+        )
+        _table("configuration", headers, rows)
+    configured = [r for r in results if r["configured"]]
+    if not configured:
+        raise typer.Exit(code=EXIT_NOT_CONFIGURED)
+    if not all(r["reachable"] for r in configured):
+        raise typer.Exit(code=EXIT_ERROR)
+
+
+def _yes(flag: object) -> str:
+    return "yes" if flag else "no"
+
+
+def _check_provider(name: str) -> dict[str, object]:
+    cfg = config.load_config(name)
+    result: dict[str, object] = {"provider": name, "configured": cfg.is_configured(), "url": None}
+    result.update(reachable=False, detail="no credentials")
+    if not cfg.is_configured():
+        return result
+    try:
+        with gpucloud.connect(name) as cloud:
+            result["url"] = cloud.config.base_url
+            cloud.list_instances()
+        result.update(reachable=True, detail="ok")
+    except errors.GpuCloudError as exc:
+        result["detail"] = f"{type(exc).__name__}: {exc}"
+    return result
 
 
 @app.command()
@@ -143,12 +311,7 @@ def providers(
         return
     for title, options in (("provider capabilities", False), ("instance options", True)):
         headers, rows = capability_table(options=options)
-        table = Table(title=title)
-        for header in headers:
-            table.add_column(header, overflow="fold")
-        for row in rows:
-            table.add_row(*row)
-        console.print(table)
+        _table(title, headers, rows)
 
 
 @app.command()
