@@ -4,7 +4,7 @@ PYTHON ?= python3
 PY := $(VENV)/bin/python
 EMULATOR_PORT ?= 8765
 
-.PHONY: setup sshd demo test lint unit clean
+.PHONY: setup sshd demo test lint docs clean
 
 setup: $(VENV)/.installed sshd
 
@@ -39,7 +39,11 @@ lint: setup
 	$(VENV)/bin/ruff format --check shared/gpucloud tests
 	$(VENV)/bin/mypy --strict shared/gpucloud
 
-test: lint
+# Docs build in strict mode: a broken link or nav entry fails.
+docs: setup
+	$(VENV)/bin/mkdocs build --strict --quiet --site-dir $$(mktemp -d)
+
+test: lint docs
 	$(PY) -m pytest
 
 clean:
