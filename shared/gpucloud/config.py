@@ -46,6 +46,7 @@ class ProviderConfig(BaseModel):
     retry_backoff: float = Field(default=0.5, gt=0, description="first backoff step; doubles per attempt")
     requests_per_minute: float | None = Field(default=None, gt=0)
     page_workers: int = Field(default=4, ge=1)
+    poll_interval: float = Field(default=2.5, gt=0, description="shortest pause between status polls")
 
     def secret(self, field: str) -> str | None:
         value = getattr(self, field)

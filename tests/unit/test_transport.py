@@ -188,3 +188,42 @@ def test_oauth_falls_back_to_client_credentials_then_fails_cleanly() -> None:
     with pytest.raises(errors.AuthError, match="could not obtain an access token: bad grant") as info:
         api.get_json("balance")
     assert "csecret" not in str(info.value)
+
+
+class FakeTime:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.mark.parametrize("ready_at", [5.0, 30.0, 120.0, 600.0])
+def test_poll_sees_a_state_soon_after_it_happens_with_few_calls(ready_at: float) -> None:
+    from gpucloud.waiters import poll
+
+    fake = FakeTime()
+    calls: list[float] = []
+
+    def fetch() -> bool:
+        calls.append(fake.now)
+        return fake.now >= ready_at
+
+    poll(fetch, done=bool, describe=str, timeout=3600, what="x", clock=lambda: fake.now, sleep=fake.sleep)
+    lag = calls[-1] - ready_at
+    assert lag <= max(2.5, 0.1 * ready_at) + 1e-9
+    if ready_at == 30.0:
+        assert len(calls) <= 15
+    assert len(calls) <= 60
+
+
+def test_poll_timeout_names_the_last_state() -> None:
+    from gpucloud.waiters import poll
+
+    fake = FakeTime()
+    with pytest.raises(errors.Timeout, match="last state: booting") as info:
+        poll(
+            lambda: "booting", done=lambda s: False, describe=str, timeout=20, what="box",
+            clock=lambda: fake.now, sleep=fake.sleep,
+        )  # fmt: skip
+    assert info.value.last_status == "booting" and fake.now == pytest.approx(20)

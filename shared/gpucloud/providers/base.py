@@ -199,7 +199,7 @@ class Provider(ABC):
         return self._update_instance(instance_id, name=name, tags=tags)
 
     def wait_for_instance(
-        self, instance_id: str, statuses: Sequence[Status], *, timeout: float = 600.0, interval: float = 1.0
+        self, instance_id: str, statuses: Sequence[Status], *, timeout: float = 600.0, interval: float | None = None
     ) -> Instance:
         wanted = frozenset(statuses)
         return waiters.poll(
@@ -208,11 +208,13 @@ class Provider(ABC):
             failed=lambda inst: inst.status in self.terminal_statuses and inst.status not in wanted,
             describe=lambda inst: f"{inst.status.value} ({inst.raw_status})",
             timeout=timeout,
-            interval=interval,
+            interval=interval or self.config.poll_interval,
             what=f"{self.name} instance {instance_id} to be {'/'.join(s.value for s in wanted)}",
         )
 
-    def wait_for_instance_gone(self, instance_id: str, *, timeout: float = 600.0, interval: float = 1.0) -> None:
+    def wait_for_instance_gone(
+        self, instance_id: str, *, timeout: float = 600.0, interval: float | None = None
+    ) -> None:
         def fetch() -> Instance | None:
             try:
                 return self.get_instance(instance_id)
@@ -224,7 +226,7 @@ class Provider(ABC):
             done=lambda inst: inst is None or inst.status is Status.DELETED,
             describe=lambda inst: "gone" if inst is None else f"{inst.status.value} ({inst.raw_status})",
             timeout=timeout,
-            interval=interval,
+            interval=interval or self.config.poll_interval,
             what=f"{self.name} instance {instance_id} to be deleted",
         )
 
