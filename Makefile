@@ -4,7 +4,7 @@ PYTHON ?= python3
 PY := $(VENV)/bin/python
 EMULATOR_PORT ?= 8765
 
-.PHONY: setup sshd demo test lint docs clean
+.PHONY: setup sshd demo test lint docs clean ansible-sanity ansible-units ansible-lint
 
 setup: $(VENV)/.installed sshd
 
@@ -36,15 +36,31 @@ demo: setup
 
 lint: setup
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/ruff format --check shared/gpucloud tests
-	$(VENV)/bin/mypy --strict shared/gpucloud
+	$(VENV)/bin/ruff format --check shared/gpucloud tests pulumi_gpucloud
+	$(VENV)/bin/mypy --strict shared/gpucloud pulumi_gpucloud
 
 # Docs build in strict mode: a broken link or nav entry fails.
 docs: setup
 	$(VENV)/bin/mkdocs build --strict --quiet --site-dir $$(mktemp -d)
 
-test: lint docs
-	$(PY) -m pytest
+# The Ansible collection's own checks; ansible-test runs from the collection root. Its --venv bootstrap fetches a
+# get-pip script from a host that may be unreachable: ansible_test_offline.py puts a stand-in in its cache first.
+COLLECTION := ansible_collections/gpucloud/cloud
+ANSIBLE_PATH = PATH=$(abspath $(VENV))/bin:$$PATH
+PY_VERSION = $$($(abspath $(PY)) -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+
+ansible-sanity: setup
+	$(PY) tests/ansible/ansible_test_offline.py
+	cd $(COLLECTION) && $(ANSIBLE_PATH) ansible-test sanity --venv --python $(PY_VERSION)
+
+ansible-units: setup
+	cd $(COLLECTION) && $(ANSIBLE_PATH) ansible-test units --python $(PY_VERSION)
+
+ansible-lint: setup
+	$(ANSIBLE_PATH) ANSIBLE_COLLECTIONS_PATH=$(CURDIR) ansible-lint --offline examples/ansible
+
+test: lint docs ansible-sanity ansible-units ansible-lint
+	$(PY) -m pytest -n 2
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

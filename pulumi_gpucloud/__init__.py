@@ -1,6 +1,32 @@
-"""Pulumi dynamic resources for gpucloud (Instance, Volume, SshKey).
+"""Pulumi dynamic resources for gpucloud: GPU instances, volumes and SSH keys on any supported provider.
 
-The resources are being built on the shared ``gpucloud`` core; this package currently exports nothing.
+    import pulumi
+    import pulumi_gpucloud as gpu
+
+    key = gpu.SshKey("laptop", provider="voltagepark", public_key=open("id_ed25519.pub").read())
+    box = gpu.Instance("trainer", provider="voltagepark", instance_type="1x-h100-sxm5-80gb", ssh_keys=[key.name])
+    pulumi.export("ssh", pulumi.Output.concat(box.ssh_user, "@", box.ssh_host, ":", box.ssh_port.apply(str)))
+
+Credentials are read by the provider process at run time: stack config ``gpucloud:<provider>_<setting>``
+(e.g. ``pulumi config set --secret gpucloud:voltagepark_token ...``), else ``GPUCLOUD_*`` environment
+variables, else the gpucloud config file. They are never stored in the Pulumi state.
 """
 
-__all__: list[str] = []
+from pulumi_gpucloud import ansible
+from pulumi_gpucloud._provider import GpuCloudProvider, GpuCloudResourceError
+from pulumi_gpucloud.lookups import get_instance, get_offers
+from pulumi_gpucloud.resources import Instance, InstanceArgs, SshKey, SshKeyArgs, Volume, VolumeArgs
+
+__all__ = [
+    "GpuCloudProvider",
+    "GpuCloudResourceError",
+    "Instance",
+    "InstanceArgs",
+    "SshKey",
+    "SshKeyArgs",
+    "Volume",
+    "VolumeArgs",
+    "ansible",
+    "get_instance",
+    "get_offers",
+]

@@ -75,6 +75,9 @@ __all__ = [
 DEFAULT_URLS = {
     "datacrunch": "https://api.datacrunch.io/v1",
     "voltagepark": "https://cloud-api.voltagepark.com/api/v1",
+    "dcdncloud": "https://dcdncloud.com/api/v1/compute",
+    "cloudnexus": "https://api.cloudnexus.com/v1",
+    # computestacks: none; each operator hosts its own, so GPUCLOUD_COMPUTESTACKS_URL is required.
 }
 
 

@@ -90,6 +90,26 @@ def _converge(
     return Outcome(True, plan.action, current, created, plan, secrets)
 
 
+def select(
+    get: Callable[[str], R],
+    find: Callable[[str], R | None],
+    list_all: Callable[[], list[R]],
+    *,
+    name: str | None = None,
+    resource_id: str | None = None,
+) -> list[R]:
+    """One resource by id, one by name, or all of them: the lookup every ``*_info`` query makes."""
+    if resource_id:
+        try:
+            return [get(resource_id)]
+        except errors.NotFound:
+            return []
+    if name:
+        found = find(name)
+        return [found] if found is not None else []
+    return list_all()
+
+
 # --- instances --------------------------------------------------------------------------------------
 def find_instance(cloud: Provider, *, name: str | None = None, instance_id: str | None = None) -> Instance | None:
     if instance_id:
@@ -243,13 +263,14 @@ def _power(
     if state == "stopped":
         cloud.stop_instance(current.id)
         return cloud.wait_for_instance(current.id, [Status.STOPPED], timeout=timeout) if wait else current
+    if state == "restarted" and current.status is Status.STOPPED:
+        state = "started"  # restarting a stopped machine is starting it
     if state == "restarted":
         if cloud.supports(Capability.INSTANCE_REBOOT):
             cloud.reboot_instance(current.id)
         else:
-            if current.status is not Status.STOPPED:
-                cloud.stop_instance(current.id)
-                cloud.wait_for_instance(current.id, [Status.STOPPED], timeout=timeout)
+            cloud.stop_instance(current.id)
+            cloud.wait_for_instance(current.id, [Status.STOPPED], timeout=timeout)
             cloud.start_instance(current.id)
     else:
         cloud.start_instance(current.id)
@@ -259,7 +280,7 @@ def _power(
 
 
 # --- volumes ----------------------------------------------------------------------------------------
-def _attach_target(cloud: Provider, ref: str | None) -> str | None:
+def attach_target(cloud: Provider, ref: str | None) -> str | None:
     """The id of the instance ``ref`` names, by name first, then as an id."""
     if not ref:
         return None
@@ -287,7 +308,7 @@ def ensure_volume(
     else:
         cloud.require(Capability.VOLUMES)
     current = _find_volume(cloud, name=spec.name, volume_id=volume_id)
-    attach_id = _attach_target(cloud, spec.attach_to)
+    attach_id = attach_target(cloud, spec.attach_to)
     plan = plan_volume(spec, current, cloud.capabilities, desired_attach_id=attach_id)
     return _converge(
         "volume",
@@ -328,7 +349,7 @@ def _apply_volume_updates(cloud: Provider, current: Volume, plan: Plan) -> Volum
 def ensure_volume_absent(
     cloud: Provider, *, name: str | None = None, volume_id: str | None = None, check_mode: bool = False
 ) -> Outcome[Volume]:
-    cloud.require(Capability.VOLUMES)
+    cloud.require(Capability.VOLUME_DELETE)
     current = _find_volume(cloud, name=name, volume_id=volume_id)
     if current is None:
         return Outcome(False, Action.NONE, None, None)

@@ -95,7 +95,9 @@ def plan_instance(
         target = updates if Capability.INSTANCE_RENAME in capabilities else replacements
         target.append(Change("name", current.name, desired.name))
     if Capability.INSTANCE_TAGS in capabilities and desired.tags != current.tags:
-        updates.append(Change("tags", current.tags, desired.tags))
+        # Some APIs take tags only at create: new tags then mean a new instance.
+        target = updates if Capability.INSTANCE_TAG_UPDATE in capabilities else replacements
+        target.append(Change("tags", current.tags, desired.tags))
     return _decide(updates, replacements)
 
 
@@ -140,7 +142,8 @@ def plan_ssh_key(desired: SshKeySpec, current: SshKey | None) -> Plan:
     if current is None:
         return Plan(Action.CREATE)
     replacements: list[Change] = []
-    if public_key_identity(desired.public_key) != public_key_identity(current.public_key):
+    # An API that never returns key material (current.public_key empty) cannot show drift in it.
+    if current.public_key and public_key_identity(desired.public_key) != public_key_identity(current.public_key):
         replacements.append(Change("public_key", current.public_key, desired.public_key))
     if desired.name != current.name:
         replacements.append(Change("name", current.name, desired.name))

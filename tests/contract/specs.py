@@ -7,8 +7,22 @@ from typing import Any
 INSTANCE: dict[str, dict[str, Any]] = {
     "datacrunch": {"instance_type": "1V100.6V", "image": "ubuntu-24.04-cuda-12.8-open-docker", "location": "FIN-01"},
     "voltagepark": {"instance_type": "1x-h100-sxm5-80gb"},
+    "dcdncloud": {"instance_type": "s-small", "image": "ubuntu-22.04", "location": "eu-central"},
+    "cloudnexus": {"instance_type": "standard-2x4", "image": "ubuntu-22.04-lts", "location": "us-east-1"},
+    "computestacks": {"instance_type": "small", "image": "Nginx", "location": "1"},
 }
 VOLUME: dict[str, dict[str, Any]] = {
     "datacrunch": {"location": "FIN-01"},
     "voltagepark": {},
+    "dcdncloud": {},  # no volume API
+    "cloudnexus": {},  # no volume API
+    "computestacks": {},  # volumes only come with an order
+}
+# A second instance type per provider, for changes that force a replacement.
+OTHER_TYPE: dict[str, str] = {
+    "datacrunch": "1A100.22V",
+    "voltagepark": "8x-h100-sxm5-80gb",
+    "dcdncloud": "s-medium",
+    "cloudnexus": "compute-8x16",
+    "computestacks": "large",
 }

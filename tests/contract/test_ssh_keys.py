@@ -16,7 +16,11 @@ def test_ssh_key_lifecycle(cloud: gpucloud.Provider, keypair: tuple[object, str]
     spec = SshKeySpec(name=f"lifecycle-{cloud.name}", public_key=public)
     key = cloud.create_ssh_key(spec)
     try:
-        assert key.name == spec.name and key.public_key.split()[:2] == public.split()[:2]
+        assert key.name == spec.name
+        if cloud.reports_public_keys:
+            assert key.public_key.split()[:2] == public.split()[:2]
+        else:
+            assert key.public_key == ""  # the API never returns key material; nothing invented
         assert key.id in {k.id for k in cloud.list_ssh_keys()}
         assert cloud.get_ssh_key(key.id) == key
         assert cloud.find_ssh_key(spec.name) == key

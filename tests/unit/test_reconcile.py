@@ -6,7 +6,7 @@ from gpucloud.models import Instance, InstanceSpec, SshKey, SshKeySpec, Status, 
 from gpucloud.reconcile import Action, plan_instance, plan_ssh_key, plan_volume
 
 KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl"
-ALL_INSTANCE_CAPS = frozenset({C.INSTANCES, C.INSTANCE_RENAME, C.INSTANCE_TAGS})
+ALL_INSTANCE_CAPS = frozenset({C.INSTANCES, C.INSTANCE_RENAME, C.INSTANCE_TAGS, C.INSTANCE_TAG_UPDATE})
 
 
 def instance(**overrides: object) -> Instance:
@@ -128,3 +128,14 @@ def test_ssh_key_comment_does_not_matter_but_content_does() -> None:
     assert plan_ssh_key(SshKeySpec(name="me", public_key=KEY + " other-comment"), current).action is Action.NONE
     other = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFakeFakeFakeFakeFakeFakeFakeFakeFakeFakeFakeFake"
     assert plan_ssh_key(SshKeySpec(name="me", public_key=other), current).replace_fields == ["public_key"]
+
+
+def test_tags_set_only_at_create_force_a_replace() -> None:
+    caps = frozenset({C.INSTANCES, C.INSTANCE_TAGS})
+    plan = plan_instance(spec(tags={"team": "infra"}), instance(), caps)
+    assert plan.action is Action.REPLACE and plan.replace_fields == ["tags"]
+
+
+def test_key_content_is_not_compared_when_the_api_returns_none() -> None:
+    current = SshKey(id="k", provider="p", name="me", public_key="")
+    assert plan_ssh_key(SshKeySpec(name="me", public_key=KEY), current).action is Action.NONE

@@ -18,12 +18,18 @@ from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from gpucloud.__about__ import __version__
-from gpucloud.emulator import datacrunch, voltagepark
+from gpucloud.emulator import cloudnexus, computestacks, datacrunch, dcdncloud, voltagepark
 from gpucloud.emulator.base import ProviderError, ProviderSpec, WorldDep
 from gpucloud.emulator.middleware import CONTROL_PREFIX, FaultMiddleware
 from gpucloud.emulator.world import JSONDict, World
 
-PROVIDERS: tuple[ProviderSpec, ...] = (datacrunch.SPEC, voltagepark.SPEC)
+PROVIDERS: tuple[ProviderSpec, ...] = (
+    datacrunch.SPEC,
+    voltagepark.SPEC,
+    dcdncloud.SPEC,
+    cloudnexus.SPEC,
+    computestacks.SPEC,
+)
 
 
 def provider_for(path: str) -> ProviderSpec | None:

@@ -22,7 +22,11 @@ from gpucloud.emulator import EMULATOR_CREDENTIALS, EmulatorSettings
 PATH_PREFIXES = {
     "datacrunch": "/datacrunch/v1",
     "voltagepark": "/voltagepark/api/v1",
+    "dcdncloud": "/dcdncloud/api/v1/compute",
+    "cloudnexus": "/cloudnexus/v1",
+    "computestacks": "/computestacks",
 }
+UNPACED_PER_MINUTE = 1_000_000.0
 
 
 def client_overrides(url: str, settings: EmulatorSettings) -> dict[str, dict[str, Any]]:
@@ -30,11 +34,15 @@ def client_overrides(url: str, settings: EmulatorSettings) -> dict[str, dict[str
     user = getpass.getuser()
     overrides: dict[str, dict[str, Any]] = {}
     for provider, prefix in PATH_PREFIXES.items():
-        options: dict[str, Any] = {"base_url": url.rstrip("/") + prefix, "ssh_user": user}
+        # Emulated machines boot in about a second, so poll them more often than real clouds.
+        options: dict[str, Any] = {"base_url": url.rstrip("/") + prefix, "ssh_user": user, "poll_interval": 0.2}
         options.update(EMULATOR_CREDENTIALS[provider])
+        # Pace under the limit this emulator enforces (not the real provider's): none means no waiting.
+        options["requests_per_minute"] = settings.rate_limits.get(provider) or UNPACED_PER_MINUTE
         overrides[provider] = options
     # DataCrunch reports no SSH port: every emulated DataCrunch host listens on the emulator's fixed port.
     overrides["datacrunch"]["ssh_port"] = settings.ssh_port
+    overrides["cloudnexus"]["ssh_port"] = settings.ssh_port  # nor does CloudNexus
     return overrides
 
 

@@ -57,6 +57,10 @@ class Faults:
     seed: int | None = None  # makes the fault dice (and generated ids) reproducible
 
 
+# Published per-user request limits, enforced by default (tests may raise them with World.set_rate_limit).
+PUBLISHED_RATE_LIMITS: dict[str, int] = {"dcdncloud": 60, "cloudnexus": 120}
+
+
 @dataclass
 class EmulatorSettings:
     host: str = "127.0.0.1"
@@ -68,12 +72,22 @@ class EmulatorSettings:
     faults: Faults = field(default_factory=Faults)
     state_dir: str | None = None  # sshd configs and host key; default: a temp dir removed on stop
     datacrunch_balance: float = 1000.0
-    rate_limits: dict[str, int] = field(default_factory=dict)  # provider -> requests per minute (429 beyond)
+    dcdncloud_balance: float = 100.0  # USD of credits; a create needs one hour of its plan (else 402)
+    # provider -> requests per minute (429 beyond); by default the limits the providers publish
+    rate_limits: dict[str, int] = field(default_factory=lambda: dict(PUBLISHED_RATE_LIMITS))
 
 
 EMULATOR_CREDENTIALS: dict[str, dict[str, str]] = {
     "datacrunch": {"client_id": "emulator-client-id", "client_secret": "emulator-client-secret"},
     "voltagepark": {"token": "emulator-voltagepark-token"},
+    "dcdncloud": {"token": "emulator-dcdncloud-token"},
+    "cloudnexus": {"token": "cn_test_emulator_full_access"},
+    "computestacks": {
+        "username": "emulator-api-user",
+        "password": "emulator-api-password",
+        "client_id": "emulator-oauth-uid",
+        "client_secret": "emulator-oauth-secret",
+    },
 }
 
 
@@ -191,7 +205,8 @@ class _Allocator:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._next_ip = int(IPv4Address("127.0.1.1"))
+        # Each process starts in its own 127.N.0.0/16, so parallel test workers never race for an address.
+        self._next_ip = int(IPv4Address(f"127.{os.getpid() % 250 + 1}.1.1"))
         self._next_port = _PORT_RANGE[0]
 
     def ip(self, port: int | None) -> str:
@@ -250,7 +265,10 @@ class World:
         self._requests: list[RequestRecord] = []
         self._tokens = _Tokens()
         self._capacity: dict[tuple[str, str, str], bool] = {}
-        self._balances: dict[str, float] = {"datacrunch": self.settings.datacrunch_balance}
+        self._balances: dict[str, float] = {
+            "datacrunch": self.settings.datacrunch_balance,
+            "dcdncloud": self.settings.dcdncloud_balance,
+        }
         self._rate_limits: dict[str, int] = dict(self.settings.rate_limits)
         self._windows: dict[str, deque[float]] = defaultdict(deque)
         self._faults = replace(self.settings.faults)

@@ -10,6 +10,9 @@ from gpucloud.providers.base import Provider
 _MODULES = {
     "datacrunch": "gpucloud.providers.datacrunch",
     "voltagepark": "gpucloud.providers.voltagepark",
+    "dcdncloud": "gpucloud.providers.dcdncloud",
+    "cloudnexus": "gpucloud.providers.cloudnexus",
+    "computestacks": "gpucloud.providers.computestacks",
 }
 
 
@@ -39,7 +42,7 @@ TABLE_COLUMNS: tuple[tuple[str, Capability], ...] = (
     ("volume create", Capability.VOLUME_CREATE),
     ("volume attach", Capability.VOLUME_ATTACH),
     ("volume resize", Capability.VOLUME_RESIZE),
-    ("volume delete", Capability.VOLUMES),
+    ("volume delete", Capability.VOLUME_DELETE),
     ("ssh key create/delete", Capability.SSH_KEYS),
     ("offers/prices", Capability.OFFERS),
     ("tags", Capability.INSTANCE_TAGS),

@@ -73,6 +73,12 @@ class Provider(ABC):
     # Where SSH answers, in the provider's own terms (for the capability table).
     ssh_endpoint: ClassVar[str]
     default_ssh_user: ClassVar[str] = "root"
+    # False where the API never returns key material: a key's content then cannot be compared, only its name.
+    reports_public_keys: ClassVar[bool] = True
+    # False where the catalogue has no GPU machines (container or VPS platforms).
+    sells_gpus: ClassVar[bool] = True
+    # What to do instead, per missing capability, added to the Unsupported message.
+    unsupported_hints: ClassVar[dict[Capability, str]] = {}
     # The provider's published request limit; the client paces itself under it unless configured otherwise.
     default_requests_per_minute: ClassVar[float | None] = None
     # Statuses after which an instance will never come back to life by waiting.
@@ -114,7 +120,7 @@ class Provider(ABC):
 
     def require(self, capability: Capability, hint: str | None = None) -> None:
         if capability not in self.capabilities:
-            raise errors.Unsupported(self.name, capability.value, hint)
+            raise errors.Unsupported(self.name, capability.value, hint or self.unsupported_hints.get(capability))
 
     @property
     def ssh_user(self) -> str:
@@ -195,7 +201,7 @@ class Provider(ABC):
         if name is not None:
             self.require(Capability.INSTANCE_RENAME)
         if tags is not None:
-            self.require(Capability.INSTANCE_TAGS)
+            self.require(Capability.INSTANCE_TAG_UPDATE, "tags can only be set at create here")
         return self._update_instance(instance_id, name=name, tags=tags)
 
     def wait_for_instance(
@@ -268,7 +274,7 @@ class Provider(ABC):
         return self._adopt_after_lost_response(lambda: self._create_volume(spec), lambda: self.find_volume(spec.name))
 
     def delete_volume(self, volume_id: str) -> None:
-        self.require(Capability.VOLUMES)
+        self.require(Capability.VOLUME_DELETE)
         try:
             self._delete_volume(volume_id)
         except errors.NotFound:

@@ -90,6 +90,7 @@ class DataCrunch(Provider):
             C.INSTANCE_VOLUMES_AT_CREATE,
             C.VOLUMES,
             C.VOLUME_CREATE,
+            C.VOLUME_DELETE,
             C.VOLUME_ATTACH,
             C.VOLUME_RESIZE,
             C.VOLUME_RENAME,
@@ -255,7 +256,11 @@ class DataCrunch(Provider):
         return [self._to_volume(d) for d in self.transport.get_json("volumes")]
 
     def _get_volume(self, volume_id: str) -> Volume:
-        return self._to_volume(self.transport.get_json(f"volumes/{volume_id}"))
+        data = self.transport.get_json(f"volumes/{volume_id}")
+        if data.get("status") == "deleted":
+            # DataCrunch keeps answering for permanently deleted volumes; to callers they are gone.
+            raise errors.NotFound(f"datacrunch: volume {volume_id} is deleted", provider=self.name, status_code=200)
+        return self._to_volume(data)
 
     def _validate_volume_spec(self, spec: VolumeSpec) -> None:
         if not spec.location:

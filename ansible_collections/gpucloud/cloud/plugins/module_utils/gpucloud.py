@@ -1,0 +1,235 @@
+# Copyright (c) gpucloud contributors
+# Apache License 2.0 (see https://www.apache.org/licenses/LICENSE-2.0)
+"""Shared base of every gpucloud.cloud module: options, connection, state dispatch, result and error shaping.
+
+Modules stay thin: they validate options, build a spec and call ``gpucloud.ensure``; every API call and
+reconcile decision lives in the installed ``gpucloud`` package.
+"""
+
+from __future__ import annotations
+
+import traceback
+from typing import ClassVar
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+
+GPUCLOUD_IMP_ERR = None
+try:
+    import gpucloud
+    from gpucloud import ensure as gpucloud_ensure  # pylint: disable=unused-import
+    from gpucloud import errors as gpucloud_errors
+
+    HAS_GPUCLOUD = True
+except ImportError:
+    GPUCLOUD_IMP_ERR = traceback.format_exc()
+    gpucloud = None
+    gpucloud_errors = None
+    gpucloud_ensure = None
+    HAS_GPUCLOUD = False
+
+# Every provider the gpucloud configuration knows (gpucloud.config.PROVIDERS). A provider this gpucloud release
+# has no adapter for fails with a clean "unsupported" error naming the implemented ones.
+PROVIDERS = ["datacrunch", "voltagepark", "dcdncloud", "computestacks", "cloudnexus"]
+
+# Ansible option -> gpucloud.connect() keyword.
+CONNECTION_OPTIONS = {
+    "api_url": "base_url",
+    "api_token": "token",
+    "client_id": "client_id",
+    "client_secret": "client_secret",
+    "api_username": "username",
+    "api_password": "password",
+    "ssh_user": "ssh_user",
+    "ssh_port": "ssh_port",
+    "request_timeout": "timeout",
+    "max_retries": "max_retries",
+}
+
+
+def connection_argument_spec():
+    return dict(
+        provider=dict(type="str", required=True, choices=PROVIDERS),
+        api_url=dict(type="str", aliases=["endpoint"]),
+        api_token=dict(type="str", no_log=True),
+        client_id=dict(type="str"),
+        client_secret=dict(type="str", no_log=True),
+        api_username=dict(type="str"),
+        api_password=dict(type="str", no_log=True),
+        ssh_user=dict(type="str"),
+        ssh_port=dict(type="int"),
+        request_timeout=dict(type="float"),
+        max_retries=dict(type="int"),
+    )
+
+
+def public(resource):
+    """A gpucloud model as a plain dict without the provider payload, or None."""
+    if resource is None:
+        return None
+    return resource.model_dump(mode="json", exclude={"raw"})
+
+
+def instance_result(instance):
+    data = public(instance)
+    if data is None:
+        return {}
+    data["ssh_host"] = data.get("public_ip")
+    return data
+
+
+def plan_result(plan):
+    if plan is None:
+        return {}
+    return {
+        "action": str(plan.action),
+        "updates": [
+            {"field": c.field, "current": _plain(c.current), "desired": _plain(c.desired)} for c in plan.updates
+        ],
+        "replacements": [
+            {"field": c.field, "current": _plain(c.current), "desired": _plain(c.desired)} for c in plan.replacements
+        ],
+    }
+
+
+def _plain(value):
+    if isinstance(value, tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return dict((k, _plain(v)) for k, v in value.items())
+    if hasattr(value, "value") and not isinstance(value, (str, int, float, bool)):
+        return value.value
+    return value
+
+
+class GpuCloudModule:
+    """Base for the modules: ``STATES`` maps ``state`` to a method; results go under ``represent``."""
+
+    represent = "resource"
+    STATES: ClassVar[dict[str, str]] = {}
+
+    def __init__(self, module):
+        self.module = module
+        self.cloud = None
+        self.result = {"changed": False, self.represent: {}}
+
+    @classmethod
+    def define_module(cls, argument_spec, provider_required=True, **kwargs):
+        spec = connection_argument_spec()
+        spec["provider"]["required"] = provider_required
+        spec.update(argument_spec)
+        module = AnsibleModule(argument_spec=spec, **kwargs)
+        if not HAS_GPUCLOUD:
+            module.fail_json(msg=missing_required_lib("gpucloud (pip install gpucloud)"), exception=GPUCLOUD_IMP_ERR)
+        return module
+
+    # --- options ------------------------------------------------------------------------------------
+    @property
+    def params(self):
+        return self.module.params
+
+    @property
+    def check_mode(self):
+        return self.module.check_mode
+
+    def option_error(self, option, message):
+        self.module.fail_json(msg=f"{option}: {message}", error_class="ValidationError", option=option)
+
+    def validate(self):
+        """Checks that need no API call; override and call ``option_error``. Runs before connecting."""
+
+    def connect(self):
+        overrides = dict(
+            (target, self.params[option])
+            for option, target in CONNECTION_OPTIONS.items()
+            if self.params.get(option) is not None
+        )
+        self.cloud = gpucloud.connect(self.params["provider"], **overrides)
+        return self.cloud
+
+    # --- running ------------------------------------------------------------------------------------
+    def run(self):
+        self.validate()
+        state = self.params.get("state") or "present"
+        method = getattr(self, self.STATES[state])
+        try:
+            self.connect()
+            try:
+                method()
+            finally:
+                self.cloud.close()
+        except gpucloud_errors.GpuCloudError as exc:
+            self.fail(exc)
+        self.module.exit_json(**self.result)
+
+    def fail(self, exc):
+        details = exc.to_dict()
+        if not details.get("provider"):
+            details["provider"] = self.params.get("provider")
+        field = getattr(exc, "field", None)
+        if field:
+            details["option"] = OPTION_NAMES.get(field, field)
+        msg = details.pop("msg")
+        provider = details.get("provider")
+        context = []
+        if provider:
+            context.append(f"provider={provider}")
+        if details.get("http_status") is not None:
+            context.append("http={}".format(details["http_status"]))
+        if details.get("error_code"):
+            context.append("code={}".format(details["error_code"]))
+        if context:
+            msg = "{} ({})".format(msg, ", ".join(context))
+        self.module.fail_json(msg=msg, **details)
+
+    def spec(self, model, **values):
+        """Build a gpucloud spec model; pydantic errors become a failure naming the Ansible option."""
+        try:
+            return model(**values)
+        except Exception as exc:  # pydantic.ValidationError, imported lazily with gpucloud
+            if not hasattr(exc, "errors"):
+                raise
+            problems = []
+            first = None
+            for err in exc.errors(include_input=False):
+                loc = ".".join(str(p) for p in err["loc"])
+                option = OPTION_NAMES.get(loc.split(".", maxsplit=1)[0], loc)
+                first = first or option
+                problems.append("{}: {}".format(option, err["msg"]))
+            self.option_error(first or "options", "; ".join(problems))
+            return None
+
+    def set_outcome(self, outcome, shape=public, predicted=None):
+        """Record an ensure.Outcome: changed, the resource, diff and plan.
+
+        In check mode nothing changed on the provider, so ``after`` is predicted: ``predicted`` (a create's spec)
+        or ``before`` with the plan's updates applied.
+        """
+        self.result["changed"] = outcome.changed
+        before = shape(outcome.before) if outcome.before is not None else {}
+        if outcome.after is not None and not (self.check_mode and outcome.changed):
+            after = shape(outcome.after)
+        elif self.check_mode and outcome.changed and str(outcome.action) == "update":
+            after = dict(before)
+            for change in outcome.plan.updates:
+                after[change.field] = _plain(change.desired)
+        elif self.check_mode and outcome.changed and str(outcome.action) != "delete":
+            after = dict(predicted or {})
+        else:
+            after = {}
+        # After a delete, the deleted resource is what there is to show.
+        self.result[self.represent] = after or before
+        self.result["action"] = str(outcome.action)
+        self.result["plan"] = plan_result(outcome.plan)
+        if self.module._diff:
+            self.result["diff"] = {"before": before, "after": after}
+
+
+# gpucloud spec field -> Ansible option name, for messages that name what the user typed.
+OPTION_NAMES = {
+    "size_gb": "size",
+    "volume_type": "type",
+    "startup_script": "startup_script",
+    "base_url": "api_url",
+    "token": "api_token",
+    "config": "credentials",
+}

@@ -1,0 +1,291 @@
+#!/usr/bin/python
+# Copyright (c) gpucloud contributors
+# Apache License 2.0 (see https://www.apache.org/licenses/LICENSE-2.0)
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: instance
+short_description: Create, update, power and delete GPU cloud instances
+version_added: 0.1.0
+description:
+  - Make a GPU instance named O(name) on O(provider) match the options, start, stop or restart it, or delete it.
+  - The instance name is the idempotence key. Two instances with the same name on the provider are an error
+    naming both ids.
+  - Fields the provider cannot change in place (type, image, location...) need O(force_replace=true), which
+    deletes and recreates the instance.
+author: gpucloud contributors (@gpucloud)
+extends_documentation_fragment:
+  - gpucloud.cloud.gpucloud
+  - gpucloud.cloud.gpucloud.actions
+options:
+  name:
+    description: Instance name, unique per provider.
+    type: str
+    required: true
+  id:
+    description: Act on the instance with this provider id instead of finding it by O(name).
+    type: str
+  instance_type:
+    description:
+      - The provider's machine shape (see M(gpucloud.cloud.offer_info)). Required to create an instance.
+    type: str
+  image:
+    description: OS image name or id.
+    type: str
+  location:
+    description: Location / region code, for providers that let you choose.
+    type: str
+  ssh_keys:
+    description:
+      - Account SSH keys by name or id, or public key texts. Texts already registered resolve to their key;
+        others are passed by content where the provider supports it.
+    type: list
+    elements: str
+    default: []
+  volumes:
+    description: Volume names or ids to attach at create, where the provider supports it.
+    type: list
+    elements: str
+    default: []
+  tags:
+    description: String labels, where the provider supports them.
+    type: dict
+    default: {}
+  startup_script:
+    description: Script or cloud-init user data run at first boot.
+    type: str
+    aliases: [cloud_init, user_data]
+  password:
+    description: Root password to set at create, where the provider supports it.
+    type: str
+  state:
+    description:
+      - V(present) creates or updates; V(started), V(stopped) and V(restarted) change power of an existing
+        instance (V(started) also creates it when O(instance_type) is given); V(absent) deletes.
+    type: str
+    default: present
+    choices: [present, absent, started, stopped, restarted]
+  wait:
+    description: Wait until the instance is running (or stopped / gone).
+    type: bool
+    default: true
+  wait_timeout:
+    description: Seconds to wait.
+    type: int
+    default: 600
+  wait_for_ssh:
+    description: Also wait until the SSH port answers with an SSH banner.
+    type: bool
+    default: false
+  force_replace:
+    description: Allow deleting and recreating the instance to change fields that cannot change in place.
+    type: bool
+    default: false
+"""
+
+EXAMPLES = r"""
+- name: A GPU instance with an SSH key, reachable over SSH
+  gpucloud.cloud.instance:
+    provider: datacrunch
+    name: trainer-1
+    instance_type: 1V100.6V
+    image: ubuntu-24.04-cuda-12.8-open-docker
+    location: FIN-01
+    ssh_keys: [my-laptop]
+    wait_for_ssh: true
+  register: trainer
+
+- name: Stop it
+  gpucloud.cloud.instance:
+    provider: datacrunch
+    name: trainer-1
+    state: stopped
+
+- name: Delete it
+  gpucloud.cloud.instance:
+    provider: datacrunch
+    name: trainer-1
+    state: absent
+"""
+
+RETURN = r"""
+instance:
+  description:
+    - The instance after the task (predicted in check mode; the deleted instance for O(state=absent)).
+  returned: always
+  type: dict
+  contains:
+    id: {description: Provider id., type: str, returned: success}
+    provider: {description: Provider name., type: str, returned: success}
+    name: {description: Instance name., type: str, returned: success}
+    status: {description: "Normalised status: pending, running, stopping, stopped, deleting, deleted, error, unknown.",
+             type: str, returned: success}
+    raw_status: {description: The provider's own status word., type: str, returned: success}
+    instance_type: {description: Machine shape., type: str, returned: success}
+    gpu_model: {description: GPU model., type: str, returned: success}
+    gpu_count: {description: Number of GPUs., type: int, returned: success}
+    location: {description: Location code., type: str, returned: success}
+    image: {description: Image., type: str, returned: success}
+    public_ip: {description: Public address., type: str, returned: success}
+    ssh_host: {description: Where to SSH to (same as public_ip)., type: str, returned: success}
+    ssh_port: {description: SSH port., type: int, returned: success}
+    ssh_user: {description: SSH user., type: str, returned: success}
+    ssh_key_ids: {description: Account SSH key ids on the instance., type: list, elements: str, returned: success}
+    volume_ids: {description: Attached volume ids., type: list, elements: str, returned: success}
+    tags: {description: Tags., type: dict, returned: success}
+    price_per_hour: {description: Price per hour., type: float, returned: success}
+    created_at: {description: Creation time., type: str, returned: success}
+instance_secrets:
+  description:
+    - Secrets the provider shows only once, at create (for example C(root_password)). Use C(no_log) on the task
+      or store them right away; they cannot be read again.
+  returned: when the provider returned secrets at create
+  type: dict
+action:
+  description: What was done, V(create), V(update), V(replace), V(delete), V(start), V(stop), V(restart) or V(none).
+  returned: always
+  type: str
+plan:
+  description: The reconcile plan (fields to update in place and to replace).
+  returned: always
+  type: dict
+"""
+
+from typing import ClassVar  # noqa: E402
+
+from ansible_collections.gpucloud.cloud.plugins.module_utils.gpucloud import (  # noqa: E402
+    GpuCloudModule,
+    gpucloud,
+    gpucloud_ensure,
+    instance_result,
+)
+
+
+class Instance(GpuCloudModule):
+    represent = "instance"
+    STATES: ClassVar[dict[str, str]] = {
+        "present": "present",
+        "absent": "absent",
+        "started": "power",
+        "stopped": "power",
+        "restarted": "power",
+    }
+
+    def validate(self):
+        p = self.params
+        if p["wait_timeout"] <= 0:
+            self.option_error("wait_timeout", "must be a positive number of seconds, got {}".format(p["wait_timeout"]))
+        if p["state"] == "present" and not p["instance_type"]:
+            self.option_error("instance_type", "is required with state=present")
+        for key, value in (p["tags"] or {}).items():
+            if not isinstance(value, str):
+                self.option_error("tags", f"value of {key!r} must be a string, got {type(value).__name__}")
+        if p["startup_script"] is not None and not p["startup_script"].strip():
+            self.option_error("startup_script", "must not be empty")
+
+    def build_spec(self):
+        p = self.params
+        return self.spec(
+            gpucloud.InstanceSpec,
+            name=p["name"],
+            instance_type=p["instance_type"] or "",
+            image=p["image"],
+            location=p["location"],
+            ssh_keys=tuple(p["ssh_keys"] or ()),
+            volumes=tuple(p["volumes"] or ()),
+            tags=dict(p["tags"] or {}),
+            startup_script=p["startup_script"],
+            password=p["password"],
+        )
+
+    def _waits(self):
+        return dict(wait=self.params["wait"], wait_timeout=self.params["wait_timeout"])
+
+    def predicted(self, spec):
+        data = dict(
+            id=None,
+            provider=self.cloud.name,
+            name=spec.name,
+            status="running" if self.params["wait"] else "pending",
+            instance_type=spec.instance_type,
+            image=spec.image,
+            location=spec.location,
+            tags=dict(spec.tags),
+        )
+        return data
+
+    def present(self):
+        spec = self.build_spec()
+        outcome = gpucloud_ensure.ensure_instance(
+            self.cloud,
+            spec,
+            check_mode=self.check_mode,
+            wait_for_ssh=self.params["wait_for_ssh"],
+            force_replace=self.params["force_replace"],
+            instance_id=self.params["id"],
+            **self._waits(),
+        )
+        self.set_outcome(outcome, shape=instance_result, predicted=self.predicted(spec))
+        if outcome.secrets:
+            self.result["instance_secrets"] = dict(outcome.secrets)
+
+    def power(self):
+        state = self.params["state"]
+        if state == "started" and self.params["instance_type"]:
+            # Create it if missing (like hcloud's state=started), then make sure it runs.
+            existing = gpucloud_ensure.find_instance(
+                self.cloud, name=self.params["name"], instance_id=self.params["id"]
+            )
+            if existing is None:
+                return self.present()
+        outcome = gpucloud_ensure.ensure_instance_power(
+            self.cloud,
+            state,
+            name=self.params["name"],
+            instance_id=self.params["id"],
+            check_mode=self.check_mode,
+            wait_for_ssh=self.params["wait_for_ssh"],
+            **self._waits(),
+        )
+        predicted = None
+        if outcome.before is not None:
+            predicted = dict(instance_result(outcome.before), status="stopped" if state == "stopped" else "running")
+        self.set_outcome(outcome, shape=instance_result, predicted=predicted)
+
+    def absent(self):
+        outcome = gpucloud_ensure.ensure_instance_absent(
+            self.cloud,
+            name=self.params["name"],
+            instance_id=self.params["id"],
+            check_mode=self.check_mode,
+            **self._waits(),
+        )
+        self.set_outcome(outcome, shape=instance_result)
+
+
+def main():
+    module = Instance.define_module(
+        dict(
+            name=dict(type="str", required=True),
+            id=dict(type="str"),
+            instance_type=dict(type="str"),
+            image=dict(type="str"),
+            location=dict(type="str"),
+            ssh_keys=dict(type="list", elements="str", default=[], no_log=False),
+            volumes=dict(type="list", elements="str", default=[]),
+            tags=dict(type="dict", default={}),
+            startup_script=dict(type="str", aliases=["cloud_init", "user_data"]),
+            password=dict(type="str", no_log=True),
+            state=dict(type="str", default="present", choices=["present", "absent", "started", "stopped", "restarted"]),
+            wait=dict(type="bool", default=True),
+            wait_timeout=dict(type="int", default=600),
+            wait_for_ssh=dict(type="bool", default=False),
+            force_replace=dict(type="bool", default=False),
+        ),
+        supports_check_mode=True,
+    )
+    Instance(module).run()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,118 @@
+#!/usr/bin/python
+# Copyright (c) gpucloud contributors
+# Apache License 2.0 (see https://www.apache.org/licenses/LICENSE-2.0)
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: ssh_key
+short_description: Manage account SSH keys on a GPU cloud
+version_added: 0.1.0
+description:
+  - Make an account SSH key named O(name) with O(public_key) exist, or delete it.
+  - Keys cannot be edited in place; a key with the same name and a different public key is replaced
+    (deleted and created again). Keys that differ only in their comment are the same key.
+author: gpucloud contributors (@gpucloud)
+extends_documentation_fragment:
+  - gpucloud.cloud.gpucloud
+  - gpucloud.cloud.gpucloud.actions
+options:
+  name:
+    description: Key name, unique per provider. Required unless O(id) is given with O(state=absent).
+    type: str
+  id:
+    description: Delete the key with this id (O(state=absent) only).
+    type: str
+  public_key:
+    description: One line of an OpenSSH C(.pub) file. Required with O(state=present).
+    type: str
+  state:
+    description: Whether the key exists.
+    type: str
+    default: present
+    choices: [present, absent]
+"""
+
+EXAMPLES = r"""
+- name: Register my key
+  gpucloud.cloud.ssh_key:
+    provider: voltagepark
+    name: my-laptop
+    public_key: "{{ lookup('ansible.builtin.file', '~/.ssh/id_ed25519.pub') }}"
+"""
+
+RETURN = r"""
+ssh_key:
+  description: The key after the task (predicted in check mode; the deleted key for O(state=absent)).
+  returned: always
+  type: dict
+  contains:
+    id: {description: Provider id., type: str, returned: success}
+    provider: {description: Provider name., type: str, returned: success}
+    name: {description: Key name., type: str, returned: success}
+    public_key: {description: Public key text., type: str, returned: success}
+    fingerprint: {description: Key fingerprint where the provider reports one., type: str, returned: success}
+action:
+  description: What was done, V(create), V(replace), V(delete) or V(none).
+  returned: always
+  type: str
+plan:
+  description: The reconcile plan.
+  returned: always
+  type: dict
+"""
+
+from typing import ClassVar  # noqa: E402
+
+from ansible_collections.gpucloud.cloud.plugins.module_utils.gpucloud import (  # noqa: E402
+    GpuCloudModule,
+    gpucloud,
+    gpucloud_ensure,
+)
+
+
+class SshKey(GpuCloudModule):
+    represent = "ssh_key"
+    STATES: ClassVar[dict[str, str]] = {"present": "present", "absent": "absent"}
+
+    def validate(self):
+        p = self.params
+        if p["state"] == "present":
+            if not p["name"]:
+                self.option_error("name", "is required with state=present")
+            if not p["public_key"]:
+                self.option_error("public_key", "is required with state=present")
+            try:
+                gpucloud.validation.validate_public_key(p["public_key"])
+            except gpucloud.ValidationError as exc:
+                self.option_error("public_key", exc.message)
+        elif not p["name"] and not p["id"]:
+            self.option_error("name", "name or id is required")
+
+    def present(self):
+        spec = self.spec(gpucloud.SshKeySpec, name=self.params["name"], public_key=self.params["public_key"].strip())
+        outcome = gpucloud_ensure.ensure_ssh_key(self.cloud, spec, check_mode=self.check_mode)
+        predicted = dict(id=None, provider=self.cloud.name, name=spec.name, public_key=spec.public_key)
+        self.set_outcome(outcome, predicted=predicted)
+
+    def absent(self):
+        outcome = gpucloud_ensure.ensure_ssh_key_absent(
+            self.cloud, name=self.params["name"], key_id=self.params["id"], check_mode=self.check_mode
+        )
+        self.set_outcome(outcome)
+
+
+def main():
+    module = SshKey.define_module(
+        dict(
+            name=dict(type="str"),
+            id=dict(type="str"),
+            public_key=dict(type="str", no_log=False),
+            state=dict(type="str", default="present", choices=["present", "absent"]),
+        ),
+        supports_check_mode=True,
+    )
+    SshKey(module).run()
+
+
+if __name__ == "__main__":
+    main()

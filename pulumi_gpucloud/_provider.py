@@ -1,0 +1,558 @@
+"""The one dynamic ResourceProvider behind Instance, Volume and SshKey, parameterised by resource kind.
+
+Pulumi pickles this provider (with dill) into every resource's state under ``__provider``. It is a class in
+an importable module, so dill pickles it *by reference*: the pickle holds ``pulumi_gpucloud._provider``,
+the class name and ``{"kind": ...}``, nothing else. Credentials are read inside the provider process when an
+RPC runs (stack config ``gpucloud:<provider>_<setting>`` > ``GPUCLOUD_*`` env > the gpucloud config file),
+never stored on the object, so they cannot end up in state.
+
+Every decision comes from the shared core: ``check`` runs the adapters' own offline validation,
+``diff`` calls the reconcile planners the Ansible modules use, and create/update/delete call
+``gpucloud.ensure`` (adoption by name after a lost create response, waiting, already-gone deletes).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, Final
+
+import pydantic
+from pulumi.dynamic import (
+    CheckFailure,
+    CheckResult,
+    ConfigureRequest,
+    CreateResult,
+    DiffResult,
+    ReadResult,
+    ResourceProvider,
+    UpdateResult,
+)
+from pulumi.output import Unknown
+from pulumi.runtime import rpc
+
+import gpucloud
+from gpucloud import ensure, errors
+from gpucloud.capabilities import Capability
+from gpucloud.config import PROVIDERS, ProviderConfig, env_var
+from gpucloud.models import Instance, InstanceSpec, SshKey, SshKeySpec, Status, Volume, VolumeSpec
+from gpucloud.providers import implemented, provider_class
+from gpucloud.reconcile import Plan, plan_ssh_key, plan_volume
+
+PROVIDER_KEY: Final = "__provider"
+CONFIG_NAMESPACE: Final = "gpucloud"
+KINDS: Final = ("instance", "volume", "ssh_key")
+_VOLUME_DELETED: Final = "deleted"  # Volume.status is the provider's word; "deleted" where APIs keep deleted ones
+
+
+class GpuCloudResourceError(Exception):
+    """A gpucloud failure, reported to Pulumi as one line naming the operation, resource and cause."""
+
+
+# --- input schema ---------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Field:
+    kind: type | tuple[type, ...]
+    required: bool = False
+    secret: bool = False
+    item: type | None = None  # element type of a list / value type of a dict
+    default: Any = None
+
+
+_STR, _INT, _BOOL, _NUM = str, int, bool, (int, float)
+INSTANCE_INPUTS: Final[dict[str, Field]] = {
+    "provider": Field(_STR, required=True),
+    "name": Field(_STR, required=True),
+    "instance_type": Field(_STR, required=True),
+    "image": Field(_STR),
+    "location": Field(_STR),
+    "ssh_keys": Field(list, item=str),
+    "volumes": Field(list, item=str),
+    "tags": Field(dict, item=str),
+    "startup_script": Field(_STR),
+    "password": Field(_STR, secret=True),
+    "wait_for_ssh": Field(_BOOL, default=False),
+    "wait_timeout": Field(_NUM, default=ensure.DEFAULT_TIMEOUT),
+}
+VOLUME_INPUTS: Final[dict[str, Field]] = {
+    "provider": Field(_STR, required=True),
+    "name": Field(_STR, required=True),
+    "size_gb": Field(_INT, required=True),
+    "volume_type": Field(_STR),
+    "location": Field(_STR),
+    "attach_to": Field(_STR),
+}
+SSH_KEY_INPUTS: Final[dict[str, Field]] = {
+    "provider": Field(_STR, required=True),
+    "name": Field(_STR, required=True),
+    "public_key": Field(_STR, required=True),
+}
+INPUTS: Final[dict[str, dict[str, Field]]] = {
+    "instance": INSTANCE_INPUTS,
+    "volume": VOLUME_INPUTS,
+    "ssh_key": SSH_KEY_INPUTS,
+}
+# Outputs that are always secrets, whatever the program marked.
+SECRET_OUTPUTS: Final[dict[str, tuple[str, ...]]] = {
+    "instance": ("password", "root_password"),
+    "volume": (),
+    "ssh_key": (),
+}
+# Inputs no API reports back: only their previous value can show a change, and they take effect at create only.
+_CREATE_ONLY: Final[dict[str, tuple[str, ...]]] = {
+    "instance": ("startup_script", "password", "volumes"),
+    "volume": (),
+    "ssh_key": (),
+}
+# Inputs that steer this provider, not the cloud resource: a change is an update that calls no API.
+_LOCAL_ONLY: Final[dict[str, tuple[str, ...]]] = {
+    "instance": ("wait_for_ssh", "wait_timeout"),
+    "volume": (),
+    "ssh_key": (),
+}
+# Which input needs which capability (for naming the property of an Unsupported failure).
+_CAPABILITY_INPUT: Final[dict[Capability, str]] = {
+    Capability.INSTANCE_TAGS: "tags",
+    Capability.INSTANCE_STARTUP_SCRIPT: "startup_script",
+    Capability.INSTANCE_PASSWORD: "password",
+    Capability.INSTANCE_LOCATION_CHOICE: "location",
+    Capability.INSTANCE_VOLUMES_AT_CREATE: "volumes",
+    Capability.VOLUME_TYPES: "volume_type",
+    Capability.VOLUME_LOCATION: "location",
+    Capability.VOLUME_ATTACH: "attach_to",
+}
+
+
+def is_unknown(value: Any) -> bool:
+    """An input Pulumi cannot know during preview (an output of a resource not created yet)."""
+    if isinstance(value, Unknown) or value == rpc.UNKNOWN:
+        return True
+    if isinstance(value, dict):
+        return any(is_unknown(v) for v in value.values())
+    if isinstance(value, list | tuple):
+        return any(is_unknown(v) for v in value)
+    return False
+
+
+def _type_name(kind: type | tuple[type, ...]) -> str:
+    names = {str: "a string", int: "an integer", bool: "a boolean", list: "a list", dict: "a map"}
+    if isinstance(kind, tuple):
+        return "a number"
+    return names.get(kind, kind.__name__)
+
+
+def _coerce(name: str, spec: Field, value: Any) -> tuple[Any, str | None]:
+    """The value as the core expects it (numbers arrive as floats over gRPC), or a reason it is wrong."""
+    if spec.kind is int and isinstance(value, float) and not isinstance(value, bool):
+        if not value.is_integer():
+            return value, f"{name} must be a whole number, got {value}"
+        value = int(value)
+    if isinstance(spec.kind, tuple) and isinstance(value, int | float) and not isinstance(value, bool):
+        if not math.isfinite(value) or value <= 0:
+            return value, f"{name} must be a positive number of seconds, got {value}"
+        return float(value), None
+    if spec.kind is not bool and isinstance(value, bool):
+        return value, f"{name} must be {_type_name(spec.kind)}, got a boolean"
+    if not isinstance(value, spec.kind):
+        return value, f"{name} must be {_type_name(spec.kind)}, got {type(value).__name__}"
+    if isinstance(value, list):
+        item = spec.item or object
+        bad = [i for i, v in enumerate(value) if not is_unknown(v) and not isinstance(v, item)]
+        if bad:
+            return value, f"{name}[{bad[0]}] must be {_type_name(item)}"
+    if isinstance(value, dict):
+        item = spec.item or object
+        bad_keys = [k for k, v in value.items() if not is_unknown(v) and not isinstance(v, item)]
+        if bad_keys:
+            return value, f"{name}[{bad_keys[0]!r}] must be {_type_name(item)}"
+    if isinstance(value, str) and spec.required and not value.strip():
+        return value, f"{name} must not be empty"
+    return value, None
+
+
+def _clean(props: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: rpc.unwrap_rpc_secret(v) for k, v in props.items() if k != PROVIDER_KEY}
+
+
+def _offline(provider: str) -> gpucloud.Provider:
+    """The adapter's validation methods without a connection: they read only class attributes and the spec.
+
+    Constructing a real adapter would need an API URL and credentials; validation needs neither, and calling
+    the adapter's own ``validate_*_spec`` keeps Pulumi's Check and the adapters' create-time checks identical.
+    """
+    cls = provider_class(provider)
+    return cls.__new__(cls)
+
+
+def _property_of(error: errors.GpuCloudError, fallback: str) -> str:
+    if isinstance(error, errors.ValidationError) and error.field:
+        return error.field.split("[", 1)[0]
+    if isinstance(error, errors.Unsupported):
+        for capability, prop in _CAPABILITY_INPUT.items():
+            if capability.value == error.capability:
+                return str(prop)
+    return fallback
+
+
+def _pydantic_failures(exc: pydantic.ValidationError) -> list[CheckFailure]:
+    failures = []
+    for item in exc.errors():
+        prop = str(item["loc"][0]) if item["loc"] else "name"
+        failures.append(CheckFailure(prop, f"{prop}: {item['msg']}"))
+    return failures
+
+
+# --- model <-> properties ----------------------------------------------------------------------------------
+def _instance_spec(props: Mapping[str, Any]) -> InstanceSpec:
+    return InstanceSpec(
+        name=props["name"],
+        instance_type=props["instance_type"],
+        image=props.get("image"),
+        location=props.get("location"),
+        ssh_keys=tuple(props.get("ssh_keys") or ()),
+        volumes=tuple(props.get("volumes") or ()),
+        tags=dict(props.get("tags") or {}),
+        startup_script=props.get("startup_script"),
+        password=props.get("password"),
+    )
+
+
+def _volume_spec(props: Mapping[str, Any]) -> VolumeSpec:
+    return VolumeSpec(
+        name=props["name"],
+        size_gb=int(props["size_gb"]),
+        volume_type=props.get("volume_type"),
+        location=props.get("location"),
+        attach_to=props.get("attach_to"),
+    )
+
+
+def _ssh_key_spec(props: Mapping[str, Any]) -> SshKeySpec:
+    return SshKeySpec(name=props["name"], public_key=props["public_key"])
+
+
+def instance_outputs(instance: Instance) -> dict[str, Any]:
+    """What the API reports, under the names the Instance resource exposes (the model's JSON form)."""
+    outs = instance.model_dump(mode="json", exclude={"raw", "id", "provider"})
+    outs["ssh_host"] = instance.public_ip
+    return outs
+
+
+def _instance_from_state(id_: str, provider: str, olds: Mapping[str, Any]) -> Instance:
+    return Instance(
+        id=id_,
+        provider=provider,
+        name=olds["name"],
+        status=Status(olds.get("status") or "unknown"),
+        raw_status=olds.get("raw_status") or "",
+        instance_type=olds.get("instance_type"),
+        location=olds.get("location"),
+        image=olds.get("image"),
+        ssh_key_ids=tuple(olds.get("ssh_key_ids") or ()),
+        tags=dict(olds.get("tags") or {}),
+    )
+
+
+def volume_outputs(volume: Volume) -> dict[str, Any]:
+    return volume.model_dump(mode="json", exclude={"raw", "id", "provider"})
+
+
+def _volume_from_state(id_: str, provider: str, olds: Mapping[str, Any]) -> Volume:
+    return Volume(
+        id=id_,
+        provider=provider,
+        name=olds["name"],
+        size_gb=int(olds["size_gb"]),
+        status=olds.get("status") or "unknown",
+        volume_type=olds.get("volume_type"),
+        location=olds.get("location"),
+        attached_to=tuple(olds.get("attached_to") or ()),
+    )
+
+
+def ssh_key_outputs(key: SshKey) -> dict[str, Any]:
+    return key.model_dump(mode="json", exclude={"raw", "id", "provider"})
+
+
+def _ssh_key_from_state(id_: str, provider: str, olds: Mapping[str, Any]) -> SshKey:
+    return SshKey(id=id_, provider=provider, name=olds["name"], public_key=olds["public_key"])
+
+
+# --- the provider ----------------------------------------------------------------------------------------
+class GpuCloudProvider(ResourceProvider):
+    """CRUD for one kind of gpucloud resource ("instance", "volume" or "ssh_key") on any provider."""
+
+    kind: str
+    _settings: dict[str, dict[str, str]]
+
+    def __init__(self, kind: str) -> None:
+        super().__init__()
+        if kind not in KINDS:
+            raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
+        self.kind = kind
+        self._settings = {}
+
+    # Only the kind is ever pickled into state; settings from configure() stay in the provider process.
+    def __getstate__(self) -> dict[str, Any]:
+        return {"kind": self.kind}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.kind = state["kind"]
+        self._settings = {}
+
+    # --- configuration ------------------------------------------------------------------------------
+    def configure(self, req: ConfigureRequest) -> None:
+        """Pick up ``gpucloud:<provider>_<setting>`` stack config (the same names as the env variables)."""
+        settings: dict[str, dict[str, str]] = {}
+        for provider in PROVIDERS:
+            for field in ProviderConfig.model_fields:
+                if field == "provider":
+                    continue
+                suffix = env_var(provider, field).removeprefix(f"GPUCLOUD_{provider.upper()}_").lower()
+                value = req.config.get(f"{CONFIG_NAMESPACE}:{provider}_{suffix}")
+                if value not in (None, ""):
+                    settings.setdefault(provider, {})[field] = str(rpc.unwrap_rpc_secret(value))
+        self._settings = settings
+
+    @contextmanager
+    def _cloud(self, provider: str, action: str, what: str) -> Iterator[gpucloud.Provider]:
+        try:
+            with gpucloud.connect(provider, **self._settings.get(provider, {})) as cloud:
+                yield cloud
+        except errors.GpuCloudError as exc:
+            raise GpuCloudResourceError(f"{action} {self.kind} {what} on {provider}: {exc}") from None
+
+    # --- check -----------------------------------------------------------------------------------------
+    def check(self, _olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
+        schema = INPUTS[self.kind]
+        props = _clean(news)
+        failures: list[CheckFailure] = []
+        inputs: dict[str, Any] = {}
+        for name in props:
+            if name not in schema and props[name] is not None:
+                failures.append(CheckFailure(name, f"unknown property {name!r}; expected one of {', '.join(schema)}"))
+        for name, spec in schema.items():
+            value = props.get(name)
+            if value is None:
+                if spec.required:
+                    failures.append(CheckFailure(name, f"{name} is required"))
+                elif spec.default is not None:
+                    inputs[name] = spec.default
+                continue
+            if is_unknown(value):
+                inputs[name] = value
+                continue
+            value, problem = _coerce(name, spec, value)
+            if problem:
+                failures.append(CheckFailure(name, problem))
+            inputs[name] = value
+        provider = inputs.get("provider")
+        if isinstance(provider, str) and provider not in implemented():
+            failures.append(
+                CheckFailure("provider", f"provider {provider!r} is not available; choose one of {implemented()}")
+            )
+        if not failures and isinstance(provider, str):
+            failures += self._check_with_adapter(provider, inputs, _clean(_olds))
+        for name in SECRET_OUTPUTS[self.kind]:
+            if inputs.get(name) is not None and not is_unknown(inputs[name]):
+                inputs[name] = rpc.wrap_rpc_secret(inputs[name])
+        return CheckResult(inputs, failures)
+
+    def _check_with_adapter(self, provider: str, inputs: dict[str, Any], olds: dict[str, Any]) -> list[CheckFailure]:
+        """The adapter's own offline rules, with unknown values left out (and their failures ignored)."""
+        unknown = {name for name, value in inputs.items() if is_unknown(value)}
+        known = {k: v for k, v in inputs.items() if k not in unknown}
+        for name in unknown & {"name", "instance_type", "public_key"}:
+            known[name] = "placeholder"
+        if "size_gb" in unknown:
+            known["size_gb"] = 1
+        if self.kind == "ssh_key" and "public_key" in unknown:
+            return []
+        adapter = _offline(provider)
+        try:
+            if self.kind == "instance":
+                adapter.validate_instance_spec(_instance_spec(known))
+            elif self.kind == "volume":
+                adapter.validate_volume_spec(_volume_spec(known))
+                old_size = olds.get("size_gb")
+                if "size_gb" not in unknown and isinstance(old_size, int | float) and known["size_gb"] < old_size:
+                    raise errors.ValidationError(
+                        f"size_gb cannot shrink from {int(old_size)} to {known['size_gb']}; volumes only grow",
+                        field="size_gb",
+                    )
+            else:
+                adapter.validate_ssh_key_spec(_ssh_key_spec(known))
+        except pydantic.ValidationError as exc:
+            return [f for f in _pydantic_failures(exc) if f.property not in unknown]
+        except errors.GpuCloudError as exc:
+            prop = _property_of(exc, "provider")
+            return [] if prop in unknown else [CheckFailure(prop, f"{prop}: {exc}")]
+        return []
+
+    # --- diff ------------------------------------------------------------------------------------------
+    def diff(self, id_: str, _olds: dict[str, Any], _news: dict[str, Any]) -> DiffResult:
+        olds, news = _clean(_olds), _clean(_news)
+        schema = INPUTS[self.kind]
+        replaces: list[str] = []
+        changes: list[str] = []
+        if news.get("provider") != olds.get("provider"):
+            replaces.append("provider")
+        else:
+            unknown = [name for name in schema if is_unknown(news.get(name))]
+            # Unknowns (preview): plan the known inputs with the old values standing in for the unknown ones,
+            # and add what a change of each unknown one would do.
+            replaces, changes = self._classify_unknown(olds["provider"], unknown)
+            known = {k: olds.get(k) if k in unknown else v for k, v in news.items()}
+            plan = self._plan(id_, olds, {k: v for k, v in known.items() if v is not None})
+            replaces += plan.replace_fields
+            changes += plan.update_fields
+            for name in _CREATE_ONLY[self.kind]:
+                if name not in unknown and (news.get(name) or None) != (olds.get(name) or None):
+                    replaces.append(name)
+            for name in _LOCAL_ONLY[self.kind]:
+                default = schema[name].default
+                if name not in unknown and news.get(name, default) != olds.get(name, default):
+                    changes.append(name)
+        replaces = sorted(set(replaces))
+        changed = bool(replaces or changes)
+        # Names are unique per account (lookups by name refuse duplicates): keep the name -> delete first.
+        same_name = news.get("name") == olds.get("name")
+        return DiffResult(
+            changes=changed,
+            replaces=replaces,
+            delete_before_replace=bool(replaces) and same_name,
+        )
+
+    def _classify_unknown(self, provider: str, unknown: list[str]) -> tuple[list[str], list[str]]:
+        """Preview with unknown inputs: say what would happen if each of them changed."""
+        caps = provider_class(provider).capabilities
+        in_place = {
+            "instance": {"tags"} | ({"name"} if Capability.INSTANCE_RENAME in caps else set()),
+            "volume": {"attach_to"}
+            | ({"name"} if Capability.VOLUME_RENAME in caps else set())
+            | ({"size_gb"} if Capability.VOLUME_RESIZE in caps else set()),
+            "ssh_key": set(),
+        }[self.kind] | set(_LOCAL_ONLY[self.kind])
+        replaces = [n for n in unknown if n not in in_place]
+        return replaces, [n for n in unknown if n in in_place]
+
+    def _plan(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> Plan:
+        provider = news["provider"]
+        if self.kind == "ssh_key":
+            return plan_ssh_key(_ssh_key_spec(news), _ssh_key_from_state(id_, provider, olds))
+        with self._cloud(provider, "diff", repr(news.get("name"))) as cloud:
+            if self.kind == "instance":
+                return ensure.plan_for_instance(cloud, _instance_spec(news), _instance_from_state(id_, provider, olds))
+            spec = _volume_spec(news)
+            attach_id = ensure.attach_target(cloud, spec.attach_to)
+            return plan_volume(
+                spec, _volume_from_state(id_, provider, olds), cloud.capabilities, desired_attach_id=attach_id
+            )
+
+    # --- create / update -------------------------------------------------------------------------------
+    def create(self, props: dict[str, Any]) -> CreateResult:
+        inputs = _clean(props)
+        provider = inputs["provider"]
+        with self._cloud(provider, "create", repr(inputs["name"])) as cloud:
+            if self.kind == "instance":
+                outcome = ensure.ensure_instance(
+                    cloud,
+                    _instance_spec(inputs),
+                    wait=True,
+                    wait_for_ssh=bool(inputs.get("wait_for_ssh")),
+                    wait_timeout=float(inputs.get("wait_timeout") or ensure.DEFAULT_TIMEOUT),
+                )
+                assert outcome.after is not None
+                root_password = outcome.secrets.get("root_password") or outcome.secrets.get("password")
+                outs = self._outputs(inputs, instance_outputs(outcome.after), root_password=root_password)
+                return CreateResult(outcome.after.id, outs)
+            if self.kind == "volume":
+                volume = ensure.ensure_volume(cloud, _volume_spec(inputs)).after
+                assert volume is not None
+                return CreateResult(volume.id, self._outputs(inputs, volume_outputs(volume)))
+            key = ensure.ensure_ssh_key(cloud, _ssh_key_spec(inputs)).after
+            assert key is not None
+            return CreateResult(key.id, self._outputs(inputs, ssh_key_outputs(key)))
+
+    def update(self, id_: str, _olds: dict[str, Any], _news: dict[str, Any]) -> UpdateResult:
+        olds, inputs = _clean(_olds), _clean(_news)
+        provider = inputs["provider"]
+        with self._cloud(provider, "update", repr(inputs["name"])) as cloud:
+            if self.kind == "instance":
+                outcome = ensure.ensure_instance(
+                    cloud,
+                    _instance_spec(inputs),
+                    instance_id=id_,
+                    wait=True,
+                    wait_for_ssh=bool(inputs.get("wait_for_ssh")),
+                    wait_timeout=float(inputs.get("wait_timeout") or ensure.DEFAULT_TIMEOUT),
+                )
+                assert outcome.after is not None
+                outs = instance_outputs(outcome.after)
+                return UpdateResult(self._outputs(inputs, outs, root_password=olds.get("root_password")))
+            if self.kind == "volume":
+                volume = ensure.ensure_volume(cloud, _volume_spec(inputs), volume_id=id_).after
+                assert volume is not None
+                return UpdateResult(self._outputs(inputs, volume_outputs(volume)))
+            key = ensure.ensure_ssh_key(cloud, _ssh_key_spec(inputs)).after
+            assert key is not None
+            return UpdateResult(self._outputs(inputs, ssh_key_outputs(key)))
+
+    # --- read / delete ---------------------------------------------------------------------------------
+    def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
+        """Refresh (props are the last outputs) and import (props are the program's inputs)."""
+        state = _clean(props)
+        provider = state.get("provider")
+        if not isinstance(provider, str):
+            raise GpuCloudResourceError(f"read {self.kind} {id_!r}: the 'provider' input is required to import")
+        fetch: dict[str, Callable[[gpucloud.Provider], dict[str, Any]]] = {
+            "instance": lambda cloud: instance_outputs(cloud.get_instance(id_)),
+            "volume": lambda cloud: volume_outputs(cloud.get_volume(id_)),
+            "ssh_key": lambda cloud: ssh_key_outputs(cloud.get_ssh_key(id_)),
+        }
+        with self._cloud(provider, "read", repr(id_)) as cloud:
+            try:
+                live = fetch[self.kind](cloud)
+            except errors.NotFound:
+                return ReadResult("", {})  # gone: Pulumi drops it from the state
+        if live.get("status") == (Status.DELETED.value if self.kind == "instance" else _VOLUME_DELETED):
+            return ReadResult("", {})  # some APIs keep answering for deleted resources
+        outs = self._outputs(state, live, root_password=state.get("root_password"))
+        schema = INPUTS[self.kind]
+        inputs = {k: v for k, v in outs.items() if k in schema and v is not None}
+        result = ReadResult(id_, outs)
+        result.inputs = inputs  # an attribute, not an argument: SDKs whose ReadResult lacks it still work
+        return result
+
+    def delete(self, id_: str, _props: dict[str, Any]) -> None:
+        props = _clean(_props)
+        provider = props["provider"]
+        with self._cloud(provider, "delete", repr(props.get("name", id_))) as cloud:
+            if self.kind == "instance":
+                timeout = float(props.get("wait_timeout") or ensure.DEFAULT_TIMEOUT)
+                ensure.ensure_instance_absent(cloud, instance_id=id_, wait=True, wait_timeout=timeout)
+            elif self.kind == "volume":
+                try:
+                    if cloud.get_volume(id_).status == _VOLUME_DELETED:  # e.g. deleted along with its instance
+                        return
+                except errors.NotFound:
+                    return
+                ensure.ensure_volume_absent(cloud, volume_id=id_)
+            else:
+                ensure.ensure_ssh_key_absent(cloud, key_id=id_)
+
+    # --- helpers ---------------------------------------------------------------------------------------
+    def _outputs(self, inputs: Mapping[str, Any], live: dict[str, Any], *, root_password: Any = None) -> dict[str, Any]:
+        """Inputs echoed (user spelling), overridden by what the API reports; secrets wrapped as secrets."""
+        schema = INPUTS[self.kind]
+        outs = {k: v for k, v in inputs.items() if k in schema}
+        # A field the API leaves empty (e.g. a key text it never returns) keeps the value the program gave.
+        outs.update({k: v for k, v in live.items() if v not in (None, "") or k not in outs})
+        if self.kind == "instance":
+            outs["root_password"] = rpc.unwrap_rpc_secret(root_password) if root_password else None
+        for name in SECRET_OUTPUTS[self.kind]:
+            if outs.get(name) is not None:
+                outs[name] = rpc.wrap_rpc_secret(rpc.unwrap_rpc_secret(outs[name]))
+        return outs

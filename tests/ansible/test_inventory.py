@@ -1,0 +1,192 @@
+"""The inventory plugin through the real ansible-inventory, and a play over SSH to every emulated host."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+import gpucloud
+from gpucloud.capabilities import Capability
+from gpucloud.emulator import EmulatorServer
+from gpucloud.emulator.client import client_overrides
+from gpucloud.models import InstanceSpec, SshKeySpec, Status
+from gpucloud.providers import implemented
+
+from ..contract.specs import INSTANCE
+from .conftest import Ansible
+
+IMPLEMENTED = implemented()
+
+
+def _unsafe(value: Any) -> Any:
+    """ansible-inventory --list (2.19) wraps strings as {"__ansible_unsafe": ...}."""
+    if isinstance(value, dict):
+        if set(value) == {"__ansible_unsafe"}:
+            return value["__ansible_unsafe"]
+        return {k: _unsafe(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_unsafe(v) for v in value]
+    return value
+
+
+@pytest.fixture(scope="module")
+def hosts(emulator: EmulatorServer, keypair: tuple[Path, str]) -> Iterator[dict[str, gpucloud.Instance]]:
+    """One running instance per implemented provider, reachable with the session keypair."""
+    _, public = keypair
+    overrides = client_overrides(emulator.url, emulator.settings)
+    made: dict[str, tuple[gpucloud.Instance, str | None]] = {}
+
+    def make(provider: str) -> gpucloud.Instance:
+        with gpucloud.connect(provider, **overrides[provider]) as cloud:
+            key = None
+            if cloud.supports(Capability.SSH_KEYS):
+                key = cloud.create_ssh_key(SshKeySpec(name=f"inv-key-{provider}", public_key=public))
+            spec = InstanceSpec(name=f"inv-{provider}", ssh_keys=(key.name if key else public,), **INSTANCE[provider])
+            created = cloud.create_instance(spec).instance
+            made[provider] = (created, key.id if key else None)
+            running = cloud.wait_for_instance(created.id, [Status.RUNNING], timeout=120, interval=0.2)
+            cloud.wait_for_ssh(running, timeout=60)
+            return running
+
+    with ThreadPoolExecutor(len(IMPLEMENTED)) as pool:
+        running = dict(zip(IMPLEMENTED, pool.map(make, IMPLEMENTED), strict=True))
+    yield running
+
+    def remove(provider: str) -> None:
+        instance, key_id = made[provider]
+        with gpucloud.connect(provider, **overrides[provider]) as cloud:
+            cloud.delete_instance(instance.id)
+            cloud.wait_for_instance_gone(instance.id, timeout=120, interval=0.2)
+            if key_id:
+                cloud.delete_ssh_key(key_id)
+
+    with ThreadPoolExecutor(len(IMPLEMENTED)) as pool:
+        list(pool.map(remove, made))
+
+
+def write_inventory(path: Path, **options: Any) -> Path:
+    config = {
+        "plugin": "gpucloud.cloud.gpucloud",
+        "filters": {"name": "^inv-"},
+        "compose": {"ansible_python_interpreter": "'/usr/bin/python3'"},
+        **options,
+    }
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def listing(ansible: Ansible, source: Path, *extra: str) -> dict[str, Any]:
+    proc = ansible.inventory(source, "--list", *extra)
+    assert proc.returncode == 0, proc.stderr
+    return _unsafe(json.loads(proc.stdout))
+
+
+def test_inventory_lists_hosts_with_vars_and_groups(
+    ansible: Ansible, hosts: dict[str, gpucloud.Instance], tmp_path: Path
+) -> None:
+    source = write_inventory(
+        tmp_path / "inv.gpucloud.yml",
+        keyed_groups=[{"key": "gpucloud_provider", "prefix": "kg"}],
+        groups={"with_gpus": "gpucloud_gpu_count > 0"},
+    )
+    data = listing(ansible, source)
+    hostvars = data["_meta"]["hostvars"]
+    assert sorted(hostvars) == sorted(f"{p}-inv-{p}" for p in IMPLEMENTED)
+    for provider, instance in hosts.items():
+        hostname = f"{provider}-inv-{provider}"
+        got = hostvars[hostname]
+        assert got["ansible_host"] == instance.public_ip
+        assert got["ansible_port"] == instance.ssh_port
+        assert got["ansible_user"] == instance.ssh_user
+        assert got["ansible_python_interpreter"] == "/usr/bin/python3"
+        assert got["gpucloud_id"] == instance.id and got["gpucloud_provider"] == provider
+        assert got["gpucloud_status"] == "running" and got["gpucloud_ssh_host"] == instance.public_ip
+        assert "gpucloud_raw" not in got
+        assert hostname in data[f"gpucloud_{provider}"]["hosts"]
+        assert hostname in data["gpucloud_status_running"]["hosts"]
+        assert hostname in data[f"kg_{provider}"]["hosts"]
+        if instance.location:
+            group = "gpucloud_location_" + "".join(c if c.isalnum() else "_" for c in instance.location)
+            assert hostname in data[group]["hosts"]
+        if instance.gpu_count:
+            assert hostname in data["with_gpus"]["hosts"]
+
+    stopped = listing(ansible, write_inventory(tmp_path / "stopped.gpucloud.yml", filters={"status": ["stopped"]}))
+    assert not stopped["_meta"]["hostvars"]
+    one = listing(
+        ansible,
+        write_inventory(
+            tmp_path / "one.gpucloud.yml",
+            providers=[IMPLEMENTED[0]],
+            hostname="{name}.{provider}",
+            connect_with="public_ip",
+            prefix="gc_",
+        ),
+    )
+    only = one["_meta"]["hostvars"]
+    assert list(only) == [f"inv-{IMPLEMENTED[0]}.{IMPLEMENTED[0]}"]
+    (vars_,) = only.values()
+    assert "ansible_port" not in vars_ and vars_["gc_id"] == hosts[IMPLEMENTED[0]].id
+
+
+def test_inventory_cache_serves_without_requests(
+    ansible: Ansible, emulator: EmulatorServer, hosts: dict[str, gpucloud.Instance], tmp_path: Path
+) -> None:
+    source = write_inventory(
+        tmp_path / "cached.gpucloud.yml",
+        cache=True,
+        cache_plugin="ansible.builtin.jsonfile",
+        cache_connection=str(tmp_path / "cache"),
+        cache_timeout=3600,
+    )
+    first = listing(ansible, source)
+    assert sorted(first["_meta"]["hostvars"]) == sorted(f"{p}-inv-{p}" for p in IMPLEMENTED)
+    assert any((tmp_path / "cache").iterdir())
+    before = emulator.world.request_count()
+    second = listing(ansible, source)
+    assert emulator.world.request_count() == before
+    assert second == first
+    listing(ansible, source, "--flush-cache")
+    assert emulator.world.request_count() > before
+
+
+def test_play_over_ssh_through_the_inventory(
+    ansible: Ansible, hosts: dict[str, gpucloud.Instance], keypair: tuple[Path, str], tmp_path: Path
+) -> None:
+    private, _ = keypair
+    source = write_inventory(tmp_path / "ssh.gpucloud.yml")
+    out = tmp_path / "written"
+    out.mkdir()
+    tasks = [
+        {
+            "name": "Write a file on the host",
+            "ansible.builtin.copy": {
+                "dest": f"{out}/{{{{ inventory_hostname }}}}",
+                "content": "{{ gpucloud_provider }} {{ ansible_facts.user_id }}"
+                " {{ ansible_facts.env.SSH_CONNECTION }}\n",
+                "mode": "0644",
+            },
+        }
+    ]
+    result = ansible.play(
+        tasks,
+        hosts="all",
+        inventory=str(source),
+        gather_facts=True,
+        extra_env={"ANSIBLE_PRIVATE_KEY_FILE": str(private), "ANSIBLE_FORKS": "10"},
+    )
+    assert result.rc == 0, result.output
+    for provider, instance in hosts.items():
+        hostname = f"{provider}-inv-{provider}"
+        written_provider, user, _client_ip, _client_port, server_ip, server_port = (out / hostname).read_text().split()
+        assert written_provider == provider and user == instance.ssh_user
+        # Facts were gathered through this host's own sshd (its address and port), not a local connection.
+        assert (server_ip, int(server_port)) == (instance.public_ip, instance.ssh_port)
+        assert f"{hostname}" in result.stdout
+    assert "unreachable=1" not in result.stdout and "failed=1" not in result.stdout

@@ -1,0 +1,55 @@
+"""Fixtures for the Pulumi front-end: the emulator's env for provider processes, one provider process per module."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gpucloud.emulator import EmulatorServer
+from gpucloud.emulator.client import client_env
+from pulumi_gpucloud import GpuCloudProvider
+
+from .harness import DynamicProviderHarness
+
+PROJECT = "gpucloud-tests"
+TYPES = {
+    "instance": "pulumi-python:dynamic/gpucloud:Instance",
+    "volume": "pulumi-python:dynamic/gpucloud:Volume",
+    "ssh_key": "pulumi-python:dynamic/gpucloud:SshKey",
+}
+PROVIDERS = {kind: GpuCloudProvider(kind) for kind in TYPES}
+_counter = itertools.count()
+
+
+def unique(prefix: str) -> str:
+    """Names that no other test (or earlier run in this session) uses: lookups by name must find one."""
+    return f"{prefix}-{next(_counter)}"
+
+
+@pytest.fixture(scope="session")
+def emulator_env(emulator: EmulatorServer, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """What a provider process needs to reach the emulator, and no gpucloud config file from the user."""
+    missing = tmp_path_factory.mktemp("noconfig") / "config.toml"
+    return {**client_env(emulator.url, emulator.settings), "GPUCLOUD_CONFIG": str(missing)}
+
+
+@pytest.fixture(scope="module")
+def project_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    directory = tmp_path_factory.mktemp("project")
+    (directory / "Pulumi.yaml").write_text(f"name: {PROJECT}\nruntime: python\n")
+    return directory
+
+
+@pytest.fixture(scope="module")
+def harness(project_dir: Path, emulator_env: dict[str, str]) -> Iterator[DynamicProviderHarness]:
+    """The SDK's dynamic provider server, as the engine launches it, pointed at the emulator via env."""
+    with DynamicProviderHarness(project_dir, project=PROJECT, env=emulator_env) as running:
+        yield running
+
+
+def up(h: DynamicProviderHarness, kind: str, name: str, props: dict[str, Any], state: Any = None) -> Any:
+    return h.up(name, PROVIDERS[kind], props, TYPES[kind], state)
