@@ -65,3 +65,12 @@ def test_python_snippet_runs_as_pasted(
                 cloud.delete_instance(found.id)
                 cloud.wait_for_instance_gone(found.id, timeout=60, interval=0.2)
             cloud.delete_ssh_key(key.id)
+
+
+def test_inferred_marks_only_undocumented_columns() -> None:
+    """CloudNexus documents listing instances but not get/delete/jobs: only the latter read "inferred"."""
+    headers, rows = capability_table()
+    cloudnexus = dict(zip(headers, next(r for r in rows if r[0] == provider_class("cloudnexus").title), strict=True))
+    assert cloudnexus["list"] == "yes"
+    assert cloudnexus["instance create"] == cloudnexus["delete"] == "inferred"
+    assert cloudnexus["volume create"] == "no"

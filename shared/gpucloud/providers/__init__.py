@@ -60,10 +60,11 @@ OPTION_COLUMNS: tuple[tuple[str, Capability], ...] = (
 )
 
 
-def capability_cell(cls: type[Provider], capability: Capability) -> str:
+def capability_cell(cls: type[Provider], capability: Capability, column: str | None = None) -> str:
     if capability not in cls.capabilities:
         return "no"
-    return "inferred" if capability in cls.inferred else "yes"
+    documented = column is not None and column in cls.documented_columns
+    return "inferred" if capability in cls.inferred and not documented else "yes"
 
 
 def capability_table(options: bool = False) -> tuple[list[str], list[list[str]]]:
@@ -74,7 +75,7 @@ def capability_table(options: bool = False) -> tuple[list[str], list[list[str]]]
     rows = []
     for name in implemented():
         cls = provider_class(name)
-        cells = [capability_cell(cls, capability) for _, capability in columns]
+        cells = [capability_cell(cls, capability, label) for label, capability in columns]
         rows.append([cls.title, *cells, *([] if options else [cls.ssh_endpoint, cls.auth_kinds])])
     return headers, rows
 

@@ -69,6 +69,9 @@ class Provider(ABC):
     # Capabilities that rest on endpoints the provider's published docs do not show (reconstructed from its
     # conventions); the capability table marks them "inferred".
     inferred: ClassVar[frozenset[Capability]] = frozenset()
+    # Capability-table columns that are documented although their capability as a whole is inferred
+    # (e.g. a documented list call next to an inferred delete call).
+    documented_columns: ClassVar[frozenset[str]] = frozenset()
     auth_kinds: ClassVar[str]
     # Where SSH answers, in the provider's own terms (for the capability table).
     ssh_endpoint: ClassVar[str]

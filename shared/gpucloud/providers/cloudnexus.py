@@ -112,6 +112,8 @@ class CloudNexus(Provider):
     )
     # get-by-id, delete and the Jobs API (create) are inferred; so is every SSH key endpoint.
     inferred = frozenset({C.INSTANCES, C.SSH_KEYS})
+    # Listing instances is documented (GET /compute/instances); only the other instance calls are inferred.
+    documented_columns = frozenset({"list"})
     page_size = MAX_PER_PAGE
     job_timeout = 600.0
     job_interval = 0.25
