@@ -32,7 +32,13 @@ demo: setup
 	trap 'kill $$pid 2>/dev/null; wait $$pid 2>/dev/null; rm -rf $$tmp' EXIT INT TERM; \
 	$(PY) -m gpucloud.emulator.client wait http://127.0.0.1:$(EMULATOR_PORT) --timeout 30; \
 	set -a; . $$tmp/env; set +a; \
-	$(VENV)/bin/gpucloud demo --url http://127.0.0.1:$(EMULATOR_PORT)
+	$(VENV)/bin/gpucloud demo --url http://127.0.0.1:$(EMULATOR_PORT); \
+	cd examples/ansible && export PATH=$(abspath $(VENV))/bin:$$PATH ANSIBLE_COLLECTIONS_PATH=$(CURDIR) \
+		ANSIBLE_HOST_KEY_CHECKING=False ANSIBLE_SSH_USETTY=False ANSIBLE_PYTHON_INTERPRETER=$(abspath $(PY)) \
+		ANSIBLE_SSH_ARGS='-o UserKnownHostsFile=/dev/null' && \
+	ansible-playbook -i inventory.gpucloud.yml provision.yml -e fleet_report_dir=$$tmp && \
+	ansible-inventory -i inventory.gpucloud.yml --graph && \
+	ansible-playbook -i inventory.gpucloud.yml teardown.yml
 
 lint: setup
 	$(VENV)/bin/ruff check .
