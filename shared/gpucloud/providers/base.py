@@ -99,14 +99,33 @@ class Provider(ABC):
     @abstractmethod
     def _make_transport(self, config: ProviderConfig, http_transport: httpx.BaseTransport | None) -> Transport: ...
 
-    def _transport_options(self, config: ProviderConfig) -> dict[str, Any]:
-        return {
-            "timeout": config.timeout,
-            "max_retries": config.max_retries,
-            "retry_max_seconds": config.retry_max_seconds,
-            "backoff_base": config.retry_backoff,
-            "requests_per_minute": config.requests_per_minute or self.default_requests_per_minute,
-        }
+    def _transport(
+        self,
+        config: ProviderConfig,
+        http_transport: httpx.BaseTransport | None,
+        auth: httpx.Auth,
+        *,
+        base_url: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> Transport:
+        """The one way adapters build their transport: timeouts, retries and pacing all come from ``config``."""
+        return Transport(
+            provider=self.name,
+            base_url=base_url or str(config.base_url),
+            map_error=self._map_error,
+            auth=auth,
+            headers=headers,
+            http_transport=http_transport,
+            timeout=config.timeout,
+            max_retries=config.max_retries,
+            retry_max_seconds=config.retry_max_seconds,
+            backoff_base=config.retry_backoff,
+            requests_per_minute=config.requests_per_minute or self.default_requests_per_minute,
+        )
+
+    @abstractmethod
+    def _map_error(self, response: httpx.Response) -> errors.GpuCloudError:
+        """The provider's error body as one of our errors (usually via :func:`build_error`)."""
 
     def close(self) -> None:
         self.transport.close()

@@ -134,14 +134,7 @@ class CloudNexus(Provider):
                 provider=self.name,
                 code="invalid_key_format",
             )
-        return Transport(
-            provider=self.name,
-            base_url=str(config.base_url),
-            map_error=self._map_error,
-            auth=BearerAuth(token),
-            http_transport=http_transport,
-            **self._transport_options(config),
-        )
+        return self._transport(config, http_transport, BearerAuth(token))
 
     def _map_error(self, response: httpx.Response) -> errors.GpuCloudError:
         code, message = _error_fields(json_body(response))

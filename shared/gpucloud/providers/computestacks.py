@@ -214,14 +214,12 @@ class ComputeStacks(Provider):
     def _make_transport(self, config: ProviderConfig, http_transport: httpx.BaseTransport | None) -> Transport:
         base_url = str(config.base_url).rstrip("/")
         self.auth = self._auth(config, f"{base_url}/api/oauth/token")
-        return Transport(
-            provider=self.name,
+        return self._transport(
+            config,
+            http_transport,
+            self.auth,
             base_url=base_url,
-            map_error=self._map_error,
-            auth=self.auth,
             headers={"Accept": f"application/json; api_version={self.api_version}"},
-            http_transport=http_transport,
-            **self._transport_options(config),
         )
 
     def _auth(self, config: ProviderConfig, token_url: str) -> httpx.Auth:

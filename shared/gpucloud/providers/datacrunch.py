@@ -113,14 +113,7 @@ class DataCrunch(Provider):
             )
         base_url = str(config.base_url).rstrip("/")
         self.auth = OAuth2ClientCredentials(f"{base_url}/oauth2/token", client_id, secret, provider=self.name)
-        return Transport(
-            provider=self.name,
-            base_url=base_url,
-            map_error=self._map_error,
-            auth=self.auth,
-            http_transport=http_transport,
-            **self._transport_options(config),
-        )
+        return self._transport(config, http_transport, self.auth, base_url=base_url)
 
     def _map_error(self, response: httpx.Response) -> errors.GpuCloudError:
         body = json_body(response)

@@ -125,14 +125,7 @@ class DcdnCloud(Provider):
             raise errors.AuthError(
                 f"dcdncloud needs an API token: set {env_var(self.name, 'token')}", provider=self.name
             )
-        return Transport(
-            provider=self.name,
-            base_url=str(config.base_url),
-            map_error=self._map_error,
-            auth=BearerAuth(token),
-            http_transport=http_transport,
-            **self._transport_options(config),
-        )
+        return self._transport(config, http_transport, BearerAuth(token))
 
     def _map_error(self, response: httpx.Response) -> errors.GpuCloudError:
         body = json_body(response)

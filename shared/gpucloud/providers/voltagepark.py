@@ -129,14 +129,7 @@ class VoltagePark(Provider):
                 "voltagepark needs an API key: set GPUCLOUD_VOLTAGEPARK_TOKEN (keys are issued by support)",
                 provider=self.name,
             )
-        return Transport(
-            provider=self.name,
-            base_url=str(config.base_url),
-            map_error=self._map_error,
-            auth=BearerAuth(token),
-            http_transport=http_transport,
-            **self._transport_options(config),
-        )
+        return self._transport(config, http_transport, BearerAuth(token))
 
     def _map_error(self, response: httpx.Response) -> errors.GpuCloudError:
         body = json_body(response)
