@@ -1,4 +1,4 @@
-"""Server lifecycle: no sshd outlives stop() or a SIGTERM'd `serve`; /docs lists every provider route."""
+"""Server lifecycle: no sshd outlives stop(), a SIGTERM'd or a SIGKILL'd `serve`; /docs lists every provider route."""
 
 from __future__ import annotations
 
@@ -76,7 +76,7 @@ def test_openapi_docs_list_both_providers(emu: EmulatorServer) -> None:
     assert emu.base_url("datacrunch") == emu.url + "/datacrunch/v1"
 
 
-def test_serve_shuts_down_cleanly_on_sigterm(tmp_path: Path) -> None:
+def _serve_in_subprocess(state_dir: Path) -> tuple[subprocess.Popen[bytes], str]:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
@@ -85,12 +85,22 @@ def test_serve_shuts_down_cleanly_on_sigterm(tmp_path: Path) -> None:
         "serve(EmulatorSettings(port=int(os.environ['EMU_PORT']), provision_seconds=0.2, "
         "state_dir=os.environ['EMU_STATE']))"
     )
-    env = {**os.environ, "EMU_PORT": str(port), "EMU_STATE": str(tmp_path)}
+    env = {**os.environ, "EMU_PORT": str(port), "EMU_STATE": str(state_dir)}
     proc = subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
     try:
-        url = f"http://127.0.0.1:{port}"
         wait_for(lambda: _answers(url), timeout=20)
         _running_vm(url + "/voltagepark/api/v1")
+    except BaseException:
+        proc.kill()
+        proc.wait()
+        raise
+    return proc, url
+
+
+def test_serve_shuts_down_cleanly_on_sigterm(tmp_path: Path) -> None:
+    proc, url = _serve_in_subprocess(tmp_path)
+    try:
         assert len(sshd_pids(f"sshd -D -e -f {tmp_path}")) == 1
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=20) == 0
@@ -100,6 +110,17 @@ def test_serve_shuts_down_cleanly_on_sigterm(tmp_path: Path) -> None:
             proc.wait()
     assert proc.stdout is not None and url in proc.stdout.read().decode()
     assert sshd_pids(f"sshd -D -e -f {tmp_path}") == []
+
+
+def test_no_sshd_outlives_a_killed_emulator(tmp_path: Path) -> None:
+    """SIGKILL gives the emulator no chance to clean up; the kernel's parent-death signal stops sshd."""
+    proc, _ = _serve_in_subprocess(tmp_path)
+    try:
+        assert len(sshd_pids(f"sshd -D -e -f {tmp_path}.*\\[listener\\]")) == 1
+    finally:
+        proc.kill()
+        proc.wait()
+    wait_for(lambda: sshd_pids(f"sshd -D -e -f {tmp_path}") == [], timeout=10)
 
 
 def _answers(url: str) -> bool:

@@ -12,7 +12,6 @@ can log in (see :data:`SSH_USER`).
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import getpass
 import logging
 import os
@@ -32,7 +31,6 @@ log = logging.getLogger(__name__)
 SSHD_PATH = "/usr/sbin/sshd"
 # Who can log in: sshd started by a non-root user only authenticates that same user.
 SSH_USER = "root" if os.geteuid() == 0 else getpass.getuser()
-_PR_SET_PDEATHSIG = 1
 
 
 @dataclass(frozen=True)
@@ -70,12 +68,17 @@ def wait_for_port(ip: str, port: int, timeout: float) -> bool:
     return False
 
 
-def _die_with_parent() -> None:
-    # Runs in the child before exec: if the emulator process is killed hard (SIGKILL, crash), the
-    # kernel sends sshd SIGTERM, so no sshd outlives a test run. Linux only; harmless elsewhere.
-    if sys.platform.startswith("linux"):
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+def _parent_death_prefix() -> list[str]:
+    """Command prefix that makes sshd get SIGTERM when the emulator dies hard (SIGKILL, crash).
+
+    setpriv sets the parent-death signal and execs sshd, so the pid is still sshd's. A ``preexec_fn``
+    would do the same but forces a plain fork() of a process running gRPC/uvicorn threads, whose
+    atfork handlers have been seen to abort the child before exec. Without setpriv: no such guard.
+    """
+    setpriv = shutil.which("setpriv")
+    if sys.platform.startswith("linux") and setpriv:
+        return [setpriv, "--pdeathsig", "TERM", "--"]
+    return []
 
 
 class SshdManager:
@@ -122,11 +125,10 @@ class SshdManager:
             Path("/run/sshd").mkdir(parents=True, exist_ok=True)
         with open(inst_dir / "sshd.log", "ab") as err:
             proc = subprocess.Popen(
-                [self.sshd_path, "-D", "-e", "-f", str(config.resolve())],
+                [*_parent_death_prefix(), self.sshd_path, "-D", "-e", "-f", str(config.resolve())],
                 stdin=subprocess.DEVNULL,
                 stdout=err,
                 stderr=err,
-                preexec_fn=_die_with_parent,  # only sets PDEATHSIG
             )
         with self._lock:
             self._procs[name] = proc
