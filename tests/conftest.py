@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,8 +16,27 @@ from gpucloud.capabilities import Capability
 from gpucloud.emulator import EmulatorServer
 from gpucloud.emulator.client import client_overrides
 from gpucloud.providers import implemented, provider_class
+from tests import figures
 
 IMPLEMENTED = implemented()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if not hasattr(config, "workerinput"):  # the controller (or a run without xdist): workers inherit the env
+        os.environ[figures.ENV] = tempfile.mkdtemp(prefix="gpucloud-figures-")
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:
+    directory = os.environ.get(figures.ENV)
+    if hasattr(config, "workerinput") or not directory:
+        return
+    counts = figures.totals(Path(directory))
+    shutil.rmtree(directory, ignore_errors=True)
+    if not any(counts.values()):
+        return
+    terminalreporter.section("reliability figures")
+    for metric in figures.METRICS:
+        terminalreporter.write_line(f"{metric:<34} {counts[metric]:>8}")
 
 
 def providers_with(*capabilities: Capability) -> list[str]:

@@ -1,0 +1,167 @@
+"""What every benchmark scenario shares: results with ratios, a registry, and an emulator in its own process.
+
+The emulator runs as a separate ``gpucloud emulator`` process so its event loop never competes with the
+code being measured for this process's GIL; scenarios talk to it over HTTP only (its ``/_emulator`` control API).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from gpucloud.emulator.client import wait_until_healthy
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@dataclass
+class Result:
+    """One measured figure against its baseline from the same run."""
+
+    name: str
+    measured_s: float
+    baseline_s: float
+    api_calls: int | None = None
+    target: float | None = None  # the largest acceptable ratio; None: reported, not judged
+    detail: str = ""
+
+    @property
+    def ratio(self) -> float:
+        return self.measured_s / self.baseline_s if self.baseline_s > 0 else float("inf")
+
+    @property
+    def held(self) -> bool | None:
+        return None if self.target is None else self.ratio <= self.target
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "name": self.name,
+                "measured": round(self.measured_s, 6),
+                "baseline": round(self.baseline_s, 6),
+                "ratio": round(self.ratio, 4),
+                "api_calls": self.api_calls,
+                "target": self.target,
+                "held": self.held,
+                "detail": self.detail,
+            }
+        )
+
+
+@dataclass
+class Context:
+    """Sizes for one run: ``smoke`` shrinks everything so CI can check the benchmark still works."""
+
+    smoke: bool
+    rtt_ms: float = 50.0
+    hosts: int = 10_000
+    workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="gpucloud-bench-")))
+
+    @classmethod
+    def create(cls, smoke: bool) -> Context:
+        return cls(smoke=True, rtt_ms=5.0, hosts=60) if smoke else cls(smoke=False)
+
+    def target(self, value: float) -> float | None:
+        """Targets are judged on full runs only; smoke sizes are too small to mean anything."""
+        return None if self.smoke else value
+
+
+Scenario = Callable[[Context], list[Result]]
+SCENARIOS: dict[str, Scenario] = {}
+
+
+def scenario(name: str) -> Callable[[Scenario], Scenario]:
+    def register(fn: Scenario) -> Scenario:
+        SCENARIOS[name] = fn
+        return fn
+
+    return register
+
+
+@dataclass
+class Emulator:
+    """A running ``gpucloud emulator`` process and the env that points gpucloud clients at it."""
+
+    url: str
+    env: dict[str, str]
+    env_file: Path
+
+    def control(self, method: str, path: str, **kwargs: Any) -> Any:
+        response = httpx.request(method, f"{self.url}/_emulator{path}", timeout=60, **kwargs)
+        response.raise_for_status()
+        return response.json() if response.content else None
+
+    def requests(self, provider: str | None = None) -> list[dict[str, Any]]:
+        params = {"provider": provider} if provider else None
+        result: list[dict[str, Any]] = self.control("GET", "/requests", params=params)
+        return result
+
+    def clear_requests(self) -> None:
+        self.control("DELETE", "/requests")
+
+    def set_faults(self, **changes: Any) -> None:
+        self.control("POST", "/faults", json=changes)
+
+    def child_env(self, **extra: str) -> dict[str, str]:
+        """os.environ plus the emulator's client settings, for subprocesses such as ansible-inventory."""
+        return {**os.environ, **self.env, **extra}
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def _read_env_file(path: Path) -> dict[str, str]:
+    env: dict[str, str] = {}
+    for line in path.read_text().splitlines():
+        name, _, value = line.partition("=")
+        if name and not name.startswith("#"):
+            env[name.strip()] = " ".join(shlex.split(value))
+    return env
+
+
+@contextmanager
+def emulator(ctx: Context, *args: str) -> Iterator[Emulator]:
+    """Start ``gpucloud emulator`` with extra CLI ``args`` (e.g. ``--latency-ms 25``); stop it afterwards."""
+    port = free_port()
+    env_file = ctx.workdir / f"emulator-{port}.env"
+    log_file = ctx.workdir / f"emulator-{port}.log"
+    command = [sys.executable, "-m", "gpucloud.cli", "emulator", "--port", str(port), "--env-file", str(env_file)]
+    with open(log_file, "wb") as log:
+        proc = subprocess.Popen([*command, *args], stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_healthy(url, timeout=120)
+        yield Emulator(url=url, env=_read_env_file(env_file), env_file=env_file)
+    except Exception:
+        sys.stderr.write(log_file.read_text(errors="replace")[-3000:])
+        raise
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def timed(fn: Callable[[], Any]) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start

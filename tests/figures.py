@@ -1,0 +1,44 @@
+"""Figures the reliability tests count (operations, faults, duplicates, leaks, bad inputs), summed over the run.
+
+Tests call :func:`record`; each process appends JSON lines under ``$GPUCLOUD_FIGURES_DIR`` (set by the pytest
+controller before xdist workers start, so every worker writes to the same place) and the controller prints one
+table at the end of the run. The tests themselves assert the zeros; the table makes the figures visible.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections import Counter
+from pathlib import Path
+
+ENV = "GPUCLOUD_FIGURES_DIR"
+# Printed in this order; the last four must be 0 (each test asserts its own share).
+METRICS = (
+    "operations tried",
+    "faults injected",
+    "duplicates",
+    "orphans",
+    "leaked secrets",
+    "bad inputs tried",
+    "bad inputs that reached the API",
+)
+
+
+def record(metric: str, value: int = 1) -> None:
+    if metric not in METRICS:
+        raise ValueError(f"unknown figure {metric!r}; one of {METRICS}")
+    directory = os.environ.get(ENV)
+    if not directory:
+        return  # run outside pytest's controller (e.g. a single file under a debugger)
+    with open(Path(directory) / f"{os.getpid()}.jsonl", "a", encoding="utf-8") as out:
+        out.write(json.dumps({"metric": metric, "value": value}) + "\n")
+
+
+def totals(directory: Path) -> Counter[str]:
+    counts: Counter[str] = Counter({metric: 0 for metric in METRICS})
+    for path in directory.glob("*.jsonl"):
+        for line in path.read_text(encoding="utf-8").splitlines():
+            entry = json.loads(line)
+            counts[entry["metric"]] += entry["value"]
+    return counts
