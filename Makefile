@@ -4,7 +4,7 @@ PYTHON ?= python3
 PY := $(VENV)/bin/python
 EMULATOR_PORT ?= 8765
 
-.PHONY: setup sshd demo test lint docs clean ansible-sanity ansible-units ansible-lint
+.PHONY: setup sshd demo test lint docs clean ansible-sanity ansible-units ansible-lint bench
 
 setup: $(VENV)/.installed sshd
 
@@ -67,6 +67,11 @@ ansible-lint: setup
 
 test: lint docs ansible-sanity ansible-units ansible-lint
 	$(PY) -m pytest -n 2
+
+# Full-size benchmarks (about 10 minutes): ratios against same-run baselines, see benchmarks/README.md.
+# `make test` runs a smoke-sized pass of the same code (tests/test_benchmarks.py).
+bench: setup
+	$(PY) -m benchmarks
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
             console.print(f"[bold]running {name}[/bold]")
             for result in run(ctx):
                 results.append(result)
-                print(result.to_json(), flush=True)
+                print(result.to_json(name), flush=True)
     finally:
         shutil.rmtree(ctx.workdir, ignore_errors=True)
     console.print(_table(results))

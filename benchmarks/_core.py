@@ -46,9 +46,11 @@ class Result:
     def held(self) -> bool | None:
         return None if self.target is None else self.ratio <= self.target
 
-    def to_json(self) -> str:
+    def to_json(self, scenario: str) -> str:
+        """One machine-readable line; ``scenario`` names the registered scenario that produced it."""
         return json.dumps(
             {
+                "scenario": scenario,
                 "name": self.name,
                 "measured": round(self.measured_s, 6),
                 "baseline": round(self.baseline_s, 6),

@@ -7,6 +7,9 @@
     box = gpu.Instance("trainer", provider="voltagepark", instance_type="1x-h100-sxm5-80gb", ssh_keys=[key.name])
     pulumi.export("ssh", pulumi.Output.concat(box.ssh_user, "@", box.ssh_host, ":", box.ssh_port.apply(str)))
 
+Several alike instances: ``gpu.instance_fleet("trainer-{index}", 4, provider=..., instance_type=...)`` declares
+``trainer-1`` .. ``trainer-4``; lowering the count deletes the highest-numbered ones (see docs/fleets.md).
+
 Credentials are read by the provider process at run time: stack config ``gpucloud:<provider>_<setting>``
 (e.g. ``pulumi config set --secret gpucloud:voltagepark_token ...``), else ``GPUCLOUD_*`` environment
 variables, else the gpucloud config file. They are never stored in the Pulumi state.
@@ -14,6 +17,7 @@ variables, else the gpucloud config file. They are never stored in the Pulumi st
 
 from pulumi_gpucloud import ansible
 from pulumi_gpucloud._provider import GpuCloudProvider, GpuCloudResourceError
+from pulumi_gpucloud.fleet import instance_fleet
 from pulumi_gpucloud.lookups import get_instance, get_offers
 from pulumi_gpucloud.resources import Instance, InstanceArgs, SshKey, SshKeyArgs, Volume, VolumeArgs
 
@@ -29,4 +33,5 @@ __all__ = [
     "ansible",
     "get_instance",
     "get_offers",
+    "instance_fleet",
 ]

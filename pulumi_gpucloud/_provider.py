@@ -14,6 +14,7 @@ Every decision comes from the shared core: ``check`` runs the adapters' own offl
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -280,6 +281,26 @@ def _ssh_key_from_state(id_: str, provider: str, olds: Mapping[str, Any]) -> Ssh
     return SshKey(id=id_, provider=provider, name=olds["name"], public_key=olds["public_key"])
 
 
+# --- adapters ------------------------------------------------------------------------------------------------
+# One adapter per provider and settings for the life of the provider process (one Pulumi operation), shared by
+# every RPC. A new one per RPC cost a config load, an httpx client with a freshly parsed CA bundle (~25 ms of
+# CPU) and a new TCP/TLS connection (a round trip or more) before each API call; a shared one keeps its
+# connection and, for OAuth providers, its access token. Adapters are thread-safe (the SDK serves RPCs from a
+# thread pool) and hold no resource state, only their client and catalogue caches. Settings (which may hold
+# secrets) are part of the key, in memory only, so different credentials never share an adapter.
+_ADAPTERS: dict[tuple[str, tuple[tuple[str, str], ...]], gpucloud.Provider] = {}
+_ADAPTERS_LOCK = threading.Lock()
+
+
+def _adapter(provider: str, settings: Mapping[str, str]) -> gpucloud.Provider:
+    key = (provider, tuple(sorted(settings.items())))
+    with _ADAPTERS_LOCK:
+        cloud = _ADAPTERS.get(key)
+        if cloud is None:
+            cloud = _ADAPTERS[key] = gpucloud.connect(provider, **settings)
+        return cloud
+
+
 # --- the provider ----------------------------------------------------------------------------------------
 class GpuCloudProvider(ResourceProvider):
     """CRUD for one kind of gpucloud resource ("instance", "volume" or "ssh_key") on any provider."""
@@ -319,8 +340,7 @@ class GpuCloudProvider(ResourceProvider):
     @contextmanager
     def _cloud(self, provider: str, action: str, what: str) -> Iterator[gpucloud.Provider]:
         try:
-            with gpucloud.connect(provider, **self._settings.get(provider, {})) as cloud:
-                yield cloud
+            yield _adapter(provider, self._settings.get(provider, {}))
         except errors.GpuCloudError as exc:
             raise GpuCloudResourceError(f"{action} {self.kind} {what} on {provider}: {exc}") from None
 

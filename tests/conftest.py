@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 import subprocess
@@ -15,6 +16,7 @@ import gpucloud
 from gpucloud.capabilities import Capability
 from gpucloud.emulator import EmulatorServer
 from gpucloud.emulator.client import client_overrides
+from gpucloud.emulator.world import Faults
 from gpucloud.providers import implemented, provider_class
 from tests import figures
 
@@ -61,9 +63,9 @@ def emulator() -> Iterator[EmulatorServer]:
 def _clean_faults(request: pytest.FixtureRequest) -> Iterator[None]:
     yield
     if "emulator" in request.fixturenames:
-        request.getfixturevalue("emulator").world.set_faults(
-            latency_ms=0, error_rate=0.0, rate_limit_burst=0, drop_create_rate=0.0
-        )
+        # Every fault back to its default (the dice seed stays: it only matters while a fault is on).
+        defaults = {f.name: getattr(Faults(), f.name) for f in dataclasses.fields(Faults) if f.name != "seed"}
+        request.getfixturevalue("emulator").world.set_faults(**defaults)
 
 
 @pytest.fixture(scope="session")

@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -134,3 +135,102 @@ def test_config_check_with_nothing_configured_is_exit_code_4(tmp_path: Path) -> 
     clean = {k: v for k, v in os.environ.items() if not k.startswith("GPUCLOUD_")}
     result = run({**clean, "GPUCLOUD_CONFIG": str(tmp_path / "none.toml")}, "config", "check")
     assert result.returncode == 4
+
+
+def test_version_is_the_package_version(tmp_path: Path) -> None:
+    import gpucloud
+
+    result = run(dict(os.environ), "--version")
+    assert result.returncode == 0 and result.stdout == f"gpucloud {gpucloud.__version__}\n"
+
+
+def test_bad_usage_is_exit_code_2(env: dict[str, str]) -> None:
+    unknown = run(env, "instances", "list", "--provider", "nosuchcloud")
+    assert unknown.returncode == 2
+    assert "nosuchcloud" in unknown.stderr and "voltagepark" in unknown.stderr  # names the valid ones
+    assert run(env, "offers", "--min-gpus", "-1").returncode == 2
+    assert run(env, "instances", "list", "--no-such-option").returncode == 2
+
+
+def test_asked_for_provider_without_credentials_is_exit_code_4(env: dict[str, str]) -> None:
+    bare = {k: v for k, v in env.items() if not k.startswith("GPUCLOUD_VOLTAGEPARK_TOKEN")}
+    result = run(bare, "keys", "list", "--provider", "voltagepark")
+    assert result.returncode == 4
+    assert "voltagepark has no credentials" in result.stderr
+
+
+def test_provider_error_is_exit_code_1_without_the_secret(env: dict[str, str]) -> None:
+    bad = {**env, "GPUCLOUD_VOLTAGEPARK_TOKEN": "wrong-token-value"}
+    result = run(bad, "instances", "list", "--provider", "voltagepark", "--json")
+    assert result.returncode == 1
+    assert result.stdout == ""  # a script parsing stdout sees nothing rather than a partial list
+    assert "error:" in result.stderr and "provider=voltagepark" in result.stderr
+    assert "wrong-token-value" not in result.stderr
+
+
+def _leaf_commands() -> dict[str, object]:
+    import typer
+
+    from gpucloud.cli import app
+
+    found: dict[str, object] = {}
+
+    def walk(command: Any, path: str) -> None:
+        if hasattr(command, "commands"):  # a group (typer vendors its own click, so no isinstance check)
+            for name, sub in command.commands.items():
+                walk(sub, f"{path} {name}".strip())
+        else:
+            found[path] = command
+
+    walk(typer.main.get_command(app), "")
+    return found
+
+
+# Commands that list or report something; `instances ssh`, `emulator` and `demo` run things instead.
+LIST_COMMANDS = (
+    "offers",
+    "providers",
+    "instances list",
+    "instances show",
+    "volumes list",
+    "keys list",
+    "config check",
+)
+
+
+def test_every_list_command_has_json() -> None:
+    commands = _leaf_commands()
+    assert set(LIST_COMMANDS) | {"instances ssh", "emulator", "demo"} == set(commands), "classify new commands"
+    for path in LIST_COMMANDS:
+        options = {opt for param in commands[path].params for opt in param.opts}  # type: ignore[attr-defined]
+        assert "--json" in options, f"`gpucloud {path}` has no --json"
+
+
+@pytest.mark.parametrize("path", [p for p in LIST_COMMANDS if p != "instances show"])
+def test_list_commands_print_json_lists(env: dict[str, str], path: str) -> None:
+    result = run(env, *path.split(), "--json")
+    assert result.returncode == 0, result.stderr
+    assert isinstance(json.loads(result.stdout), list)
+
+
+def test_providers_json_is_the_capability_table(env: dict[str, str]) -> None:
+    from gpucloud.providers import capability_table, implemented
+
+    rows = json.loads(run(env, "providers", "--json").stdout)
+    assert [r["provider"] for r in rows] == list(implemented())
+    headers, table = capability_table()
+    for row, cells in zip(rows, table, strict=True):
+        assert [row["title"], *row["capabilities"].values()] == cells
+        assert list(row["capabilities"]) == headers[1:]
+
+
+def test_waits_show_a_spinner_on_stderr_and_json_stays_clean(env: dict[str, str]) -> None:
+    # Rich draws spinners only on a terminal; these variables make it treat the pipe as one.
+    tty = {**env, "TTY_COMPATIBLE": "1", "TTY_INTERACTIVE": "1"}
+    listed = run(tty, "instances", "list", "--json")
+    assert listed.returncode == 0, listed.stderr
+    assert "asking " in listed.stderr and "\x1b[" in listed.stderr
+    assert isinstance(json.loads(listed.stdout), list)
+    checked = run(tty, "config", "check", "--json")
+    assert "checking providers" in checked.stderr
+    assert {r["provider"] for r in json.loads(checked.stdout)} >= {"datacrunch", "voltagepark"}

@@ -74,3 +74,155 @@ def test_inferred_marks_only_undocumented_columns() -> None:
     assert cloudnexus["list"] == "yes"
     assert cloudnexus["instance create"] == cloudnexus["delete"] == "inferred"
     assert cloudnexus["volume create"] == "no"
+
+
+def _table(text: str, marker: str) -> list[list[str]]:
+    """The Markdown table right after ``<!-- marker...-->``, as rows of cells (header and rule dropped)."""
+    section = re.search(rf"<!-- {marker}[^\n]*-->\n((?:\|[^\n]*\n)+)", text)
+    assert section, f"lost the table marked {marker}"
+    rows = [[cell.strip() for cell in line.strip().strip("|").split("|")] for line in section.group(1).splitlines()]
+    return rows[2:]
+
+
+def _global_variables() -> tuple[str, ...]:
+    """Variables that belong to no provider: the config file, its profile, the create-lock directory."""
+    from gpucloud import namelock
+
+    return ("GPUCLOUD_CONFIG", "GPUCLOUD_PROFILE", namelock.ENV)
+
+
+GLOBAL_VARIABLES = _global_variables()
+
+
+def _configuration_rows(text: str) -> dict[str, tuple[str, str]]:
+    """Environment variable -> (config key, default) of a configuration table."""
+    rows = {}
+    header = re.search(r"\| config key \| environment variable \| default \|[^\n]*\n\|[-|]+\n((?:\|[^\n]*\n)+)", text)
+    assert header, "lost the configuration table (config key | environment variable | default | meaning)"
+    for line in header.group(1).splitlines():
+        key, variable, default, _meaning = (cell.strip() for cell in line.strip().strip("|").split("|"))
+        rows[variable.strip("`")] = (key.strip("`"), default)
+    return rows
+
+
+def test_configuration_tables_list_every_setting_of_config_py() -> None:
+    """README and docs/configuration.md: one row per ProviderConfig key, with its variable and default."""
+    from gpucloud.config import ProviderConfig, env_var
+
+    fields = {name: info for name, info in ProviderConfig.model_fields.items() if name != "provider"}
+    expected = {env_var("<PROVIDER>", name): name for name in fields}
+    expected |= dict.fromkeys(GLOBAL_VARIABLES, "-")
+    for document in (README, (ROOT / "docs" / "configuration.md").read_text()):
+        rows = _configuration_rows(document)
+        assert {variable: key for variable, (key, _) in rows.items()} == expected
+        for variable, (key, default) in rows.items():
+            if key in fields and fields[key].default is not None:
+                # A number in the table must be the model's default, so the docs cannot drift from the code.
+                assert float(default.split()[0]) == float(fields[key].default), f"{variable} default"
+
+
+def test_every_variable_mentioned_in_the_docs_exists() -> None:
+    """A GPUCLOUD_* name anywhere in README, docs/ or the collection docs is one gpucloud reads."""
+    from gpucloud.config import PROVIDERS, ProviderConfig, env_var
+
+    known = set(GLOBAL_VARIABLES)
+    for provider in (*PROVIDERS, "<PROVIDER>"):
+        # The prefix alone is shorthand for all of a provider's variables (`GPUCLOUD_VOLTAGEPARK_*`).
+        known |= {f"GPUCLOUD_{provider.upper()}"}
+        known |= {env_var(provider, name) for name in ProviderConfig.model_fields if name != "provider"}
+    documents = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
+    collection = ROOT / "ansible_collections" / "gpucloud" / "cloud"
+    documents += [collection / "README.md", *sorted((collection / "docs").rglob("*.rst"))]
+    for document in documents:
+        for name in re.findall(r"\bGPUCLOUD_(?:<PROVIDER>|[A-Z]+)(?:_[A-Z]+)*\b", document.read_text()):
+            assert name in known, f"{document.relative_to(ROOT)} mentions {name}, which gpucloud does not read"
+
+
+def test_troubleshooting_covers_every_error_class() -> None:
+    import inspect
+
+    from gpucloud import errors
+
+    classes = {
+        name
+        for name, cls in inspect.getmembers(errors, inspect.isclass)
+        if issubclass(cls, errors.GpuCloudError)
+        and cls is not errors.GpuCloudError
+        and cls.__module__ == errors.__name__
+    }
+    assert classes >= {"AuthError", "NotFound", "Timeout"}
+    readme_rows = {row[0].strip("`") for row in _table(README, "troubleshooting")}
+    assert readme_rows == classes, "README's troubleshooting table needs one row per error class"
+    docs_rows = {m for m in re.findall(r"^\| `(\w+)` \|", (ROOT / "docs" / "errors.md").read_text(), re.M)}
+    assert docs_rows == classes, "docs/errors.md needs one row per error class"
+
+
+def test_exit_codes_table_is_the_cli_s() -> None:
+    from gpucloud.cli import EXIT_CODES
+
+    rows = _table(README, "exit-codes")
+    assert {int(code.strip("`")): meaning for code, meaning in rows} == EXIT_CODES
+
+
+def _nav_pages(nav: list[Any]) -> list[str]:
+    pages: list[str] = []
+    for entry in nav:
+        for value in entry.values() if isinstance(entry, dict) else [entry]:
+            pages += _nav_pages(value) if isinstance(value, list) else [value]
+    return pages
+
+
+def test_docs_have_a_page_per_provider_with_auth_mapping_and_gaps() -> None:
+    import yaml
+
+    from gpucloud.config import PROVIDERS
+
+    nav = _nav_pages(yaml.safe_load((ROOT / "mkdocs.yml").read_text())["nav"])
+    on_disk = sorted(str(p.relative_to(ROOT / "docs")) for p in (ROOT / "docs").rglob("*.md"))
+    assert sorted(nav) == on_disk, "every page in docs/ is in the mkdocs nav, and the nav has no missing page"
+    for provider in PROVIDERS:
+        page = ROOT / "docs" / "providers" / f"{provider}.md"
+        headings = re.findall(r"^## (.+)$", page.read_text(), re.M)
+        for wanted in ("Authentication", "What maps to what", "Not supported"):
+            assert wanted in headings, f"{page.name} has no '## {wanted}' section"
+        auth = page.read_text().split("## Authentication", 1)[1].split("\n## ", 1)[0]
+        assert f"GPUCLOUD_{provider.upper()}_" in auth, f"{page.name}: the auth section names no variable"
+
+
+def test_mkdocs_builds_in_strict_mode(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    mkdocs = Path(sys.executable).parent / "mkdocs"
+    built = subprocess.run(
+        [str(mkdocs), "build", "--strict", "--site-dir", str(tmp_path / "site")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert built.returncode == 0, built.stdout + built.stderr
+    for provider in ("datacrunch", "voltagepark", "dcdncloud", "computestacks", "cloudnexus"):
+        assert (tmp_path / "site" / "providers" / provider / "index.html").is_file()
+
+
+def test_readme_relative_links_resolve() -> None:
+    for readme in (ROOT / "README.md", ROOT / "ansible_collections" / "gpucloud" / "cloud" / "README.md"):
+        links = re.findall(r"\]\(([^)#]+)\)", readme.read_text())
+        local = [link for link in links if "://" not in link]
+        assert local, f"{readme} links nothing locally"
+        for link in local:
+            assert (readme.parent / link).exists(), f"{readme.relative_to(ROOT)} links to missing {link}"
+
+
+def test_emulator_page_lists_every_emulator_option() -> None:
+    import typer
+
+    from gpucloud.cli import app
+
+    command = typer.main.get_command(app).commands["emulator"]  # type: ignore[attr-defined]
+    page = (ROOT / "docs" / "emulator.md").read_text()
+    for param in command.params:
+        for option in param.opts:
+            if option.startswith("--") and option != "--help":
+                assert f"`{option}" in page, f"docs/emulator.md does not describe {option}"

@@ -69,6 +69,9 @@ class OAuth2ClientCredentials(httpx.Auth):
         self._refresh_token: str | None = None
         self._expires_at = 0.0
         self.token_requests = 0
+        # A refusal of the credentials is final for this client: parallel requests (page fetches) waiting on
+        # the lock get the same error instead of each asking the token endpoint again.
+        self._refused: tuple[str, errors.ErrorContext] | None = None
 
     def _token_request(self, grant: dict[str, str]) -> httpx.Request:
         if self._body_format == "json":
@@ -114,11 +117,14 @@ class OAuth2ClientCredentials(httpx.Auth):
             raise errors.RateLimited(text, retry_after=retry_after_seconds(response), **context)
         if response.status_code >= 500:
             raise errors.ProviderError(text, **context)
+        self._refused = (text, context)
         raise errors.AuthError(text, **context)
 
     def _renew(self, *, force: bool) -> Generator[httpx.Request, httpx.Response, None]:
         if not force and self._fresh():
             return
+        if self._refused is not None:
+            raise errors.AuthError(self._refused[0], **self._refused[1])
         if self._refresh_token:
             response = yield self._token_request({"grant_type": "refresh_token", "refresh_token": self._refresh_token})
             if response.status_code == 200:

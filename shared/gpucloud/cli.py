@@ -21,7 +21,25 @@ from gpucloud.models import Instance, Offer, Status
 from gpucloud.providers import capability_markdown, capability_table, implemented, provider_class
 from gpucloud.validation import public_key_identity
 
-app = typer.Typer(help="Declare and inspect GPU cloud resources across providers.", no_args_is_help=True)
+# Exit codes scripts can rely on; the README's table and `gpucloud --help` are made from this (a test checks).
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_USAGE = 2  # typer's own code for bad usage, also used for an unknown --provider
+EXIT_NOT_FOUND = 3
+EXIT_NOT_CONFIGURED = 4
+EXIT_CODES: dict[int, str] = {
+    EXIT_OK: "success",
+    EXIT_ERROR: "an error from a provider or the network (auth, rate limit, timeout, ...), or a check that failed",
+    EXIT_USAGE: "bad usage: unknown option or value, or a provider this release does not implement",
+    EXIT_NOT_FOUND: "the instance asked for does not exist",
+    EXIT_NOT_CONFIGURED: "no provider is configured, or one asked for with --provider has no credentials",
+}
+
+app = typer.Typer(
+    help="Declare and inspect GPU cloud resources across providers.",
+    epilog="Exit codes: " + "; ".join(f"{code} {meaning}" for code, meaning in EXIT_CODES.items()) + ".",
+    no_args_is_help=True,
+)
 instances_app = typer.Typer(help="Instances across configured providers.", no_args_is_help=True)
 volumes_app = typer.Typer(help="Volumes across configured providers.", no_args_is_help=True)
 keys_app = typer.Typer(help="Account SSH keys across configured providers.", no_args_is_help=True)
@@ -30,11 +48,6 @@ app.add_typer(instances_app, name="instances")
 app.add_typer(volumes_app, name="volumes")
 app.add_typer(keys_app, name="keys")
 app.add_typer(config_app, name="config")
-
-# Exit codes scripts can rely on (typer itself uses 2 for bad usage).
-EXIT_ERROR = 1
-EXIT_NOT_FOUND = 3
-EXIT_NOT_CONFIGURED = 4
 
 console = Console()
 err_console = Console(stderr=True)
@@ -52,8 +65,18 @@ class NotConfigured(errors.AuthError):
 
 def _providers(selected: list[str] | None) -> list[str]:
     if selected:
-        for name in selected:
-            provider_class(name)  # Unsupported for providers this release does not implement
+        unknown = [name for name in selected if name not in implemented()]
+        if unknown:
+            raise typer.BadParameter(
+                f"{', '.join(unknown)}: not a provider this release implements ({', '.join(implemented())})",
+                param_hint="--provider",
+            )
+        lacking = [name for name in selected if not config.load_config(name).is_configured()]
+        if lacking:
+            raise NotConfigured(
+                f"{', '.join(lacking)} has no credentials; set its GPUCLOUD_<PROVIDER>_* variables "
+                "(see `gpucloud config check`)"
+            )
         return selected
     chosen = [p for p in config.configured_providers() if p in implemented()]
     if not chosen:
@@ -104,11 +127,26 @@ def _table(title: str, headers: Iterable[str], rows: Iterable[Iterable[str]], *,
     console.print(table)
 
 
+def _show_version(value: bool) -> None:
+    if value:
+        sys.stdout.write(f"gpucloud {gpucloud.__version__}\n")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: Annotated[
+        bool, typer.Option("--version", help="Print the version and exit.", is_eager=True, callback=_show_version)
+    ] = False,
+) -> None:
+    """Declare and inspect GPU cloud resources across providers."""
+
+
 @app.command()
 def offers(
     provider: ProviderOption = None,
     gpu: Annotated[str | None, typer.Option(help="GPU model substring, e.g. h100.")] = None,
-    min_gpus: Annotated[int, typer.Option(help="At least this many GPUs.")] = 1,
+    min_gpus: Annotated[int, typer.Option(min=0, help="At least this many GPUs.")] = 1,
     max_price: Annotated[float | None, typer.Option(help="Maximum price per hour.")] = None,
     location: Annotated[str | None, typer.Option(help="Only offers available at this location (id or name).")] = None,
     available_only: Annotated[bool, typer.Option("--available/--all", help="Only offers with capacity.")] = True,
@@ -304,10 +342,26 @@ def _check_provider(name: str) -> dict[str, object]:
 @app.command()
 def providers(
     markdown: Annotated[bool, typer.Option("--markdown", help="Print the tables as Markdown (README).")] = False,
+    as_json: JsonOption = False,
 ) -> None:
     """What each implemented provider supports (no = raises Unsupported; inferred = undocumented endpoint)."""
     if markdown:
         sys.stdout.write(capability_markdown())
+        return
+    if as_json:
+        cap_headers, cap_rows = capability_table()
+        opt_headers, opt_rows = capability_table(options=True)
+        _print_json(
+            [
+                {
+                    "provider": name,
+                    "title": caps[0],
+                    "capabilities": dict(zip(cap_headers[1:], caps[1:], strict=True)),
+                    "instance_options": dict(zip(opt_headers[1:], opts[1:], strict=True)),
+                }
+                for name, caps, opts in zip(implemented(), cap_rows, opt_rows, strict=True)
+            ]
+        )
         return
     for title, options in (("provider capabilities", False), ("instance options", True)):
         headers, rows = capability_table(options=options)
@@ -325,6 +379,10 @@ def emulator(
     env_file: Annotated[
         Path | None, typer.Option(help="Write GPUCLOUD_* variables for clients of this emulator here.")
     ] = None,
+    seed_hosts: Annotated[
+        int,
+        typer.Option(min=0, help="Start with this many running instances spread over every provider (no SSH to them)."),
+    ] = 0,
 ) -> None:
     """Run the local emulator of every provider API (Ctrl-C to stop)."""
     from gpucloud.emulator import EmulatorSettings, Faults, serve
@@ -335,6 +393,7 @@ def emulator(
         port=port,
         provision_seconds=provision_seconds,
         faults=Faults(latency_ms=latency_ms, error_rate=fault_rate, seed=seed),
+        seed_hosts=seed_hosts,
     )
     url = f"http://{host}:{port}"
     if env_file:

@@ -4,25 +4,43 @@ Ansible's ``state=present|absent|started|stopped|restarted`` and Pulumi's create
 finding by name, planning, check mode, replacing, waiting and adopting behave the same from either tool.
 Each function returns an :class:`Outcome` with what was there before, what is there after (predicted in
 check mode) and the plan; nothing is sent to the provider in check mode except reads.
+
+Under faults: a named resource is looked up and created under a per-name lock (:mod:`gpucloud.namelock`), so two
+runs at once make one resource; a create whose answer was lost is adopted by name (the adapters do that), and
+sent again only when nothing arrived under the name; power actions that fail transiently are checked against the
+instance's state before they are sent again; every instance operation, retries included, ends within its
+``wait_timeout``.
 """
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel
 
-from gpucloud import errors
+from gpucloud import errors, namelock
 from gpucloud.capabilities import Capability
 from gpucloud.models import CreatedInstance, Instance, InstanceSpec, SshKey, SshKeySpec, Status, Volume, VolumeSpec
 from gpucloud.providers.base import Provider
 from gpucloud.reconcile import Action, Change, Plan, plan_instance, plan_ssh_key, plan_volume
+from gpucloud.transport import ResponseLost, is_server_failure, is_transient
+from gpucloud.validation import validate_instance_catalogue, validate_volume_catalogue
 
 R = TypeVar("R", bound=BaseModel)
+T = TypeVar("T")
 PowerState = Literal["started", "stopped", "restarted"]
 DEFAULT_TIMEOUT = 600.0
+# How long a volume or key create waits for another run creating the same name (instances use wait_timeout).
+LOCK_TIMEOUT = 120.0
+# Sends of one create whose answer was lost while nothing turned up under its name, and of one power action
+# that failed transiently; every further attempt first checks whether the earlier one took effect.
+CREATE_ATTEMPTS = 3
+ACTION_ATTEMPTS = 4
 _POWER_ACTIONS: dict[PowerState, Literal["start", "stop", "restart"]] = {
     "started": "start",
     "stopped": "stop",
@@ -43,6 +61,43 @@ class Outcome(Generic[R]):
     def diff(self) -> dict[str, dict[str, Any]]:
         """Before/after as plain dicts, without provider payloads (Ansible's diff mode)."""
         return {"before": _public(self.before), "after": _public(self.after)}
+
+
+def _time_limit(cloud: Provider, seconds: float) -> contextlib.AbstractContextManager[None]:
+    """Every request in the block (retries included) ends within ``seconds``."""
+    transport = getattr(cloud, "transport", None)
+    return transport.deadline(seconds) if transport is not None else contextlib.nullcontext()
+
+
+def _remaining(cloud: Provider, timeout: float) -> float:
+    """What is left of ``timeout`` under the operation's time limit, if one is running."""
+    transport = getattr(cloud, "transport", None)
+    left = transport.time_left() if transport is not None else None
+    return timeout if left is None else max(min(timeout, left), 0.0)
+
+
+def _creating(cloud: Provider, kind: str, name: str, *, enabled: bool, timeout: float) -> Any:
+    """The per-name lock around find-then-create (nothing to lock in check mode: nothing is created)."""
+    if not enabled:
+        return contextlib.nullcontext()
+    return namelock.name_lock(f"{cloud.name}:{cloud.config.base_url}", kind, name, timeout=timeout)
+
+
+def _create_once(create: Callable[[], T]) -> T:
+    """Create; send again only if the answer was lost and nothing turned up under the name afterwards.
+
+    The adapters adopt a resource that was committed although its answer was lost (or a 5xx came back); when
+    they find none, they raise a ProviderError caused by that failure, meaning the create did not happen.
+    """
+    for attempt in range(1, CREATE_ATTEMPTS + 1):
+        try:
+            return create()
+        except errors.ProviderError as exc:
+            cause = exc.__cause__
+            unapplied = isinstance(cause, ResponseLost) or (cause is not None and is_server_failure(cause))
+            if attempt == CREATE_ATTEMPTS or not unapplied:
+                raise
+    raise AssertionError("unreachable")
 
 
 def _public(resource: BaseModel | None) -> dict[str, Any]:
@@ -129,11 +184,16 @@ def plan_for_instance(cloud: Provider, spec: InstanceSpec, current: Instance | N
     key_ids: list[str] | None = None
     if spec.ssh_keys and cloud.supports(Capability.SSH_KEYS):
         key_ids, _ = cloud.resolve_ssh_keys(spec.ssh_keys)
+    desired_type = spec.instance_type
+    # Spelled exactly as the provider reports it, the type needs no catalogue lookup (an API call on some
+    # providers): the common no-op run stays one list call.
+    if desired_type != current.instance_type:
+        desired_type = cloud.canonical_instance_type(desired_type)
     return plan_instance(
         spec,
         current,
         cloud.capabilities,
-        desired_instance_type=cloud.canonical_instance_type(spec.instance_type),
+        desired_instance_type=desired_type,
         desired_ssh_key_ids=key_ids,
     )
 
@@ -147,12 +207,8 @@ def wait_until_ready(
     return running
 
 
-def _create(cloud: Provider, spec: InstanceSpec, *, wait: bool, timeout: float, wait_for_ssh: bool) -> CreatedInstance:
-    created = cloud.create_instance(spec)
-    if not wait:
-        return created
-    ready = wait_until_ready(cloud, created.instance, timeout=timeout, wait_for_ssh=wait_for_ssh)
-    return CreatedInstance(instance=ready, secrets=created.secrets)
+def _create(cloud: Provider, spec: InstanceSpec) -> CreatedInstance:
+    return _create_once(lambda: cloud.create_instance(spec))
 
 
 def apply_instance_updates(cloud: Provider, current: Instance, plan: Plan) -> Instance:
@@ -181,36 +237,54 @@ def ensure_instance(
     force_replace: bool = False,
     instance_id: str | None = None,
 ) -> Outcome[Instance]:
-    """Make an instance named ``spec.name`` (or with ``instance_id``) match ``spec``."""
+    """Make an instance named ``spec.name`` (or with ``instance_id``) match ``spec``, all within ``wait_timeout``.
+
+    The name lock covers the lookup and the create call, not the boot: a concurrent run for the same name
+    waits for the create, then finds the new instance and waits for it to boot instead of creating another.
+    """
     cloud.validate_instance_spec(spec)
-    current = find_instance(cloud, name=spec.name, instance_id=instance_id)
-    plan = plan_for_instance(cloud, spec, current)
-    # An earlier run created it but stopped waiting (or was interrupted): finish the wait this run promises.
-    finish_boot = wait and not check_mode and plan.action is Action.NONE
-    if finish_boot and current is not None and current.status is Status.PENDING:
-        current = wait_until_ready(cloud, current, timeout=wait_timeout, wait_for_ssh=wait_for_ssh)
+    started = time.monotonic()
+
+    def left() -> float:
+        return max(wait_timeout - (time.monotonic() - started), 0.0)
 
     def create() -> tuple[Instance, Mapping[str, str]]:
-        made = _create(cloud, spec, wait=wait, timeout=wait_timeout, wait_for_ssh=wait_for_ssh)
+        made = _create(cloud, spec)
         return made.instance, made.secrets
 
-    return _converge(
-        "instance",
-        cloud,
-        current,
-        plan,
-        check_mode=check_mode,
-        force_replace=force_replace,
-        update=lambda have: apply_instance_updates(cloud, have, plan),
-        delete=lambda have: _delete_instance(cloud, have.id, wait=True, timeout=wait_timeout),
-        create=create,
-    )
+    with _time_limit(cloud, wait_timeout):
+        with _creating(cloud, "instance", spec.name, enabled=not check_mode, timeout=wait_timeout):
+            current = find_instance(cloud, name=spec.name, instance_id=instance_id)
+            plan = plan_for_instance(cloud, spec, current)
+            if plan.action in (Action.CREATE, Action.REPLACE):
+                validate_instance_catalogue(cloud, spec)  # catalogue reads only: a bad name never reaches a create
+            outcome = _converge(
+                "instance",
+                cloud,
+                current,
+                plan,
+                check_mode=check_mode,
+                force_replace=force_replace,
+                update=lambda have: apply_instance_updates(cloud, have, plan),
+                delete=lambda have: _delete_instance(cloud, have.id, wait=True, timeout=left()),
+                create=create,
+            )
+        if not wait or check_mode or outcome.after is None:
+            return outcome
+        if outcome.action in (Action.CREATE, Action.REPLACE):
+            ready = wait_until_ready(cloud, outcome.after, timeout=left(), wait_for_ssh=wait_for_ssh)
+            return dataclasses.replace(outcome, after=ready)
+        if plan.action is Action.NONE and outcome.after.status is Status.PENDING:
+            # An earlier run created it but stopped waiting (or was killed): finish the wait this run promises.
+            ready = wait_until_ready(cloud, outcome.after, timeout=left(), wait_for_ssh=wait_for_ssh)
+            return _unchanged(ready, plan)
+        return outcome
 
 
 def _delete_instance(cloud: Provider, instance_id: str, *, wait: bool, timeout: float) -> None:
     cloud.delete_instance(instance_id)
     if wait:
-        cloud.wait_for_instance_gone(instance_id, timeout=timeout)
+        cloud.wait_for_instance_gone(instance_id, timeout=_remaining(cloud, timeout))
 
 
 def ensure_instance_absent(
@@ -222,11 +296,12 @@ def ensure_instance_absent(
     wait: bool = True,
     wait_timeout: float = DEFAULT_TIMEOUT,
 ) -> Outcome[Instance]:
-    current = find_instance(cloud, name=name, instance_id=instance_id)
-    if current is None or current.status is Status.DELETED:
-        return Outcome(False, Action.NONE, current, None)
-    if not check_mode:
-        _delete_instance(cloud, current.id, wait=wait, timeout=wait_timeout)
+    with _time_limit(cloud, wait_timeout):
+        current = find_instance(cloud, name=name, instance_id=instance_id)
+        if current is None or current.status is Status.DELETED:
+            return Outcome(False, Action.NONE, current, None)
+        if not check_mode:
+            _delete_instance(cloud, current.id, wait=wait, timeout=wait_timeout)
     return Outcome(True, "delete", current, None)
 
 
@@ -243,6 +318,20 @@ def ensure_instance_power(
 ) -> Outcome[Instance]:
     """Start, stop or restart an existing instance. A provider without a reboot call is stopped then started."""
     cloud.require(Capability.INSTANCE_START_STOP)
+    with _time_limit(cloud, wait_timeout):
+        return _ensure_power(cloud, state, name, instance_id, check_mode, wait, wait_timeout, wait_for_ssh)
+
+
+def _ensure_power(
+    cloud: Provider,
+    state: PowerState,
+    name: str | None,
+    instance_id: str | None,
+    check_mode: bool,
+    wait: bool,
+    wait_timeout: float,
+    wait_for_ssh: bool,
+) -> Outcome[Instance]:
     current = find_instance(cloud, name=name, instance_id=instance_id)
     if current is None:
         raise errors.NotFound(f"no {cloud.name} instance {instance_id or name!r} to {state[:-2]}", provider=cloud.name)
@@ -261,22 +350,41 @@ def _power(
     cloud: Provider, current: Instance, state: PowerState, *, wait: bool, timeout: float, wait_for_ssh: bool
 ) -> Instance:
     if state == "stopped":
-        cloud.stop_instance(current.id)
-        return cloud.wait_for_instance(current.id, [Status.STOPPED], timeout=timeout) if wait else current
+        _act(cloud, cloud.stop_instance, current.id, (Status.STOPPING, Status.STOPPED))
+        if not wait:
+            return current
+        return cloud.wait_for_instance(current.id, [Status.STOPPED], timeout=_remaining(cloud, timeout))
     if state == "restarted" and current.status is Status.STOPPED:
         state = "started"  # restarting a stopped machine is starting it
     if state == "restarted":
         if cloud.supports(Capability.INSTANCE_REBOOT):
-            cloud.reboot_instance(current.id)
+            _act(cloud, cloud.reboot_instance, current.id, ())  # a second reboot is harmless: no state check
         else:
-            cloud.stop_instance(current.id)
-            cloud.wait_for_instance(current.id, [Status.STOPPED], timeout=timeout)
-            cloud.start_instance(current.id)
+            _act(cloud, cloud.stop_instance, current.id, (Status.STOPPING, Status.STOPPED))
+            cloud.wait_for_instance(current.id, [Status.STOPPED], timeout=_remaining(cloud, timeout))
+            _act(cloud, cloud.start_instance, current.id, (Status.PENDING, Status.RUNNING))
     else:
-        cloud.start_instance(current.id)
+        _act(cloud, cloud.start_instance, current.id, (Status.PENDING, Status.RUNNING))
     if not wait:
         return current
-    return wait_until_ready(cloud, current, timeout=timeout, wait_for_ssh=wait_for_ssh)
+    return wait_until_ready(cloud, current, timeout=_remaining(cloud, timeout), wait_for_ssh=wait_for_ssh)
+
+
+def _act(cloud: Provider, action: Callable[[str], None], instance_id: str, took_effect: tuple[Status, ...]) -> None:
+    """Send a power action; after a transient failure, send it again unless the instance shows it took effect.
+
+    A 5xx or lost answer does not say whether the provider acted; sending "stop" to a stopping machine would
+    be refused, so the state decides.
+    """
+    for attempt in range(1, ACTION_ATTEMPTS + 1):
+        try:
+            action(instance_id)
+            return
+        except errors.GpuCloudError as exc:
+            if attempt == ACTION_ATTEMPTS or not is_transient(exc):
+                raise
+        if took_effect and cloud.get_instance(instance_id).status in took_effect:
+            return
 
 
 # --- volumes ----------------------------------------------------------------------------------------
@@ -307,20 +415,23 @@ def ensure_volume(
         cloud.validate_volume_spec(spec)
     else:
         cloud.require(Capability.VOLUMES)
-    current = _find_volume(cloud, name=spec.name, volume_id=volume_id)
-    attach_id = attach_target(cloud, spec.attach_to)
-    plan = plan_volume(spec, current, cloud.capabilities, desired_attach_id=attach_id)
-    return _converge(
-        "volume",
-        cloud,
-        current,
-        plan,
-        check_mode=check_mode,
-        force_replace=force_replace,
-        update=lambda have: _apply_volume_updates(cloud, have, plan),
-        delete=lambda have: cloud.delete_volume(have.id),
-        create=lambda: (cloud.create_volume(spec), {}),
-    )
+    with _creating(cloud, "volume", spec.name, enabled=not check_mode, timeout=LOCK_TIMEOUT):
+        current = _find_volume(cloud, name=spec.name, volume_id=volume_id)
+        attach_id = attach_target(cloud, spec.attach_to)
+        plan = plan_volume(spec, current, cloud.capabilities, desired_attach_id=attach_id)
+        if plan.action in (Action.CREATE, Action.REPLACE):
+            validate_volume_catalogue(cloud, spec)
+        return _converge(
+            "volume",
+            cloud,
+            current,
+            plan,
+            check_mode=check_mode,
+            force_replace=force_replace,
+            update=lambda have: _apply_volume_updates(cloud, have, plan),
+            delete=lambda have: cloud.delete_volume(have.id),
+            create=lambda: (_create_once(lambda: cloud.create_volume(spec)), {}),
+        )
 
 
 def _find_volume(cloud: Provider, *, name: str | None, volume_id: str | None) -> Volume | None:
@@ -362,18 +473,19 @@ def ensure_volume_absent(
 def ensure_ssh_key(cloud: Provider, spec: SshKeySpec, *, check_mode: bool = False) -> Outcome[SshKey]:
     """A key with this name and content. Keys cannot be edited in place, so new content replaces the key."""
     cloud.validate_ssh_key_spec(spec)
-    current = cloud.find_ssh_key(spec.name)
-    return _converge(
-        "ssh key",
-        cloud,
-        current,
-        plan_ssh_key(spec, current),
-        check_mode=check_mode,
-        force_replace=True,  # a key holds no data: replacing it is always safe
-        update=lambda have: have,
-        delete=lambda have: cloud.delete_ssh_key(have.id),
-        create=lambda: (cloud.create_ssh_key(spec), {}),
-    )
+    with _creating(cloud, "ssh_key", spec.name, enabled=not check_mode, timeout=LOCK_TIMEOUT):
+        current = cloud.find_ssh_key(spec.name)
+        return _converge(
+            "ssh key",
+            cloud,
+            current,
+            plan_ssh_key(spec, current),
+            check_mode=check_mode,
+            force_replace=True,  # a key holds no data: replacing it is always safe
+            update=lambda have: have,
+            delete=lambda have: cloud.delete_ssh_key(have.id),
+            create=lambda: (_create_once(lambda: cloud.create_ssh_key(spec)), {}),
+        )
 
 
 def ensure_ssh_key_absent(

@@ -2,17 +2,23 @@
 
 Once the first page tells the total, the remaining pages are independent and are fetched concurrently
 (bounded by ``workers``); without a total the pages are walked one after another while ``has_next`` holds.
+Pacing is not done here: every request goes through the provider's transport, whose token bucket is shared
+by all threads of one connection, so more workers never means more than the provider's request rate.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Hashable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
+A = TypeVar("A")
+B = TypeVar("B")
+R = TypeVar("R")
+K = TypeVar("K", bound=Hashable)
 
 
 @dataclass(frozen=True)
@@ -51,3 +57,19 @@ def fetch_numbered_pages(
 ) -> list[T]:
     """For ``page``/``per_page`` APIs: ``fetch(page_number, per_page)``."""
     return _collect(lambda n: fetch(n, page_size), first_page, page_size, workers)
+
+
+def in_parallel(here: Callable[[], A], there: Callable[[], B]) -> tuple[A, B]:
+    """``(here(), there())`` with ``there`` on a thread: two independent reads cost one round trip, not two."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pending = pool.submit(there)
+        return here(), pending.result()
+
+
+def fetch_each(fetch: Callable[[K], R], keys: Iterable[K], *, workers: int = 4) -> dict[K, R]:
+    """``{key: fetch(key)}`` with up to ``workers`` requests in flight (e.g. one sub-resource per parent)."""
+    unique = list(dict.fromkeys(keys))
+    if len(unique) <= 1:
+        return {key: fetch(key) for key in unique}
+    with ThreadPoolExecutor(max_workers=max(1, min(workers, len(unique)))) as pool:
+        return dict(zip(unique, pool.map(fetch, unique), strict=True))

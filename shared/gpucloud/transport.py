@@ -5,16 +5,20 @@ Retry rules:
 - 429 (and any error the adapter maps to :class:`RateLimited`) is retried after ``Retry-After``;
 - 5xx mapped to :class:`ProviderError` is retried for idempotent requests only; a 503 the adapter maps to
   :class:`NoCapacity` is final;
-- a non-idempotent request whose response was lost raises :class:`ResponseLost`, so the adapter can look the
-  resource up and adopt it instead of creating a second one.
+- a non-idempotent request whose response was lost raises :class:`ResponseLost`; that and a 5xx to a create
+  (see :func:`is_server_failure`) leave open whether the server acted, so the adapter looks the resource up
+  and adopts it instead of creating a second one;
+- inside :meth:`Transport.deadline` no retry pause and no request timeout runs past the deadline, so an operation
+  with a ``wait_timeout`` never spends longer than that retrying.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import random
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import httpx
@@ -34,12 +38,39 @@ class ResponseLost(errors.ProviderError):
     """A non-idempotent request may have been applied, but its answer never arrived."""
 
 
+def is_server_failure(exc: BaseException) -> bool:
+    """A plain 5xx answer: the server failed, and may or may not have applied the request first."""
+    return type(exc) is errors.ProviderError and exc.status_code is not None and exc.status_code >= 500
+
+
+def is_transient(exc: BaseException) -> bool:
+    """A failure the same request may not hit again: rate limits, 5xx, requests lost or never delivered."""
+    if isinstance(exc, errors.RateLimited | ResponseLost | DeadlineReached):
+        return True
+    return type(exc) is errors.ProviderError and (exc.status_code is None or exc.status_code >= 500)
+
+
+class DeadlineReached(errors.Timeout):
+    """A request was not sent because the operation's time limit (see :meth:`Transport.deadline`) is used up."""
+
+
 class _Retryable(Exception):
     """Internal: wraps an error that the retry loop may try again."""
 
     def __init__(self, error: errors.GpuCloudError | httpx.TransportError) -> None:
         super().__init__(str(error))
         self.error = error
+
+
+class _StopAtDeadline(tenacity.stop.stop_base):
+    """Stop retrying when the next pause would end at or after the transport's deadline."""
+
+    def __init__(self, transport: Transport) -> None:
+        self.transport = transport
+
+    def __call__(self, retry_state: tenacity.RetryCallState) -> bool:
+        left = self.transport.time_left()
+        return left is not None and retry_state.upcoming_sleep >= left
 
 
 class Transport:
@@ -67,6 +98,12 @@ class Transport:
         self._backoff_cap = backoff_cap
         self.limiter = TokenBucket(requests_per_minute) if requests_per_minute else None
         self.request_count = 0
+        self._timeout = timeout
+        self._deadline: float | None = None  # time.monotonic() value; see deadline()
+        # The pause between retries and the clock deadlines are measured on (replaceable in tests).
+        self.sleep: Callable[[float], None] = time.sleep
+        self.clock: Callable[[], float] = time.monotonic
+        self.last_failure: str | None = None  # what the last failed attempt met, for messages after a deadline
         self._client = httpx.Client(
             base_url=base_url.rstrip("/") + "/",
             auth=auth,
@@ -77,6 +114,21 @@ class Transport:
 
     def close(self) -> None:
         self._client.close()
+
+    @contextlib.contextmanager
+    def deadline(self, seconds: float) -> Iterator[None]:
+        """Bound every request in the block: retries stop before a pause would end past ``seconds`` from now,
+        and no single request waits longer than the time left. Nested deadlines keep the earlier one."""
+        previous = self._deadline
+        at = self.clock() + seconds
+        self._deadline = at if previous is None else min(previous, at)
+        try:
+            yield
+        finally:
+            self._deadline = previous
+
+    def time_left(self) -> float | None:
+        return None if self._deadline is None else self._deadline - self.clock()
 
     def _wait(self, state: tenacity.RetryCallState) -> float:
         exc = state.outcome.exception() if state.outcome else None
@@ -100,9 +152,13 @@ class Transport:
         method = method.upper()
         safe_to_resend = method in _IDEMPOTENT_METHODS if idempotent is None else idempotent
         retrying = tenacity.Retrying(
-            stop=tenacity.stop_after_attempt(self._max_retries + 1)
-            | tenacity.stop_after_delay(self._retry_max_seconds),
+            stop=tenacity.stop_any(
+                tenacity.stop_after_attempt(self._max_retries + 1),
+                tenacity.stop_after_delay(self._retry_max_seconds),
+                _StopAtDeadline(self),
+            ),
             wait=self._wait,
+            sleep=lambda seconds: self.sleep(seconds),
             retry=tenacity.retry_if_exception_type(_Retryable),
             reraise=True,
         )
@@ -129,6 +185,15 @@ class Transport:
             self.limiter.acquire()
         self.request_count += 1
         started = time.monotonic()
+        left = self.time_left()
+        if left is not None:
+            if left <= 0:
+                raise DeadlineReached(
+                    f"{self.provider}: {method} {path} not sent: the operation's time limit is used up"
+                    + (f" (the last attempt failed: {self.last_failure})" if self.last_failure else ""),
+                    provider=self.provider,
+                )
+            timeout = min(timeout or self._timeout, max(left, 0.1))
         try:
             response = self._client.request(
                 method,
@@ -138,6 +203,7 @@ class Transport:
                 timeout=httpx.USE_CLIENT_DEFAULT if timeout is None else timeout,
             )
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+            self.last_failure = f"{type(exc).__name__} connecting to the API"
             log.debug("%s %s %s: connect failed: %s", self.provider, method, path, type(exc).__name__)
             raise _Retryable(exc) from exc
         except errors.GpuCloudError as auth_failure:
@@ -146,6 +212,7 @@ class Transport:
                 raise _Retryable(auth_failure) from auth_failure
             raise
         except httpx.TransportError as exc:
+            self.last_failure = f"{type(exc).__name__}, the response was lost"
             log.debug("%s %s %s: response lost: %s", self.provider, method, path, type(exc).__name__)
             if safe_to_resend:
                 raise _Retryable(exc) from exc
@@ -163,8 +230,10 @@ class Transport:
             request_id_of(response),
         )
         if response.is_success:
+            self.last_failure = None
             return response
         error = self._map_error(response)
+        self.last_failure = f"HTTP {response.status_code}"
         if self._retryable(error, safe_to_resend=safe_to_resend, status_code=response.status_code):
             raise _Retryable(error)
         raise error

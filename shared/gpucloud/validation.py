@@ -6,8 +6,15 @@ import base64
 import binascii
 import re
 import struct
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 from gpucloud import errors
+from gpucloud.capabilities import Capability
+
+if TYPE_CHECKING:  # base.py imports this module: the types only, to avoid a cycle
+    from gpucloud.models import InstanceSpec, VolumeSpec
+    from gpucloud.providers.base import Provider
 
 _KEY_TYPES = frozenset(
     {
@@ -35,6 +42,8 @@ def validate_public_key(text: str, field: str = "public_key") -> str:
     """Return the key stripped of surrounding whitespace, or raise naming ``field``."""
     parts = text.strip().split()
     hint = "paste one line of an OpenSSH .pub file, e.g. 'ssh-ed25519 AAAAC3... you@host'"
+    if "PRIVATE KEY" in text:  # first: a pasted private key must be named as such (and so never echoed back)
+        raise errors.ValidationError(f"{field} looks like a private key; never pass private keys", field=field)
     if len(parts) < 2 or parts[0] not in _KEY_TYPES:
         raise errors.ValidationError(f"{field} is not an OpenSSH public key; {hint}", field=field)
     try:
@@ -45,8 +54,6 @@ def validate_public_key(text: str, field: str = "public_key") -> str:
         raise errors.ValidationError(f"{field} has a corrupt base64 body; {hint}", field=field) from None
     if embedded != parts[0]:
         raise errors.ValidationError(f"{field} says {parts[0]} but its body is a {embedded} key; {hint}", field=field)
-    if "PRIVATE KEY" in text:
-        raise errors.ValidationError(f"{field} looks like a private key; never pass private keys", field=field)
     return text.strip()
 
 
@@ -56,3 +63,64 @@ def validate_name(value: str, field: str, *, pattern: str, rule: str, min_len: i
             f"{field} {value!r} is invalid: {rule} ({min_len}-{max_len} characters)", field=field
         )
     return value
+
+
+# --- catalogue names ----------------------------------------------------------------------------------
+# Checked with catalogue reads only (GETs), before anything is created: a name the catalogue does not know
+# fails here naming the field, instead of in a create request the API rejects. Comparisons are lenient
+# (ids and names, case-insensitive where a provider matches that way) so a valid name is never refused; a
+# provider without a catalogue listing leaves the check to its API.
+def _known(value: str, names: Iterable[str | None]) -> bool:
+    wanted = value.casefold()
+    return any(name is not None and name.casefold() == wanted for name in names)
+
+
+def _choices(names: Iterable[str]) -> str:
+    listed = sorted(set(names))
+    shown = ", ".join(listed[:12])
+    return shown + (f" (and {len(listed) - 12} more)" if len(listed) > 12 else "")
+
+
+def validate_instance_catalogue(cloud: Provider, spec: InstanceSpec) -> None:
+    """instance_type, image and location exist in ``cloud``'s catalogue; raises naming the field."""
+    if cloud.supports(Capability.OFFERS):
+        types = [offer.instance_type for offer in cloud.list_offers()]
+        # canonical_instance_type maps a provider's alternative spelling (e.g. a preset id) onto an offer name,
+        # or raises naming instance_type itself.
+        if spec.instance_type not in types and cloud.canonical_instance_type(spec.instance_type) not in types:
+            raise errors.ValidationError(
+                f"instance_type {spec.instance_type!r} is not in the {cloud.name} catalogue; choose one of: "
+                f"{_choices(types)} (`gpucloud offers --provider {cloud.name}`)",
+                field="instance_type",
+                provider=cloud.name,
+            )
+    if spec.location and cloud.supports(Capability.LOCATIONS):
+        validate_location(cloud, spec.location)
+    if spec.image and cloud.supports(Capability.IMAGES):
+        images = cloud.list_images()
+        if not _known(spec.image, [i.id for i in images] + [i.name for i in images]):
+            # Some APIs also boot from an existing OS volume given by id in place of an image.
+            if cloud.supports(Capability.VOLUMES) and any(v.id == spec.image for v in cloud.list_volumes()):
+                return
+            raise errors.ValidationError(
+                f"image {spec.image!r} is not in the {cloud.name} catalogue; choose one of: "
+                f"{_choices(i.id for i in images)}",
+                field="image",
+                provider=cloud.name,
+            )
+
+
+def validate_volume_catalogue(cloud: Provider, spec: VolumeSpec) -> None:
+    if spec.location and cloud.supports(Capability.LOCATIONS):
+        validate_location(cloud, spec.location)
+
+
+def validate_location(cloud: Provider, location: str) -> None:
+    locations = cloud.list_locations()
+    if not _known(location, [loc.id for loc in locations] + [loc.name for loc in locations]):
+        raise errors.ValidationError(
+            f"location {location!r} is not a {cloud.name} location; choose one of: "
+            f"{_choices(loc.id for loc in locations)}",
+            field="location",
+            provider=cloud.name,
+        )

@@ -26,19 +26,46 @@ def poll(
     interval: float = 2.5,
     max_interval: float = 15.0,
     lag_fraction: float = 0.1,
+    started: float | None = None,
     clock: Clock = time.monotonic,
     sleep: Sleep = time.sleep,
+    transient: Callable[[Exception], bool] | None = None,
 ) -> T:
     """Call ``fetch`` until ``done``; raise :class:`Timeout` naming the last state if time runs out.
 
+    A ``fetch`` failure that ``transient`` accepts (the API down or failing for a while) does not end the wait:
+    polling goes on until the deadline, and the Timeout then names the last state seen and the last failure.
+
     The pause between calls is ``lag_fraction`` of the time waited so far, within ``[interval, max_interval]``:
     a state reached after ``t`` seconds is seen at most ``max(interval, lag_fraction * t)`` later, and a long
-    wait costs few calls (about 13 for 30 s with the defaults, about 40 for 10 minutes).
+    wait costs few calls (13 for 30 s with the defaults, 40 for 5 minutes, 60 for 10 minutes).
+
+    ``started`` is when the awaited change began (e.g. when the create was sent), if earlier than this call:
+    the schedule then continues from there instead of restarting at the shortest interval. Pauses count from
+    the start of the previous call, so a slow API answer does not add to the lag.
     """
-    started = clock()
-    deadline = started + timeout
+    begun = clock()
+    started = begun if started is None else min(started, begun)
+    deadline = begun + timeout
+    last = "unknown"
     while True:
-        current = fetch()
+        call_started = clock()
+        try:
+            current = fetch()
+        except Exception as exc:
+            now = clock()
+            if transient is None or not transient(exc):
+                raise
+            if now >= deadline:
+                raise errors.Timeout(
+                    f"timed out after {timeout:.0f}s waiting for {what}; last known state: {last}; "
+                    f"then the API failed: {exc}",
+                    last_status=last,
+                ) from exc
+            pause = next_poll(call_started - started, interval, max_interval, lag_fraction)
+            sleep(max(0.0, min(call_started + pause, deadline) - now))
+            continue
+        last = describe(current)
         if done(current):
             return current
         if failed is not None and failed(current):
@@ -49,8 +76,14 @@ def poll(
                 f"timed out after {timeout:.0f}s waiting for {what}; last state: {describe(current)}",
                 last_status=describe(current),
             )
-        pause = min(max_interval, max(interval, lag_fraction * (now - started)))
-        sleep(min(pause, deadline - now))
+        pause = next_poll(call_started - started, interval, max_interval, lag_fraction)
+        # A call slowed down by client-side pacing must not turn into back-to-back calls: at least half a pause.
+        sleep(max(0.0, min(max(call_started + pause, now + pause / 2), deadline) - now))
+
+
+def next_poll(elapsed: float, interval: float, max_interval: float, lag_fraction: float) -> float:
+    """Seconds from one poll's start to the next: ``lag_fraction`` of the time waited, within the bounds."""
+    return min(max_interval, max(interval, lag_fraction * elapsed))
 
 
 def ssh_banner(host: str, port: int, timeout: float = 3.0) -> str | None:

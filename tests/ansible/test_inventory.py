@@ -14,14 +14,15 @@ import yaml
 import gpucloud
 from gpucloud.capabilities import Capability
 from gpucloud.emulator import EmulatorServer
-from gpucloud.emulator.client import client_overrides
+from gpucloud.emulator.client import client_env, client_overrides
 from gpucloud.models import InstanceSpec, SshKeySpec, Status
 from gpucloud.providers import implemented
 
 from ..contract.specs import INSTANCE
-from .conftest import Ansible
+from .conftest import Ansible, base_env
 
 IMPLEMENTED = implemented()
+SEEDED_PER_PROVIDER = 230  # three pages of 100 where the API pages
 
 
 def _unsafe(value: Any) -> Any:
@@ -190,3 +191,68 @@ def test_play_over_ssh_through_the_inventory(
         assert (server_ip, int(server_port)) == (instance.public_ip, instance.ssh_port)
         assert f"{hostname}" in result.stdout
     assert "unreachable=1" not in result.stdout and "failed=1" not in result.stdout
+
+
+@pytest.fixture(scope="module")
+def seeded(ansible_home: Path) -> Iterator[tuple[EmulatorServer, dict[str, str]]]:
+    """An emulator of its own holding SEEDED_PER_PROVIDER running hosts per provider, at its published rate limits."""
+    with EmulatorServer(ssh=False, seed_hosts=SEEDED_PER_PROVIDER * len(IMPLEMENTED)) as server:
+        yield server, {**base_env(ansible_home), **client_env(server.url, server.settings)}
+
+
+def test_every_seeded_host_is_listed_once_over_several_pages(
+    seeded: tuple[EmulatorServer, dict[str, str]], tmp_path: Path
+) -> None:
+    server, env = seeded
+    ansible = Ansible(env, tmp_path)
+    overrides = client_overrides(server.url, server.settings)
+    expected: dict[str, str] = {}
+    for provider in IMPLEMENTED:
+        with gpucloud.connect(provider, **overrides[provider]) as cloud:
+            expected.update({f"{provider}-{i.name}": i.id for i in cloud.list_instances()})
+    assert len(expected) == SEEDED_PER_PROVIDER * len(IMPLEMENTED)
+    server.world.clear_requests()
+    for provider in ("dcdncloud", "cloudnexus"):  # a fresh minute for each run's rate limit
+        server.world.set_rate_limit(provider, server.settings.rate_limits[provider])
+
+    data = listing(ansible, write_inventory(tmp_path / "seeded.gpucloud.yml", filters={}, compose={}))
+
+    hostvars = data["_meta"]["hostvars"]
+    assert {name: v["gpucloud_id"] for name, v in hostvars.items()} == expected
+    for provider in IMPLEMENTED:
+        assert len(data[f"gpucloud_{provider}"]["hosts"]) == SEEDED_PER_PROVIDER
+    # Paged lists use the largest page the API allows (three pages of 100) and nothing hit a rate limit.
+    pages = {
+        "voltagepark": "/virtual-machines",
+        "cloudnexus": "/compute/instances",
+        "computestacks": "/api/container_services",
+    }
+    for provider, path in pages.items():
+        assert server.world.request_count(provider, "GET", path) == 3, provider
+    assert not [r for r in server.world.requests if r.status == 429]
+
+
+def test_a_fresh_cache_answers_every_seeded_host_without_requests(
+    seeded: tuple[EmulatorServer, dict[str, str]], tmp_path: Path
+) -> None:
+    server, env = seeded
+    ansible = Ansible(env, tmp_path)
+    source = write_inventory(
+        tmp_path / "seeded-cache.gpucloud.yml",
+        filters={},
+        compose={},
+        cache=True,
+        cache_plugin="ansible.builtin.jsonfile",
+        cache_connection=str(tmp_path / "cache"),
+        cache_timeout=3600,
+    )
+    for provider in ("dcdncloud", "cloudnexus"):
+        server.world.set_rate_limit(provider, server.settings.rate_limits[provider])
+    server.world.clear_requests()
+    first = listing(ansible, source)
+    assert server.world.request_count() > 0
+    server.world.clear_requests()
+    second = listing(ansible, source)
+    assert server.world.request_count() == 0
+    assert second == first
+    assert len(second["_meta"]["hostvars"]) == SEEDED_PER_PROVIDER * len(IMPLEMENTED)

@@ -1,10 +1,13 @@
 """Transport behaviour against the emulator's fault injection, over real HTTP."""
 
+import time
+
 import pytest
 
 import gpucloud
-from gpucloud import SshKeySpec, VolumeSpec
+from gpucloud import SshKeySpec, VolumeSpec, ensure
 from gpucloud.capabilities import Capability
+from tests import figures
 
 from ..conftest import IMPLEMENTED, connect, providers_with
 from .specs import VOLUME
@@ -13,7 +16,8 @@ from .specs import VOLUME
 @pytest.mark.parametrize("provider", IMPLEMENTED)
 def test_reads_survive_5xx_and_429_bursts(overrides: dict, provider: str, emulator: object) -> None:
     world = emulator.world  # type: ignore[attr-defined]
-    cloud = connect(overrides, provider, retry_backoff=0.02)
+    # Enough retries that six 50% failures in a row (1 in 64 per request) cannot fail the test.
+    cloud = connect(overrides, provider, retry_backoff=0.02, max_retries=15)
     start = len(world.requests)
     world.set_faults(rate_limit_burst=2)
     cloud.list_instances()
@@ -76,3 +80,42 @@ def test_voltagepark_pages_are_fetched_within_the_limit(overrides: dict, emulato
         finally:
             for volume in created:
                 cloud.delete_volume(volume.id)
+
+
+@pytest.mark.parametrize("cloud", providers_with(Capability.SSH_KEYS), indirect=True)
+def test_5xx_on_create_is_looked_up_then_sent_again(cloud: gpucloud.Provider, emulator: object, keypair) -> None:
+    """A 500 to a create says nothing about whether it was applied: adopt by name, else send once more."""
+    world = emulator.world  # type: ignore[attr-defined]
+    spec = SshKeySpec(name=f"five-hundred {cloud.name}", public_key=keypair[1])
+    start = len(world.requests)
+    world.set_faults(create_error_burst=2)
+    try:
+        outcome = ensure.ensure_ssh_key(cloud, spec)
+    finally:
+        world.set_faults(create_error_burst=0)
+    failed_creates = [r for r in world.requests[start:] if r.method == "POST" and r.fault == "error"]
+    keys = [k.id for k in cloud.list_ssh_keys() if k.name == spec.name]
+    cloud.delete_ssh_key(keys[0])
+    figures.record("operations tried")
+    figures.record("faults injected", sum(r.was_fault for r in world.requests[start:]))
+    figures.record("duplicates", len(keys) - 1)
+    assert len(failed_creates) == 2, "two creates failed with 500 and were looked up, the third one went through"
+    assert outcome.after is not None and keys == [outcome.after.id]
+
+
+def test_retry_pauses_stop_at_the_operation_deadline(overrides: dict, emulator: object) -> None:
+    """Inside Transport.deadline no pause runs past it, whatever max_retries allows."""
+    world = emulator.world  # type: ignore[attr-defined]
+    pauses: list[float] = []
+    with connect(overrides, "datacrunch", max_retries=50, retry_backoff=0.01) as cloud:
+        cloud.list_instances()  # logged in before the faults start
+        cloud.transport.sleep = pauses.append  # recorded, not slept: the deadline clock is shifted instead
+        skipped = [0.0]
+        cloud.transport.clock = lambda: time.monotonic() + sum(pauses) + skipped[0]
+        world.set_faults(rate_limit_burst=1000)
+        try:
+            with cloud.transport.deadline(2.5), pytest.raises(gpucloud.RateLimited):
+                cloud.list_instances()
+        finally:
+            world.set_faults(rate_limit_burst=0)
+    assert 1 <= len(pauses) <= 2 and sum(pauses) < 2.5, pauses

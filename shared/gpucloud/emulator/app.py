@@ -53,7 +53,14 @@ def build_app(world: World) -> FastAPI:
     app.add_exception_handler(StarletteHTTPException, _on_http_error)
     app.add_exception_handler(Exception, _on_server_error)
     app.add_middleware(FaultMiddleware, world=world, providers=PROVIDERS)
+    if world.settings.seed_hosts:
+        seed_hosts(world, world.settings.seed_hosts)
     return app
+
+
+def seed_hosts(world: World, count: int) -> dict[str, int]:
+    """Spread ``count`` running instances over every provider that can seed them (see World.seed_hosts)."""
+    return world.seed_hosts(count, {p.name: p.seed for p in PROVIDERS if p.seed is not None})
 
 
 # ------------------------------------------------------------------------------------------ error handlers
@@ -103,6 +110,9 @@ class FaultsPatch(BaseModel):
     rate_limit_burst: int | None = Field(default=None, ge=0)
     drop_create_rate: float | None = Field(default=None, ge=0, le=1)
     seed: int | None = None
+    error_on_create: bool | None = None
+    reject_auth: bool | None = None
+    create_error_burst: int | None = Field(default=None, ge=0)
 
 
 class ProviderBody(BaseModel):
@@ -176,6 +186,13 @@ def expire_tokens(world: WorldDep, body: ProviderBody | None = None) -> JSONDict
     return {"expired": provider}
 
 
+@control.post("/revoke-access-tokens")
+def revoke_access_tokens(world: WorldDep, body: ProviderBody | None = None) -> JSONDict:
+    provider = (body or ProviderBody()).provider
+    world.revoke_access_tokens(provider)
+    return {"revoked": provider}
+
+
 @control.post("/revoke-refresh-tokens")
 def revoke_refresh_tokens(world: WorldDep, body: RevokeBody | None = None) -> JSONDict:
     provider = (body or RevokeBody()).provider
@@ -199,6 +216,16 @@ def set_balance(body: BalanceBody, world: WorldDep) -> JSONDict:
 def reset(world: WorldDep) -> JSONDict:
     world.reset()
     return {"reset": True}
+
+
+class SeedBody(BaseModel):
+    hosts: int = Field(ge=0, le=100_000)
+
+
+@control.post("/seed")
+def seed(body: SeedBody, world: WorldDep) -> dict[str, int]:
+    """Add running instances (no sshd) spread evenly over the providers; answers how many each got."""
+    return seed_hosts(world, body.hosts)
 
 
 @control.get("/state")

@@ -17,7 +17,7 @@ from typing import Annotated, Any, TypeVar, cast
 
 from fastapi import APIRouter, Depends, Request
 
-from gpucloud.emulator.world import JSONDict, World
+from gpucloud.emulator.world import JSONDict, Seeder, World
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -57,6 +57,8 @@ class ProviderSpec:
     is_create_request: Callable[[str, str], bool] = lambda method, path: False
     # Shape of HTTPException bodies (unknown route, 405): None keeps FastAPI's {"detail": ...}.
     http_error: Callable[[int, str], JSONDict] | None = None
+    # Adds running instances in the provider's wire shape for World.seed_hosts; None: cannot seed.
+    seed: Seeder | None = None
 
     def owns(self, path: str) -> bool:
         return path == self.prefix or path.startswith(self.prefix + "/")

@@ -43,6 +43,7 @@ from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
 
@@ -326,15 +327,17 @@ def _fail_create(world: World, inst_id: str, job_id: str, message: str) -> Calla
     return apply
 
 
-@api.get("/compute/instances")
+@api.get("/compute/instances", response_model=JSONDict)
 def list_instances(
     world: WorldDep, page: Page = 1, per_page: PerPage = 20, region: str | None = None, status: str | None = None
-) -> JSONDict:
+) -> Response:
+    # Rendered here, under the lock, straight to JSON: FastAPI's response validation and encoding of thousands
+    # of instances (seed_hosts) cost more than the listing itself.
     with world.lock:
         items = [
             i for i in _instances(world).values() if region in (None, i["region"]) and status in (None, i["status"])
         ]
-        return _page(items, page, per_page)
+        return JSONResponse(_page(items, page, per_page))
 
 
 @api.post("/compute/instances", status_code=202)
@@ -464,6 +467,36 @@ def instance_action(instance_id: str, body: InstanceAction, world: WorldDep) -> 
     return {**_accepted(job), "action": body.action}
 
 
+# ------------------------------------------------------------------------------------------ seeding
+_SEED_TAGS = {"team": ("research", "training", "inference"), "env": ("prod", "staging")}
+
+
+def seed_instances(world: World, count: int, first: int) -> None:
+    """``count`` running instances (World.seed_hosts) cycling through types, regions, images and tags.
+
+    Each has its own address (sshd would listen on ``settings.ssh_port``) but no sshd and no job.
+    Call with ``world.lock`` held.
+    """
+    types = sorted(TYPES)
+    now = utc_now()
+    for index in range(first, first + count):
+        inst_id = _rid(world, "inst")
+        ip = world.allocate_ip()
+        world.private(NAME, inst_id)["ssh"] = SshSpec(ip=ip, port=world.settings.ssh_port, authorized_keys=())
+        _instances(world)[inst_id] = {
+            "id": inst_id,
+            "name": f"seed-{index:05d}",
+            "type": types[index % len(types)],
+            "region": REGIONS[index // len(types) % len(REGIONS)],
+            "image": IMAGES[index % len(IMAGES)],
+            "status": "running",
+            "ipv4": ip,
+            "ssh_keys": [],
+            "tags": {key: values[index % len(values)] for key, values in _SEED_TAGS.items()},
+            "created_at": now,
+        }
+
+
 # Routes are copied when a router is included, so this must come after every route above.
 router = APIRouter()
 router.include_router(api, dependencies=[Depends(require_key)], tags=["cloudnexus"])
@@ -478,4 +511,5 @@ SPEC = ProviderSpec(
     validation_error=_validation_error,
     http_error=_http_error,
     is_create_request=lambda method, path: method == "POST" and path.rstrip("/") in _CREATE_PATHS,
+    seed=seed_instances,
 )

@@ -380,6 +380,43 @@ async def json_body(request: Request) -> Any:
 Body = Annotated[Any, Depends(json_body)]
 
 
+def _documented_body(root: str, properties: JSONDict, required: tuple[str, ...] = ()) -> dict[str, Any]:
+    """OpenAPI text for a body ``json_body`` reads by hand (Rails params), so /docs and schema fuzzers see it."""
+    inner: JSONDict = {"type": "object", "properties": properties}
+    if required:
+        inner["required"] = list(required)
+    schema = {"type": "object", "properties": {root: inner}, "required": [root]}
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
+
+
+_STR, _INT, _BOOL = {"type": "string"}, {"type": "integer"}, {"type": "boolean"}
+_ORDER_CONTAINER: JSONDict = {
+    "type": "object",
+    "properties": {
+        "image_variant_id": _INT,
+        "name": _STR,
+        "resources": {"type": "object", "properties": {"product_id": _INT}},
+        "params": {"type": "array", "items": {"type": "object", "properties": {"key": _STR, "value": _STR}}},
+        "domains": {"type": "array", "items": _STR},
+        "source": _STR,
+        "volumes": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "csrn": _STR,
+                    "action": {"type": "string", "enum": ["create", "clone", "mount", "skip"]},
+                    "source": _STR,
+                    "snapshot": _STR,
+                    "mount_ro": _BOOL,
+                },
+            },
+        },
+    },
+    "required": ["image_variant_id"],
+}
+
+
 def _int(value: Any) -> int | None:
     """Ruby's ``to_i`` for ids: digits only, else None (``find_by`` then finds nothing)."""
     text = str(value).strip() if value is not None else ""
@@ -588,7 +625,12 @@ def show_ssh_key(key_id: str, world: WorldDep) -> Any:
         return _missing() if key is None else {"ssh_key": key}
 
 
-@api.post("/api/users/ssh_keys", status_code=201, response_model=None)
+@api.post(
+    "/api/users/ssh_keys",
+    status_code=201,
+    response_model=None,
+    openapi_extra=_documented_body("user_ssh_key", {"pubkey": _STR}, ("pubkey",)),
+)
 def create_ssh_key(body: Body, world: WorldDep) -> Any:
     params = body.get("user_ssh_key") if isinstance(body, dict) else None
     if not isinstance(params, dict) or not params:
@@ -905,7 +947,22 @@ def show_order(order_id: str, world: WorldDep) -> Any:
         return _missing() if order is None else {"order": order}
 
 
-@api.post("/api/orders", status_code=201, response_model=None)
+@api.post(
+    "/api/orders",
+    status_code=201,
+    response_model=None,
+    openapi_extra=_documented_body(
+        "order",
+        {
+            "project_name": _STR,
+            "project_id": _INT,
+            "location_id": _INT,
+            "skip_ssh": _BOOL,
+            "containers": {"type": "array", "items": _ORDER_CONTAINER},
+        },
+        ("project_name", "containers"),
+    ),
+)
 def create_order(body: Body, world: WorldDep) -> Any:
     params = body.get("order") if isinstance(body, dict) else None
     if not isinstance(params, dict) or not params:
@@ -1311,7 +1368,12 @@ def show_service(service_id: str, world: WorldDep) -> Any:
         return {"container_service": service, "container_image": _service_image_json(service)}
 
 
-@api.patch("/api/container_services/{service_id}", status_code=202, response_model=None)
+@api.patch(
+    "/api/container_services/{service_id}",
+    status_code=202,
+    response_model=None,
+    openapi_extra=_documented_body("container_service", {"label": _STR, "command": _STR}),
+)
 def update_service(service_id: str, body: Body, world: WorldDep) -> Any:
     params = body.get("container_service") if isinstance(body, dict) else None
     with world.lock:
@@ -1368,7 +1430,12 @@ def power_by_post(service_id: str, action: str) -> Response:
     return _no_action()  # `resources :power` routes POST to a `create` the controller lacks
 
 
-@api.post("/api/container_services/{service_id}/resize", status_code=202, response_model=None)
+@api.post(
+    "/api/container_services/{service_id}/resize",
+    status_code=202,
+    response_model=None,
+    openapi_extra=_documented_body("container_service", {"product_id": _INT}, ("product_id",)),
+)
 def resize(service_id: str, body: Body, world: WorldDep) -> Any:
     params = body.get("container_service") if isinstance(body, dict) else None
     with world.lock:
@@ -1455,7 +1522,13 @@ _BORG_FIELDS = {
 }
 
 
-@api.patch("/api/volumes/{volume_id}", response_model=None)
+@api.patch(
+    "/api/volumes/{volume_id}",
+    response_model=None,
+    openapi_extra=_documented_body(
+        "volume", {"borg_strategy": {"type": "string", "enum": ["file", "mysql", "postgres"]}}
+    ),
+)
 def update_volume(volume_id: str, body: Body, world: WorldDep) -> Any:
     params = body.get("volume") if isinstance(body, dict) else None
     with world.lock:
@@ -1487,6 +1560,46 @@ def unknown_route() -> JSONResponse:
     return JSONResponse({"errors": [_UNKNOWN_ROUTE]}, status_code=404)
 
 
+# ------------------------------------------------------------------------------------------ seeding
+SEED_SERVICES_PER_PROJECT = 25
+
+
+def seed_instances(world: World, count: int, first: int) -> None:
+    """``count`` online services (World.seed_hosts), ``SEED_SERVICES_PER_PROJECT`` to a project.
+
+    Each project gets a running bastion (an address and a port, no sshd) and its services cycle through
+    images and the products sold in the project's zone; containers and volumes exist as after an order.
+    Call with ``world.lock`` held.
+    """
+    zones = sorted(_ZONES)
+    now = utc_now()
+    project: JSONDict | None = None
+    for offset, index in enumerate(range(first, first + count)):
+        if offset % SEED_SERVICES_PER_PROJECT == 0:
+            zone = zones[offset // SEED_SERVICES_PER_PROJECT % len(zones)]
+            name = f"seed-project-{index:05d}"
+            project = _new_project(world, {"region_id": zone, "project": {"name": name, "skip_ssh": False}})
+            bastion = _bastion_of(world, project["id"])
+            if bastion is not None:
+                bastion["status"] = "running"
+        assert project is not None
+        zone_id = project["availability_zone"]["id"]
+        products = [p for p in PRODUCTS.values() if zone_id in p["zones"]]
+        image = IMAGES[sorted(IMAGES)[index % len(IMAGES)]]
+        variant = image["image_variants"][0]
+        item = _OrderItem(f"seed-{index:05d}", image, variant, products[index % len(products)], [])
+        service = _new_service(world, project, item)
+        world.private(NAME, _skey(service["id"]))["hold"] = True
+        _set_state(world, service, "online")
+        service["created_at"] = service["updated_at"] = now
+        project_images = sorted(set(project["container_image_ids"]) | {image["id"]})
+        project["container_image_ids"] = project_images
+        project["metadata"] = {
+            "icons": [IMAGES[i]["icon_url"] for i in project_images],
+            "image_names": [IMAGES[i]["label"] for i in project_images],
+        }
+
+
 # Routes are copied when a router is included, so this must come after every route above.
 router = APIRouter()
 router.include_router(token_router, tags=["computestacks: oauth"])
@@ -1506,4 +1619,5 @@ SPEC = ProviderSpec(
     is_create_request=lambda method, path: (
         method == "POST" and path.rstrip("/") in {"/api/orders", "/api/users/ssh_keys"}
     ),
+    seed=seed_instances,
 )

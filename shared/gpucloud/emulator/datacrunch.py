@@ -984,10 +984,12 @@ _INSTANCE_ACTIONS: dict[str, tuple[tuple[str, ...], Callable[[World, JSONDict, I
 
 
 # ------------------------------------------------------------------------------------------ instances (routes)
-@api.get("/instances")
-def list_instances(world: WorldDep, status: str | None = None) -> list[JSONDict]:
+@api.get("/instances", response_model=list[JSONDict])
+def list_instances(world: WorldDep, status: str | None = None) -> Response:
+    # Rendered here, under the lock, straight to JSON: FastAPI's response validation and encoding of thousands
+    # of instances (seed_hosts) cost more than the listing itself.
     with world.lock:
-        return [i for i in _instances(world).values() if status is None or i["status"] == status]
+        return JSONResponse([i for i in _instances(world).values() if status is None or i["status"] == status])
 
 
 @api.get("/instances/{instance_id}")
@@ -1043,6 +1045,47 @@ def instance_action(body: InstanceAction, world: WorldDep) -> list[JSONDict]:
     return [{"action": body.action, "instanceId": i, "status": "success"} for i in ids]
 
 
+# ------------------------------------------------------------------------------------------ seeding
+def seed_instances(world: World, count: int, first: int) -> None:
+    """``count`` running instances (World.seed_hosts) cycling through types, locations and images.
+
+    No OS volume and no sshd: only the listing endpoints are meant to see them; they can still be stopped
+    or deleted like any other instance. Call with ``world.lock`` held.
+    """
+    types = sorted(INSTANCE_TYPES)
+    locations = sorted(_LOCATION_CODES)
+    now = utc_now()
+    for index in range(first, first + count):
+        entry = INSTANCE_TYPES[types[index % len(types)]]
+        image = entry["supported_os"][index % len(entry["supported_os"])]
+        name = f"seed-{index:05d}"
+        inst_id = world.new_id()
+        ip = world.allocate_ip()
+        _instances(world)[inst_id] = {
+            "id": inst_id,
+            "instance_type": entry["instance_type"],
+            "price_per_hour": entry["price_per_hour"],
+            "hostname": name,
+            "description": name,
+            "status": "running",
+            "created_at": now,
+            "ssh_key_ids": [],
+            **{k: dict(entry[k]) for k in ("cpu", "gpu", "memory", "gpu_memory", "storage")},
+            "ip": ip,
+            "os_volume_id": None,
+            "location": locations[index // len(types) % len(locations)],
+            "image": image,
+            "os_name": next(i["name"] for i in _IMAGES if i["image_type"] == image),
+            "startup_script_id": None,
+            "is_spot": False,
+            "contract": "PAY_AS_YOU_GO",
+            "pricing": "FIXED_PRICE",
+            "jupyter_token": world.random_token(16),
+            "volume_ids": [],
+        }
+        world.private(NAME, inst_id)["ssh"] = SshSpec(ip=ip, port=world.settings.ssh_port, authorized_keys=())
+
+
 # Routes are copied when a router is included, so this must come after every route above.
 router = APIRouter()
 router.include_router(token_router, tags=["datacrunch: authentication"])
@@ -1059,4 +1102,5 @@ SPEC = ProviderSpec(
     http_error=_http_error,
     is_auth_request=lambda method, path: path.rstrip("/") == "/oauth2/token",
     is_create_request=lambda method, path: method == "POST" and path.rstrip("/") in _CREATE_PATHS,
+    seed=seed_instances,
 )

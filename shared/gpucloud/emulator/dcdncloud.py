@@ -34,7 +34,8 @@ import secrets
 from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Response
+from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
 
@@ -283,10 +284,12 @@ def _set_status(world: World, inst_id: str, status: str) -> Callable[[], None]:
     return apply
 
 
-@api.get("/instances")
-def list_instances(world: WorldDep) -> JSONDict:
+@api.get("/instances", response_model=JSONDict)
+def list_instances(world: WorldDep) -> Response:
+    # Rendered here, under the lock, straight to JSON: FastAPI's response validation and encoding of thousands
+    # of instances (seed_hosts) cost more than the listing itself.
     with world.lock:
-        return {"instances": list(_instances(world).values())}
+        return JSONResponse({"instances": list(_instances(world).values())})
 
 
 @api.post("/instances", status_code=201)
@@ -391,6 +394,43 @@ def delete_instance(instance_id: str, world: WorldDep) -> JSONDict:
     return {"status": "destroyed", "message": "Instance has been permanently destroyed"}
 
 
+# ------------------------------------------------------------------------------------------ seeding
+def seed_instances(world: World, count: int, first: int) -> None:
+    """``count`` running instances (World.seed_hosts) cycling through plans, images and regions.
+
+    Each has its own address and port, as created ones do, but no sshd. Call with ``world.lock`` held.
+    """
+    plans = list(PLANS.values())
+    regions = [r["id"] for r in REGIONS]
+    now = utc_now()
+    for index in range(first, first + count):
+        plan = plans[index % len(plans)]
+        region = regions[index // len(plans) % len(regions)]
+        name = f"seed-{index:05d}"
+        inst_id = world.new_id()
+        ip = world.allocate_ip()
+        port = world.allocate_port(ip)
+        _instances(world)[inst_id] = {
+            "id": inst_id,
+            "name": name,
+            "status": "running",
+            "plan": plan["id"],
+            "image": IMAGES[index % len(IMAGES)]["id"],
+            "region": region,
+            "node": f"node-{region}-{index % _NODES[region] + 1}",
+            "cpu_type": plan["cpu_type"],
+            "redundant": False,
+            "ip_address": ip,
+            "ssh_port": port,
+            "ssh_command": f"ssh root@{ip} -p {port}",
+            "hostname": f"{name}.compute.dcdncloud.test",
+            "monthly_cost_usd": plan["price_usd"],
+            "created_at": now,
+            "usage": {"cpu_percent": 1.5, "ram_used_mb": 180, "disk_used_gb": 0.0, "bandwidth_used_gb": 0.0},
+        }
+        world.private(NAME, inst_id)["ssh"] = SshSpec(ip=ip, port=port, authorized_keys=())
+
+
 # Routes are copied when a router is included, so this must come after every route above.
 router = APIRouter()
 router.include_router(api, dependencies=[Depends(require_token)], tags=["dcdncloud"])
@@ -403,4 +443,5 @@ SPEC = ProviderSpec(
     validation_error=_validation_error,
     http_error=_http_error,
     is_create_request=lambda method, path: method == "POST" and path.rstrip("/") == "/instances",
+    seed=seed_instances,
 )

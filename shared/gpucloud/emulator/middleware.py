@@ -2,7 +2,9 @@
 
 Per provider request, in this order: added latency (``asyncio.sleep``, the event loop keeps serving);
 a ``rate_limit_burst`` 429; the provider's requests-per-minute limiter (429); ``error_rate`` 500 (never on
-the provider's auth endpoint, so clients can always log in); ``drop_create_rate`` on create calls: the
+the provider's auth endpoint, so clients can always log in; ``error_on_create=False`` spares creates too);
+``reject_auth``: the auth endpoint answers 401 to every grant; ``create_error_burst``: the next N creates get
+a 500 and are not run; ``drop_create_rate`` on create calls: the
 handler runs and commits, then only the response head goes out and the connection is closed, so the
 client sees a transport error (``httpx.RemoteProtocolError``, ``requests.ChunkedEncodingError``) and
 never learns the new id. Injected errors use the provider's own error body. Control-API requests
@@ -128,9 +130,13 @@ class FaultMiddleware:
 
 
 async def _reject(spec: ProviderSpec, decision: FaultDecision, send: Send, entry: _Entry) -> None:
+    headers: list[tuple[bytes, bytes]] = []
     if decision.reject == "error":
-        status, headers = 500, []
+        status = 500
         body = spec.error_body(500, "Internal server error", "server_error")
+    elif decision.reject == "auth":
+        status = 401
+        body = spec.error_body(401, "Invalid client credentials", "unauthorized_request")
     else:
         status, headers = 429, [(b"retry-after", str(decision.retry_after).encode())]
         body = spec.error_body(429, f"Too many requests, retry after {decision.retry_after} s", "too_many_requests")

@@ -42,6 +42,7 @@ from datetime import date
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Response
+from fastapi.responses import JSONResponse
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field, field_validator
 
@@ -439,10 +440,12 @@ def create_vm(body: VmCreate, world: WorldDep) -> JSONDict:
     return {"vm_id": vm_id}
 
 
-@both(api.get, "/virtual-machines/")
-def list_vms(world: WorldDep, limit: Annotated[int, Query(ge=1, le=100)] = 10, offset: Offset = 0) -> JSONDict:
+@both(api.get, "/virtual-machines/", response_model=JSONDict)
+def list_vms(world: WorldDep, limit: Annotated[int, Query(ge=1, le=100)] = 10, offset: Offset = 0) -> Response:
+    # Rendered here, under the lock, straight to JSON: FastAPI's response validation and encoding of thousands
+    # of instances (seed_hosts) cost more than the listing itself.
     with world.lock:
-        return _page(list(_vms(world).values()), limit, offset)
+        return JSONResponse(_page(list(_vms(world).values()), limit, offset))
 
 
 @both(api.get, "/virtual-machines/{virtual_machine_id}")
@@ -693,6 +696,44 @@ for _method, _path in (
     api.add_api_route(_path, _no_rental, methods=[_method.upper()], name=f"bare_metal_{_method}")
 
 
+# ------------------------------------------------------------------------------------------ seeding
+_SEED_TAGS = (("team", ("research", "training", "inference")), ("env", ("prod", "staging")))
+
+
+def seed_instances(world: World, count: int, first: int) -> None:
+    """``count`` ``Running`` VMs (World.seed_hosts) cycling through presets, hostnodes and tags.
+
+    They hold no GPUs of their hostnode (five nodes could never carry thousands of VMs), so creates keep
+    working next to them; they have an address and a port forward but no sshd. Call with ``world.lock`` held.
+    """
+    presets = list(PRESETS.values())
+    nodes = [node for loc in LOCATIONS for node in loc["hostnode_ids"]]
+    now = utc_now()
+    for index in range(first, first + count):
+        preset = presets[index % len(presets)]
+        tags = [f"{key}={values[index % len(values)]}" for key, values in _SEED_TAGS]
+        vm_id = world.new_id()
+        ip = world.allocate_ip()
+        port = world.allocate_port(ip)
+        _vms(world)[vm_id] = {
+            "id": vm_id,
+            "hostnode_id": nodes[index // len(presets) % len(nodes)],
+            "type": "ondem",
+            "status": "Running",
+            "name": f"seed-{index:05d}",
+            "resources": {**preset["resources"], "gpus": dict(preset["resources"]["gpus"])},
+            "operating_system": preset["operating_system"],
+            "pricing": _pricing(preset),
+            "public_ip": ip,
+            "port_forwards": [{"internal_port": 22, "external_port": port}],
+            "timestamp_creation": now,
+            "tags": tags,
+        }
+        world.private(NAME, vm_id).update(
+            gpus=0, preset=preset["id"], ssh=SshSpec(ip=ip, port=port, authorized_keys=())
+        )
+
+
 # Routes are copied when a router is included, so this must come after every route above.
 router = APIRouter()
 router.include_router(open_api, tags=["voltagepark: open"])
@@ -706,4 +747,5 @@ SPEC = ProviderSpec(
     router=router,
     error_body=error_body,
     is_create_request=lambda method, path: method == "POST" and path.rstrip("/") in _CREATE_PATHS,
+    seed=seed_instances,
 )

@@ -27,7 +27,7 @@ import threading
 import time
 import uuid
 from collections import Counter, defaultdict, deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
 from ipaddress import IPv4Address
 from pathlib import Path
@@ -55,6 +55,9 @@ class Faults:
     rate_limit_burst: int = 0  # the next N provider requests get 429 with Retry-After: 1
     drop_create_rate: float = 0.0  # probability that a create is committed but its response is cut off
     seed: int | None = None  # makes the fault dice (and generated ids) reproducible
+    error_on_create: bool = True  # False: error_rate spares creates (only reads and actions fail)
+    reject_auth: bool = False  # the auth endpoint refuses every grant with 401 (credentials revoked)
+    create_error_burst: int = 0  # the next N creates get a 500 before the handler runs (nothing is committed)
 
 
 # Published per-user request limits, enforced by default (tests may raise them with World.set_rate_limit).
@@ -75,6 +78,8 @@ class EmulatorSettings:
     dcdncloud_balance: float = 100.0  # USD of credits; a create needs one hour of its plan (else 402)
     # provider -> requests per minute (429 beyond); by default the limits the providers publish
     rate_limits: dict[str, int] = field(default_factory=lambda: dict(PUBLISHED_RATE_LIMITS))
+    # Running instances spread over every provider at startup (World.seed_hosts), for demos and benchmarks.
+    seed_hosts: int = 0
 
 
 EMULATOR_CREDENTIALS: dict[str, dict[str, str]] = {
@@ -89,6 +94,10 @@ EMULATOR_CREDENTIALS: dict[str, dict[str, str]] = {
         "client_secret": "emulator-oauth-secret",
     },
 }
+
+
+# Adds ``count`` running instances of one provider, named from index ``first`` on (see World.seed_hosts).
+Seeder = Callable[["World", int, int], None]
 
 
 @dataclass(frozen=True)
@@ -110,7 +119,7 @@ class RequestRecord:
 @dataclass(frozen=True)
 class FaultDecision:
     latency_s: float = 0.0
-    reject: Literal["rate_limit_burst", "rate_limit", "error"] | None = None
+    reject: Literal["rate_limit_burst", "rate_limit", "error", "auth"] | None = None
     retry_after: int = 0
     drop: bool = False
 
@@ -187,12 +196,14 @@ class _Tokens:
         self.access: dict[str, tuple[str, float]] = {}  # token -> (provider, monotonic expiry)
         self.refresh: dict[str, str] = {}  # token -> provider
         self.grants: Counter[tuple[str, str]] = Counter()  # (provider, grant_type) -> count
+        self.issued: list[str] = []  # every token ever handed out, revoked or not (for leak scans)
 
     def issue(self, provider: str, ttl: int, grant: str) -> TokenPair:
         access, refresh = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
         self.access[access] = (provider, time.monotonic() + ttl)
         self.refresh[refresh] = provider
         self.grants[(provider, grant)] += 1
+        self.issued += [access, refresh]
         return TokenPair(access, refresh, ttl)
 
 
@@ -364,6 +375,28 @@ class World:
         with self.lock:
             return self._id_rng.getrandbits(nbytes * 8).to_bytes(nbytes, "big").hex()
 
+    def seed_hosts(self, count: int, seeders: Mapping[str, Seeder]) -> dict[str, int]:
+        """Add ``count`` running instances spread evenly over ``seeders`` (provider -> seeder), in one go.
+
+        For demos and benchmarks: a seeded instance is running at once, with a loopback address but no sshd
+        and no pending lifecycle step, so ten thousand take seconds. Names run ``seed-00000`` upwards across
+        providers, so every seeded host is unique. Returns how many each provider got.
+        """
+        if count < 0:
+            raise ValueError("count must be >= 0")
+        if not seeders:
+            raise ValueError("no provider can seed instances")
+        share, extra = divmod(count, len(seeders))
+        placed: dict[str, int] = {}
+        first = 0
+        with self.lock:
+            for index, (provider, seed) in enumerate(seeders.items()):
+                placed[provider] = share + (1 if index < extra else 0)
+                if placed[provider]:
+                    seed(self, placed[provider], first)
+                first += placed[provider]
+        return placed
+
     # ----------------------------------------------------------------------------- allocation
     def allocate_ip(self, port: int | None = None) -> str:
         """Next unused 127.x.y.z (from 127.0.1.1); with ``port``, one where that port is free (when SSH is on)."""
@@ -482,7 +515,13 @@ class World:
             retry_after = self._rate_limited(provider)
             if retry_after:
                 return FaultDecision(latency, "rate_limit", retry_after=retry_after)
-            if not is_auth and f.error_rate > 0 and self._fault_rng.random() < f.error_rate:
+            if is_auth and f.reject_auth:
+                return FaultDecision(latency, "auth")
+            if is_create and f.create_error_burst > 0:
+                self._faults = replace(f, create_error_burst=f.create_error_burst - 1)
+                return FaultDecision(latency, "error")
+            may_fail = not is_auth and (f.error_on_create or not is_create)
+            if may_fail and f.error_rate > 0 and self._fault_rng.random() < f.error_rate:
                 return FaultDecision(latency, "error")
             drop = is_create and f.drop_create_rate > 0 and self._fault_rng.random() < f.drop_create_rate
             return FaultDecision(latency, drop=drop)
@@ -526,6 +565,18 @@ class World:
             for token, (prov, _) in list(self._tokens.access.items()):
                 if prov == provider:
                     self._tokens.access[token] = (prov, 0.0)
+
+    def revoke_access_tokens(self, provider: str = "datacrunch") -> None:
+        """Every current access token of ``provider`` is invalid from now on (revoked, not expired)."""
+        with self.lock:
+            for token, (prov, _) in list(self._tokens.access.items()):
+                if prov == provider:
+                    del self._tokens.access[token]
+
+    def issued_tokens(self) -> list[str]:
+        """Every access and refresh token handed out since the last reset (for leak scans)."""
+        with self.lock:
+            return list(self._tokens.issued)
 
     def revoke_refresh_tokens(self, provider: str | None = None) -> None:
         with self.lock:

@@ -30,7 +30,7 @@ from gpucloud.models import (
     Volume,
     VolumeSpec,
 )
-from gpucloud.transport import ResponseLost, Transport
+from gpucloud.transport import ResponseLost, Transport, is_server_failure, is_transient
 from gpucloud.validation import looks_like_public_key, public_key_identity, validate_public_key
 
 
@@ -238,6 +238,7 @@ class Provider(ABC):
             timeout=timeout,
             interval=interval or self.config.poll_interval,
             what=f"{self.name} instance {instance_id} to be {'/'.join(s.value for s in wanted)}",
+            transient=is_transient,
         )
 
     def wait_for_instance_gone(
@@ -256,6 +257,7 @@ class Provider(ABC):
             timeout=timeout,
             interval=interval or self.config.poll_interval,
             what=f"{self.name} instance {instance_id} to be deleted",
+            transient=is_transient,
         )
 
     def wait_for_ssh(self, instance: Instance, *, timeout: float = 300.0) -> str:
@@ -405,7 +407,10 @@ class Provider(ABC):
     def _adopt_after_lost_response(self, create: Callable[[], R], adopt: Callable[[], R | None]) -> R:
         try:
             return create()
-        except ResponseLost as lost:
+        except errors.ProviderError as lost:
+            # A 5xx says as little as a lost answer about whether the create was applied.
+            if not (isinstance(lost, ResponseLost) or is_server_failure(lost)):
+                raise
             for _ in range(ADOPT_ATTEMPTS):
                 found = adopt()
                 if found is not None:

@@ -74,7 +74,7 @@ from gpucloud.models import (
     Status,
     Volume,
 )
-from gpucloud.pagination import Page, fetch_numbered_pages
+from gpucloud.pagination import Page, fetch_each, fetch_numbered_pages, in_parallel
 from gpucloud.providers.base import Provider, as_float, build_error, json_body, unique_by_name
 from gpucloud.transport import Transport
 from gpucloud.validation import looks_like_public_key, validate_public_key
@@ -318,8 +318,21 @@ class ComputeStacks(Provider):
         )
 
     def _list_instances(self) -> list[Instance]:
-        services = self._all("api/container_services", "container_services")
-        bastions = {pid: self._bastion(pid) for pid in {s["project"]["id"] for s in services if s.get("project")}}
+        # SSH endpoints are per project (bastions). The project list comes in alongside the service pages and
+        # every project's bastion is asked for as soon as that list is in, all at once: three round trips
+        # (token, lists, bastions) however many pages the services span, instead of one per project.
+        workers = self.config.page_workers
+
+        def bastions_by_project() -> dict[Any, dict[str, Any] | None]:
+            projects = self._all("api/projects", "projects")
+            return fetch_each(self._bastion, [p["id"] for p in projects], workers=workers)
+
+        services, bastions = in_parallel(
+            lambda: self._all("api/container_services", "container_services"), bastions_by_project
+        )
+        used = {s["project"]["id"] for s in services if s.get("project")}
+        # A project ordered between the two lists has services but no bastion lookup yet.
+        bastions.update(fetch_each(self._bastion, sorted(used - set(bastions)), workers=workers))
         return [self._to_instance(s, bastions.get((s.get("project") or {}).get("id"))) for s in services]
 
     def _get_instance(self, instance_id: str) -> Instance:

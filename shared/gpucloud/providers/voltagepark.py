@@ -35,7 +35,7 @@ from gpucloud.models import (
     Volume,
     VolumeSpec,
 )
-from gpucloud.pagination import Page, fetch_offset_pages
+from gpucloud.pagination import Page, fetch_offset_pages, in_parallel
 from gpucloud.providers.base import Provider, as_float, build_error, json_body
 from gpucloud.transport import Transport
 from gpucloud.validation import validate_name
@@ -59,6 +59,7 @@ _STATUS = {
 _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.IGNORECASE)
 # Page-size maxima from the API reference, per list endpoint.
 _PAGE_MAX = {"virtual-machines/": 100, "storage/": 100, "organization/ssh-keys": 150, "locations/": 15}
+_NO_CAPACITY: dict[str, type[errors.GpuCloudError]] = {"no_capacity": errors.NoCapacity}
 STARTUP_SCRIPT_PATH = "/var/lib/gpucloud/startup.sh"
 
 
@@ -139,6 +140,9 @@ class VoltagePark(Provider):
                 f"{'.'.join(str(p) for p in d.get('loc', []) if p != 'body')}: {d.get('msg')}" for d in detail
             )
             return build_error(self.name, response, code="validation_error", message=message, details=detail)
+        if response.status_code == 400 and isinstance(detail, str) and detail.lower().startswith("no availability"):
+            # Voltage Park says "no capacity" with a plain 400: a capacity problem, not bad input.
+            return build_error(self.name, response, code="no_capacity", message=detail, by_code=_NO_CAPACITY)
         return build_error(self.name, response, code=None, message=str(detail) if detail else None)
 
     def _all(self, path: str) -> list[dict[str, Any]]:
@@ -188,8 +192,8 @@ class VoltagePark(Provider):
         )
 
     def _list_instances(self) -> list[Instance]:
-        vms = self._all("virtual-machines/")
-        locations = self._locations_by_hostnode() if vms else {}
+        # The hostnode -> location map is a list of its own: fetch it while the VM pages come in.
+        vms, locations = in_parallel(lambda: self._all("virtual-machines/"), self._locations_by_hostnode)
         return [self._to_instance(vm, locations) for vm in vms]
 
     def _get_instance(self, instance_id: str) -> Instance:

@@ -148,6 +148,10 @@ class GpuCloudModule:
 
     # --- running ------------------------------------------------------------------------------------
     def run(self):
+        # A private key pasted into any option is masked like a no_log value in results and logs.
+        for value in self.params.values():
+            if isinstance(value, str) and "PRIVATE KEY-----" in value:
+                self.module.no_log_values.add(value)
         self.validate()
         state = self.params.get("state") or "present"
         method = getattr(self, self.STATES[state])

@@ -13,15 +13,36 @@ description:
     naming both ids.
   - Fields the provider cannot change in place (type, image, location...) need O(force_replace=true), which
     deletes and recreates the instance.
+  - With O(count) or O(exact_count) the module manages a fleet instead of one instance. O(name) is then a
+    pattern in which C({index}) stands for the member number, starting at 1 (for example C(trainer-{index})
+    gives C(trainer-1), C(trainer-2) ...). Every instance whose name fits the pattern is a member. Missing members
+    get the lowest free numbers; with O(exact_count) surplus members are deleted from the highest number down.
+    Creates and deletes run concurrently, paced under the provider's request limit, and the wait for all of them
+    costs one list call per poll cycle. Members that exist are reconciled with the other options as for a single
+    instance. The result is in RV(instances), RV(created) and RV(removed).
 author: gpucloud contributors (@gpucloud)
 extends_documentation_fragment:
   - gpucloud.cloud.gpucloud
   - gpucloud.cloud.gpucloud.actions
 options:
   name:
-    description: Instance name, unique per provider.
+    description:
+      - Instance name, unique per provider.
+      - With O(count) or O(exact_count), the name pattern of the fleet's members; C({index}) is replaced by the
+        member number (1, 2, 3 ...). The placeholder is required when the count is more than 1.
     type: str
     required: true
+  count:
+    description:
+      - Make sure at least this many members of the fleet O(name) exist (never deletes any).
+      - Only with O(state=present). Mutually exclusive with O(exact_count) and O(id).
+    type: int
+  exact_count:
+    description:
+      - Make sure exactly this many members of the fleet O(name) exist; surplus members are deleted, highest
+        number first. V(0) deletes the whole fleet.
+      - Only with O(state=present). Mutually exclusive with O(count) and O(id).
+    type: int
   id:
     description: Act on the instance with this provider id instead of finding it by O(name).
     type: str
@@ -106,6 +127,26 @@ EXAMPLES = r"""
     provider: datacrunch
     name: trainer-1
     state: absent
+
+- name: Four trainers, trainer-1 .. trainer-4, created concurrently
+  gpucloud.cloud.instance:
+    provider: datacrunch
+    name: trainer-{index}
+    exact_count: 4
+    instance_type: 1V100.6V
+    image: ubuntu-24.04-cuda-12.8-open-docker
+    location: FIN-01
+    ssh_keys: [my-laptop]
+  register: trainers
+
+- name: Scale down to two (deletes trainer-4 and trainer-3)
+  gpucloud.cloud.instance:
+    provider: datacrunch
+    name: trainer-{index}
+    exact_count: 2
+    instance_type: 1V100.6V
+    image: ubuntu-24.04-cuda-12.8-open-docker
+    location: FIN-01
 """
 
 RETURN = r"""
@@ -135,6 +176,33 @@ instance:
     tags: {description: Tags., type: dict, returned: success}
     price_per_hour: {description: Price per hour., type: float, returned: success}
     created_at: {description: Creation time., type: str, returned: success}
+instances:
+  description:
+    - With O(count) or O(exact_count), the fleet's members after the task, in member order, each with the keys of
+      RV(instance). In check mode, members to be created appear with C(id=null) and the predicted status.
+  returned: with count or exact_count
+  type: list
+  elements: dict
+created:
+  description: Names of the members created (to be created, in check mode).
+  returned: with count or exact_count
+  type: list
+  elements: str
+removed:
+  description: Names of the members deleted (to be deleted, in check mode), highest number first.
+  returned: with count or exact_count
+  type: list
+  elements: str
+updated:
+  description: Names of existing members changed in place or replaced to match the options.
+  returned: with count or exact_count
+  type: list
+  elements: str
+instances_secrets:
+  description:
+    - With O(count) or O(exact_count), member name -> secrets the provider showed once at create. Use C(no_log).
+  returned: when the provider returned secrets for a created member
+  type: dict
 instance_secrets:
   description:
     - Secrets the provider shows only once, at create (for example C(root_password)). Use C(no_log) on the task
@@ -157,8 +225,16 @@ from ansible_collections.gpucloud.cloud.plugins.module_utils.gpucloud import (  
     GpuCloudModule,
     gpucloud,
     gpucloud_ensure,
+    gpucloud_errors,
     instance_result,
 )
+
+
+def gpucloud_fleet():
+    """gpucloud.fleet, imported once gpucloud is known to be installed (define_module checks that)."""
+    from gpucloud import fleet
+
+    return fleet
 
 
 class Instance(GpuCloudModule):
@@ -173,9 +249,17 @@ class Instance(GpuCloudModule):
 
     def validate(self):
         p = self.params
+        fleet_option = self.fleet_option()
+        if fleet_option:
+            if p["state"] != "present":
+                self.option_error(fleet_option, "is only valid with state=present (got state={})".format(p["state"]))
+            try:
+                gpucloud_fleet().validate_pattern(p["name"], p[fleet_option], count_option=fleet_option)
+            except gpucloud_errors.ValidationError as exc:
+                self.option_error(exc.field or fleet_option, exc.message)
         if p["wait_timeout"] <= 0:
             self.option_error("wait_timeout", "must be a positive number of seconds, got {}".format(p["wait_timeout"]))
-        if p["state"] == "present" and not p["instance_type"]:
+        if p["state"] == "present" and not p["instance_type"] and not (fleet_option and p[fleet_option] == 0):
             self.option_error("instance_type", "is required with state=present")
         for key, value in (p["tags"] or {}).items():
             if not isinstance(value, str):
@@ -214,7 +298,13 @@ class Instance(GpuCloudModule):
         )
         return data
 
+    def fleet_option(self):
+        """``count`` or ``exact_count`` when the task manages a fleet, else None."""
+        return next((o for o in ("count", "exact_count") if self.params[o] is not None), None)
+
     def present(self):
+        if self.fleet_option():
+            return self.fleet()
         spec = self.build_spec()
         outcome = gpucloud_ensure.ensure_instance(
             self.cloud,
@@ -228,6 +318,51 @@ class Instance(GpuCloudModule):
         self.set_outcome(outcome, shape=instance_result, predicted=self.predicted(spec))
         if outcome.secrets:
             self.result["instance_secrets"] = dict(outcome.secrets)
+
+    def fleet(self):
+        p = self.params
+        option = self.fleet_option()
+        # exact_count=0 deletes the fleet and needs no instance type; the spec still needs one to be built.
+        spec = (
+            self.build_spec()
+            if p["instance_type"]
+            else self.spec(gpucloud.InstanceSpec, name=p["name"], instance_type="-")
+        )
+        outcome = gpucloud_fleet().ensure_fleet(
+            self.cloud,
+            spec,
+            check_mode=self.check_mode,
+            wait_for_ssh=p["wait_for_ssh"],
+            force_replace=p["force_replace"],
+            **{option: p[option]},
+            **self._waits(),
+        )
+        before = sorted(instance_result(m)["name"] for m in outcome.plan.members.values())
+        instances = [instance_result(m) for m in outcome.instances]
+        if self.check_mode:
+            instances += [dict(self.predicted(spec), name=name) for name in outcome.created]
+            instances.sort(key=lambda m: gpucloud_fleet().index_of(spec.name, m["name"]) or 0)
+        done = [
+            a
+            for a, names in (("create", outcome.created), ("delete", outcome.removed), ("update", outcome.updated))
+            if names
+        ]
+        self.result.update(
+            changed=outcome.changed,
+            action=done[0] if len(done) == 1 else ("update" if done else "none"),
+            instances=instances,
+            created=list(outcome.created),
+            removed=list(outcome.removed),
+            updated=list(outcome.updated),
+            plan={},
+        )
+        if outcome.secrets:
+            self.result["instances_secrets"] = dict((k, dict(v)) for k, v in outcome.secrets.items())
+        if self.module._diff:
+            self.result["diff"] = {
+                "before": {"instances": before},
+                "after": {"instances": sorted(m["name"] for m in instances)},
+            }
 
     def power(self):
         state = self.params["state"]
@@ -267,6 +402,8 @@ def main():
     module = Instance.define_module(
         dict(
             name=dict(type="str", required=True),
+            count=dict(type="int"),
+            exact_count=dict(type="int"),
             id=dict(type="str"),
             instance_type=dict(type="str"),
             image=dict(type="str"),
@@ -283,6 +420,7 @@ def main():
             force_replace=dict(type="bool", default=False),
         ),
         supports_check_mode=True,
+        mutually_exclusive=[("count", "exact_count"), ("count", "id"), ("exact_count", "id")],
     )
     Instance(module).run()
 

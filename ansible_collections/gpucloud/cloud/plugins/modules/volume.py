@@ -104,6 +104,8 @@ class Volume(GpuCloudModule):
         p = self.params
         if not p["name"] and not p["id"]:
             self.option_error("name", "name or id is required")
+        if isinstance(p["size"], bool):  # Ansible's int check lets a YAML boolean through as 1
+            self.option_error("size", "must be a whole number of GB, got a boolean")
         if p["size"] is not None and p["size"] <= 0:
             self.option_error("size", "must be a positive number of GB, got {}".format(p["size"]))
         if p["state"] == "present" and p["size"] is None:

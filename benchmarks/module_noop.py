@@ -1,0 +1,298 @@
+"""Scenario 3: an idempotent ``gpucloud.cloud.instance state=present`` run against an existing instance.
+
+Baseline: an ``ansible.builtin.uri`` task doing one GET (the list request the headline provider's module
+makes, same bearer token) against the same emulator with the same injected latency, in the same playbook.
+Both task kinds pay the same Ansible costs (worker fork, AnsiballZ payload, a fresh Python interpreter); what
+differs is what the module adds on top of one GET: importing gpucloud, building its config and client, and any
+extra API calls.
+
+Fairness: one playbook holds ``reps`` rounds of one uri task and one module task per provider, rotating which
+runs first, so drift in machine load hits every kind alike; a small callback plugin times every task from its
+start to its result, and each kind is reported as the median over the rounds (the first round, which builds
+and caches the AnsiballZ payloads, is a warm-up and not counted). API calls are counted from the emulator's
+request log in a separate, untimed run of the module alone; the timed run is checked to make exactly the
+calls that predicts.
+
+On a busy machine wall times mostly measure the wait for a CPU, so one more, load-independent figure is
+reported (no target): the CPU time (user + system, from ``wait4``) of the module process against that of the
+uri module process, each run directly on the same arguments outside Ansible.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from benchmarks._core import REPO, Context, Emulator, Result, emulator, scenario
+
+# Headline provider: a static API token, so its no-op is one GET, like the baseline. The others are reported
+# alongside against the same baseline (no target): most need more than one call (an OAuth token, catalogue
+# lookups), which the emulator's latency charges in full.
+HEADLINE = "dcdncloud"
+OTHERS = ("cloudnexus", "datacrunch", "voltagepark", "computestacks")
+TARGET_RATIO = 1.3
+MODULE = "gpucloud.cloud.instance"
+
+# Instance shapes the emulator offers (as in tests/contract/specs.py).
+SPECS: dict[str, dict[str, str]] = {
+    "datacrunch": {"instance_type": "1V100.6V", "image": "ubuntu-24.04-cuda-12.8-open-docker", "location": "FIN-01"},
+    "voltagepark": {"instance_type": "1x-h100-sxm5-80gb"},
+    "dcdncloud": {"instance_type": "s-small", "image": "ubuntu-22.04", "location": "eu-central"},
+    "cloudnexus": {"instance_type": "standard-2x4", "image": "ubuntu-22.04-lts", "location": "us-east-1"},
+    "computestacks": {"instance_type": "small", "image": "Nginx", "location": "1"},
+}
+
+# Times each task from its start to its result and writes them all to $GPUCLOUD_BENCH_TIMINGS at the end.
+CALLBACK = """
+from __future__ import annotations
+
+import json
+import os
+import time
+
+from ansible.plugins.callback import CallbackBase
+
+
+class CallbackModule(CallbackBase):
+    CALLBACK_VERSION = 2.0
+    CALLBACK_TYPE = "aggregate"
+    CALLBACK_NAME = "gpucloud_bench_timer"
+    CALLBACK_NEEDS_ENABLED = True
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._started = {}
+        self._records = []
+
+    def v2_playbook_on_task_start(self, task, is_conditional):
+        self._started[task._uuid] = time.perf_counter()
+
+    def _record(self, result, outcome):
+        task = result._task
+        self._records.append(
+            {
+                "task": task.get_name(),
+                "seconds": time.perf_counter() - self._started[task._uuid],
+                "outcome": outcome,
+                "changed": bool(result._result.get("changed")),
+                "msg": str(result._result.get("msg", ""))[:500],
+            }
+        )
+
+    def v2_runner_on_ok(self, result):
+        self._record(result, "ok")
+
+    def v2_runner_on_failed(self, result, ignore_errors=False):
+        self._record(result, "failed")
+
+    def v2_runner_on_unreachable(self, result):
+        self._record(result, "unreachable")
+
+    def v2_playbook_on_stats(self, stats):
+        with open(os.environ["GPUCLOUD_BENCH_TIMINGS"], "w") as handle:
+            json.dump(self._records, handle)
+"""
+
+
+def _overrides(emu: Emulator, provider: str) -> dict[str, str]:
+    """``gpucloud.connect`` keywords for ``provider`` from the emulator's env file."""
+    from gpucloud.config import ProviderConfig, env_var
+
+    return {
+        field: emu.env[env_var(provider, field)]
+        for field in ProviderConfig.model_fields
+        if field != "provider" and env_var(provider, field) in emu.env
+    }
+
+
+def _seed(emu: Emulator, provider: str) -> None:
+    """Create the instance the module will find (and wait until it runs, so the no-op has nothing to wait for)."""
+    import gpucloud
+    from gpucloud import ensure
+
+    spec = gpucloud.InstanceSpec(name=f"bench-noop-{provider}", **SPECS[provider])
+    with gpucloud.connect(provider, **_overrides(emu, provider)) as cloud:
+        ensure.ensure_instance(cloud, spec, wait=True, wait_timeout=120)
+
+
+def _bearer(emu: Emulator, provider: str) -> str:
+    """The Authorization header value the module's list call sends, so the baseline GET is the same request."""
+    import gpucloud
+
+    with gpucloud.connect(provider, **_overrides(emu, provider)) as cloud:
+        seen: dict[str, str] = {}
+
+        def capture(request: Any) -> None:
+            seen.setdefault("authorization", request.headers.get("authorization", ""))
+
+        cloud.transport._client.event_hooks["request"].append(capture)
+        cloud.list_instances()
+    return seen["authorization"]
+
+
+def _instance_task(provider: str, label: str) -> dict[str, Any]:
+    args = {"provider": provider, "name": f"bench-noop-{provider}", "state": "present", **SPECS[provider]}
+    return {"name": label, MODULE: args}
+
+
+def _uri_task(url: str, authorization: str, label: str) -> dict[str, Any]:
+    return {
+        "name": label,
+        "ansible.builtin.uri": {"url": url, "method": "GET", "headers": {"Authorization": authorization}},
+        "no_log": True,  # the header holds the emulator's (fake) credential; keep even that out of output
+    }
+
+
+def _run_playbook(ctx: Context, emu: Emulator, tasks: list[dict[str, Any]], tag: str) -> list[dict[str, Any]]:
+    workdir = ctx.workdir / f"module-noop-{tag}"
+    plugins = workdir / "callback_plugins"
+    plugins.mkdir(parents=True, exist_ok=True)
+    (plugins / "gpucloud_bench_timer.py").write_text(CALLBACK)
+    playbook = workdir / "playbook.yml"
+    play = {"hosts": "localhost", "connection": "local", "gather_facts": False, "tasks": tasks}
+    playbook.write_text(yaml.safe_dump([play], sort_keys=False))
+    timings = workdir / "timings.json"
+    env = emu.child_env(
+        ANSIBLE_COLLECTIONS_PATH=str(REPO),
+        ANSIBLE_COLLECTIONS_SCAN_SYS_PATH="False",
+        ANSIBLE_CALLBACK_PLUGINS=str(plugins),
+        ANSIBLE_CALLBACKS_ENABLED="gpucloud_bench_timer",
+        ANSIBLE_LOCALHOST_WARNING="False",
+        ANSIBLE_INVENTORY_UNPARSED_WARNING="False",
+        ANSIBLE_RETRY_FILES_ENABLED="False",
+        ANSIBLE_PYTHON_INTERPRETER=sys.executable,
+        ANSIBLE_LOCAL_TEMP=str(workdir / "tmp"),
+        ANSIBLE_HOME=str(workdir / "ansible-home"),
+        GPUCLOUD_CONFIG=str(workdir / "no-config.toml"),
+        GPUCLOUD_BENCH_TIMINGS=str(timings),
+    )
+    playbook_bin = Path(sys.executable).parent / "ansible-playbook"
+    proc = subprocess.run(
+        [str(playbook_bin), "-i", "localhost,", str(playbook)], env=env, capture_output=True, text=True, cwd=workdir
+    )
+    if proc.returncode != 0 or not timings.exists():
+        raise RuntimeError(
+            f"ansible-playbook failed (rc={proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+        )
+    records: list[dict[str, Any]] = json.loads(timings.read_text())
+    bad = [r for r in records if r["outcome"] != "ok" or (r["task"].startswith("module") and r["changed"])]
+    if bad:
+        raise RuntimeError(f"a benchmark task failed or was not a no-op: {bad[:3]}")
+    return records
+
+
+def _process_cpu(command: list[str], env: dict[str, str], output: Path) -> float:
+    """CPU seconds (user + system) one process used: its cost to the machine, however busy the machine is."""
+    with open(output, "wb") as out:
+        proc = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
+        _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here; Popen must not wait for it again
+    result = json.loads(output.read_text().strip().splitlines()[-1])
+    if proc.returncode != 0 or result.get("failed") or result.get("changed"):
+        raise RuntimeError(f"{command[1:]} did not run as a no-op: {output.read_text()[-2000:]}")
+    return usage.ru_utime + usage.ru_stime
+
+
+def _cpu_medians(
+    ctx: Context, emu: Emulator, provider: str, url: str, authorization: str, reps: int
+) -> tuple[float, float]:
+    """Median CPU of the module process and of the uri module process, each run directly on the same args."""
+    workdir = ctx.workdir / "module-noop-cpu"
+    workdir.mkdir(parents=True, exist_ok=True)
+    module_args, uri_args = workdir / "module.json", workdir / "uri.json"
+    module_args.write_text(json.dumps({"ANSIBLE_MODULE_ARGS": _instance_task(provider, "")[MODULE]}))
+    uri_args.write_text(json.dumps({"ANSIBLE_MODULE_ARGS": {"url": url, "headers": {"Authorization": authorization}}}))
+    env = emu.child_env(PYTHONPATH=str(REPO), GPUCLOUD_CONFIG=str(workdir / "no-config.toml"))
+    module_file = REPO / "ansible_collections" / "gpucloud" / "cloud" / "plugins" / "modules" / "instance.py"
+    commands = {
+        "module": [sys.executable, str(module_file), str(module_args)],
+        "uri": [sys.executable, "-m", "ansible.modules.uri", str(uri_args)],
+    }
+    cpu: dict[str, list[float]] = {"module": [], "uri": []}
+    for rep in range(reps):
+        for kind in ("module", "uri") if rep % 2 == 0 else ("uri", "module"):
+            cpu[kind].append(_process_cpu(commands[kind], env, workdir / f"{kind}.out"))
+    return statistics.median(cpu["module"]), statistics.median(cpu["uri"])
+
+
+def _module_calls(ctx: Context, emu: Emulator, provider: str) -> list[dict[str, Any]]:
+    """The requests one no-op module run makes, from the emulator's log (an untimed run of its own)."""
+    emu.clear_requests()
+    _run_playbook(ctx, emu, [_instance_task(provider, f"module {provider} count")], f"count-{provider}")
+    return emu.requests(provider)
+
+
+@scenario("module_noop")
+def module_noop(ctx: Context) -> list[Result]:
+    reps = 3 if ctx.smoke else 20
+    providers = (HEADLINE,) if ctx.smoke else (HEADLINE, *OTHERS)
+    results: list[Result] = []
+    with emulator(ctx, "--latency-ms", f"{ctx.rtt_ms:g}", "--provision-seconds", "0.2") as emu:
+        calls: dict[str, list[dict[str, Any]]] = {}
+        for provider in providers:
+            # The published per-minute limits would make a long benchmark wait on 429s; that is not under test.
+            emu.control("POST", "/rate-limit", json={"provider": provider, "per_minute": None})
+            _seed(emu, provider)
+            calls[provider] = _module_calls(ctx, emu, provider)
+        # The baseline GET is the headline module's own list request, with the same bearer token.
+        listing = next(r for r in calls[HEADLINE] if r["method"] == "GET")
+        baseline = (emu.url + listing["full_path"], _bearer(emu, HEADLINE))
+        tasks: list[dict[str, Any]] = []
+        for rep in range(reps):
+            kinds = ["uri", *providers]
+            shift = rep % len(kinds)  # rotate who goes first, so no kind always runs right after another
+            for kind in kinds[shift:] + kinds[:shift]:
+                label = f"{'uri' if kind == 'uri' else 'module ' + kind} {rep}"
+                tasks.append(_uri_task(*baseline, label) if kind == "uri" else _instance_task(kind, label))
+        emu.clear_requests()
+        records = _run_playbook(ctx, emu, tasks, "timed")
+        logged = emu.requests()
+        cpu_module, cpu_uri = _cpu_medians(ctx, emu, HEADLINE, *baseline, reps)
+
+    def median(prefix: str) -> float:
+        # Round 0 builds and caches each module's AnsiballZ payload: a warm-up, not counted.
+        return statistics.median(
+            r["seconds"] for r in records if r["task"].startswith(prefix + " ") and not r["task"].endswith(" 0")
+        )
+
+    uri_s = median("uri")
+    for provider in providers:
+        module_s = median(f"module {provider}")
+        expected = reps * (len(calls[provider]) + (1 if provider == HEADLINE else 0))
+        made = sum(1 for r in logged if r["provider"] == provider)
+        if made != expected:
+            raise RuntimeError(f"{provider}: the timed run made {made} API calls, expected {expected}")
+        shown = ", ".join(f"{r['method']} {r['path']}" for r in calls[provider])
+        results.append(
+            Result(
+                name=f"module_noop[{provider}]",
+                measured_s=module_s,
+                baseline_s=uri_s,
+                api_calls=len(calls[provider]),
+                target=ctx.target(TARGET_RATIO) if provider == HEADLINE else None,
+                detail=(
+                    f"medians of {reps - 1} interleaved runs, {ctx.rtt_ms:g} ms RTT; module "
+                    f"{(module_s - uri_s) * 1000:+.0f} ms vs one uri GET ({HEADLINE}); calls: {shown}"
+                ),
+            )
+        )
+    results.append(
+        Result(
+            name=f"module_noop_cpu[{HEADLINE}]",
+            measured_s=cpu_module,
+            baseline_s=cpu_uri,
+            api_calls=len(calls[HEADLINE]),
+            detail=(
+                f"CPU (user+sys) of the module process vs the uri module process, each run directly on the same "
+                f"args (no Ansible around it), medians of {reps} interleaved runs: load-independent"
+            ),
+        )
+    )
+    return results
