@@ -23,7 +23,7 @@ def test_smoke_run_reports_every_scenario() -> None:
     assert len(SCENARIO_MODULES) == len(set(SCENARIO_MODULES))
     assert {r["scenario"] for r in results} == set(SCENARIOS), "every registered scenario reports a result"
     for result in results:
-        assert result["measured"] > 0 and result["baseline"] > 0, result
+        assert result["measured"] >= 0 and result["baseline"] > 0, result  # some figures are counts (0 errors)
         assert result["ratio"] == round(result["measured"] / result["baseline"], 4), result
         assert result["target"] is None, "smoke runs judge no targets"
     assert "ratio" in run.stderr  # the rich table went to stderr
