@@ -11,6 +11,7 @@ import shutil
 import sys
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from benchmarks._core import SCENARIOS, Context, Result
@@ -26,18 +27,19 @@ def _load() -> None:
 
 def _table(results: list[Result]) -> Table:
     table = Table(title="gpucloud benchmarks (ratio = measured / baseline)")
-    for column in ("scenario", "measured s", "baseline s", "ratio", "target", "API calls", "detail"):
-        table.add_column(column)
+    # The detail (how each figure was obtained) is in the JSON lines; the table stays one line per result.
+    table.add_column("result", no_wrap=True)
+    for column in ("measured", "baseline", "ratio", "target", "API calls"):
+        table.add_column(column, justify="right", no_wrap=True)
     for r in results:
         verdict = "" if r.held is None else (" ok" if r.held else " MISSED")
         table.add_row(
-            r.name,
+            escape(r.name),  # names such as module_noop[dcdncloud] are not markup
             f"{r.measured_s:.3f}",
             f"{r.baseline_s:.3f}",
             f"{r.ratio:.2f}",
-            ("-" if r.target is None else f"≤ {r.target:g}") + verdict,
+            ("-" if r.target is None else f"≤ {r.target:.2f}") + verdict,
             "-" if r.api_calls is None else str(r.api_calls),
-            r.detail,
         )
     return table
 
@@ -52,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown scenario(s) {sorted(unknown)}; choose from {sorted(SCENARIOS)}")
     ctx = Context.create(smoke=args.smoke)
-    console = Console(stderr=True)
+    console = Console(stderr=True, width=max(100, shutil.get_terminal_size().columns))
     results: list[Result] = []
     try:
         for name, run in SCENARIOS.items():
