@@ -167,3 +167,104 @@ def timed(fn: Callable[[], Any]) -> float:
     start = time.perf_counter()
     fn()
     return time.perf_counter() - start
+
+
+# An Ansible callback that times every task from its start to its result and writes the records as JSON to
+# $GPUCLOUD_BENCH_TIMINGS at the end of the play; playbook start-up is thus never part of a measurement.
+_TASK_TIMER_NAME = "gpucloud_bench_timer"
+_TASK_TIMER = """
+from __future__ import annotations
+
+import json
+import os
+import time
+
+from ansible.plugins.callback import CallbackBase
+
+KEPT = ("created", "removed", "instances")
+
+
+class CallbackModule(CallbackBase):
+    CALLBACK_VERSION = 2.0
+    CALLBACK_TYPE = "aggregate"
+    CALLBACK_NAME = "gpucloud_bench_timer"
+    CALLBACK_NEEDS_ENABLED = True
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._started = {}
+        self._records = []
+
+    def v2_playbook_on_task_start(self, task, is_conditional):
+        self._started[task._uuid] = time.perf_counter()
+
+    def _record(self, result, outcome):
+        task = result._task
+        self._records.append(
+            {
+                "task": task.get_name(),
+                "seconds": time.perf_counter() - self._started[task._uuid],
+                "outcome": outcome,
+                "changed": bool(result._result.get("changed")),
+                "msg": str(result._result.get("msg", ""))[:500],
+                **{key: result._result.get(key) for key in KEPT},
+            }
+        )
+
+    def v2_runner_on_ok(self, result):
+        self._record(result, "ok")
+
+    def v2_runner_on_failed(self, result, ignore_errors=False):
+        self._record(result, "failed")
+
+    def v2_runner_on_unreachable(self, result):
+        self._record(result, "unreachable")
+
+    def v2_playbook_on_stats(self, stats):
+        with open(os.environ["GPUCLOUD_BENCH_TIMINGS"], "w") as handle:
+            json.dump(self._records, handle)
+"""
+
+
+def run_timed_playbook(
+    workdir: Path, emu: Emulator, tasks: list[dict[str, Any]], drop_env_suffixes: tuple[str, ...] = ()
+) -> list[dict[str, Any]]:
+    """Run ``tasks`` on localhost with ansible-playbook against ``emu``; one timing record per task, in order.
+
+    Each record has task, seconds, outcome (ok/failed/unreachable), changed, msg and the module's created/
+    removed/instances. Variables of the emulator env ending in one of ``drop_env_suffixes`` are left out.
+    """
+    import yaml
+
+    plugins = workdir / "callback_plugins"
+    plugins.mkdir(parents=True, exist_ok=True)
+    (plugins / f"{_TASK_TIMER_NAME}.py").write_text(_TASK_TIMER)
+    playbook = workdir / "playbook.yml"
+    play = {"hosts": "localhost", "connection": "local", "gather_facts": False, "tasks": tasks}
+    playbook.write_text(yaml.safe_dump([play], sort_keys=False))
+    timings = workdir / "timings.json"
+    env = emu.child_env(
+        ANSIBLE_COLLECTIONS_PATH=str(REPO),
+        ANSIBLE_COLLECTIONS_SCAN_SYS_PATH="False",
+        ANSIBLE_CALLBACK_PLUGINS=str(plugins),
+        ANSIBLE_CALLBACKS_ENABLED=_TASK_TIMER_NAME,
+        ANSIBLE_LOCALHOST_WARNING="False",
+        ANSIBLE_INVENTORY_UNPARSED_WARNING="False",
+        ANSIBLE_RETRY_FILES_ENABLED="False",
+        ANSIBLE_PYTHON_INTERPRETER=sys.executable,
+        ANSIBLE_LOCAL_TEMP=str(workdir / "tmp"),
+        ANSIBLE_HOME=str(workdir / "ansible-home"),
+        GPUCLOUD_CONFIG=str(workdir / "no-config.toml"),
+        GPUCLOUD_BENCH_TIMINGS=str(timings),
+    )
+    env = {k: v for k, v in env.items() if not k.endswith(drop_env_suffixes)} if drop_env_suffixes else env
+    playbook_bin = Path(sys.executable).parent / "ansible-playbook"
+    proc = subprocess.run(
+        [str(playbook_bin), "-i", "localhost,", str(playbook)], env=env, capture_output=True, text=True, cwd=workdir
+    )
+    if proc.returncode != 0 or not timings.exists():
+        raise RuntimeError(
+            f"ansible-playbook failed (rc={proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+        )
+    records: list[dict[str, Any]] = json.loads(timings.read_text())
+    return records

@@ -21,15 +21,9 @@ paced by the client):
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-from pathlib import Path
 from typing import Any
 
-import yaml
-
-from benchmarks._core import REPO, Context, Emulator, Result, emulator, scenario
+from benchmarks._core import Context, Emulator, Result, emulator, run_timed_playbook, scenario
 
 PROVIDERS = ("datacrunch", "dcdncloud")
 SPECS: dict[str, dict[str, str]] = {
@@ -40,52 +34,6 @@ WRITES = ("POST", "PUT", "PATCH", "DELETE")
 # Providers whose published limit makes the client pace the creates (no target: see _provider).
 PACED = ("dcdncloud",)
 
-CALLBACK = """
-from __future__ import annotations
-
-import json
-import os
-import time
-
-from ansible.plugins.callback import CallbackBase
-
-
-class CallbackModule(CallbackBase):
-    CALLBACK_VERSION = 2.0
-    CALLBACK_TYPE = "aggregate"
-    CALLBACK_NAME = "gpucloud_fleet_timer"
-    CALLBACK_NEEDS_ENABLED = True
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self._started = {}
-        self._records = []
-
-    def v2_playbook_on_task_start(self, task, is_conditional):
-        self._started[task._uuid] = time.perf_counter()
-
-    def _record(self, result, ok):
-        keep = ("changed", "created", "removed", "instances", "msg")
-        self._records.append(
-            {
-                "task": result._task.get_name(),
-                "seconds": time.perf_counter() - self._started[result._task._uuid],
-                "ok": ok,
-                **{k: result._result.get(k) for k in keep},
-            }
-        )
-
-    def v2_runner_on_ok(self, result):
-        self._record(result, True)
-
-    def v2_runner_on_failed(self, result, ignore_errors=False):
-        self._record(result, False)
-
-    def v2_playbook_on_stats(self, stats):
-        with open(os.environ["GPUCLOUD_BENCH_TIMINGS"], "w") as handle:
-            json.dump(self._records, handle)
-"""
-
 
 def _task(label: str, provider: str, pattern: str, **options: Any) -> dict[str, Any]:
     args = {"provider": provider, "name": pattern, "wait_for_ssh": True, **SPECS[provider], **options}
@@ -94,46 +42,16 @@ def _task(label: str, provider: str, pattern: str, **options: Any) -> dict[str, 
 
 def _play(ctx: Context, emu: Emulator, tasks: list[dict[str, Any]], tag: str) -> dict[str, dict[str, Any]]:
     """Run one playbook; returns each task's record (seconds, changed, created, removed...) by task name."""
-    workdir = ctx.workdir / f"fleet-{tag}"
-    plugins = workdir / "callback_plugins"
-    plugins.mkdir(parents=True, exist_ok=True)
-    (plugins / "gpucloud_fleet_timer.py").write_text(CALLBACK)
-    playbook = workdir / "playbook.yml"
     # The first task of a module in a playbook also builds its AnsiballZ payload: a warm-up task pays that, on
     # another provider's API so its calls never count for the provider under test.
     warm = {
         "name": "warm-up",
         "gpucloud.cloud.instance": {"provider": "voltagepark", "name": "none", "state": "absent"},
     }
-    play = {"hosts": "localhost", "connection": "local", "gather_facts": False, "tasks": [warm, *tasks]}
-    playbook.write_text(yaml.safe_dump([play], sort_keys=False))
-    timings = workdir / "timings.json"
-    env = emu.child_env(
-        ANSIBLE_COLLECTIONS_PATH=str(REPO),
-        ANSIBLE_COLLECTIONS_SCAN_SYS_PATH="False",
-        ANSIBLE_CALLBACK_PLUGINS=str(plugins),
-        ANSIBLE_CALLBACKS_ENABLED="gpucloud_fleet_timer",
-        ANSIBLE_LOCALHOST_WARNING="False",
-        ANSIBLE_INVENTORY_UNPARSED_WARNING="False",
-        ANSIBLE_RETRY_FILES_ENABLED="False",
-        ANSIBLE_PYTHON_INTERPRETER=sys.executable,
-        ANSIBLE_LOCAL_TEMP=str(workdir / "tmp"),
-        ANSIBLE_HOME=str(workdir / "ansible-home"),
-        GPUCLOUD_CONFIG=str(workdir / "no-config.toml"),
-        GPUCLOUD_BENCH_TIMINGS=str(timings),
-    )
     # Production waiting: without the emulator env's short poll interval the module uses the default.
-    env = {k: v for k, v in env.items() if not k.endswith("_POLL_INTERVAL")}
-    playbook_bin = Path(sys.executable).parent / "ansible-playbook"
-    proc = subprocess.run(
-        [str(playbook_bin), "-i", "localhost,", str(playbook)], env=env, capture_output=True, text=True, cwd=workdir
-    )
-    if proc.returncode != 0 or not timings.exists():
-        raise RuntimeError(
-            f"ansible-playbook failed (rc={proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-2000:]}"
-        )
-    records = {r["task"]: r for r in json.loads(timings.read_text())}
-    failed = [r for r in records.values() if not r["ok"]]
+    timed = run_timed_playbook(ctx.workdir / f"fleet-{tag}", emu, [warm, *tasks], drop_env_suffixes=("_POLL_INTERVAL",))
+    records = {r["task"]: r for r in timed}
+    failed = [r for r in records.values() if r["outcome"] != "ok"]
     if failed:
         raise RuntimeError(f"a fleet benchmark task failed: {failed[0]['msg']}")
     return records

@@ -28,9 +28,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from benchmarks._core import REPO, Context, Emulator, Result, emulator, scenario
+from benchmarks._core import REPO, Context, Emulator, Result, emulator, run_timed_playbook, scenario
 
 # Headline provider: a static API token, so its no-op is one GET, like the baseline. The others are reported
 # alongside against the same baseline (no target): most need more than one call (an OAuth token, catalogue
@@ -49,58 +47,8 @@ SPECS: dict[str, dict[str, str]] = {
     "computestacks": {"instance_type": "small", "image": "Nginx", "location": "1"},
 }
 
+
 # Times each task from its start to its result and writes them all to $GPUCLOUD_BENCH_TIMINGS at the end.
-CALLBACK = """
-from __future__ import annotations
-
-import json
-import os
-import time
-
-from ansible.plugins.callback import CallbackBase
-
-
-class CallbackModule(CallbackBase):
-    CALLBACK_VERSION = 2.0
-    CALLBACK_TYPE = "aggregate"
-    CALLBACK_NAME = "gpucloud_bench_timer"
-    CALLBACK_NEEDS_ENABLED = True
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self._started = {}
-        self._records = []
-
-    def v2_playbook_on_task_start(self, task, is_conditional):
-        self._started[task._uuid] = time.perf_counter()
-
-    def _record(self, result, outcome):
-        task = result._task
-        self._records.append(
-            {
-                "task": task.get_name(),
-                "seconds": time.perf_counter() - self._started[task._uuid],
-                "outcome": outcome,
-                "changed": bool(result._result.get("changed")),
-                "msg": str(result._result.get("msg", ""))[:500],
-            }
-        )
-
-    def v2_runner_on_ok(self, result):
-        self._record(result, "ok")
-
-    def v2_runner_on_failed(self, result, ignore_errors=False):
-        self._record(result, "failed")
-
-    def v2_runner_on_unreachable(self, result):
-        self._record(result, "unreachable")
-
-    def v2_playbook_on_stats(self, stats):
-        with open(os.environ["GPUCLOUD_BENCH_TIMINGS"], "w") as handle:
-            json.dump(self._records, handle)
-"""
-
-
 def _overrides(emu: Emulator, provider: str) -> dict[str, str]:
     """``gpucloud.connect`` keywords for ``provider`` from the emulator's env file."""
     from gpucloud.config import ProviderConfig, env_var
@@ -151,37 +99,7 @@ def _uri_task(url: str, authorization: str, label: str) -> dict[str, Any]:
 
 
 def _run_playbook(ctx: Context, emu: Emulator, tasks: list[dict[str, Any]], tag: str) -> list[dict[str, Any]]:
-    workdir = ctx.workdir / f"module-noop-{tag}"
-    plugins = workdir / "callback_plugins"
-    plugins.mkdir(parents=True, exist_ok=True)
-    (plugins / "gpucloud_bench_timer.py").write_text(CALLBACK)
-    playbook = workdir / "playbook.yml"
-    play = {"hosts": "localhost", "connection": "local", "gather_facts": False, "tasks": tasks}
-    playbook.write_text(yaml.safe_dump([play], sort_keys=False))
-    timings = workdir / "timings.json"
-    env = emu.child_env(
-        ANSIBLE_COLLECTIONS_PATH=str(REPO),
-        ANSIBLE_COLLECTIONS_SCAN_SYS_PATH="False",
-        ANSIBLE_CALLBACK_PLUGINS=str(plugins),
-        ANSIBLE_CALLBACKS_ENABLED="gpucloud_bench_timer",
-        ANSIBLE_LOCALHOST_WARNING="False",
-        ANSIBLE_INVENTORY_UNPARSED_WARNING="False",
-        ANSIBLE_RETRY_FILES_ENABLED="False",
-        ANSIBLE_PYTHON_INTERPRETER=sys.executable,
-        ANSIBLE_LOCAL_TEMP=str(workdir / "tmp"),
-        ANSIBLE_HOME=str(workdir / "ansible-home"),
-        GPUCLOUD_CONFIG=str(workdir / "no-config.toml"),
-        GPUCLOUD_BENCH_TIMINGS=str(timings),
-    )
-    playbook_bin = Path(sys.executable).parent / "ansible-playbook"
-    proc = subprocess.run(
-        [str(playbook_bin), "-i", "localhost,", str(playbook)], env=env, capture_output=True, text=True, cwd=workdir
-    )
-    if proc.returncode != 0 or not timings.exists():
-        raise RuntimeError(
-            f"ansible-playbook failed (rc={proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
-        )
-    records: list[dict[str, Any]] = json.loads(timings.read_text())
+    records = run_timed_playbook(ctx.workdir / f"module-noop-{tag}", emu, tasks)
     bad = [r for r in records if r["outcome"] != "ok" or (r["task"].startswith("module") and r["changed"])]
     if bad:
         raise RuntimeError(f"a benchmark task failed or was not a no-op: {bad[:3]}")
