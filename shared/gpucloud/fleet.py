@@ -26,7 +26,7 @@ from gpucloud import errors, namelock, waiters
 from gpucloud.capabilities import Capability
 from gpucloud.ensure import DEFAULT_TIMEOUT, Outcome, ensure_instance
 from gpucloud.models import Instance, InstanceSpec, Status
-from gpucloud.providers.base import Provider
+from gpucloud.providers.base import Provider, unique_by_name
 from gpucloud.reconcile import Action, plan_instance
 from gpucloud.transport import is_transient
 from gpucloud.validation import validate_instance_catalogue
@@ -115,17 +115,12 @@ def plan_fleet(pattern: str, instances: Iterable[Instance], *, count: int, exact
         index = index_of(pattern, instance.name)
         if index is not None and instance.status not in _LEAVING:
             found.setdefault(index, []).append(instance)
-    for index, same in found.items():
-        if len(same) > 1:
-            ids = ", ".join(i.id for i in same)
-            raise errors.Conflict(
-                f"{len(same)} instances named {member_name(pattern, index)!r} exist on {provider} ({ids}); "
-                "delete the extras or address one by id",
-                provider=provider,
-                code="duplicate_name",
-                details={"ids": [i.id for i in same]},
-            )
-    members = {index: same[0] for index, same in sorted(found.items())}
+    # Every instance under one index has the same name (the index has no leading zeros): the same
+    # "several with one name" Conflict as a lookup by name.
+    members = {
+        index: unique_by_name(same, member_name(pattern, index), "instance", provider) or same[0]
+        for index, same in sorted(found.items())
+    }
     create: list[int] = []
     candidate = 1
     while len(members) + len(create) < count:
