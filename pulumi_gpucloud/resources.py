@@ -12,6 +12,7 @@ from typing import Any, ClassVar
 import pulumi
 import pulumi.dynamic
 
+from pulumi_gpucloud._pickling import pickler_restored
 from pulumi_gpucloud._provider import CONFIG_NAMESPACE, INPUTS, SECRET_OUTPUTS, GpuCloudProvider
 
 
@@ -77,7 +78,11 @@ class _GpuCloudResource(pulumi.dynamic.Resource):
         for name in (*INPUTS[self._kind], *outputs):
             props.setdefault(name, None)  # only keys present here become output attributes
         secret = pulumi.ResourceOptions(additional_secret_outputs=list(SECRET_OUTPUTS[self._kind]))
-        super().__init__(GpuCloudProvider(self._kind), resource_name, props, pulumi.ResourceOptions.merge(secret, opts))
+        # The SDK serialises the provider synchronously inside __init__; see _pickling for why it is guarded.
+        with pickler_restored():
+            super().__init__(
+                GpuCloudProvider(self._kind), resource_name, props, pulumi.ResourceOptions.merge(secret, opts)
+            )
 
 
 def _args(args: Any, kwargs: dict[str, Any], cls: type) -> dict[str, Any]:

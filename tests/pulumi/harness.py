@@ -34,6 +34,8 @@ from pulumi.dynamic.dynamic import PROVIDER_KEY, ResourceProvider, serialize_pro
 from pulumi.runtime import rpc
 from pulumi.runtime.proto import provider_pb2, provider_pb2_grpc
 
+from pulumi_gpucloud._pickling import pickler_restored
+
 SECRET_SIG_KEY = rpc._special_sig_key
 SECRET_SIG = rpc._special_secret_sig
 
@@ -180,7 +182,8 @@ def program_inputs(provider: ResourceProvider, props: Mapping[str, Any]) -> dict
     """
     if PROVIDER_KEY in props:
         raise ValueError("A dynamic resource must not define the __provider key")
-    serialized = serialize_provider(provider)
+    with pickler_restored():  # as pulumi_gpucloud's resources do around the SDK's call (pulumi/pulumi#17803)
+        serialized = serialize_provider(provider)
     always = getattr(provider, "serialize_as_secret_always", True)
     plain = {k: v for k, v in props.items() if v is not None}
 
