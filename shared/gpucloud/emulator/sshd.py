@@ -226,9 +226,11 @@ def _terminate(proc: subprocess.Popen[bytes]) -> None:
     # sshd leaves open sessions alive when the listener stops, and each session calls setsid(), so a
     # process-group kill misses them. A stopped machine has no sessions (nor ControlPersist sockets),
     # so end the listener's descendants first.
-    for pid in _descendants(proc.pid) if proc.poll() is None else []:
+    sessions = _descendants(proc.pid) if proc.poll() is None else []
+    for pid in sessions:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.kill(pid, signal.SIGTERM)
+    _wait_gone(sessions, timeout=5)
     # Always wait() after terminate(): nothing else reaps children here, so skipping it leaves zombies.
     if proc.poll() is None:
         proc.terminate()
@@ -237,3 +239,23 @@ def _terminate(proc: subprocess.Popen[bytes]) -> None:
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait(timeout=5)
+
+
+def _alive(pid: int) -> bool:
+    """Still running: present in /proc and not a zombie (a zombie has exited; only its parent's wait is due)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def _wait_gone(pids: list[int], timeout: float) -> None:
+    """Return once every pid has exited, so "stopped" means no session of that machine still runs;
+    SIGKILL what SIGTERM did not end in time."""
+    deadline = time.monotonic() + timeout
+    while (left := [pid for pid in pids if _alive(pid)]) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    for pid in left:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signal.SIGKILL)
