@@ -51,7 +51,7 @@ _POWER_ACTIONS: dict[PowerState, Literal["start", "stop", "restart"]] = {
 @dataclass(frozen=True)
 class Outcome(Generic[R]):
     changed: bool
-    action: Action | Literal["delete", "start", "stop", "restart"]
+    action: Action | Literal["delete", "detach+delete", "start", "stop", "restart"]
     before: R | None
     after: R | None
     plan: Plan = field(default_factory=lambda: Plan(Action.NONE))
@@ -465,7 +465,10 @@ def ensure_volume_absent(
     if current is None:
         return Outcome(False, Action.NONE, None, None)
     if not check_mode:
-        cloud.delete_volume(current.id)
+        cloud.delete_volume(current.id)  # detaches it first
+    if current.attached_to:
+        detach = Change("attached_to", sorted(current.attached_to), [])
+        return Outcome(True, "detach+delete", current, None, Plan(Action.NONE, (detach,)))
     return Outcome(True, "delete", current, None)
 
 

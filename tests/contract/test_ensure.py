@@ -138,3 +138,30 @@ def test_ssh_key_with_new_content_is_replaced(cloud: gpucloud.Provider, keypair:
     assert rotated.action is Action.REPLACE and rotated.after is not None and first is not None
     assert [k.public_key.split()[1] for k in cloud.list_ssh_keys() if k.name == name] == [other.split()[1]]
     assert ensure_ssh_key_absent(cloud, name=name).changed
+
+
+@pytest.mark.parametrize("cloud", providers_with(Capability.VOLUME_ATTACH, Capability.VOLUME_DELETE), indirect=True)
+def test_deleting_an_attached_volume_detaches_it_first(cloud: gpucloud.Provider, keypair: tuple) -> None:
+    """The order Pulumi destroys in (the dependent volume before its instance) must work on every provider."""
+    key = ensure_ssh_key(cloud, SshKeySpec(name=f"detach key {cloud.name}", public_key=keypair[1])).after
+    assert key is not None
+    spec = InstanceSpec(name=f"detach-{cloud.name}", ssh_keys=(key.name,), **INSTANCE[cloud.name])
+    instance = ensure_instance(cloud, spec, **FAST).after
+    assert instance is not None
+    try:
+        ensure_instance_power(cloud, "stopped", instance_id=instance.id, **FAST)  # some APIs attach only offline
+        vol_spec = VolumeSpec(name=f"detach-vol-{cloud.name}", size_gb=10, attach_to=spec.name, **VOLUME[cloud.name])
+        volume = ensure_volume(cloud, vol_spec).after
+        assert volume is not None and volume.attached_to == (instance.id,)
+
+        preview = ensure_volume_absent(cloud, name=vol_spec.name, check_mode=True)
+        assert preview.action == "detach+delete" and preview.changed
+        assert [(c.field, c.current, c.desired) for c in preview.plan.updates] == [("attached_to", [instance.id], [])]
+        assert cloud.get_volume(volume.id).attached_to == (instance.id,), "check mode changed nothing"
+
+        done = ensure_volume_absent(cloud, name=vol_spec.name)
+        assert done.action == "detach+delete" and cloud.find_volume(vol_spec.name) is None
+        assert volume.id not in cloud.get_instance(instance.id).volume_ids
+    finally:
+        ensure_instance_absent(cloud, instance_id=instance.id, **FAST)
+        ensure_ssh_key_absent(cloud, key_id=key.id)

@@ -298,8 +298,16 @@ class Provider(ABC):
         return self._adopt_after_lost_response(lambda: self._create_volume(spec), lambda: self.find_volume(spec.name))
 
     def delete_volume(self, volume_id: str) -> None:
+        """Detach from every instance first (APIs refuse to delete an attached volume), then delete.
+
+        An engine tearing down a volume before the instance it is attached to (Pulumi deletes dependents
+        first) then succeeds as it does in the other order. Already gone counts as deleted.
+        """
         self.require(Capability.VOLUME_DELETE)
         try:
+            if self.supports(Capability.VOLUME_ATTACH):
+                for instance_id in self._get_volume(volume_id).attached_to:
+                    self._detach_volume(volume_id, instance_id)
             self._delete_volume(volume_id)
         except errors.NotFound:
             return

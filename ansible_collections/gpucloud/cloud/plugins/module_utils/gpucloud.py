@@ -216,7 +216,7 @@ class GpuCloudModule:
             after = dict(before)
             for change in outcome.plan.updates:
                 after[change.field] = _plain(change.desired)
-        elif self.check_mode and outcome.changed and str(outcome.action) != "delete":
+        elif self.check_mode and outcome.changed and not str(outcome.action).endswith("delete"):
             after = dict(predicted or {})
         else:
             after = {}

@@ -78,7 +78,9 @@ volume:
     location: {description: Location code., type: str, returned: success}
     attached_to: {description: Instance ids it is attached to., type: list, elements: str, returned: success}
 action:
-  description: What was done, V(create), V(update), V(replace), V(delete) or V(none).
+  description:
+    - What was done, V(create), V(update), V(replace), V(delete) or V(none).
+    - V(detach+delete) deletes a volume that is attached, detaching it first (the plan lists the detach).
   returned: always
   type: str
 plan:
