@@ -43,6 +43,8 @@ from gpucloud.providers import implemented, provider_class
 from gpucloud.reconcile import Plan, plan_ssh_key, plan_volume
 
 PROVIDER_KEY: Final = "__provider"
+# Set by ``X.get()``: the Read comes from ReadResource (the program's inputs), not from a refresh (prior outputs).
+GET_MARKER: Final = "_gpucloud_get"
 CONFIG_NAMESPACE: Final = "gpucloud"
 KINDS: Final = ("instance", "volume", "ssh_key")
 _VOLUME_DELETED: Final = "deleted"  # Volume.status is the provider's word; "deleted" where APIs keep deleted ones
@@ -76,6 +78,7 @@ INSTANCE_INPUTS: Final[dict[str, Field]] = {
     "password": Field(_STR, secret=True),
     "wait_for_ssh": Field(_BOOL, default=False),
     "wait_timeout": Field(_NUM, default=ensure.DEFAULT_TIMEOUT),
+    "adopt": Field(_BOOL),
 }
 VOLUME_INPUTS: Final[dict[str, Field]] = {
     "provider": Field(_STR, required=True),
@@ -84,11 +87,13 @@ VOLUME_INPUTS: Final[dict[str, Field]] = {
     "volume_type": Field(_STR),
     "location": Field(_STR),
     "attach_to": Field(_STR),
+    "adopt": Field(_BOOL),
 }
 SSH_KEY_INPUTS: Final[dict[str, Field]] = {
     "provider": Field(_STR, required=True),
     "name": Field(_STR, required=True),
     "public_key": Field(_STR, required=True),
+    "adopt": Field(_BOOL),
 }
 INPUTS: Final[dict[str, dict[str, Field]]] = {
     "instance": INSTANCE_INPUTS,
@@ -113,6 +118,8 @@ _LOCAL_ONLY: Final[dict[str, tuple[str, ...]]] = {
     "volume": (),
     "ssh_key": (),
 }
+# Inputs that only steer a create: a change of them changes nothing.
+_CREATE_FLAGS: Final = ("adopt",)
 # Which input needs which capability (for naming the property of an Unsupported failure).
 _CAPABILITY_INPUT: Final[dict[Capability, str]] = {
     Capability.INSTANCE_TAGS: "tags",
@@ -420,7 +427,7 @@ class GpuCloudProvider(ResourceProvider):
         if news.get("provider") != olds.get("provider"):
             replaces.append("provider")
         else:
-            unknown = [name for name in schema if is_unknown(news.get(name))]
+            unknown = [name for name in schema if is_unknown(news.get(name)) and name not in _CREATE_FLAGS]
             # Unknowns (preview): plan the known inputs with the old values standing in for the unknown ones,
             # and add what a change of each unknown one would do.
             replaces, changes = self._classify_unknown(olds["provider"], unknown)
@@ -476,6 +483,8 @@ class GpuCloudProvider(ResourceProvider):
         inputs = _clean(props)
         provider = inputs["provider"]
         with self._cloud(provider, "create", repr(inputs["name"])) as cloud:
+            if inputs.get("adopt") is False:
+                self._refuse_existing(cloud, inputs["name"])
             if self.kind == "instance":
                 outcome = ensure.ensure_instance(
                     cloud,
@@ -520,13 +529,31 @@ class GpuCloudProvider(ResourceProvider):
             assert key is not None
             return UpdateResult(self._outputs(inputs, ssh_key_outputs(key)))
 
+    def _refuse_existing(self, cloud: gpucloud.Provider, name: str) -> None:
+        """``adopt=False``: a resource of this name that exists already is an error, not this resource."""
+        find: dict[str, Callable[[str], Any]] = {
+            "instance": cloud.find_instance,
+            "volume": cloud.find_volume,
+            "ssh_key": cloud.find_ssh_key,
+        }
+        existing = find[self.kind](name)
+        if existing is not None:
+            kind = self.kind.replace("_", " ")
+            raise errors.Conflict(
+                f"a {kind} named {name!r} exists already (id {existing.id}) and adopt is false; set adopt=True "
+                f"to manage it from this stack, read it with .get() without managing it, or choose another name"
+            )
+
     # --- read / delete ---------------------------------------------------------------------------------
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
-        """Refresh (props are the last outputs) and import (props are the program's inputs)."""
+        """Refresh (props are the last outputs) and ``X.get()`` (props are the program's inputs)."""
         state = _clean(props)
+        lookup = bool(state.pop(GET_MARKER, False))
         provider = state.get("provider")
         if not isinstance(provider, str):
-            raise GpuCloudResourceError(f"read {self.kind} {id_!r}: the 'provider' input is required to import")
+            raise GpuCloudResourceError(
+                f"read {self.kind} {id_!r}: provider is required (pass provider= to get() or set gpucloud:provider)"
+            )
         fetch: dict[str, Callable[[gpucloud.Provider], dict[str, Any]]] = {
             "instance": lambda cloud: instance_outputs(cloud.get_instance(id_)),
             "volume": lambda cloud: volume_outputs(cloud.get_volume(id_)),
@@ -536,9 +563,11 @@ class GpuCloudProvider(ResourceProvider):
             try:
                 live = fetch[self.kind](cloud)
             except errors.NotFound:
-                return ReadResult("", {})  # gone: Pulumi drops it from the state
-        if live.get("status") == (Status.DELETED.value if self.kind == "instance" else _VOLUME_DELETED):
-            return ReadResult("", {})  # some APIs keep answering for deleted resources
+                live = {}
+        if not live or live.get("status") == (Status.DELETED.value if self.kind == "instance" else _VOLUME_DELETED):
+            if lookup:  # the engine would take an empty answer to .get() as a resource with no outputs
+                raise GpuCloudResourceError(f"get {self.kind} {id_!r} on {provider}: no such {self.kind}")
+            return ReadResult("", {})  # gone (some APIs keep answering for deleted ones): dropped from the state
         outs = self._outputs(state, live, root_password=state.get("root_password"))
         schema = INPUTS[self.kind]
         inputs = {k: v for k, v in outs.items() if k in schema and v is not None}

@@ -2,18 +2,23 @@
 
 Each takes either an ``*Args`` object or the same fields as keyword arguments. ``provider`` picks the cloud
 (``datacrunch``, ``voltagepark``, ...); when omitted it comes from the stack config ``gpucloud:provider``.
+
+Existing resources: ``adopt`` (on by default) lets a create take over a resource of the same name, and
+``X.get(name, id, provider=...)`` reads one without managing it. ``ResourceOptions(import_=...)`` and
+``pulumi import`` cannot work with a dynamic provider: the engine's import Read sends the id only, and the SDK's
+provider server needs the serialised provider from the resource's properties to answer any RPC.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self, cast
 
 import pulumi
 import pulumi.dynamic
 
 from pulumi_gpucloud._pickling import pickler_restored
-from pulumi_gpucloud._provider import CONFIG_NAMESPACE, INPUTS, SECRET_OUTPUTS, GpuCloudProvider
+from pulumi_gpucloud._provider import CONFIG_NAMESPACE, GET_MARKER, INPUTS, SECRET_OUTPUTS, GpuCloudProvider
 
 
 @dataclass
@@ -32,6 +37,7 @@ class InstanceArgs:
     password: pulumi.Input[str] | None = None  # always stored as a secret
     wait_for_ssh: pulumi.Input[bool] | None = None  # create/update also wait until SSH answers
     wait_timeout: pulumi.Input[float] | None = None  # seconds (default 600)
+    adopt: pulumi.Input[bool] | None = None  # default True: create takes over an instance of this name
 
 
 @dataclass
@@ -41,7 +47,8 @@ class VolumeArgs:
     provider: pulumi.Input[str] | None = None
     volume_type: pulumi.Input[str] | None = None
     location: pulumi.Input[str] | None = None
-    attach_to: pulumi.Input[str] | None = None  # instance name or id
+    attach_to: pulumi.Input[str] | None = None  # instance name or id (e.g. box.name)
+    adopt: pulumi.Input[bool] | None = None  # default True: create takes over a volume of this name
 
 
 @dataclass
@@ -49,6 +56,7 @@ class SshKeyArgs:
     public_key: pulumi.Input[str]
     name: pulumi.Input[str] | None = None
     provider: pulumi.Input[str] | None = None
+    adopt: pulumi.Input[bool] | None = None  # default True: create takes over a key of this name
 
 
 def _default_provider() -> str | None:
@@ -60,11 +68,20 @@ class _GpuCloudResource(pulumi.dynamic.Resource):
     provider: pulumi.Output[str]
     name: pulumi.Output[str]
 
+    OUTPUTS: ClassVar[tuple[str, ...]]
+
     def _register(
-        self, resource_name: str, args: dict[str, Any], opts: pulumi.ResourceOptions | None, outputs: tuple[str, ...]
+        self,
+        resource_name: str,
+        args: dict[str, Any],
+        opts: pulumi.ResourceOptions | None,
+        outputs: tuple[str, ...],
+        *,
+        read: bool = False,
     ) -> None:
         props: dict[str, Any] = {k: v for k, v in args.items() if v is not None}
-        props.setdefault("name", resource_name)
+        if not read:
+            props.setdefault("name", resource_name)
         if "provider" not in props:
             default = _default_provider()
             if default is None:
@@ -83,6 +100,42 @@ class _GpuCloudResource(pulumi.dynamic.Resource):
             super().__init__(
                 GpuCloudProvider(self._kind), resource_name, props, pulumi.ResourceOptions.merge(secret, opts)
             )
+
+    @classmethod
+    def get(
+        cls,
+        resource_name: str,
+        id: pulumi.Input[str],  # the name every Pulumi get() uses
+        *,
+        provider: str | None = None,
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> Self:
+        """Read an existing resource by its id into the program, without managing it.
+
+        Pulumi's ReadResource: the resource's outputs (``name``, ``status``, ``ssh_host``...) come from the API on
+        every ``up`` and ``preview``; ``destroy`` forgets it and leaves it running. An id that does not exist
+        fails the deployment. ``provider`` defaults to the stack config ``gpucloud:provider``.
+        """
+        resource = cls.__new__(cls)
+        read = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(id=id))
+        resource._register(resource_name, {"provider": provider, GET_MARKER: True}, read, cls.OUTPUTS, read=True)
+        return resource
+
+
+def _tied_to_its_resources(value: pulumi.Output[str]) -> pulumi.Output[str]:
+    """``value``, unknown whenever the id of a resource it comes from is unknown.
+
+    ``box.name`` stays known in a preview even when ``box`` is about to be replaced (the engine hands back an
+    instance's inputs as its outputs), so a volume attached by that name would preview as unchanged and then be
+    re-attached during ``up``. Tied to ``box.id``, which a preview leaves unknown for a resource it creates or
+    replaces, the volume's Diff sees an unknown ``attach_to`` and previews the update ``up`` then makes.
+    """
+
+    async def tied() -> pulumi.Output[str]:
+        owners = [r for r in await value.resources() if isinstance(r, pulumi.CustomResource)]
+        return pulumi.Output.all(value, *(owner.id for owner in owners)).apply(lambda values: values[0])
+
+    return cast(pulumi.Output[str], pulumi.Output.from_input(tied()))
 
 
 def _args(args: Any, kwargs: dict[str, Any], cls: type) -> dict[str, Any]:
@@ -172,7 +225,10 @@ class Volume(_GpuCloudResource, module="gpucloud", name="Volume"):
         opts: pulumi.ResourceOptions | None = None,
         **kwargs: Any,
     ) -> None:
-        self._register(resource_name, _args(args, kwargs, VolumeArgs), opts, self.OUTPUTS)
+        inputs = _args(args, kwargs, VolumeArgs)
+        if isinstance(inputs.get("attach_to"), pulumi.Output):
+            inputs["attach_to"] = _tied_to_its_resources(inputs["attach_to"])
+        self._register(resource_name, inputs, opts, self.OUTPUTS)
 
 
 class SshKey(_GpuCloudResource, module="gpucloud", name="SshKey"):

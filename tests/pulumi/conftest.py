@@ -13,7 +13,7 @@ from gpucloud.emulator import EmulatorServer
 from gpucloud.emulator.client import client_env
 from pulumi_gpucloud import GpuCloudProvider
 
-from .harness import DynamicProviderHarness
+from .harness import Apply, Declared, DynamicProviderHarness, Ref
 
 PROJECT = "gpucloud-tests"
 TYPES = {
@@ -53,3 +53,14 @@ def harness(project_dir: Path, emulator_env: dict[str, str]) -> Iterator[Dynamic
 
 def up(h: DynamicProviderHarness, kind: str, name: str, props: dict[str, Any], state: Any = None) -> Any:
     return h.up(name, PROVIDERS[kind], props, TYPES[kind], state)
+
+
+def declare(kind: str, name: str, props: dict[str, Any], **options: Any) -> Declared:
+    """One resource of a program for ``DynamicProviderHarness.deploy``."""
+    return Declared(name, TYPES[kind], PROVIDERS[kind], props, **options)
+
+
+def attached_by_name(instance: str) -> Apply:
+    """What ``Volume(attach_to=box.name)`` registers: the name, tied to ``box.id`` (resources.py; see
+    test_program_mocks.py::test_attach_to_is_unknown_while_its_instance_is_replaced)."""
+    return Apply(lambda values: values[0], (Ref(instance, "name"), Ref(instance, "id")))

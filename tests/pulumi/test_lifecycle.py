@@ -144,7 +144,8 @@ def test_instance_lifecycle(
             replaced = up(harness, "instance", props["name"], wanted, state)
             assert replaced.diff is not None and replaced.diff.replaces == ["instance_type"]
             assert replaced.diff.delete_before_replace is True
-            assert replaced.steps == ["check", "diff", "delete", "create"]
+            # The engine checks the inputs again, without the old ones, before replacing.
+            assert replaced.steps == ["check", "diff", "check", "delete", "create"]
         else:
             # No catalogue to pick another type from; without a rename API a new name replaces it, and the new
             # name cannot clash, so the replacement is created before the old one is deleted.
@@ -153,7 +154,7 @@ def test_instance_lifecycle(
             replaced = up(harness, "instance", props["name"], wanted, state)
             assert replaced.diff is not None and replaced.diff.replaces == ["name"]
             assert replaced.diff.delete_before_replace is False
-            assert replaced.steps == ["check", "diff", "create", "delete"]
+            assert replaced.steps == ["check", "diff", "check", "create", "delete"]
         assert replaced.state.id != state.id
         gone = _emulated(emulator, provider, state.id)
         assert gone is None or cloud.get_instance(state.id).status is gpucloud.Status.DELETED
@@ -228,7 +229,7 @@ def test_ssh_key_lifecycle(
 
         replaced = up(harness, "ssh_key", name, {**props, "public_key": other}, state)
         assert replaced.diff is not None and replaced.diff.replaces == ["public_key"]
-        assert replaced.steps == ["check", "diff", "delete", "create"]
+        assert replaced.steps == ["check", "diff", "check", "delete", "create"]
         now = cloud.find_ssh_key(name)
         assert now is not None and now.id == replaced.state.id != state.id
         assert now.public_key == "" or now.public_key.split()[:2] == other.split()[:2]  # some APIs never return it

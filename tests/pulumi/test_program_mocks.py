@@ -18,10 +18,12 @@ from typing import Any
 import dill
 import pulumi
 import pytest
+from pulumi.output import Unknown
 from pulumi.runtime import rpc
 
 import gpucloud
 from gpucloud.providers import implemented
+from pulumi_gpucloud._provider import GET_MARKER
 
 from ..conftest import connect
 from .conftest import unique
@@ -247,3 +249,51 @@ def test_readme_snippet_runs_as_pasted(readme_home: ExecutingMocks, overrides: O
             assert (host, port, user) == (live.public_ip, live.ssh_port, live.ssh_user)
 
     return pulumi.Output.all(box.id, box.ssh_host, box.ssh_port, box.ssh_user).apply(check)
+
+
+class PreviewMocks(PlainMocks):
+    """A preview in which ``box`` is being created or replaced when ``box_id`` is empty: no id comes back for it."""
+
+    def __init__(self, box_id: str) -> None:
+        super().__init__()
+        self.box_id = box_id
+
+    def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str | None, dict[str, Any]]:
+        resource_id, outs = super().new_resource(args)
+        return (self.box_id if args.name == "box" else resource_id), outs
+
+
+@pytest.mark.parametrize(("box_id", "known"), [("", False), ("box-id", True)])
+def test_attach_to_is_unknown_while_its_instance_is_replaced(box_id: str, known: bool) -> None:
+    """``attach_to=box.name`` reaches the engine unknown in a preview where box has no id yet (see resources.py)."""
+    mocks = PreviewMocks(box_id)
+    pulumi.runtime.set_mocks(mocks, project="unit", stack="dev", preview=True)
+    import pulumi_gpucloud as gpu
+
+    @pulumi.runtime.test
+    def program() -> Any:
+        box = gpu.Instance("box", provider="voltagepark", instance_type="1x-h100-sxm5-80gb")
+        vol = gpu.Volume("vol", provider="voltagepark", size_gb=10, attach_to=box.name)
+
+        def check(_: Any) -> None:
+            attach_to = {a.name: a for a in mocks.created}["vol"].inputs.get("attach_to")
+            assert attach_to == "box" if known else isinstance(attach_to, Unknown), attach_to
+
+        return pulumi.Output.all(vol.urn, box.urn).apply(check)
+
+    program()
+
+
+@pulumi.runtime.test
+def test_get_reads_by_id_without_a_name(plain_mocks: PlainMocks) -> Any:
+    import pulumi_gpucloud as gpu
+
+    seen = gpu.Volume.get("seen", "vol-123", provider="datacrunch")
+
+    def check(_: Any) -> None:
+        (read,) = [a for a in plain_mocks.created if a.name == "seen"]
+        assert read.resource_id == "vol-123" and read.typ == "pulumi-python:dynamic/gpucloud:Volume"
+        assert read.inputs["provider"] == "datacrunch" and read.inputs[GET_MARKER] is True
+        assert read.inputs.get("name") is None  # the name comes from the API, not from the resource name
+
+    return seen.urn.apply(check)
