@@ -538,10 +538,9 @@ class GpuCloudProvider(ResourceProvider):
         }
         existing = find[self.kind](name)
         if existing is not None:
-            kind = self.kind.replace("_", " ")
             raise errors.Conflict(
-                f"a {kind} named {name!r} exists already (id {existing.id}) and adopt is false; set adopt=True "
-                f"to manage it from this stack, read it with .get() without managing it, or choose another name"
+                f"one named {name!r} exists already (id {existing.id}) and adopt is false; set adopt=True to "
+                "manage it from this stack, read it with .get() without managing it, or choose another name"
             )
 
     # --- read / delete ---------------------------------------------------------------------------------

@@ -292,10 +292,8 @@ def load_provider(serialized: Any) -> ResourceProvider:
 
 
 def inputs_differ(olds: Mapping[str, Any], news: Mapping[str, Any]) -> bool:
-    """The engine's fallback when Diff says DIFF_UNKNOWN: compare inputs."""
-    return reveal({k: v for k, v in olds.items() if k != PROVIDER_KEY}) != reveal(
-        {k: v for k, v in news.items() if k != PROVIDER_KEY}
-    )
+    """The engine's fallback when Diff says DIFF_UNKNOWN: compare all inputs, secrets unwrapped (diffResource)."""
+    return bool(reveal(dict(olds)) != reveal(dict(news)))
 
 
 # --- a program, as the engine sees it ------------------------------------------------------------------
@@ -768,6 +766,7 @@ class _Run:
             raise ValueError(f"duplicate resource names in the program: {names}")
         self.h = harness
         self.program = list(program)
+        self.base = dict(stack)  # what a preview leaves as it was
         self.olds = stack
         self.preview = preview
         self.parallel = parallel
@@ -792,7 +791,7 @@ class _Run:
             self.deployment.stack = self._stack_so_far()
             exc.deployment = self.deployment  # type: ignore[attr-defined]
             raise
-        self.deployment.stack = dict(self.olds) if self.preview else self._stack_so_far()
+        self.deployment.stack = self.base if self.preview else self._stack_so_far()
         return self.deployment
 
     def _stack_so_far(self) -> Stack:

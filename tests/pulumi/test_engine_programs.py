@@ -23,7 +23,7 @@ from pulumi_gpucloud._provider import GET_MARKER
 
 from ..conftest import connect, providers_with
 from ..contract.specs import INSTANCE, OTHER_TYPE, VOLUME
-from .conftest import PROVIDERS, TYPES, attached_by_name, declare, unique
+from .conftest import PROJECT, PROVIDERS, TYPES, attached_by_name, declare, unique
 from .harness import Declared, Deployment, DynamicProviderHarness, ProviderFailed, Ref, Stack, reveal
 
 Overrides = dict[str, dict[str, object]]
@@ -98,10 +98,18 @@ def _live(cloud: gpucloud.Provider, name: str) -> Instance:
     return found
 
 
+@pytest.fixture
+def own_harness(project_dir: Path, emulator_env: dict[str, str]) -> Iterator[DynamicProviderHarness]:
+    """A provider process of its own: what parallel steps leave in it (e.g. cached adapters) ends with the test."""
+    with DynamicProviderHarness(project_dir, project=PROJECT, env=emulator_env) as running:
+        yield running
+
+
 @pytest.mark.parametrize("provider", ATTACHABLE)
 def test_up_and_destroy_follow_dependencies_with_parallel_steps(
-    harness: DynamicProviderHarness, overrides: Overrides, keypair: tuple[Path, str], provider: str
+    own_harness: DynamicProviderHarness, overrides: Overrides, keypair: tuple[Path, str], provider: str
 ) -> None:
+    harness = own_harness
     names = _names(provider)
     key, first, second, volume = names["key"], names["first"], names["second"], names["volume"]
     program = _program(provider, keypair[1], names, INSTANCE[provider]["instance_type"])
@@ -289,3 +297,86 @@ def test_adopt_false_refuses_a_name_that_exists(
             assert [k.id for k in cloud.list_ssh_keys() if k.name == name] == [existing.id]
         finally:
             cloud.delete_ssh_key(existing.id)
+
+
+@pytest.mark.parametrize("provider", providers_with(Capability.INSTANCES)[-1:])
+def test_lowering_a_fleet_count_deletes_the_highest_numbered(
+    harness: DynamicProviderHarness, overrides: Overrides, provider: str
+) -> None:
+    """docs/fleets.md: instance_fleet("w-{index}", n) declares w-1..w-n; a member left out is deleted."""
+    stem = unique(f"fleet-{provider}")
+
+    def fleet(count: int) -> list[Declared]:
+        props = {**INSTANCE[provider], "provider": provider, "wait_timeout": 60}
+        return [declare("instance", f"{stem}-{i}", {**props, "name": f"{stem}-{i}"}) for i in range(1, count + 1)]
+
+    stacks: list[Stack] = []
+    with destroyed_after(harness, stacks), connect(overrides, provider) as cloud:
+        stacks.append(harness.deploy(fleet(3)).stack)
+        down = harness.deploy(fleet(2), stacks[-1])
+        stacks.append(down.stack)
+        assert down.operations() == {f"{stem}-1": "same", f"{stem}-2": "same", f"{stem}-3": "delete"}
+        live = sorted(i.name for i in cloud.list_instances() if i.name.startswith(stem + "-"))
+        assert live == [f"{stem}-1", f"{stem}-2"] and sorted(down.stack) == live
+
+
+@pytest.mark.parametrize("provider", providers_with(Capability.VOLUME_CREATE, Capability.INSTANCE_VOLUMES_AT_CREATE))
+def test_destroy_deletes_an_instance_before_the_volume_it_was_created_with(
+    harness: DynamicProviderHarness, overrides: Overrides, provider: str
+) -> None:
+    """The example program's shape where volumes attach at create: the instance depends on the volume."""
+    data, box = unique(f"vac-data-{provider}"), unique(f"vac-box-{provider}")
+    program = [
+        declare("volume", data, {"provider": provider, "name": data, "size_gb": 10, **VOLUME[provider]}),
+        declare(
+            "instance",
+            box,
+            {
+                **INSTANCE[provider],
+                "provider": provider,
+                "name": box,
+                "volumes": [Ref(data, "name")],
+                "wait_timeout": 60,
+            },
+        ),
+    ]
+    stacks: list[Stack] = []
+    with destroyed_after(harness, stacks), connect(overrides, provider) as cloud:
+        up = harness.deploy(program)
+        stacks.append(up.stack)
+        assert up.at(data, "create", "end") < up.at(box, "check")
+        assert up.stack[data].id in _live(cloud, box).volume_ids
+        down = harness.destroy_stack(up.stack)
+        stacks.append(down.stack)
+        assert down.at(box, "delete", "end") < down.at(data, "delete")
+        assert cloud.find_instance(box) is None and cloud.find_volume(data) is None
+
+
+@pytest.mark.parametrize("provider", providers_with(Capability.SSH_KEYS, Capability.INSTANCES)[:1])
+def test_a_key_replaced_delete_first_takes_the_instances_using_it_along(
+    harness: DynamicProviderHarness, overrides: Overrides, keypair: tuple[Path, str], tmp_path: Path, provider: str
+) -> None:
+    """calculateDependentReplacements: the instance's ssh_keys would change with the key, which replaces it."""
+    import subprocess
+
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(tmp_path / "k2")], check=True)
+    key, box = unique(f"dbr-key-{provider}"), unique(f"dbr-box-{provider}")
+
+    def program(public_key: str) -> list[Declared]:
+        instance = {**INSTANCE[provider], "provider": provider, "name": box, "wait_timeout": 60}
+        return [
+            declare("ssh_key", key, {"provider": provider, "name": key, "public_key": public_key}),
+            declare("instance", box, {**instance, "ssh_keys": [Ref(key, "name")]}),
+        ]
+
+    stacks: list[Stack] = []
+    with destroyed_after(harness, stacks), connect(overrides, provider) as cloud:
+        stacks.append(harness.deploy(program(keypair[1])).stack)
+        new_key = program((tmp_path / "k2.pub").read_text().strip())
+        preview = harness.deploy(new_key, stacks[-1], preview=True)
+        up = harness.deploy(new_key, stacks[-1])
+        stacks.append(up.stack)
+        assert preview.operations() == up.operations() == {key: "replace", box: "replace"}
+        assert up.planned[box].steps == ["delete", "check", "create"]  # deleted early, created again (no Diff)
+        assert up.at(box, "delete", "end") < up.at(key, "delete") < up.at(key, "create") < up.at(box, "create")
+        assert _live(cloud, box).id != stacks[0][box].id
