@@ -10,6 +10,10 @@
 Several alike instances: ``gpu.instance_fleet("trainer-{index}", 4, provider=..., instance_type=...)`` declares
 ``trainer-1`` .. ``trainer-4``; lowering the count deletes the highest-numbered ones (see docs/fleets.md).
 
+Existing resources: a create adopts one of the same name (``adopt=False`` refuses), and
+``gpu.Instance.get("seen", "<id>", provider=...)`` reads one without managing it. ``import_=`` and ``pulumi import``
+cannot work with a dynamic provider (the engine's import Read carries only the id).
+
 Credentials are read by the provider process at run time: stack config ``gpucloud:<provider>_<setting>``
 (e.g. ``pulumi config set --secret gpucloud:voltagepark_token ...``), else ``GPUCLOUD_*`` environment
 variables, else the gpucloud config file. They are never stored in the Pulumi state.

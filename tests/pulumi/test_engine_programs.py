@@ -187,6 +187,54 @@ def test_preview_matches_up_when_the_instance_is_replaced(
         assert misleading.operations()[box] == "replace" and misleading.operations()[volume] == "same"
 
 
+def _example_shape(provider: str, public_key: str, instance_type: str, names: dict[str, str]) -> list[Declared]:
+    """examples/pulumi's program on one provider: a key, a volume (at create or attached later), an instance."""
+    caps = provider_class(provider).capabilities
+    key, box, data = names["key"], names["first"], names["volume"]
+    program: list[Declared] = []
+    instance: dict[str, Any] = {**INSTANCE[provider], "provider": provider, "name": box, "wait_timeout": 60}
+    instance["instance_type"] = instance_type
+    if Capability.SSH_KEYS in caps:
+        program.append(declare("ssh_key", key, {"provider": provider, "name": key, "public_key": public_key}))
+        instance["ssh_keys"] = [Ref(key, "name")]
+    else:
+        instance["ssh_keys"] = [public_key]
+    volume = {"provider": provider, "name": data, "size_gb": 10, **VOLUME[provider]}
+    at_create = {Capability.VOLUME_CREATE, Capability.INSTANCE_VOLUMES_AT_CREATE} <= caps
+    if at_create:
+        program.append(declare("volume", data, volume))
+        instance["volumes"] = [Ref(data, "name")]
+    program.append(declare("instance", box, instance))
+    if Capability.VOLUME_ATTACH in caps and not at_create:
+        program.append(declare("volume", data, {**volume, "attach_to": attached_by_name(box)}))
+    return program
+
+
+@pytest.mark.parametrize(
+    "provider",
+    [
+        p
+        for p in providers_with(Capability.INSTANCES)
+        if Capability.INSTANCE_RESIZE not in provider_class(p).capabilities
+    ],
+)
+def test_preview_matches_up_for_every_resource_when_the_instance_is_replaced(
+    harness: DynamicProviderHarness, overrides: Overrides, keypair: tuple[Path, str], provider: str
+) -> None:
+    names = _names(provider)
+    before = _example_shape(provider, keypair[1], INSTANCE[provider]["instance_type"], names)
+    after = _example_shape(provider, keypair[1], OTHER_TYPE[provider], names)
+    stacks: list[Stack] = []
+    with destroyed_after(harness, stacks), connect(overrides, provider) as cloud:
+        stacks.append(harness.deploy(before).stack)
+        preview = harness.deploy(after, stacks[-1], preview=True)
+        up = harness.deploy(after, stacks[-1])
+        stacks.append(up.stack)
+        assert _diffs(preview) == _diffs(up)
+        assert up.operations()[names["first"]] == "replace"
+        assert _live(cloud, names["first"]).instance_type == cloud.canonical_instance_type(OTHER_TYPE[provider])
+
+
 @pytest.mark.parametrize("provider", KEYS[:1])
 def test_replacements_create_first_unless_delete_before_replace(
     harness: DynamicProviderHarness, overrides: Overrides, keypair: tuple[Path, str], provider: str
