@@ -774,7 +774,8 @@ class _Run:
         self.news: Stack = {}
         self.visible: dict[str, dict[str, Any]] = {}
         self.pending_deletes: list[ResourceState] = []
-        self.deleted_early: set[str] = set()
+        self.deleted_early: set[str] = set()  # dependents of a delete-before-replace, created again later
+        self.deleted: set[str] = set()  # resources of the old state deleted so far
         self.registered: set[str] = set()
         self.lock = threading.Lock()
         self.deployment = Deployment(stack={})
@@ -788,14 +789,14 @@ class _Run:
                 self._register_all(pool)
                 self._delete_the_rest(pool)
         except BaseException as exc:
-            self.deployment.stack = self._stack_so_far()
+            self.deployment.stack = self.base if self.preview else self._stack_so_far()
             exc.deployment = self.deployment  # type: ignore[attr-defined]
             raise
         self.deployment.stack = self.base if self.preview else self._stack_so_far()
         return self.deployment
 
     def _stack_so_far(self) -> Stack:
-        stack = {k: v for k, v in self.olds.items() if k not in self.news and k not in self.deleted_early}
+        stack = {k: v for k, v in self.olds.items() if k not in self.deleted}
         stack.update(self.news)
         stack.update({s.name + _PENDING: s for s in self.pending_deletes})
         return stack
@@ -880,7 +881,8 @@ class _Run:
         else:
             state, id_known = self._register_step(declared, news)
         state.dependencies, state.property_dependencies = deps, property_deps
-        seen = _seen_by_program(state, declared.props, preview=self.preview, id_known=id_known)
+        given = {k: v for k, v in news.items() if k != PROVIDER_KEY}
+        seen = _seen_by_program(state, given, preview=self.preview, id_known=id_known)
         with self.lock:
             self.news[declared.name] = state
             self.visible[declared.name] = seen
@@ -962,7 +964,11 @@ class _Run:
                     continue
                 self.deleted_early.add(dependent.name)
             self._delete(dependent, "replace")
+            with self.lock:
+                self.deleted.add(dependent.name)
         self._delete(old, "replace")
+        with self.lock:
+            self.deleted.add(old.name)
         return self._create(declared, checked, "replace")
 
     def _dependent_replacements(self, root: ResourceState) -> list[ResourceState]:
@@ -1032,7 +1038,7 @@ class _Run:
     # --- deletes (step_generator.go GenerateDeletes + ScheduleDeletes) ------------------------------
     def _delete_the_rest(self, pool: ThreadPoolExecutor) -> None:
         names = {d.name for d in self.program}
-        condemned = [s for k, s in self.olds.items() if k not in names and s.name not in self.deleted_early]
+        condemned = [s for k, s in self.olds.items() if k not in names and k not in self.deleted]
         condemned += self.pending_deletes
         for antichain in schedule_deletes(condemned):
             operation = {s.name: "replace" if s.name in names else "delete" for s in antichain}
@@ -1044,8 +1050,8 @@ class _Run:
                 for state in antichain:
                     if state in self.pending_deletes:
                         self.pending_deletes.remove(state)
-                    elif state.name in self.olds:
-                        self.deleted_early.add(state.name)  # gone from the state
+                    else:
+                        self.deleted.update(k for k, old in self.olds.items() if old is state)
 
 
 def schedule_deletes(condemned: Iterable[ResourceState]) -> list[list[ResourceState]]:
