@@ -22,7 +22,7 @@ variables, else the gpucloud config file. They are never stored in the Pulumi st
 from pulumi_gpucloud import ansible
 from pulumi_gpucloud._provider import GpuCloudProvider, GpuCloudResourceError
 from pulumi_gpucloud.fleet import instance_fleet
-from pulumi_gpucloud.lookups import get_instance, get_offers
+from pulumi_gpucloud.lookups import get_images, get_instance, get_locations, get_offers
 from pulumi_gpucloud.resources import Instance, InstanceArgs, SshKey, SshKeyArgs, Volume, VolumeArgs
 
 __all__ = [
@@ -35,7 +35,9 @@ __all__ = [
     "Volume",
     "VolumeArgs",
     "ansible",
+    "get_images",
     "get_instance",
+    "get_locations",
     "get_offers",
     "instance_fleet",
 ]

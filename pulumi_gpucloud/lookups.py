@@ -1,4 +1,5 @@
-"""Lookups for Pulumi programs: offers (shapes with prices and availability) and existing instances.
+"""Lookups for Pulumi programs: offers (shapes with prices and availability), images, locations and existing
+instances.
 
 They run in the program process while it is being evaluated, with the same credentials as the resources
 (``gpucloud:<provider>_<setting>`` stack config > ``GPUCLOUD_*`` env > the gpucloud config file).
@@ -13,7 +14,8 @@ import pulumi
 import gpucloud
 from gpucloud.capabilities import Capability
 from gpucloud.config import ProviderConfig, env_var
-from gpucloud.models import Instance, Offer
+from gpucloud.models import Image, Instance, Location, Offer
+from gpucloud.providers import mentions
 from pulumi_gpucloud._provider import CONFIG_NAMESPACE
 
 
@@ -68,6 +70,24 @@ def get_offers(
 
     chosen = [o for o in offers if keep(o)]
     return sorted(chosen, key=lambda o: (o.price_per_hour is None, o.price_per_hour or 0.0, o.instance_type))
+
+
+def get_images(provider: str | None = None, *, name: str | None = None) -> list[Image]:
+    """Images ``provider`` boots (an instance's ``image`` is one's ``id``), optionally those whose id or name
+    contains ``name``; sorted by id. Where ``gpucloud.providers.catalogue_entry`` says ``complete`` is False
+    (CloudNexus) these are the examples its docs show."""
+    chosen = _provider(provider)
+    with gpucloud.connect(chosen, **_settings(chosen)) as cloud:
+        found = cloud.list_images()
+    return sorted((i for i in found if mentions(name, i.id, i.name)), key=lambda i: i.id)
+
+
+def get_locations(provider: str | None = None, *, name: str | None = None) -> list[Location]:
+    """Locations of ``provider`` (an instance's or volume's ``location`` is one's ``id``), sorted by id."""
+    chosen = _provider(provider)
+    with gpucloud.connect(chosen, **_settings(chosen)) as cloud:
+        found = cloud.list_locations()
+    return sorted((loc for loc in found if mentions(name, loc.id, loc.name)), key=lambda loc: loc.id)
 
 
 def get_instance(provider: str | None = None, *, name: str | None = None, instance_id: str | None = None) -> Instance:

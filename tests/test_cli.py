@@ -195,6 +195,8 @@ LIST_COMMANDS = (
     "volumes list",
     "keys list",
     "config check",
+    "images",
+    "locations",
 )
 
 
@@ -234,3 +236,22 @@ def test_waits_show_a_spinner_on_stderr_and_json_stays_clean(env: dict[str, str]
     checked = run(tty, "config", "check", "--json")
     assert "checking providers" in checked.stderr
     assert {r["provider"] for r in json.loads(checked.stdout)} >= {"datacrunch", "voltagepark"}
+
+
+def test_images_and_locations_list_valid_values_per_provider(env: dict[str, str]) -> None:
+    images = run(env, "images", "--json", "--name", "ubuntu-24.04")
+    assert images.returncode == 0, images.stderr
+    found = json.loads(images.stdout)
+    assert {"datacrunch", "dcdncloud"} <= {i["provider"] for i in found}
+    assert all("ubuntu-24.04" in (i["id"] + i["name"]).lower() for i in found)
+    places = run(env, "locations", "--json", "-p", "voltagepark", "-p", "cloudnexus")
+    assert places.returncode == 0, places.stderr
+    rows = json.loads(places.stdout)
+    assert {r["provider"] for r in rows} == {"voltagepark", "cloudnexus"}
+    # Voltage Park ids are UUIDs: the readable name comes with each; CloudNexus has no listing, only doc examples.
+    assert all(r["name"] and r["name"] != r["id"] for r in rows if r["provider"] == "voltagepark")
+    assert {r["complete"] for r in rows if r["provider"] == "cloudnexus"} == {False}
+    assert {r["complete"] for r in rows if r["provider"] == "voltagepark"} == {True}
+    table = run(env, "locations", "-p", "cloudnexus")
+    assert table.returncode == 0 and "us-east-1" in table.stdout
+    assert "examples from its documentation" in table.stderr

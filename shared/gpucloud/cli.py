@@ -17,8 +17,15 @@ from rich.table import Table
 import gpucloud
 from gpucloud import config, errors, sshexec
 from gpucloud.capabilities import Capability
-from gpucloud.models import Instance, Offer, Status
-from gpucloud.providers import capability_markdown, capability_table, implemented, provider_class
+from gpucloud.models import Image, Instance, Location, Offer, Status
+from gpucloud.providers import (
+    capability_markdown,
+    capability_table,
+    catalogue_entry,
+    implemented,
+    mentions,
+    provider_class,
+)
 from gpucloud.validation import public_key_identity
 
 # Exit codes scripts can rely on; the README's table and `gpucloud --help` are made from this (a test checks).
@@ -179,6 +186,52 @@ def offers(
         ),
         keep=2,
     )
+
+
+@app.command()
+def images(
+    provider: ProviderOption = None,
+    name: Annotated[str | None, typer.Option(help="Only images whose id or name contains this text.")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Images (operating systems) each provider boots, to pass as an instance's image."""
+    try:
+        found = _gather(_providers(provider), lambda c: c.list_images(), needs=Capability.IMAGES)
+    except errors.GpuCloudError as exc:
+        _fail(exc)
+    rows = sorted((i for i in found if mentions(name, i.id, i.name)), key=lambda i: (i.provider, i.id))
+    if as_json:
+        _print_json([catalogue_entry(i) for i in rows])
+        return
+    _table(f"{len(rows)} images", ("provider", "image", "name"), ((i.provider, i.id, i.name) for i in rows), keep=2)
+    _note_examples(rows)
+
+
+@app.command()
+def locations(
+    provider: ProviderOption = None,
+    name: Annotated[str | None, typer.Option(help="Only locations whose id or name contains this text.")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Locations (regions, data centres) each provider offers, to pass as an instance's or volume's location."""
+    try:
+        found = _gather(_providers(provider), lambda c: c.list_locations(), needs=Capability.LOCATIONS)
+    except errors.GpuCloudError as exc:
+        _fail(exc)
+    rows = sorted((loc for loc in found if mentions(name, loc.id, loc.name)), key=lambda loc: (loc.provider, loc.id))
+    if as_json:
+        _print_json([catalogue_entry(loc) for loc in rows])
+        return
+    headers = ("provider", "location", "name", "country")
+    _table(f"{len(rows)} locations", headers, ((r.provider, r.id, r.name, r.country or "-") for r in rows), keep=2)
+    _note_examples(rows)
+
+
+def _note_examples(rows: Iterable[Image | Location]) -> None:
+    for name in sorted({r.provider for r in rows if not catalogue_entry(r)["complete"]}):
+        err_console.print(
+            f"[yellow]{name}: examples from its documentation; its API has no listing and accepts more[/]"
+        )
 
 
 def _offer_matches(

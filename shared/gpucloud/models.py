@@ -108,6 +108,9 @@ class Image(_Model):
     id: str
     provider: str
     name: str
+    # What a machine needs to boot it, where the provider says (ComputeStacks images); None: no stated minimum.
+    min_vcpus: float | None = None
+    min_memory_gb: float | None = None
     raw: dict[str, Any] = Field(default_factory=dict, repr=False)
 
 

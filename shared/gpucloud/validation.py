@@ -75,43 +75,59 @@ def _known(value: str, names: Iterable[str | None]) -> bool:
     return any(name is not None and name.casefold() == wanted for name in names)
 
 
-def _choices(names: Iterable[str]) -> str:
+# Where a user (at a shell or in a playbook) sees every valid value of a field: a CLI command and an info module.
+_LISTINGS = {
+    "instance_type": ("offers --all", "offer_info"),
+    "image": ("images", "image_info"),
+    "location": ("locations", "location_info"),
+}
+
+
+def choose_from(provider: str, field: str, names: Iterable[str]) -> str:
+    """ "choose one of: <the first dozen valid values>; all of them: <command> or <module>", for error messages."""
     listed = sorted(set(names))
     shown = ", ".join(listed[:12])
-    return shown + (f" (and {len(listed) - 12} more)" if len(listed) > 12 else "")
+    more = f" (and {len(listed) - 12} more)" if len(listed) > 12 else ""
+    command, module = _LISTINGS[field]
+    where = f"`gpucloud {command} --provider {provider}` or the gpucloud.cloud.{module} module"
+    return f"choose one of: {shown}{more}; all of them: {where}"
+
+
+def _checkable(cloud: Provider, capability: Capability) -> bool:
+    return cloud.supports(capability) and capability not in cloud.example_catalogues
 
 
 def validate_instance_catalogue(cloud: Provider, spec: InstanceSpec) -> None:
     """instance_type, image and location exist in ``cloud``'s catalogue; raises naming the field."""
-    if cloud.supports(Capability.OFFERS):
+    if _checkable(cloud, Capability.OFFERS):
         types = [offer.instance_type for offer in cloud.list_offers()]
         # canonical_instance_type maps a provider's alternative spelling (e.g. a preset id) onto an offer name,
         # or raises naming instance_type itself.
         if spec.instance_type not in types and cloud.canonical_instance_type(spec.instance_type) not in types:
             raise errors.ValidationError(
-                f"instance_type {spec.instance_type!r} is not in the {cloud.name} catalogue; choose one of: "
-                f"{_choices(types)} (`gpucloud offers --provider {cloud.name}`)",
+                f"instance_type {spec.instance_type!r} is not in the {cloud.name} catalogue; "
+                f"{choose_from(cloud.name, 'instance_type', types)}",
                 field="instance_type",
                 provider=cloud.name,
             )
-    if spec.location and cloud.supports(Capability.LOCATIONS):
+    if spec.location and _checkable(cloud, Capability.LOCATIONS):
         validate_location(cloud, spec.location)
-    if spec.image and cloud.supports(Capability.IMAGES):
+    if spec.image and _checkable(cloud, Capability.IMAGES):
         images = cloud.list_images()
         if not _known(spec.image, [i.id for i in images] + [i.name for i in images]):
             # Some APIs also boot from an existing OS volume given by id in place of an image.
             if cloud.supports(Capability.VOLUMES) and any(v.id == spec.image for v in cloud.list_volumes()):
                 return
             raise errors.ValidationError(
-                f"image {spec.image!r} is not in the {cloud.name} catalogue; choose one of: "
-                f"{_choices(i.id for i in images)}",
+                f"image {spec.image!r} is not in the {cloud.name} catalogue; "
+                f"{choose_from(cloud.name, 'image', (i.id for i in images))}",
                 field="image",
                 provider=cloud.name,
             )
 
 
 def validate_volume_catalogue(cloud: Provider, spec: VolumeSpec) -> None:
-    if spec.location and cloud.supports(Capability.LOCATIONS):
+    if spec.location and _checkable(cloud, Capability.LOCATIONS):
         validate_location(cloud, spec.location)
 
 
@@ -119,8 +135,8 @@ def validate_location(cloud: Provider, location: str) -> None:
     locations = cloud.list_locations()
     if not _known(location, [loc.id for loc in locations] + [loc.name for loc in locations]):
         raise errors.ValidationError(
-            f"location {location!r} is not a {cloud.name} location; choose one of: "
-            f"{_choices(loc.id for loc in locations)}",
+            f"location {location!r} is not a {cloud.name} location; "
+            f"{choose_from(cloud.name, 'location', (loc.id for loc in locations))}",
             field="location",
             provider=cloud.name,
         )

@@ -74,7 +74,9 @@ def test_galaxy_build_install_and_run(emulator_env: dict[str, str], tmp_path: Pa
     )
     assert listed.returncode == 0, listed.stderr
     modules = json.loads(listed.stdout)
-    assert {f"gpucloud.cloud.{m}" for m in ("instance", "volume", "ssh_key", "offer_info")} <= set(modules)
+    assert {
+        f"gpucloud.cloud.{m}" for m in ("instance", "volume", "ssh_key", "offer_info", "image_info", "location_info")
+    } <= set(modules)
 
     ran = subprocess.run(
         [ansible_binary("ansible"), "localhost", "-m", "gpucloud.cloud.offer_info", "-a", "gpu_model=h100"],

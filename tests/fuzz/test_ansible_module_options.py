@@ -8,6 +8,7 @@ from __future__ import annotations
 import importlib
 import json
 import os
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 from unittest import mock
@@ -27,7 +28,11 @@ from .test_core_inputs import WRITES
 
 pytestmark = pytest.mark.fuzz
 PACKAGE = "ansible_collections.gpucloud.cloud.plugins"
-MODULES = ["instance", "instance_info", "offer_info", "ssh_key", "ssh_key_info", "volume", "volume_info"]
+# Every module of the collection, so a new one is fuzzed without anyone remembering to list it.
+MODULES = sorted(
+    p.stem
+    for p in (Path(__file__).resolve().parents[2] / "ansible_collections/gpucloud/cloud/plugins/modules").glob("*.py")
+)
 # Options that need a value to get past "required" (so the type error is the first thing the module reports).
 REQUIRED = {"provider": "datacrunch", "name": "fz"}
 

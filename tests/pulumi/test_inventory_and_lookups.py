@@ -15,7 +15,7 @@ import pytest
 
 import gpucloud
 from gpucloud.capabilities import Capability
-from pulumi_gpucloud import ansible, get_instance, get_offers
+from pulumi_gpucloud import ansible, get_images, get_instance, get_locations, get_offers
 
 from ..conftest import connect, providers_with
 from ..contract.specs import INSTANCE
@@ -129,6 +129,18 @@ def test_get_offers(in_process_env: None, provider: str) -> None:
     cheap = get_offers(provider, min_gpus=0, max_price_per_hour=prices[0])
     assert cheap and all((o.price_per_hour or 0) <= prices[0] for o in cheap)
     assert get_offers(provider, min_gpus=10_000) == []
+
+
+@pytest.mark.parametrize("provider", providers_with(Capability.IMAGES, Capability.LOCATIONS))
+def test_get_images_and_locations(in_process_env: None, provider: str) -> None:
+    """What a program passes as an instance's image / location, found without leaving the program."""
+    images, locations = get_images(provider), get_locations(provider)
+    assert images and all(i.provider == provider for i in images)
+    assert [i.id for i in images] == sorted(i.id for i in images)
+    assert locations and [loc.id for loc in locations] == sorted(loc.id for loc in locations)
+    first = images[0]
+    assert first in get_images(provider, name=first.name.upper())  # the filter ignores case
+    assert get_locations(provider, name="no-such-place-anywhere") == []
 
 
 @pytest.mark.parametrize("provider", INSTANCE_PROVIDERS)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import importlib
+from typing import Any
 
 from gpucloud.capabilities import Capability
+from gpucloud.models import Image, Location
 from gpucloud.providers.base import Provider
 
 _MODULES = {
@@ -45,6 +47,8 @@ TABLE_COLUMNS: tuple[tuple[str, Capability], ...] = (
     ("volume delete", Capability.VOLUME_DELETE),
     ("ssh key create/delete", Capability.SSH_KEYS),
     ("offers/prices", Capability.OFFERS),
+    ("images", Capability.IMAGES),
+    ("locations", Capability.LOCATIONS),
     ("tags", Capability.INSTANCE_TAGS),
 )
 # What an instance spec may ask for, per provider.
@@ -89,3 +93,17 @@ def _markdown(headers: list[str], rows: list[list[str]]) -> str:
 def capability_markdown() -> str:
     """The README's provider section body: both tables, as `gpucloud providers --markdown` prints them."""
     return _markdown(*capability_table()) + "\n" + _markdown(*capability_table(options=True))
+
+
+def catalogue_entry(item: Image | Location) -> dict[str, Any]:
+    """An image or location as the CLI and the info modules show it: ``complete`` is False where the provider
+    has no listing and the items are the examples its documentation gives."""
+    capability = Capability.IMAGES if isinstance(item, Image) else Capability.LOCATIONS
+    data = item.model_dump(mode="json", exclude={"raw"})
+    data["complete"] = capability not in provider_class(item.provider).example_catalogues
+    return data
+
+
+def mentions(text: str | None, *values: str | None) -> bool:
+    """The catalogue filters' test: ``text`` in any of ``values``, ignoring case; no text keeps everything."""
+    return not text or any(text.casefold() in (value or "").casefold() for value in values)

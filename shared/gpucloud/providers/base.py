@@ -72,6 +72,9 @@ class Provider(ABC):
     # Capability-table columns that are documented although their capability as a whole is inferred
     # (e.g. a documented list call next to an inferred delete call).
     documented_columns: ClassVar[frozenset[str]] = frozenset()
+    # Catalogues that list only the values the provider's docs show, not everything its API accepts: shown to
+    # users as a starting point, never used to refuse a value.
+    example_catalogues: ClassVar[frozenset[Capability]] = frozenset()
     auth_kinds: ClassVar[str]
     # Where SSH answers, in the provider's own terms (for the capability table).
     ssh_endpoint: ClassVar[str]

@@ -21,8 +21,10 @@ Decisions where the docs are silent:
   ``INSTANCE_TAG_UPDATE``: ``update_instance(tags=)`` raises Unsupported and reconcile plans a replacement.
 - SSH: the API reports ``ipv4`` only; the port is ``ssh_port`` from configuration (default 22), the user
   ``root``. Keys are referenced by id at create (``key_...``), so raw public keys must be registered first.
-- No catalogue endpoints (types, regions, images, prices) are documented: offers, images and locations
-  are Unsupported; volumes too.
+- No catalogue endpoints (types, regions, images, prices) are documented: offers are Unsupported; volumes too.
+  Images and locations list the values the docs show (:data:`DOCUMENTED_IMAGES`, :data:`DOCUMENTED_REGIONS`)
+  as a starting point, marked inferred; the API accepts more ("50+ global regions"), so nothing is refused for
+  not being on these lists.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ from gpucloud import errors, waiters
 from gpucloud.auth import BearerAuth
 from gpucloud.capabilities import Capability as C
 from gpucloud.config import ProviderConfig, env_var
-from gpucloud.models import CreatedInstance, Instance, InstanceSpec, SshKey, SshKeySpec, Status
+from gpucloud.models import CreatedInstance, Image, Instance, InstanceSpec, Location, SshKey, SshKeySpec, Status
 from gpucloud.pagination import Page, fetch_numbered_pages
 from gpucloud.providers.base import Provider, build_error, json_body
 from gpucloud.transport import Transport
@@ -53,6 +55,10 @@ ACTIONS_PATH = "compute/instances/{instance_id}/actions"
 
 KEY_PREFIXES = ("cn_live_", "cn_test_")
 MAX_PER_PAGE = 100
+# The region and image slugs the captured docs use (list filter, create example); the API has no listing.
+DOCUMENTED_REGIONS = ("us-east-1", "eu-west-2")
+DOCUMENTED_IMAGES = ("ubuntu-22.04-lts",)
+_EXAMPLE = {"source": "documentation example; the API has no catalogue listing and accepts more"}
 
 _STATUS = {
     "provisioning": Status.PENDING,
@@ -108,10 +114,14 @@ class CloudNexus(Provider):
             C.INSTANCE_TAGS,
             C.INSTANCE_LOCATION_CHOICE,
             C.SSH_KEYS,
+            C.IMAGES,
+            C.LOCATIONS,
         }
     )
-    # get-by-id, delete and the Jobs API (create) are inferred; so is every SSH key endpoint.
-    inferred = frozenset({C.INSTANCES, C.SSH_KEYS})
+    # get-by-id, delete and the Jobs API (create) are inferred; so is every SSH key endpoint. Images and
+    # locations are the documentation's examples, not an API listing.
+    inferred = frozenset({C.INSTANCES, C.SSH_KEYS, C.IMAGES, C.LOCATIONS})
+    example_catalogues = frozenset({C.IMAGES, C.LOCATIONS})
     # Listing instances is documented (GET /compute/instances); only the other instance calls are inferred.
     documented_columns = frozenset({"list"})
     page_size = MAX_PER_PAGE
@@ -302,6 +312,13 @@ class CloudNexus(Provider):
 
     def _delete_ssh_key(self, key_id: str) -> None:
         self.transport.request("DELETE", self._path("ssh_key", key_id=key_id))
+
+    # --- catalogue (documentation examples) ---------------------------------------------------------
+    def _list_images(self) -> list[Image]:
+        return [Image(id=slug, provider=self.name, name=slug, raw=_EXAMPLE) for slug in DOCUMENTED_IMAGES]
+
+    def _list_locations(self) -> list[Location]:
+        return [Location(id=slug, provider=self.name, name=slug, raw=_EXAMPLE) for slug in DOCUMENTED_REGIONS]
 
 
 PROVIDER = CloudNexus

@@ -77,7 +77,7 @@ from gpucloud.models import (
 from gpucloud.pagination import Page, fetch_each, fetch_numbered_pages, in_parallel
 from gpucloud.providers.base import Provider, as_float, build_error, json_body, unique_by_name
 from gpucloud.transport import Transport
-from gpucloud.validation import looks_like_public_key, validate_public_key
+from gpucloud.validation import choose_from, looks_like_public_key, validate_public_key
 
 DEFAULT_API_VERSION = "80"
 MIN_API_VERSION = 51  # older versions take other request shapes (service update, products)
@@ -125,6 +125,15 @@ def _vcpus(cpu: Any) -> int | None:
     """Packages may grant fractional cores; an Offer counts whole vCPUs only."""
     value = as_float(cpu)
     return int(value) if value is not None and value.is_integer() else None
+
+
+def _fits(product: dict[str, Any], image: dict[str, Any]) -> bool:
+    """Whether a package meets an image's ``min_cpu`` (cores) and ``min_memory`` (MB); unknown values fit."""
+    pairs = ((product.get("cpu"), image.get("min_cpu")), (product.get("memory"), image.get("min_memory")))
+    for has, needs in ((as_float(h), as_float(n)) for h, n in pairs):
+        if has is not None and needs is not None and has < needs:
+            return False
+    return True
 
 
 def _error_text(body: Any) -> tuple[str | None, str | None]:
@@ -346,7 +355,8 @@ class ComputeStacks(Provider):
     def _validate_instance_spec(self, spec: InstanceSpec) -> None:
         if not spec.image:
             raise errors.ValidationError(
-                "image is required for computestacks: the label of a container image (list_images() lists them)",
+                "image is required for computestacks: the label of a container image (`gpucloud images --provider "
+                "computestacks` or the gpucloud.cloud.image_info module lists them)",
                 field="image",
             )
         if not spec.name.strip():
@@ -377,6 +387,7 @@ class ComputeStacks(Provider):
         location = self._location_id(spec.location) if spec.location else None
         product = self._product(spec.instance_type, location)
         image = self._image(str(spec.image))
+        self._check_fit(product, image)
         container: dict[str, Any] = {
             "image_variant_id": self._default_variant(image)["id"],
             "name": spec.name,
@@ -482,9 +493,9 @@ class ComputeStacks(Provider):
         locations = self._locations()
         match = next((loc for loc in locations if str(loc["id"]) == ref), None)
         if match is None:
-            known = ", ".join(f"{loc['id']} ({loc.get('name')})" for loc in locations)
+            known = (f"{loc['id']} ({loc.get('name')})" for loc in locations)
             raise errors.ValidationError(
-                f"location {ref!r} is not a computestacks location id; choose one of: {known}",
+                f"location {ref!r} is not a computestacks location id; {choose_from(self.name, 'location', known)}",
                 field="location",
                 provider=self.name,
             )
@@ -506,9 +517,10 @@ class ComputeStacks(Provider):
                 provider=self.name,
             )
         if not matches:
-            known = ", ".join(sorted({str(e.get("name")) for e in entries}))
+            known = (str(e.get("name")) for e in entries)
             raise errors.ValidationError(
-                f"instance_type {instance_type!r} is not a computestacks product; choose one of: {known}",
+                f"instance_type {instance_type!r} is not a computestacks product; "
+                f"{choose_from(self.name, 'instance_type', known)}",
                 field="instance_type",
                 provider=self.name,
             )
@@ -535,13 +547,27 @@ class ComputeStacks(Provider):
                 provider=self.name,
             )
         if not matches:
-            known = ", ".join(sorted(str(i.get("label")) for i in images))
+            known = (str(i.get("label")) for i in images)
             raise errors.ValidationError(
-                f"image {label!r} is not a computestacks container image; choose one of: {known}",
+                f"image {label!r} is not a computestacks container image; {choose_from(self.name, 'image', known)}",
                 field="image",
                 provider=self.name,
             )
         return matches[0]
+
+    def _check_fit(self, product: dict[str, Any], image: dict[str, Any]) -> None:
+        """The controller refuses a package with less CPU or memory than the image's minimum (422 on the order):
+        refused here, before anything is ordered, naming the packages that fit."""
+        if _fits(product, image):
+            return
+        fitting = sorted({str(p.get("name")) for p in self._products() if _fits(p, image)})
+        raise errors.ValidationError(
+            f"instance_type {product.get('name')!r} is too small for image {image.get('label')!r}, which needs at "
+            f"least {image.get('min_cpu')} CPU and {image.get('min_memory')} MB of memory; products that fit: "
+            f"{', '.join(fitting) or 'none'}",
+            field="instance_type",
+            provider=self.name,
+        )
 
     def _default_variant(self, image: dict[str, Any]) -> dict[str, Any]:
         variants = image.get("image_variants")
@@ -660,7 +686,14 @@ class ComputeStacks(Provider):
 
     def _list_images(self) -> list[Image]:
         return [
-            Image(id=str(d.get("label")), provider=self.name, name=str(d.get("label")), raw=d)
+            Image(
+                id=str(d.get("label")),
+                provider=self.name,
+                name=str(d.get("label")),
+                min_vcpus=as_float(d.get("min_cpu")),
+                min_memory_gb=None if (mb := as_float(d.get("min_memory"))) is None else round(mb / 1024, 3),
+                raw=d,
+            )
             for d in self._all("api/container_images", "container_images")
         ]
 

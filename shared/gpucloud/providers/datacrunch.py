@@ -174,7 +174,8 @@ class DataCrunch(Provider):
             )
         if not spec.image:
             raise errors.ValidationError(
-                "image is required for datacrunch (an image type such as ubuntu-24.04-cuda-12.8-open-docker)",
+                "image is required for datacrunch (an image type such as ubuntu-24.04-cuda-12.8-open-docker; "
+                "`gpucloud images --provider datacrunch` or the gpucloud.cloud.image_info module lists them)",
                 field="image",
             )
 

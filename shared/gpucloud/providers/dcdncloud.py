@@ -45,7 +45,7 @@ from gpucloud.models import (
 )
 from gpucloud.providers.base import Provider, as_float, build_error, json_body
 from gpucloud.transport import Transport
-from gpucloud.validation import validate_name, validate_public_key
+from gpucloud.validation import choose_from, validate_name, validate_public_key
 
 HOURS_PER_MONTH = 730
 
@@ -180,13 +180,15 @@ class DcdnCloud(Provider):
         )
         if not spec.location:
             raise errors.ValidationError(
-                "location is required for dcdncloud: a region such as eu-central (list_locations() shows them)",
+                "location is required for dcdncloud: a region such as eu-central (`gpucloud locations --provider "
+                "dcdncloud` or the gpucloud.cloud.location_info module lists them)",
                 field="location",
                 provider=self.name,
             )
         if not spec.image:
             raise errors.ValidationError(
-                "image is required for dcdncloud: an image id such as ubuntu-22.04 (list_images() shows them)",
+                "image is required for dcdncloud: an image id such as ubuntu-22.04 (`gpucloud images --provider "
+                "dcdncloud` or the gpucloud.cloud.image_info module lists them)",
                 field="image",
                 provider=self.name,
             )
@@ -195,9 +197,9 @@ class DcdnCloud(Provider):
         for plan in self._plan_list():
             if plan.get("id") == plan_id:
                 return plan
-        known = ", ".join(str(p.get("id")) for p in self._plan_list())
+        known = (str(p.get("id")) for p in self._plan_list())
         raise errors.ValidationError(
-            f"instance_type {plan_id!r} is not a dcdncloud plan; choose one of: {known}",
+            f"instance_type {plan_id!r} is not a dcdncloud plan; {choose_from(self.name, 'instance_type', known)}",
             field="instance_type",
             provider=self.name,
         )

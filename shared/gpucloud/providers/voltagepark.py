@@ -38,7 +38,7 @@ from gpucloud.models import (
 from gpucloud.pagination import Page, fetch_offset_pages, in_parallel
 from gpucloud.providers.base import Provider, as_float, build_error, json_body
 from gpucloud.transport import Transport
-from gpucloud.validation import validate_name
+from gpucloud.validation import choose_from, validate_name
 
 # The API's VM statuses are Running, Stopped, StoppedDisassociated (stopped, compute released), Outbid (spot
 # only), Relocating and Terminated. The reference lists no transitional states; the ones below are accepted so
@@ -219,9 +219,10 @@ class VoltagePark(Provider):
                 provider=self.name,
             )
         if not short:
-            known = ", ".join(sorted({shape_name(p["resources"]) for p in presets}))
+            known = (shape_name(p["resources"]) for p in presets)
             raise errors.ValidationError(
-                f"instance_type {instance_type!r} is not a voltagepark preset; choose one of: {known}",
+                f"instance_type {instance_type!r} is not a voltagepark preset; "
+                f"{choose_from(self.name, 'instance_type', known)}",
                 field="instance_type",
                 provider=self.name,
             )

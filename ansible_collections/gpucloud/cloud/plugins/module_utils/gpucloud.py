@@ -228,6 +228,89 @@ class GpuCloudModule:
             self.result["diff"] = {"before": before, "after": after}
 
 
+class CatalogueInfo(GpuCloudModule):
+    """Base of the read-only catalogue modules (offers, images, locations): one provider with the connection
+    options given, the ones in ``providers``, or by default every configured provider with ``capability``;
+    asked concurrently. Subclasses set ``capability`` and define ``listing``, ``keep`` and ``shape``."""
+
+    capability = ""  # a gpucloud.capabilities.Capability value
+
+    @classmethod
+    def catalogue_module(cls, argument_spec):
+        spec = dict(providers=dict(type="list", elements="str"))
+        spec.update(argument_spec)
+        return cls.define_module(
+            spec, provider_required=False, supports_check_mode=True, mutually_exclusive=[("provider", "providers")]
+        )
+
+    def validate(self):
+        for name in self.params["providers"] or []:
+            if name not in PROVIDERS:
+                self.option_error(
+                    "providers", "unknown provider {!r}; choose from {}".format(name, ", ".join(PROVIDERS))
+                )
+
+    def chosen(self):
+        if self.params["provider"]:
+            return [self.params["provider"]]
+        if self.params["providers"]:
+            return list(self.params["providers"])
+        from gpucloud.capabilities import Capability
+        from gpucloud.config import configured_providers
+        from gpucloud.providers import implemented, provider_class
+
+        # By default, every configured provider with this catalogue; asking one without it explicitly fails.
+        wanted = Capability(self.capability)
+        return [p for p in configured_providers() if p in implemented() and wanted in provider_class(p).capabilities]
+
+    def fetch(self, name):
+        cloud = self.connect() if name == self.params["provider"] else gpucloud.connect(name)
+        try:
+            return [(name, item) for item in self.listing(cloud)]
+        finally:
+            cloud.close()
+
+    def listing(self, cloud):
+        raise NotImplementedError
+
+    def keep(self, item):
+        """By default: the ``name`` option as a case-insensitive filter on id and name (images, locations)."""
+        return contains(self.params.get("name"), item.id, item.name)
+
+    def shape(self, provider, item):
+        return catalogue_item(item)
+
+    def order(self, rows):
+        return sorted(rows, key=lambda row: (row[0], row[1].id))
+
+    def run(self):
+        from concurrent.futures import ThreadPoolExecutor
+
+        self.validate()
+        try:
+            providers = self.chosen()
+            with ThreadPoolExecutor(max_workers=8) as pool:
+                found = [row for rows in pool.map(self.fetch, providers) for row in rows]
+        except gpucloud_errors.GpuCloudError as exc:
+            self.fail(exc)
+        rows = self.order([(name, item) for name, item in found if self.keep(item)])
+        items = [self.shape(name, item) for name, item in rows]
+        self.module.exit_json(changed=False, providers=providers, **{self.represent: items})
+
+
+def catalogue_item(item):
+    """An image or location as the info modules return it (the same shape as ``gpucloud images --json``)."""
+    from gpucloud.providers import catalogue_entry
+
+    return catalogue_entry(item)
+
+
+def contains(text, *values):
+    from gpucloud.providers import mentions
+
+    return mentions(text, *values)
+
+
 # gpucloud spec field -> Ansible option name, for messages that name what the user typed.
 OPTION_NAMES = {
     "size_gb": "size",

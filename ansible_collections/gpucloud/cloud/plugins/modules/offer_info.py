@@ -82,108 +82,60 @@ providers:
   elements: str
 """
 
-from concurrent.futures import ThreadPoolExecutor  # noqa: E402
-
 from ansible_collections.gpucloud.cloud.plugins.module_utils.gpucloud import (  # noqa: E402
-    PROVIDERS,
-    GpuCloudModule,
-    gpucloud,
+    CatalogueInfo,
     public,
 )
 
 
-class OfferInfo(GpuCloudModule):
+class OfferInfo(CatalogueInfo):
     represent = "offers"
+    capability = "offers"
 
     def validate(self):
+        super().validate()
         p = self.params
         if p["min_gpus"] < 0:
             self.option_error("min_gpus", "must not be negative, got {}".format(p["min_gpus"]))
         if p["max_price"] is not None and p["max_price"] < 0:
             self.option_error("max_price", "must not be negative, got {}".format(p["max_price"]))
-        for name in p["providers"] or []:
-            if name not in PROVIDERS:
-                self.option_error(
-                    "providers", "unknown provider {!r}; choose from {}".format(name, ", ".join(PROVIDERS))
-                )
 
-    def chosen(self):
-        if self.params["provider"]:
-            return [self.params["provider"]]
-        if self.params["providers"]:
-            return list(self.params["providers"])
-        from gpucloud.capabilities import Capability
-        from gpucloud.config import configured_providers
-        from gpucloud.providers import implemented, provider_class
+    def listing(self, cloud):
+        return cloud.list_offers()
 
-        # By default, every configured provider that has an offers API; asking one without it explicitly fails.
-        return [
-            p
-            for p in configured_providers()
-            if p in implemented() and Capability.OFFERS in provider_class(p).capabilities
-        ]
-
-    def fetch(self, name):
-        overrides = {}
-        if name == self.params["provider"]:
-            return self.connected_offers()
-        with gpucloud.connect(name, **overrides) as cloud:
-            return cloud.list_offers()
-
-    def connected_offers(self):
-        cloud = self.connect()
-        try:
-            return cloud.list_offers()
-        finally:
-            cloud.close()
-
-    def keep(self, offer):
+    def keep(self, item):
         p = self.params
         wanted = p["gpu_model"]
-        if offer.gpu_count < p["min_gpus"]:
+        if item.gpu_count < p["min_gpus"]:
             return False
-        if wanted and wanted.lower() not in (offer.gpu_model or "").lower():
+        if wanted and wanted.lower() not in (item.gpu_model or "").lower():
             return False
-        if p["max_price"] is not None and (offer.price_per_hour is None or offer.price_per_hour > p["max_price"]):
+        if p["max_price"] is not None and (item.price_per_hour is None or item.price_per_hour > p["max_price"]):
             return False
-        places = [loc for loc in offer.locations if not p["location"] or loc.location == p["location"]]
+        places = [loc for loc in item.locations if not p["location"] or loc.location == p["location"]]
         if p["location"] and not places:
             return False
         return not (p["available_only"] and not any(loc.available for loc in places))
 
-    def run(self):
-        self.validate()
-        try:
-            providers = self.chosen()
-            with ThreadPoolExecutor(max_workers=8) as pool:
-                found = [offer for offers in pool.map(self.fetch, providers) for offer in offers]
-        except gpucloud.GpuCloudError as exc:
-            self.fail(exc)
-        rows = sorted(
-            (o for o in found if self.keep(o)), key=lambda o: (o.price_per_hour is None, o.price_per_hour or 0.0)
-        )
-        offers = []
-        for offer in rows:
-            data = public(offer)
-            data["available"] = offer.available
-            data["available_locations"] = [loc.location for loc in offer.locations if loc.available]
-            offers.append(data)
-        self.module.exit_json(changed=False, offers=offers, providers=providers)
+    def order(self, rows):
+        return sorted(rows, key=lambda row: (row[1].price_per_hour is None, row[1].price_per_hour or 0.0))
+
+    def shape(self, provider, item):
+        data = public(item)
+        data["available"] = item.available
+        data["available_locations"] = [loc.location for loc in item.locations if loc.available]
+        return data
 
 
 def main():
-    module = OfferInfo.define_module(
+    module = OfferInfo.catalogue_module(
         dict(
-            providers=dict(type="list", elements="str"),
             gpu_model=dict(type="str"),
             min_gpus=dict(type="int", default=1),
             max_price=dict(type="float"),
             location=dict(type="str"),
             available_only=dict(type="bool", default=True),
-        ),
-        provider_required=False,
-        supports_check_mode=True,
-        mutually_exclusive=[("provider", "providers")],
+        )
     )
     OfferInfo(module).run()
 
