@@ -76,6 +76,7 @@ INSTANCE_INPUTS: Final[dict[str, Field]] = {
     "password": Field(_STR, secret=True),
     "wait_for_ssh": Field(_BOOL, default=False),
     "wait_timeout": Field(_NUM, default=ensure.DEFAULT_TIMEOUT),
+    "keep_os_volume": Field(_BOOL, default=False),
 }
 VOLUME_INPUTS: Final[dict[str, Field]] = {
     "provider": Field(_STR, required=True),
@@ -109,7 +110,7 @@ _CREATE_ONLY: Final[dict[str, tuple[str, ...]]] = {
 }
 # Inputs that steer this provider, not the cloud resource: a change is an update that calls no API.
 _LOCAL_ONLY: Final[dict[str, tuple[str, ...]]] = {
-    "instance": ("wait_for_ssh", "wait_timeout"),
+    "instance": ("wait_for_ssh", "wait_timeout", "keep_os_volume"),
     "volume": (),
     "ssh_key": (),
 }
@@ -394,6 +395,7 @@ class GpuCloudProvider(ResourceProvider):
         try:
             if self.kind == "instance":
                 adapter.validate_instance_spec(_instance_spec(known))
+                adapter.validate_delete_options(keep_os_volume=bool(known.get("keep_os_volume")))
             elif self.kind == "volume":
                 adapter.validate_volume_spec(_volume_spec(known))
                 old_size = olds.get("size_gb")
@@ -552,7 +554,10 @@ class GpuCloudProvider(ResourceProvider):
         with self._cloud(provider, "delete", repr(props.get("name", id_))) as cloud:
             if self.kind == "instance":
                 timeout = float(props.get("wait_timeout") or ensure.DEFAULT_TIMEOUT)
-                ensure.ensure_instance_absent(cloud, instance_id=id_, wait=True, wait_timeout=timeout)
+                keep = bool(props.get("keep_os_volume"))
+                ensure.ensure_instance_absent(
+                    cloud, instance_id=id_, wait=True, wait_timeout=timeout, keep_os_volume=keep
+                )
             elif self.kind == "volume":
                 try:
                     if cloud.get_volume(id_).status == _VOLUME_DELETED:  # e.g. deleted along with its instance

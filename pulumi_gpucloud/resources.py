@@ -31,6 +31,9 @@ class InstanceArgs:
     password: pulumi.Input[str] | None = None  # always stored as a secret
     wait_for_ssh: pulumi.Input[bool] | None = None  # create/update also wait until SSH answers
     wait_timeout: pulumi.Input[float] | None = None  # seconds (default 600)
+    # Deleting (or replacing) it also deletes its OS volume where that is billed separately (DataCrunch);
+    # True keeps that volume, detached and billed until deleted.
+    keep_os_volume: pulumi.Input[bool] | None = None
 
 
 @dataclass
@@ -105,6 +108,7 @@ class Instance(_GpuCloudResource, module="gpucloud", name="Instance"):
     password: pulumi.Output[str | None]
     wait_for_ssh: pulumi.Output[bool]
     wait_timeout: pulumi.Output[float]
+    keep_os_volume: pulumi.Output[bool]
     status: pulumi.Output[str]
     raw_status: pulumi.Output[str]
     gpu_model: pulumi.Output[str | None]

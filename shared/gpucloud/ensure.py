@@ -236,13 +236,17 @@ def ensure_instance(
     wait_for_ssh: bool = False,
     force_replace: bool = False,
     instance_id: str | None = None,
+    keep_os_volume: bool = False,
 ) -> Outcome[Instance]:
     """Make an instance named ``spec.name`` (or with ``instance_id``) match ``spec``, all within ``wait_timeout``.
+
+    A replaced instance goes with what was made for it; ``keep_os_volume`` keeps its OS volume (where separate).
 
     The name lock covers the lookup and the create call, not the boot: a concurrent run for the same name
     waits for the create, then finds the new instance and waits for it to boot instead of creating another.
     """
     cloud.validate_instance_spec(spec)
+    cloud.validate_delete_options(keep_os_volume=keep_os_volume)
     started = time.monotonic()
 
     def left() -> float:
@@ -266,7 +270,9 @@ def ensure_instance(
                 check_mode=check_mode,
                 force_replace=force_replace,
                 update=lambda have: apply_instance_updates(cloud, have, plan),
-                delete=lambda have: _delete_instance(cloud, have.id, wait=True, timeout=left()),
+                delete=lambda have: _delete_instance(
+                    cloud, have.id, wait=True, timeout=left(), keep_os_volume=keep_os_volume
+                ),
                 create=create,
             )
         if not wait or check_mode or outcome.after is None:
@@ -281,8 +287,10 @@ def ensure_instance(
         return outcome
 
 
-def _delete_instance(cloud: Provider, instance_id: str, *, wait: bool, timeout: float) -> None:
-    cloud.delete_instance(instance_id)
+def _delete_instance(
+    cloud: Provider, instance_id: str, *, wait: bool, timeout: float, keep_os_volume: bool = False
+) -> None:
+    cloud.delete_instance(instance_id, keep_os_volume=keep_os_volume)
     if wait:
         cloud.wait_for_instance_gone(instance_id, timeout=_remaining(cloud, timeout))
 
@@ -295,13 +303,16 @@ def ensure_instance_absent(
     check_mode: bool = False,
     wait: bool = True,
     wait_timeout: float = DEFAULT_TIMEOUT,
+    keep_os_volume: bool = False,
 ) -> Outcome[Instance]:
+    """Delete the instance with what was made for it (see :meth:`Provider.delete_instance`)."""
+    cloud.validate_delete_options(keep_os_volume=keep_os_volume)
     with _time_limit(cloud, wait_timeout):
         current = find_instance(cloud, name=name, instance_id=instance_id)
         if current is None or current.status is Status.DELETED:
             return Outcome(False, Action.NONE, current, None)
         if not check_mode:
-            _delete_instance(cloud, current.id, wait=wait, timeout=wait_timeout)
+            _delete_instance(cloud, current.id, wait=wait, timeout=wait_timeout, keep_os_volume=keep_os_volume)
     return Outcome(True, "delete", current, None)
 
 
