@@ -466,9 +466,11 @@ class GpuCloudProvider(ResourceProvider):
             return plan_ssh_key(_ssh_key_spec(news), _ssh_key_from_state(id_, provider, olds))
         with self._cloud(provider, "diff", repr(news.get("name"))) as cloud:
             if self.kind == "instance":
-                return ensure.plan_for_instance(cloud, _instance_spec(news), _instance_from_state(id_, provider, olds))
+                current = _instance_from_state(id_, provider, olds)
+                # A diff plans; what it names may be created earlier in the same update (predicted, not refused).
+                return ensure.plan_for_instance(cloud, _instance_spec(news), current, predict=True)
             spec = _volume_spec(news)
-            attach_id = ensure.attach_target(cloud, spec.attach_to)
+            attach_id = ensure.attach_target(cloud, spec.attach_to, predict=True)
             return plan_volume(
                 spec, _volume_from_state(id_, provider, olds), cloud.capabilities, desired_attach_id=attach_id
             )
