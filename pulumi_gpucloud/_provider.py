@@ -451,7 +451,9 @@ class GpuCloudProvider(ResourceProvider):
         """Preview with unknown inputs: say what would happen if each of them changed."""
         caps = provider_class(provider).capabilities
         in_place = {
-            "instance": {"tags"} | ({"name"} if Capability.INSTANCE_RENAME in caps else set()),
+            "instance": ({"tags"} if Capability.INSTANCE_TAG_UPDATE in caps else set())
+            | ({"name"} if Capability.INSTANCE_RENAME in caps else set())
+            | ({"instance_type"} if Capability.INSTANCE_RESIZE in caps else set()),
             "volume": {"attach_to"}
             | ({"name"} if Capability.VOLUME_RENAME in caps else set())
             | ({"size_gb"} if Capability.VOLUME_RESIZE in caps else set()),

@@ -23,7 +23,7 @@ from typing import Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel
 
-from gpucloud import errors, namelock
+from gpucloud import errors, namelock, waiters
 from gpucloud.capabilities import Capability
 from gpucloud.models import CreatedInstance, Instance, InstanceSpec, SshKey, SshKeySpec, Status, Volume, VolumeSpec
 from gpucloud.providers.base import Provider, unique_by_name
@@ -240,13 +240,16 @@ def _create(cloud: Provider, spec: InstanceSpec) -> CreatedInstance:
 
 
 def apply_instance_updates(cloud: Provider, current: Instance, plan: Plan) -> Instance:
-    """Carry out the in-place part of a plan (attach volumes, rename, tags)."""
+    """Carry out the in-place part of a plan (resize, attach volumes, rename, tags)."""
     changes: dict[str, Change] = {c.field: c for c in plan.updates}
     if not changes:
         return current
-    unknown = set(changes) - {"name", "tags", "volumes"}
+    unknown = set(changes) - {"name", "tags", "volumes", "instance_type"}
     if unknown:
         raise errors.GpuCloudError(f"no in-place update for {sorted(unknown)}", provider=cloud.name)
+    resize = changes.pop("instance_type", None)
+    if resize is not None:
+        _resize(cloud, current, str(resize.desired))
     volumes = changes.pop("volumes", None)
     if volumes is not None:
         for volume_id in sorted(set(volumes.desired) - set(volumes.current)):
@@ -257,6 +260,21 @@ def apply_instance_updates(cloud: Provider, current: Instance, plan: Plan) -> In
         current.id,
         name=changes["name"].desired if "name" in changes else None,
         tags=changes["tags"].desired if "tags" in changes else None,
+    )
+
+
+def _resize(cloud: Provider, current: Instance, instance_type: str) -> None:
+    """Resize in place and wait until the instance reports the new type and has settled (APIs resize async)."""
+    cloud.resize_instance(current.id, instance_type)
+    waiters.poll(
+        lambda: cloud.get_instance(current.id),
+        done=lambda inst: inst.instance_type == instance_type and inst.status is not Status.PENDING,
+        failed=lambda inst: inst.status in cloud.terminal_statuses,
+        describe=lambda inst: f"{inst.instance_type}, {inst.status.value} ({inst.raw_status})",
+        timeout=_remaining(cloud, DEFAULT_TIMEOUT),
+        interval=cloud.config.poll_interval,
+        what=f"{cloud.name} instance {current.id} to be resized to {instance_type}",
+        transient=is_transient,
     )
 
 
@@ -294,8 +312,8 @@ def ensure_instance(
         with _creating(cloud, "instance", spec.name, enabled=not check_mode, timeout=wait_timeout):
             current = find_instance(cloud, name=spec.name, instance_id=instance_id)
             plan = plan_for_instance(cloud, spec, current, predict=check_mode)
-            if plan.action in (Action.CREATE, Action.REPLACE):
-                validate_instance_catalogue(cloud, spec)  # catalogue reads only: a bad name never reaches a create
+            if plan.action in (Action.CREATE, Action.REPLACE) or "instance_type" in plan.update_fields:
+                validate_instance_catalogue(cloud, spec)  # catalogue reads only: a bad name never reaches the API
             outcome = _converge(
                 "instance",
                 cloud,

@@ -82,13 +82,16 @@ def plan_instance(
     updates: list[Change] = []
     replacements: list[Change] = []
     immutable = {
-        "instance_type": (current.instance_type, desired_instance_type or desired.instance_type),
         "location": (current.location, desired.location),
         "image": (current.image, desired.image),
     }
     for name, (have, want) in immutable.items():
         if _differs(have, want):
             replacements.append(Change(name, have, want))
+    have_type, want_type = current.instance_type, desired_instance_type or desired.instance_type
+    if _differs(have_type, want_type):
+        target = updates if Capability.INSTANCE_RESIZE in capabilities else replacements
+        target.append(Change("instance_type", have_type, want_type))
     if desired_ssh_key_ids is not None and current.ssh_key_ids:
         have_keys, want_keys = sorted(current.ssh_key_ids), sorted(desired_ssh_key_ids)
         if have_keys != want_keys:

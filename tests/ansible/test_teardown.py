@@ -13,7 +13,7 @@ from gpucloud.capabilities import Capability
 from gpucloud.emulator import EmulatorServer
 from tests.ledger import holdings, settle
 
-from ..contract.specs import INSTANCE, OTHER_TYPE, VOLUME
+from ..contract.specs import INSTANCE, REPLACING, VOLUME
 from .conftest import Ansible
 from .test_modules import IMPLEMENTED, caps, task
 
@@ -49,7 +49,7 @@ def test_create_destroy_and_replace_leave_nothing(
     assert run["made"]["action"] == "create" and run["gone"]["action"] == "delete"
     assert settle(emulator.url, provider, before) == []
 
-    other = {**inst, "instance_type": OTHER_TYPE[provider], "force_replace": True}
+    other = {**inst, **REPLACING[provider], "force_replace": True}
     replace = task("instance", "new", **other)
     run = ansible.play([*add_key, task("instance", "made", **inst), replace, absent, *drop_key])
     assert run.rc == 0, run.output

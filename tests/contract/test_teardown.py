@@ -29,7 +29,7 @@ from gpucloud.providers import provider_class
 from tests.ledger import holdings, settle
 
 from ..conftest import providers_with
-from .specs import INSTANCE, OTHER_TYPE, VOLUME
+from .specs import INSTANCE, REPLACING, VOLUME
 
 FAST = {"wait_timeout": 60.0}
 SCRIPT = "#!/bin/sh\necho ready > /tmp/ready\n"
@@ -78,7 +78,7 @@ def test_create_replace_destroy_leaves_nothing(
     before = holdings(emulator.url, cloud.name)
     _with_key(cloud, spec, keypair[1])
     first = ensure_instance(cloud, spec, **FAST).after
-    other = spec.model_copy(update={"instance_type": OTHER_TYPE[cloud.name]})
+    other = spec.model_copy(update=REPLACING[cloud.name])
     second = ensure_instance(cloud, other, force_replace=True, **FAST).after
     assert first is not None and second is not None and second.id != first.id
     ensure_instance_absent(cloud, name=spec.name, **FAST)
