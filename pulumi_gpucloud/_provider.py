@@ -79,6 +79,7 @@ INSTANCE_INPUTS: Final[dict[str, Field]] = {
     "wait_for_ssh": Field(_BOOL, default=False),
     "wait_timeout": Field(_NUM, default=ensure.DEFAULT_TIMEOUT),
     "adopt": Field(_BOOL),
+    "keep_os_volume": Field(_BOOL, default=False),
 }
 VOLUME_INPUTS: Final[dict[str, Field]] = {
     "provider": Field(_STR, required=True),
@@ -114,7 +115,7 @@ _CREATE_ONLY: Final[dict[str, tuple[str, ...]]] = {
 }
 # Inputs that steer this provider, not the cloud resource: a change is an update that calls no API.
 _LOCAL_ONLY: Final[dict[str, tuple[str, ...]]] = {
-    "instance": ("wait_for_ssh", "wait_timeout"),
+    "instance": ("wait_for_ssh", "wait_timeout", "keep_os_volume"),
     "volume": (),
     "ssh_key": (),
 }
@@ -401,6 +402,7 @@ class GpuCloudProvider(ResourceProvider):
         try:
             if self.kind == "instance":
                 adapter.validate_instance_spec(_instance_spec(known))
+                adapter.validate_delete_options(keep_os_volume=bool(known.get("keep_os_volume")))
             elif self.kind == "volume":
                 adapter.validate_volume_spec(_volume_spec(known))
                 old_size = olds.get("size_gb")
@@ -456,7 +458,9 @@ class GpuCloudProvider(ResourceProvider):
         """Preview with unknown inputs: say what would happen if each of them changed."""
         caps = provider_class(provider).capabilities
         in_place = {
-            "instance": {"tags"} | ({"name"} if Capability.INSTANCE_RENAME in caps else set()),
+            "instance": ({"tags"} if Capability.INSTANCE_TAG_UPDATE in caps else set())
+            | ({"name"} if Capability.INSTANCE_RENAME in caps else set())
+            | ({"instance_type"} if Capability.INSTANCE_RESIZE in caps else set()),
             "volume": {"attach_to"}
             | ({"name"} if Capability.VOLUME_RENAME in caps else set())
             | ({"size_gb"} if Capability.VOLUME_RESIZE in caps else set()),
@@ -471,9 +475,11 @@ class GpuCloudProvider(ResourceProvider):
             return plan_ssh_key(_ssh_key_spec(news), _ssh_key_from_state(id_, provider, olds))
         with self._cloud(provider, "diff", repr(news.get("name"))) as cloud:
             if self.kind == "instance":
-                return ensure.plan_for_instance(cloud, _instance_spec(news), _instance_from_state(id_, provider, olds))
+                current = _instance_from_state(id_, provider, olds)
+                # A diff plans; what it names may be created earlier in the same update (predicted, not refused).
+                return ensure.plan_for_instance(cloud, _instance_spec(news), current, predict=True)
             spec = _volume_spec(news)
-            attach_id = ensure.attach_target(cloud, spec.attach_to)
+            attach_id = ensure.attach_target(cloud, spec.attach_to, predict=True)
             return plan_volume(
                 spec, _volume_from_state(id_, provider, olds), cloud.capabilities, desired_attach_id=attach_id
             )
@@ -580,7 +586,10 @@ class GpuCloudProvider(ResourceProvider):
         with self._cloud(provider, "delete", repr(props.get("name", id_))) as cloud:
             if self.kind == "instance":
                 timeout = float(props.get("wait_timeout") or ensure.DEFAULT_TIMEOUT)
-                ensure.ensure_instance_absent(cloud, instance_id=id_, wait=True, wait_timeout=timeout)
+                keep = bool(props.get("keep_os_volume"))
+                ensure.ensure_instance_absent(
+                    cloud, instance_id=id_, wait=True, wait_timeout=timeout, keep_os_volume=keep
+                )
             elif self.kind == "volume":
                 try:
                     if cloud.get_volume(id_).status == _VOLUME_DELETED:  # e.g. deleted along with its instance

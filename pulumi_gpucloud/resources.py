@@ -38,6 +38,9 @@ class InstanceArgs:
     wait_for_ssh: pulumi.Input[bool] | None = None  # create/update also wait until SSH answers
     wait_timeout: pulumi.Input[float] | None = None  # seconds (default 600)
     adopt: pulumi.Input[bool] | None = None  # default True: create takes over an instance of this name
+    # Deleting (or replacing) it also deletes its OS volume where that is billed separately (DataCrunch);
+    # True keeps that volume, detached and billed until deleted.
+    keep_os_volume: pulumi.Input[bool] | None = None
 
 
 @dataclass
@@ -163,6 +166,7 @@ class Instance(_GpuCloudResource, module="gpucloud", name="Instance"):
     password: pulumi.Output[str | None]
     wait_for_ssh: pulumi.Output[bool]
     wait_timeout: pulumi.Output[float]
+    keep_os_volume: pulumi.Output[bool]
     status: pulumi.Output[str]
     raw_status: pulumi.Output[str]
     gpu_model: pulumi.Output[str | None]

@@ -13,7 +13,9 @@ from collections import Counter
 from pathlib import Path
 
 ENV = "GPUCLOUD_FIGURES_DIR"
-# Printed in this order; the last four must be 0 (each test asserts its own share).
+# Printed in this order; duplicates, orphans, leaked secrets, bad inputs that reached the API and leftovers after
+# teardown must be 0 (each test asserts its own share). Orphans are resources of any kind (instances, volumes,
+# keys, OS volumes, scripts, projects) that a run left in the account without reporting them.
 METRICS = (
     "operations tried",
     "faults injected",
@@ -22,6 +24,8 @@ METRICS = (
     "leaked secrets",
     "bad inputs tried",
     "bad inputs that reached the API",
+    "teardown scenarios",
+    "leftovers after teardown",
 )
 
 

@@ -23,10 +23,10 @@ from typing import Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel
 
-from gpucloud import errors, namelock
+from gpucloud import errors, namelock, waiters
 from gpucloud.capabilities import Capability
 from gpucloud.models import CreatedInstance, Instance, InstanceSpec, SshKey, SshKeySpec, Status, Volume, VolumeSpec
-from gpucloud.providers.base import Provider
+from gpucloud.providers.base import Provider, unique_by_name
 from gpucloud.reconcile import Action, Change, Plan, plan_instance, plan_ssh_key, plan_volume
 from gpucloud.transport import ResponseLost, is_server_failure, is_transient
 from gpucloud.validation import validate_instance_catalogue, validate_volume_catalogue
@@ -177,8 +177,12 @@ def find_instance(cloud: Provider, *, name: str | None = None, instance_id: str 
     return cloud.find_instance(name)
 
 
-def plan_for_instance(cloud: Provider, spec: InstanceSpec, current: Instance | None) -> Plan:
-    """Reconcile with the spec translated into the provider's own spelling of types and key ids."""
+def plan_for_instance(cloud: Provider, spec: InstanceSpec, current: Instance | None, *, predict: bool = False) -> Plan:
+    """Reconcile with the spec translated into the provider's own spelling of types and key ids.
+
+    ``predict`` (check mode, previews): a volume that does not exist yet is taken to be created earlier in
+    the same run, so the plan says it will be attached instead of failing.
+    """
     if current is None:
         return Plan(Action.CREATE)
     key_ids: list[str] | None = None
@@ -195,7 +199,31 @@ def plan_for_instance(cloud: Provider, spec: InstanceSpec, current: Instance | N
         cloud.capabilities,
         desired_instance_type=desired_type,
         desired_ssh_key_ids=key_ids,
+        volume_attachments=_volume_attachments(cloud, spec, current, predict=predict),
     )
+
+
+def _volume_attachments(
+    cloud: Provider, spec: InstanceSpec, current: Instance, *, predict: bool
+) -> tuple[list[str], list[str]] | None:
+    """(ids of the spec's volumes attached to ``current``, ids of all of them) where volumes attach in place."""
+    if not spec.volumes or not cloud.supports(Capability.VOLUME_ATTACH):
+        return None
+    volumes = cloud.list_volumes()
+    attached: list[str] = []
+    wanted: list[str] = []
+    for index, ref in enumerate(spec.volumes):
+        found = next((v for v in volumes if v.id == ref), None) or unique_by_name(volumes, ref, "volume", cloud.name)
+        if found is None and not predict:
+            raise errors.ValidationError(
+                f"volumes[{index}]: no {cloud.name} volume with name or id {ref!r}",
+                field="volumes",
+                provider=cloud.name,
+            )
+        wanted.append(found.id if found else f"(to be created: {ref})")
+        if found is not None and current.id in found.attached_to:
+            attached.append(found.id)
+    return attached, wanted
 
 
 def wait_until_ready(
@@ -212,17 +240,41 @@ def _create(cloud: Provider, spec: InstanceSpec) -> CreatedInstance:
 
 
 def apply_instance_updates(cloud: Provider, current: Instance, plan: Plan) -> Instance:
-    """Carry out the in-place part of a plan (rename, tags)."""
+    """Carry out the in-place part of a plan (resize, attach volumes, rename, tags)."""
     changes: dict[str, Change] = {c.field: c for c in plan.updates}
     if not changes:
         return current
-    unknown = set(changes) - {"name", "tags"}
+    unknown = set(changes) - {"name", "tags", "volumes", "instance_type"}
     if unknown:
         raise errors.GpuCloudError(f"no in-place update for {sorted(unknown)}", provider=cloud.name)
+    resize = changes.pop("instance_type", None)
+    if resize is not None:
+        _resize(cloud, current, str(resize.desired))
+    volumes = changes.pop("volumes", None)
+    if volumes is not None:
+        for volume_id in sorted(set(volumes.desired) - set(volumes.current)):
+            cloud.attach_volume(volume_id, current.id)
+    if not changes:
+        return cloud.get_instance(current.id)
     return cloud.update_instance(
         current.id,
         name=changes["name"].desired if "name" in changes else None,
         tags=changes["tags"].desired if "tags" in changes else None,
+    )
+
+
+def _resize(cloud: Provider, current: Instance, instance_type: str) -> None:
+    """Resize in place and wait until the instance reports the new type and has settled (APIs resize async)."""
+    cloud.resize_instance(current.id, instance_type)
+    waiters.poll(
+        lambda: cloud.get_instance(current.id),
+        done=lambda inst: inst.instance_type == instance_type and inst.status is not Status.PENDING,
+        failed=lambda inst: inst.status in cloud.terminal_statuses,
+        describe=lambda inst: f"{inst.instance_type}, {inst.status.value} ({inst.raw_status})",
+        timeout=_remaining(cloud, DEFAULT_TIMEOUT),
+        interval=cloud.config.poll_interval,
+        what=f"{cloud.name} instance {current.id} to be resized to {instance_type}",
+        transient=is_transient,
     )
 
 
@@ -236,13 +288,17 @@ def ensure_instance(
     wait_for_ssh: bool = False,
     force_replace: bool = False,
     instance_id: str | None = None,
+    keep_os_volume: bool = False,
 ) -> Outcome[Instance]:
     """Make an instance named ``spec.name`` (or with ``instance_id``) match ``spec``, all within ``wait_timeout``.
+
+    A replaced instance goes with what was made for it; ``keep_os_volume`` keeps its OS volume (where separate).
 
     The name lock covers the lookup and the create call, not the boot: a concurrent run for the same name
     waits for the create, then finds the new instance and waits for it to boot instead of creating another.
     """
     cloud.validate_instance_spec(spec)
+    cloud.validate_delete_options(keep_os_volume=keep_os_volume)
     started = time.monotonic()
 
     def left() -> float:
@@ -255,9 +311,9 @@ def ensure_instance(
     with _time_limit(cloud, wait_timeout):
         with _creating(cloud, "instance", spec.name, enabled=not check_mode, timeout=wait_timeout):
             current = find_instance(cloud, name=spec.name, instance_id=instance_id)
-            plan = plan_for_instance(cloud, spec, current)
-            if plan.action in (Action.CREATE, Action.REPLACE):
-                validate_instance_catalogue(cloud, spec)  # catalogue reads only: a bad name never reaches a create
+            plan = plan_for_instance(cloud, spec, current, predict=check_mode)
+            if plan.action in (Action.CREATE, Action.REPLACE) or "instance_type" in plan.update_fields:
+                validate_instance_catalogue(cloud, spec)  # catalogue reads only: a bad name never reaches the API
             outcome = _converge(
                 "instance",
                 cloud,
@@ -266,7 +322,9 @@ def ensure_instance(
                 check_mode=check_mode,
                 force_replace=force_replace,
                 update=lambda have: apply_instance_updates(cloud, have, plan),
-                delete=lambda have: _delete_instance(cloud, have.id, wait=True, timeout=left()),
+                delete=lambda have: _delete_instance(
+                    cloud, have.id, wait=True, timeout=left(), keep_os_volume=keep_os_volume
+                ),
                 create=create,
             )
         if not wait or check_mode or outcome.after is None:
@@ -281,8 +339,10 @@ def ensure_instance(
         return outcome
 
 
-def _delete_instance(cloud: Provider, instance_id: str, *, wait: bool, timeout: float) -> None:
-    cloud.delete_instance(instance_id)
+def _delete_instance(
+    cloud: Provider, instance_id: str, *, wait: bool, timeout: float, keep_os_volume: bool = False
+) -> None:
+    cloud.delete_instance(instance_id, keep_os_volume=keep_os_volume)
     if wait:
         cloud.wait_for_instance_gone(instance_id, timeout=_remaining(cloud, timeout))
 
@@ -295,13 +355,16 @@ def ensure_instance_absent(
     check_mode: bool = False,
     wait: bool = True,
     wait_timeout: float = DEFAULT_TIMEOUT,
+    keep_os_volume: bool = False,
 ) -> Outcome[Instance]:
+    """Delete the instance with what was made for it (see :meth:`Provider.delete_instance`)."""
+    cloud.validate_delete_options(keep_os_volume=keep_os_volume)
     with _time_limit(cloud, wait_timeout):
         current = find_instance(cloud, name=name, instance_id=instance_id)
         if current is None or current.status is Status.DELETED:
             return Outcome(False, Action.NONE, current, None)
         if not check_mode:
-            _delete_instance(cloud, current.id, wait=wait, timeout=wait_timeout)
+            _delete_instance(cloud, current.id, wait=wait, timeout=wait_timeout, keep_os_volume=keep_os_volume)
     return Outcome(True, "delete", current, None)
 
 
@@ -388,8 +451,12 @@ def _act(cloud: Provider, action: Callable[[str], None], instance_id: str, took_
 
 
 # --- volumes ----------------------------------------------------------------------------------------
-def attach_target(cloud: Provider, ref: str | None) -> str | None:
-    """The id of the instance ``ref`` names, by name first, then as an id."""
+def attach_target(cloud: Provider, ref: str | None, *, predict: bool = False) -> str | None:
+    """The id of the instance ``ref`` names, by name first, then as an id.
+
+    ``predict`` (check mode, previews): an instance that does not exist yet is taken to be created earlier in
+    the same run; the plan then names it instead of an id.
+    """
     if not ref:
         return None
     found = cloud.find_instance(ref)
@@ -398,6 +465,8 @@ def attach_target(cloud: Provider, ref: str | None) -> str | None:
             found = cloud.get_instance(ref)
         except (errors.NotFound, errors.ValidationError):
             found = None
+    if found is None and predict:
+        return f"(to be created: {ref})"
     if found is None:
         raise errors.ValidationError(f"attach_to: no {cloud.name} instance with name or id {ref!r}", field="attach_to")
     return found.id
@@ -417,7 +486,7 @@ def ensure_volume(
         cloud.require(Capability.VOLUMES)
     with _creating(cloud, "volume", spec.name, enabled=not check_mode, timeout=LOCK_TIMEOUT):
         current = _find_volume(cloud, name=spec.name, volume_id=volume_id)
-        attach_id = attach_target(cloud, spec.attach_to)
+        attach_id = attach_target(cloud, spec.attach_to, predict=check_mode)
         plan = plan_volume(spec, current, cloud.capabilities, desired_attach_id=attach_id)
         if plan.action in (Action.CREATE, Action.REPLACE):
             validate_volume_catalogue(cloud, spec)

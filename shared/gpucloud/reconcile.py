@@ -73,20 +73,25 @@ def plan_instance(
     *,
     desired_instance_type: str | None = None,
     desired_ssh_key_ids: list[str] | None = None,
+    volume_attachments: tuple[list[str], list[str]] | None = None,
 ) -> Plan:
-    """``desired_instance_type``/``desired_ssh_key_ids`` are the spec's values as the provider spells them."""
+    """``desired_instance_type``/``desired_ssh_key_ids`` are the spec's values as the provider spells them;
+    ``volume_attachments`` is (the spec's volumes already attached, all of them) where volumes attach in place."""
     if current is None:
         return Plan(Action.CREATE)
     updates: list[Change] = []
     replacements: list[Change] = []
     immutable = {
-        "instance_type": (current.instance_type, desired_instance_type or desired.instance_type),
         "location": (current.location, desired.location),
         "image": (current.image, desired.image),
     }
     for name, (have, want) in immutable.items():
         if _differs(have, want):
             replacements.append(Change(name, have, want))
+    have_type, want_type = current.instance_type, desired_instance_type or desired.instance_type
+    if _differs(have_type, want_type):
+        target = updates if Capability.INSTANCE_RESIZE in capabilities else replacements
+        target.append(Change("instance_type", have_type, want_type))
     if desired_ssh_key_ids is not None and current.ssh_key_ids:
         have_keys, want_keys = sorted(current.ssh_key_ids), sorted(desired_ssh_key_ids)
         if have_keys != want_keys:
@@ -98,6 +103,9 @@ def plan_instance(
         # Some APIs take tags only at create: new tags then mean a new instance.
         target = updates if Capability.INSTANCE_TAG_UPDATE in capabilities else replacements
         target.append(Change("tags", current.tags, desired.tags))
+    if volume_attachments is not None and sorted(volume_attachments[0]) != sorted(volume_attachments[1]):
+        # Only attaches: volumes attached by other means (an OS volume, a volume's attach_to) are left alone.
+        updates.append(Change("volumes", sorted(volume_attachments[0]), sorted(volume_attachments[1])))
     return _decide(updates, replacements)
 
 

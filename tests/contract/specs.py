@@ -18,11 +18,19 @@ VOLUME: dict[str, dict[str, Any]] = {
     "cloudnexus": {},  # no volume API
     "computestacks": {},  # volumes only come with an order
 }
-# A second instance type per provider, for changes that force a replacement.
+# A second instance type per provider: a replacement where the API cannot resize, else a resize in place.
 OTHER_TYPE: dict[str, str] = {
     "datacrunch": "1A100.22V",
     "voltagepark": "8x-h100-sxm5-80gb",
     "dcdncloud": "s-medium",
     "cloudnexus": "compute-8x16",
     "computestacks": "large",
+}
+# A change that always forces a replacement: the other type where the API cannot resize, else another image.
+REPLACING: dict[str, dict[str, Any]] = {
+    "datacrunch": {"instance_type": OTHER_TYPE["datacrunch"]},
+    "voltagepark": {"instance_type": OTHER_TYPE["voltagepark"]},
+    "dcdncloud": {"instance_type": OTHER_TYPE["dcdncloud"]},
+    "cloudnexus": {"image": "debian-12"},
+    "computestacks": {"image": "MariaDB"},
 }

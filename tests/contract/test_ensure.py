@@ -18,7 +18,7 @@ from gpucloud.providers import provider_class
 from gpucloud.reconcile import Action
 
 from ..conftest import providers_with
-from .specs import INSTANCE, OTHER_TYPE, VOLUME
+from .specs import INSTANCE, OTHER_TYPE, REPLACING, VOLUME
 
 FAST = {"wait_timeout": 60.0}
 
@@ -42,10 +42,10 @@ def test_instance_present_power_and_absent(cloud: gpucloud.Provider, emulator: o
     assert not again.changed and again.after == cloud.get_instance(created.after.id)
     assert world.request_count(method="POST") == creates, "an unchanged run sends no writes"
 
-    bigger = spec.model_copy(update={"instance_type": OTHER_TYPE[cloud.name]})
+    replacing = spec.model_copy(update=REPLACING[cloud.name])
     with pytest.raises(gpucloud.Conflict, match="force_replace") as info:
-        ensure_instance(cloud, bigger, **FAST)
-    assert info.value.details == {"fields": ["instance_type"]}
+        ensure_instance(cloud, replacing, **FAST)
+    assert info.value.details == {"fields": list(REPLACING[cloud.name])}
 
     stopped = ensure_instance_power(cloud, "stopped", name=spec.name, **FAST)
     assert stopped.changed and stopped.after is not None and stopped.after.status is Status.STOPPED
@@ -84,6 +84,7 @@ def test_instance_tags_update_in_place_with_truthful_check_mode(cloud: gpucloud.
 
 @pytest.mark.parametrize("cloud", providers_with(Capability.INSTANCES), indirect=True)
 def test_force_replace_recreates_with_the_new_type(cloud: gpucloud.Provider, keypair: tuple) -> None:
+    """A new type and, where the type alone would be resized in place, a new image too."""
     spec = InstanceSpec(name=f"replace-{cloud.name}", ssh_keys=(keypair[1],), **INSTANCE[cloud.name])
     if cloud.supports(Capability.SSH_KEYS):
         key = ensure_ssh_key(cloud, SshKeySpec(name=f"replace key {cloud.name}", public_key=keypair[1])).after
@@ -91,7 +92,8 @@ def test_force_replace_recreates_with_the_new_type(cloud: gpucloud.Provider, key
     first = ensure_instance(cloud, spec, **FAST).after
     assert first is not None
     other_type = OTHER_TYPE[cloud.name]
-    replaced = ensure_instance(cloud, spec.model_copy(update={"instance_type": other_type}), force_replace=True, **FAST)
+    changed = {**REPLACING[cloud.name], "instance_type": other_type}
+    replaced = ensure_instance(cloud, spec.model_copy(update=changed), force_replace=True, **FAST)
     try:
         assert replaced.action is Action.REPLACE and replaced.after is not None
         assert replaced.after.id != first.id and replaced.after.instance_type == cloud.canonical_instance_type(
@@ -164,4 +166,27 @@ def test_deleting_an_attached_volume_detaches_it_first(cloud: gpucloud.Provider,
         assert volume.id not in cloud.get_instance(instance.id).volume_ids
     finally:
         ensure_instance_absent(cloud, instance_id=instance.id, **FAST)
+        ensure_ssh_key_absent(cloud, key_id=key.id)
+
+
+@pytest.mark.parametrize("cloud", providers_with(Capability.INSTANCE_RESIZE), indirect=True)
+def test_type_change_resizes_in_place_where_the_api_resizes(cloud: gpucloud.Provider, keypair: tuple) -> None:
+    """Backs the capability table's resize "yes": ensure resizes (no force_replace), and says so in check mode."""
+    key = ensure_ssh_key(cloud, SshKeySpec(name=f"resize key {cloud.name}", public_key=keypair[1])).after
+    assert key is not None
+    spec = InstanceSpec(name=f"resize-{cloud.name}", ssh_keys=(key.name,), **INSTANCE[cloud.name])
+    created = ensure_instance(cloud, spec, **FAST).after
+    assert created is not None
+    try:
+        bigger = spec.model_copy(update={"instance_type": OTHER_TYPE[cloud.name]})
+        new_type = cloud.canonical_instance_type(bigger.instance_type)
+        preview = ensure_instance(cloud, bigger, check_mode=True, **FAST)
+        assert preview.action is Action.UPDATE and preview.plan.update_fields == ["instance_type"]
+        assert cloud.get_instance(created.id).instance_type == created.instance_type, "check mode resized nothing"
+        resized = ensure_instance(cloud, bigger, **FAST)
+        assert resized.action is Action.UPDATE and resized.after is not None
+        assert (resized.after.id, resized.after.instance_type) == (created.id, new_type)
+        assert not ensure_instance(cloud, bigger, **FAST).changed
+    finally:
+        ensure_instance_absent(cloud, instance_id=created.id, **FAST)
         ensure_ssh_key_absent(cloud, key_id=key.id)

@@ -44,17 +44,23 @@ def test_preview_tolerates_unknowns(
     checked, failures, diff = harness.preview("new", PROVIDERS["instance"], fresh, TYPES["instance"])
     assert failures == [] and diff is None and checked["name"] is COMPUTED
     assert emulator.world.request_count() == before
-    # An existing one: an unknown instance type may force a replacement, unknown tags an update; the known
-    # inputs are still planned (which may read the API, as every Diff does).
+    # An existing one: an unknown instance type may force a replacement (an update where the API resizes),
+    # unknown tags an update where the API updates them (else a replacement); the known inputs are still planned
+    # (which may read the API, as every Diff does).
+    caps = gpucloud.providers.provider_class(provider).capabilities
     _, failures, diff = harness.preview(
         props["name"], PROVIDERS["instance"], {**props, "instance_type": COMPUTED}, TYPES["instance"], state
     )
-    assert failures == [] and diff is not None and diff.kind == "replace" and diff.replaces == ["instance_type"]
-    if Capability.INSTANCE_TAGS in gpucloud.providers.provider_class(provider).capabilities:
+    if Capability.INSTANCE_RESIZE in caps:
+        assert failures == [] and diff is not None and diff.kind == "update" and diff.replaces == []
+    else:
+        assert failures == [] and diff is not None and diff.kind == "replace" and diff.replaces == ["instance_type"]
+    if Capability.INSTANCE_TAGS in caps:
         _, failures, diff = harness.preview(
             props["name"], PROVIDERS["instance"], {**props, "tags": COMPUTED}, TYPES["instance"], state
         )
-        assert failures == [] and diff is not None and diff.kind == "update"
+        in_place = Capability.INSTANCE_TAG_UPDATE in caps
+        assert failures == [] and diff is not None and diff.kind == ("update" if in_place else "replace")
     if Capability.INSTANCE_LOCATION_CHOICE in gpucloud.providers.provider_class(provider).capabilities and props.get(
         "location"
     ):

@@ -18,7 +18,7 @@ from gpucloud.capabilities import Capability
 from gpucloud.emulator import EMULATOR_CREDENTIALS, EmulatorServer
 
 from ..conftest import IMPLEMENTED, connect, providers_with
-from ..contract.specs import INSTANCE, VOLUME
+from ..contract.specs import INSTANCE, REPLACING, VOLUME
 from .conftest import PROVIDERS, TYPES, unique, up
 from .harness import (
     PROVIDER_KEY,
@@ -141,8 +141,19 @@ def test_instance_lifecycle(
             # Diff -> replace on an instance type change: deleted first (the name must stay unique), then created.
             new_type = _other_type(cloud, live.instance_type or "", live.location if props.get("location") else None)
             wanted = {**changed, "instance_type": new_type}
+            forcing = ["instance_type"]
+            if Capability.INSTANCE_RESIZE in caps:
+                # Diff -> update: resized in place (same id); an image change then exercises the replace.
+                resized = up(harness, "instance", props["name"], wanted, state)
+                assert resized.diff is not None and resized.diff.replaces == [] and resized.state.id == state.id
+                assert resized.steps == ["check", "diff", "update"]
+                assert cloud.get_instance(state.id).instance_type == cloud.canonical_instance_type(new_type)
+                state = resized.state
+                # (back on the spec's own type, which the replacing image is known to fit)
+                wanted = {**wanted, **REPLACING[provider], "instance_type": props["instance_type"]}
+                forcing = list(REPLACING[provider])
             replaced = up(harness, "instance", props["name"], wanted, state)
-            assert replaced.diff is not None and replaced.diff.replaces == ["instance_type"]
+            assert replaced.diff is not None and replaced.diff.replaces == forcing
             assert replaced.diff.delete_before_replace is True
             # The engine checks the inputs again, without the old ones, before replacing.
             assert replaced.steps == ["check", "diff", "check", "delete", "create"]

@@ -231,3 +231,27 @@ def seed(body: SeedBody, world: WorldDep) -> dict[str, int]:
 @control.get("/state")
 def state(world: WorldDep) -> JSONDict:
     return {"providers": world.state(), "faults": vars(world.faults)}
+
+
+@control.get("/ledger")
+def ledger(world: WorldDep, provider: str | None = None) -> JSONDict:
+    """What each account holds and bills now: ``{provider: {items, hourly_usd, billed, kept}}``.
+
+    ``hourly_usd`` sums the billed items with a known price; ``billed`` counts billed items, ``kept`` the
+    ones that cost nothing by themselves (keys, scripts, projects) but stay behind in the account.
+    """
+    if provider is not None and provider not in {p.name for p in PROVIDERS}:
+        raise StarletteHTTPException(404, f"unknown provider {provider!r}")
+    accounts: JSONDict = {}
+    for spec in PROVIDERS:
+        if spec.ledger is None or provider not in (None, spec.name):
+            continue
+        items = spec.ledger(world)
+        billed = [i for i in items if i["billed"]]
+        accounts[spec.name] = {
+            "items": items,
+            "hourly_usd": round(sum(i["hourly_usd"] or 0.0 for i in billed), 6),
+            "billed": len(billed),
+            "kept": len(items) - len(billed),
+        }
+    return {"providers": accounts}

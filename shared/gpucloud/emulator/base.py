@@ -59,12 +59,30 @@ class ProviderSpec:
     http_error: Callable[[int, str], JSONDict] | None = None
     # Adds running instances in the provider's wire shape for World.seed_hosts; None: cannot seed.
     seed: Seeder | None = None
+    # Everything the account holds that the provider bills or keeps (see :func:`ledger_item`); hold no lock.
+    ledger: Callable[[World], list[JSONDict]] | None = None
 
     def owns(self, path: str) -> bool:
         return path == self.prefix or path.startswith(self.prefix + "/")
 
     def relative(self, path: str) -> str:
         return path[len(self.prefix) :] or "/"
+
+
+def ledger_item(
+    kind: str, rid: Any, name: Any, hourly_usd: float | None, *, billed: bool = True, purged: bool = False
+) -> JSONDict:
+    """One line of the account ledger: ``billed`` things cost ``hourly_usd`` (None where the provider
+    publishes no price); the others (keys, scripts, projects) cost nothing but are still left in the account.
+    ``purged``: deleted, held for recovery (a trash) until the provider removes it by itself."""
+    return {
+        "kind": kind,
+        "id": str(rid),
+        "name": str(name or ""),
+        "hourly_usd": (round(hourly_usd, 6) if hourly_usd is not None else None) if billed else 0.0,
+        "billed": billed,
+        "purged_by_provider": purged,
+    }
 
 
 def get_world(request: Request) -> World:

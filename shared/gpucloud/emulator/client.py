@@ -62,6 +62,15 @@ def write_env_file(path: Path, env: dict[str, str]) -> None:
         handle.writelines(f"{key}={shlex.quote(value)}\n" for key, value in sorted(env.items()))
 
 
+def read_ledger(url: str, provider: str | None = None) -> dict[str, Any]:
+    """What each emulated account holds and bills now (``GET /_emulator/ledger``), per provider."""
+    params = {"provider": provider} if provider else {}
+    response = httpx.get(f"{url.rstrip('/')}/_emulator/ledger", params=params, timeout=10)
+    response.raise_for_status()
+    providers: dict[str, Any] = response.json()["providers"]
+    return providers
+
+
 def wait_until_healthy(url: str, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while True:

@@ -47,7 +47,15 @@ from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
 
-from gpucloud.emulator.base import ProviderError, ProviderSpec, WorldDep, fingerprint, parse_public_key, utc_now
+from gpucloud.emulator.base import (
+    ProviderError,
+    ProviderSpec,
+    WorldDep,
+    fingerprint,
+    ledger_item,
+    parse_public_key,
+    utc_now,
+)
 from gpucloud.emulator.sshd import SshSpec
 from gpucloud.emulator.world import EMULATOR_CREDENTIALS, JSONDict, Step, World
 
@@ -503,6 +511,17 @@ router.include_router(api, dependencies=[Depends(require_key)], tags=["cloudnexu
 
 _CREATE_PATHS = {"/compute/instances", "/ssh-keys"}
 
+
+def ledger(world: World) -> list[JSONDict]:
+    """Instances and snapshots (billed, but the docs publish no prices: hourly_usd is None) and SSH keys."""
+    with world.lock:
+        items = [ledger_item("instance", i["id"], i["name"], None) for i in _instances(world).values()]
+        snapshots = world.collection(NAME, "snapshots").values()
+        items += [ledger_item("snapshot", s["id"], s["instance_id"], None) for s in snapshots]
+        items += [ledger_item("ssh_key", k["id"], k["name"], None, billed=False) for k in _keys(world).values()]
+        return items
+
+
 SPEC = ProviderSpec(
     name=NAME,
     prefix=PREFIX,
@@ -512,4 +531,5 @@ SPEC = ProviderSpec(
     http_error=_http_error,
     is_create_request=lambda method, path: method == "POST" and path.rstrip("/") in _CREATE_PATHS,
     seed=seed_instances,
+    ledger=ledger,
 )

@@ -73,7 +73,7 @@ from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.exceptions import HTTPException
 
-from gpucloud.emulator.base import ProviderError, ProviderSpec, WorldDep, parse_public_key, utc_now
+from gpucloud.emulator.base import ProviderError, ProviderSpec, WorldDep, ledger_item, parse_public_key, utc_now
 from gpucloud.emulator.sshd import SshSpec
 from gpucloud.emulator.world import EMULATOR_CREDENTIALS, JSONDict, Step, World
 
@@ -1286,13 +1286,17 @@ def delete_project(project_id: str, world: WorldDep) -> Any:
         project = _project(world, project_id)
         if project is None:
             return _missing()
-        pid, half = project["id"], world.settings.provision_seconds / 2
+        pid = project["id"]
         project["current_state"] = "deleting"
+        # One due time for the project and its services: they vanish in the same step, so nobody sees the
+        # services gone while the (emptied) project still exists.
+        due = time.monotonic() + world.settings.provision_seconds / 2
         for service in _services_of(world, pid):
             world.private(NAME, _skey(service["id"])).update(req_state="stopped")
             _set_state(world, service, "working")
-            _pending(world, pid)[str(service["id"])] = _Pending(time.monotonic() + half, "gone")
-        _transition(world, pid, "project", "gone", half, partial(_remove_project, world, pid))
+            _pending(world, pid)[str(service["id"])] = _Pending(due, "gone")
+        _pending(world, pid)["project"] = _Pending(due, "gone", partial(_remove_project, world, pid))
+        _replan(world, pid)
     return JSONResponse({}, status_code=202)
 
 
@@ -1608,6 +1612,25 @@ router.include_router(public, dependencies=[*_versioned, Depends(require_public)
 router.include_router(api, dependencies=[*_versioned, Depends(require_user)], tags=["computestacks"])
 router.include_router(fallback, dependencies=[*_versioned, Depends(identify)])
 
+_HOURS_PER_TERM = {"hour": 1.0, "month": 730.0}
+
+
+def ledger(world: World) -> list[JSONDict]:
+    """Services at their product's price per hour; projects (with their bastion), volumes (part of their
+    service's package) and SSH keys cost nothing by themselves but stay in the account."""
+    with world.lock:
+        items = []
+        for service in _coll(world, "instances").values():
+            product = PRODUCTS[service["product_id"]]
+            hourly = float(product["price"]) / _HOURS_PER_TERM[product["term"]]
+            items.append(ledger_item("instance", service["id"], service["label"], hourly))
+        kept = (("project", "projects", "name"), ("volume", "volumes", "label"), ("ssh_key", "ssh_keys", "label"))
+        for kind, collection, name in kept:
+            objects = _coll(world, collection).values()
+            items += [ledger_item(kind, o["id"], o.get(name), None, billed=False) for o in objects]
+        return items
+
+
 SPEC = ProviderSpec(
     name=NAME,
     prefix=PREFIX,
@@ -1620,4 +1643,5 @@ SPEC = ProviderSpec(
         method == "POST" and path.rstrip("/") in {"/api/orders", "/api/users/ssh_keys"}
     ),
     seed=seed_instances,
+    ledger=ledger,
 )

@@ -49,6 +49,7 @@ from gpucloud.emulator.base import (
     ProviderSpec,
     WorldDep,
     fingerprint,
+    ledger_item,
     parse_public_key,
     utc_now,
 )
@@ -1093,6 +1094,26 @@ router.include_router(api, dependencies=[Depends(require_token)], tags=["datacru
 
 _CREATE_PATHS = {"/instances", "/volumes", "/sshkeys", "/ssh-keys", "/scripts"}
 
+
+def ledger(world: World) -> list[JSONDict]:
+    """Instances (deleting ones bill until gone), volumes not deleted (detached OS volumes included), volumes
+    in trash (kept, not billed here: the docs name no trash price), startup scripts and SSH keys."""
+    with world.lock:
+        instances = _instances(world).values()
+        items = [ledger_item("instance", i["id"], i["hostname"], i["price_per_hour"]) for i in instances]
+        for volume in _volumes(world).values():
+            kind = "os_volume" if volume["is_os_volume"] else "volume"
+            if volume["status"] != "deleted":
+                items.append(ledger_item(kind, volume["id"], volume["name"], volume["base_hourly_cost"]))
+            elif world.private(NAME, volume["id"]).get("in_trash"):
+                name = volume["name"]
+                items.append(ledger_item(f"{kind} (trash)", volume["id"], name, None, billed=False, purged=True))
+        scripts = world.collection(NAME, "scripts").values()
+        items += [ledger_item("script", s["id"], s["name"], None, billed=False) for s in scripts]
+        items += [ledger_item("ssh_key", k["id"], k["name"], None, billed=False) for k in _keys(world).values()]
+        return items
+
+
 SPEC = ProviderSpec(
     name=NAME,
     prefix=PREFIX,
@@ -1103,4 +1124,5 @@ SPEC = ProviderSpec(
     is_auth_request=lambda method, path: path.rstrip("/") == "/oauth2/token",
     is_create_request=lambda method, path: method == "POST" and path.rstrip("/") in _CREATE_PATHS,
     seed=seed_instances,
+    ledger=ledger,
 )

@@ -39,7 +39,7 @@ from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
 
-from gpucloud.emulator.base import ProviderError, ProviderSpec, WorldDep, parse_public_key, utc_now
+from gpucloud.emulator.base import ProviderError, ProviderSpec, WorldDep, ledger_item, parse_public_key, utc_now
 from gpucloud.emulator.sshd import SshSpec
 from gpucloud.emulator.world import EMULATOR_CREDENTIALS, JSONDict, Step, World
 
@@ -435,6 +435,16 @@ def seed_instances(world: World, count: int, first: int) -> None:
 router = APIRouter()
 router.include_router(api, dependencies=[Depends(require_token)], tags=["dcdncloud"])
 
+
+def ledger(world: World) -> list[JSONDict]:
+    """Instances only (keys are passed by content, nothing else is kept): the monthly cost per hour."""
+    with world.lock:
+        return [
+            ledger_item("instance", i["id"], i["name"], i["monthly_cost_usd"] / HOURS_PER_MONTH)
+            for i in _instances(world).values()
+        ]
+
+
 SPEC = ProviderSpec(
     name=NAME,
     prefix=PREFIX,
@@ -444,4 +454,5 @@ SPEC = ProviderSpec(
     http_error=_http_error,
     is_create_request=lambda method, path: method == "POST" and path.rstrip("/") == "/instances",
     seed=seed_instances,
+    ledger=ledger,
 )

@@ -46,7 +46,7 @@ from fastapi.responses import JSONResponse
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field, field_validator
 
-from gpucloud.emulator.base import ProviderError, ProviderSpec, WorldDep, parse_public_key, utc_now
+from gpucloud.emulator.base import ProviderError, ProviderSpec, WorldDep, ledger_item, parse_public_key, utc_now
 from gpucloud.emulator.base import with_and_without_slash as both
 from gpucloud.emulator.sshd import SshSpec
 from gpucloud.emulator.world import EMULATOR_CREDENTIALS, JSONDict, Step, World
@@ -741,6 +741,19 @@ router.include_router(api, dependencies=[Depends(require_token)], tags=["voltage
 
 _CREATE_PATHS = {"/virtual-machines/instant", "/storage", "/organization/ssh-keys", "/bare-metal"}
 
+
+def ledger(world: World) -> list[JSONDict]:
+    """VMs (a stopped VM still pays for its storage: ``total_disassociated_per_hr``), storage volumes, org keys."""
+    with world.lock:
+        items = []
+        for vm in _vms(world).values():
+            rate = "total_disassociated_per_hr" if vm["status"] == "Stopped" else "total_associated_per_hr"
+            items.append(ledger_item("instance", vm["id"], vm["name"], float(vm["pricing"][rate])))
+        items += [ledger_item("volume", v["id"], v["name"], float(v["rate_hourly"])) for v in _storage(world).values()]
+        items += [ledger_item("ssh_key", k["id"], k["name"], None, billed=False) for k in _org_keys(world).values()]
+        return items
+
+
 SPEC = ProviderSpec(
     name=NAME,
     prefix=PREFIX,
@@ -748,4 +761,5 @@ SPEC = ProviderSpec(
     error_body=error_body,
     is_create_request=lambda method, path: method == "POST" and path.rstrip("/") in _CREATE_PATHS,
     seed=seed_instances,
+    ledger=ledger,
 )

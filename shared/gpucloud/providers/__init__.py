@@ -49,11 +49,12 @@ TABLE_COLUMNS: tuple[tuple[str, Capability], ...] = (
     ("offers/prices", Capability.OFFERS),
     ("images", Capability.IMAGES),
     ("locations", Capability.LOCATIONS),
-    ("tags", Capability.INSTANCE_TAGS),
+    ("tag update", Capability.INSTANCE_TAG_UPDATE),
 )
 # What an instance spec may ask for, per provider.
 OPTION_COLUMNS: tuple[tuple[str, Capability], ...] = (
     ("choose location", Capability.INSTANCE_LOCATION_CHOICE),
+    ("tags at create", Capability.INSTANCE_TAGS),
     ("startup script", Capability.INSTANCE_STARTUP_SCRIPT),
     ("root password", Capability.INSTANCE_PASSWORD),
     ("volumes at create", Capability.INSTANCE_VOLUMES_AT_CREATE),

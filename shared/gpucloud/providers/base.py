@@ -87,6 +87,8 @@ class Provider(ABC):
     unsupported_hints: ClassVar[dict[Capability, str]] = {}
     # The provider's published request limit; the client paces itself under it unless configured otherwise.
     default_requests_per_minute: ClassVar[float | None] = None
+    # True where an instance's OS disk is a volume of its own that outlives the instance unless deleted with it.
+    separate_os_volume: ClassVar[bool] = False
     # Statuses after which an instance will never come back to life by waiting.
     terminal_statuses: ClassVar[frozenset[Status]] = frozenset({Status.ERROR, Status.DELETED})
 
@@ -196,13 +198,25 @@ class Provider(ABC):
         found = self.find_instance(name)
         return CreatedInstance(instance=found) if found else None
 
-    def delete_instance(self, instance_id: str) -> None:
-        """Delete; an instance that is already gone counts as deleted."""
+    def delete_instance(self, instance_id: str, *, keep_os_volume: bool = False) -> None:
+        """Delete it with what was made for it (OS volume, startup script, project); already gone counts as deleted.
+
+        ``keep_os_volume`` keeps a separately billed OS volume, detached, where the provider has one.
+        """
         self.require(Capability.INSTANCES)
+        self.validate_delete_options(keep_os_volume=keep_os_volume)
         try:
-            self._delete_instance(instance_id)
+            self._delete_instance_and_owned(instance_id, keep_os_volume=keep_os_volume)
         except errors.NotFound:
             return
+
+    def validate_delete_options(self, *, keep_os_volume: bool) -> None:
+        if keep_os_volume and not self.separate_os_volume:
+            raise errors.ValidationError(
+                f"keep_os_volume: {self.name} instances have no separate OS volume to keep; remove the option",
+                field="keep_os_volume",
+                provider=self.name,
+            )
 
     def start_instance(self, instance_id: str) -> None:
         self.require(Capability.INSTANCE_START_STOP)
@@ -443,6 +457,10 @@ class Provider(ABC):
 
     def _delete_instance(self, instance_id: str) -> None:
         raise errors.Unsupported(self.name, Capability.INSTANCES.value)
+
+    def _delete_instance_and_owned(self, instance_id: str, *, keep_os_volume: bool) -> None:
+        """Override where an instance leaves billed things of its own behind; by default it is all there is."""
+        self._delete_instance(instance_id)
 
     def _start_instance(self, instance_id: str) -> None:
         raise errors.Unsupported(self.name, Capability.INSTANCE_START_STOP.value)

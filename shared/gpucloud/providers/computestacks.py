@@ -8,7 +8,8 @@ Mapping (the API has no VMs; these are the nearest honest equivalents):
 - instance = a *container service* (one container), created by an order (``POST /api/orders``) that builds a
   new project named after the instance. ``create_instance`` therefore waits for the order to complete (the
   order is the only thing that says which project it built) and returns the service it made, still booting.
-  Deleting an instance deletes the service; the project it lived in stays (empty) until removed in the panel.
+  Deleting an instance deletes the project it lived in when it was the project's only service (every create
+  makes a project of its own, which would otherwise stay behind empty), else just the service.
 - name = the service ``label`` (also the project name); renamed with ``PATCH /api/container_services/{id}``.
 - instance_type = a product (package) by ``name`` (a product id is accepted and read back as the name);
   resize switches the product (``POST .../resize``).
@@ -461,7 +462,17 @@ class ComputeStacks(Provider):
         self._power(instance_id, "restart")
 
     def _delete_instance(self, instance_id: str) -> None:
-        self.transport.request("DELETE", f"api/container_services/{instance_id}")
+        service = self.transport.get_json(f"api/container_services/{instance_id}")["container_service"]
+        project = (service.get("project") or {}).get("id")
+        others = [
+            s
+            for s in (self._all(f"api/projects/{project}/services", "container_services") if project else [])
+            if str(s.get("id")) != instance_id
+        ]
+        if project and not others:  # trashing the project trashes the service with it
+            self.transport.request("DELETE", f"api/projects/{project}")
+        else:
+            self.transport.request("DELETE", f"api/container_services/{instance_id}")
 
     def _resize_instance(self, instance_id: str, instance_type: str) -> None:
         product = self._product(instance_type, None)

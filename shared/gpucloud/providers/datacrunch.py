@@ -8,6 +8,7 @@ The API reports no SSH port, so the port comes from configuration (default 22) a
 
 from __future__ import annotations
 
+import contextlib
 import re
 from typing import Any
 
@@ -81,6 +82,7 @@ class DataCrunch(Provider):
     auth_kinds = "OAuth2 client credentials"
     ssh_endpoint = "ip (port from config, default 22)"
     default_ssh_user = "root"
+    separate_os_volume = True
     capabilities = frozenset(
         {
             C.INSTANCES,
@@ -215,13 +217,35 @@ class DataCrunch(Provider):
             f"volumes: no datacrunch volume with id or name {ref!r}", field="volumes", provider=self.name
         )
 
-    def _action(self, instance_id: str, action: str) -> None:
-        body = {"id": [instance_id], "action": action, "volume_ids": None}
+    def _action(self, instance_id: str, action: str, **extra: Any) -> None:
+        body = {"id": [instance_id], "action": action, "volume_ids": None, **extra}
         self.transport.request("PUT", "instances", json=body)
 
     def _delete_instance(self, instance_id: str) -> None:
-        self._get_instance(instance_id)  # a clean NotFound for ids that are already gone
-        self._action(instance_id, "delete")
+        self._delete_instance_and_owned(instance_id, keep_os_volume=False)
+
+    def _delete_instance_and_owned(self, instance_id: str, *, keep_os_volume: bool) -> None:
+        """The OS volume outlives its instance (billed, detached) unless named in ``volume_ids``; our
+        ``gpucloud-<name>`` startup script stays in the account unless deleted too."""
+        instance = self._get_instance(instance_id)  # a clean NotFound for ids that are already gone
+        # Listed, not read from os_volume_id: that stays null until the instance has booted.
+        os_volumes = [
+            str(v["id"])
+            for v in self.transport.get_json("volumes")
+            if v.get("is_os_volume") and str(v.get("instance_id")) == instance_id
+        ]
+        if keep_os_volume or not os_volumes:
+            self._action(instance_id, "delete")
+        else:  # permanently: the instance is being deleted on purpose, keep_os_volume is the way to keep it
+            self._action(instance_id, "delete", volume_ids=os_volumes, delete_permanently=True)
+        self._delete_startup_scripts(instance.name)
+
+    def _delete_startup_scripts(self, instance_name: str) -> None:
+        name = f"gpucloud-{instance_name}"
+        for script in self.transport.get_json("scripts"):
+            if script.get("name") == name:
+                with contextlib.suppress(errors.NotFound):  # another run removed it meanwhile
+                    self.transport.request("DELETE", f"scripts/{script['id']}")
 
     def _start_instance(self, instance_id: str) -> None:
         self._action(instance_id, "start")

@@ -102,6 +102,14 @@ options:
     description: Allow deleting and recreating the instance to change fields that cannot change in place.
     type: bool
     default: false
+  keep_os_volume:
+    description:
+      - When the instance is deleted (O(state=absent)) or replaced, keep its OS volume, detached, where the provider
+        bills it as a volume of its own (DataCrunch). It stays billed until deleted with M(gpucloud.cloud.volume).
+      - By default everything gpucloud made for the instance goes with it (OS volume, startup script, project).
+      - Providers without a separate OS volume reject V(true). Fleets (O(count), O(exact_count)) do not use it.
+    type: bool
+    default: false
 """
 
 EXAMPLES = r"""
@@ -313,6 +321,7 @@ class Instance(GpuCloudModule):
             wait_for_ssh=self.params["wait_for_ssh"],
             force_replace=self.params["force_replace"],
             instance_id=self.params["id"],
+            keep_os_volume=self.params["keep_os_volume"],
             **self._waits(),
         )
         self.set_outcome(outcome, shape=instance_result, predicted=self.predicted(spec))
@@ -393,6 +402,7 @@ class Instance(GpuCloudModule):
             name=self.params["name"],
             instance_id=self.params["id"],
             check_mode=self.check_mode,
+            keep_os_volume=self.params["keep_os_volume"],
             **self._waits(),
         )
         self.set_outcome(outcome, shape=instance_result)
@@ -418,6 +428,7 @@ def main():
             wait_timeout=dict(type="int", default=600),
             wait_for_ssh=dict(type="bool", default=False),
             force_replace=dict(type="bool", default=False),
+            keep_os_volume=dict(type="bool", default=False),
         ),
         supports_check_mode=True,
         mutually_exclusive=[("count", "exact_count"), ("count", "id"), ("exact_count", "id")],
