@@ -124,7 +124,6 @@ def test_configuration_tables_list_every_setting_of_config_py() -> None:
 def test_every_variable_mentioned_in_the_docs_exists() -> None:
     """A GPUCLOUD_* name anywhere in README, docs/ or the collection docs is one gpucloud reads."""
     from gpucloud.config import PROVIDERS, ProviderConfig, env_var
-
     from gpucloud.emulator.client import CONTROL_TOKEN_ENV
 
     # The emulator's env file also carries its control token, which its clients (tests, scripts) read.

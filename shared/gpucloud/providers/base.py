@@ -158,7 +158,15 @@ class Provider(ABC):
         return self._get_instance(instance_id)
 
     def find_instance(self, name: str) -> Instance | None:
-        return unique_by_name(self.list_instances(), name, "instance", self.name)
+        """The instance called ``name``, counting one still being created that the list does not show yet."""
+        found = unique_by_name(self.list_instances(), name, "instance", self.name)
+        return found if found is not None else self._instance_in_flight(name)
+
+    def _instance_in_flight(self, name: str) -> Instance | None:
+        """An instance being created under ``name`` that ``list_instances`` does not show yet (an order or job
+        accepted by the API). Providers whose list shows an instance from the moment its create is accepted
+        need nothing here."""
+        return None
 
     def validate_instance_spec(self, spec: InstanceSpec) -> None:
         """Everything we can reject without a request: capabilities first, then provider rules."""

@@ -389,7 +389,8 @@ class ComputeStacks(Provider):
             order["location_id"] = location
         return order
 
-    def _await_order(self, order_id: str, name: str) -> dict[str, Any]:
+    def _final_order(self, order_id: str, name: str) -> dict[str, Any]:
+        """The order once it stopped changing (completed, failed or cancelled)."""
         order: dict[str, Any] = waiters.poll(
             lambda: self.transport.get_json(f"api/orders/{order_id}")["order"],
             done=lambda o: o.get("status") in _ORDER_FINAL,
@@ -398,6 +399,10 @@ class ComputeStacks(Provider):
             interval=self.config.poll_interval,
             what=f"{self.name} order {order_id} for {name!r}",
         )
+        return order
+
+    def _await_order(self, order_id: str, name: str) -> dict[str, Any]:
+        order = self._final_order(order_id, name)
         if order["status"] != "completed":
             project = (order.get("project") or {}).get("id")
             raise errors.ProviderError(
@@ -423,17 +428,22 @@ class ComputeStacks(Provider):
             )
         return self._with_bastion(found.data)
 
-    def _adopt_instance(self, name: str) -> CreatedInstance | None:
-        """After a lost order response: the service if it exists, else our still-running order, awaited."""
-        found = self.find_instance(name)
-        if found is not None:
-            return CreatedInstance(instance=found)
+    def _instance_in_flight(self, name: str) -> Instance | None:
+        """The service of a live order for ``name``, once the order completes; None if there is none.
+
+        An order builds its project and service only some time after it was accepted, so a run killed (or
+        whose answer was lost) right after ordering leaves nothing in the service list yet. Counting the order
+        as the instance keeps the next run from ordering the name a second time. An order that then fails or
+        is cancelled made nothing, so it counts as nothing.
+        """
         for row in self._all("api/orders", "orders"):
             if row.get("status") not in _ORDER_LIVE:
                 continue
             order = self.transport.get_json(f"api/orders/{row['id']}")["order"]
-            if ((order.get("order_data") or {}).get("project") or {}).get("name") == name:
-                return CreatedInstance(instance=self._service_of(self._await_order(str(order["id"]), name), name))
+            if ((order.get("order_data") or {}).get("project") or {}).get("name") != name:
+                continue
+            final = self._final_order(str(order["id"]), name)
+            return self._service_of(final, name) if final.get("status") == "completed" else None
         return None
 
     def _power(self, instance_id: str, action: str) -> None:
