@@ -11,6 +11,7 @@ from gpucloud.capabilities import Capability
 from tests import figures
 
 from ..conftest import IMPLEMENTED, connect
+from .specs import UNKNOWN_ID
 
 SECRET_FIELDS = ("token", "client_secret", "password")
 WRONG = {
@@ -47,7 +48,7 @@ def test_debug_logs_hold_no_credentials_or_tokens(
                     world.set_faults(drop_create_rate=0.0)
                 cloud.delete_ssh_key(key.id)
             with pytest.raises(gpucloud.NotFound) as missing:
-                cloud.get_instance("00000000-0000-4000-8000-000000000000")
+                cloud.get_instance(UNKNOWN_ID[provider]["instance"])
             raised.append(_exception_text(missing.value))
             world.set_faults(error_rate=1.0)
             try:
