@@ -78,7 +78,10 @@ def _ensure_account(user: str) -> None:
 
 
 def _useradd(user: str) -> None:
-    useradd = shutil.which("useradd")
+    # A root shell's PATH usually has /usr/sbin, a service's or container's may not.
+    useradd = shutil.which("useradd") or next(
+        (p for p in ("/usr/sbin/useradd", "/sbin/useradd") if os.access(p, os.X_OK)), None
+    )
     if useradd is None:
         raise AccountError(f"running as root needs the unprivileged account {user!r}, and useradd is not installed")
     # "*" is a password nobody can use, but unlike useradd's default "!" it does not lock the account, which
