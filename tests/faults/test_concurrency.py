@@ -19,7 +19,7 @@ import pytest
 import yaml
 
 import gpucloud
-from gpucloud import SshKeySpec, ensure
+from gpucloud import SshKeySpec, ensure, fleet
 from gpucloud.capabilities import Capability
 from gpucloud.emulator import EmulatorServer
 from gpucloud.emulator.app import PROVIDERS
@@ -175,7 +175,7 @@ def test_one_api_spelled_three_ways_from_three_environments_gets_one_lock(
 _KILLED_AFTER_CREATE = """
 import json, os, sys
 import gpucloud
-from gpucloud import InstanceSpec, ensure, transport
+from gpucloud import InstanceSpec, ensure, fleet, transport
 from gpucloud.emulator.app import PROVIDERS
 
 provider = sys.argv[1]
@@ -190,7 +190,11 @@ def request(self, method, path, *args, **kwargs):
 
 transport.Transport.request = request
 with gpucloud.connect(provider, **json.loads(os.environ["KILLED_OPTIONS"])) as cloud:
-    ensure.ensure_instance(cloud, InstanceSpec(**json.loads(os.environ["KILLED_SPEC"])), wait_timeout=60)
+    wanted = InstanceSpec(**json.loads(os.environ["KILLED_SPEC"]))
+    if os.environ.get("KILLED_FLEET"):
+        fleet.ensure_fleet(cloud, wanted, count=1, wait_timeout=60)
+    else:
+        ensure.ensure_instance(cloud, wanted, wait_timeout=60)
 sys.exit("the create call returned and the process was not killed")
 """
 
@@ -229,3 +233,32 @@ def _instance_creates(server: EmulatorServer, provider: str, start: int) -> list
         for r in server.world.requests[start:]
         if r.provider == provider and spec.is_create_request(r.method, r.path) and "ssh" not in r.path
     ]
+
+
+def test_fleet_rerun_after_a_kill_right_after_an_order_makes_no_duplicate(
+    fault_emulator: EmulatorServer, fault_overrides: Overrides
+) -> None:
+    """Fleets create members without a lookup by name: the order a killed run left must be adopted there too."""
+    provider = "computestacks"
+    spec = {"name": "kfleet-{index}", **INSTANCE[provider]}
+    env = {**os.environ, "KILLED_OPTIONS": json.dumps(fault_overrides[provider]), "KILLED_SPEC": json.dumps(spec)}
+    start = len(fault_emulator.world.requests)
+    with slow_boot(fault_emulator, 10.0):
+        killed = subprocess.run(
+            [sys.executable, "-c", _KILLED_AFTER_CREATE, provider],
+            env={**env, "KILLED_FLEET": "1"},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        with fconnect(fault_overrides, provider) as cloud:
+            try:
+                rerun = fleet.ensure_fleet(cloud, gpucloud.InstanceSpec(**spec), count=1, wait=False)
+            finally:
+                creates = _instance_creates(fault_emulator, provider, start)
+                made = [i.id for i in cloud.list_instances() if i.name == "kfleet-1"]
+                for instance_id in made:
+                    ensure.ensure_instance_absent(cloud, instance_id=instance_id, wait_timeout=60)
+    Tally(operations=2, duplicates=max(len(made) - 1, 0)).publish()
+    assert killed.returncode == 137, killed.stdout + killed.stderr
+    assert len(creates) == 1 and len(made) == 1 and [m.id for m in rerun.instances] == made

@@ -240,8 +240,15 @@ class Provider(ABC):
         """Provider-specific rules; the default has none."""
 
     def create_instance(self, spec: InstanceSpec) -> CreatedInstance:
-        """Create without waiting. If the response is lost, adopt what the server committed under the name."""
+        """Create without waiting. If the response is lost, adopt what the server committed under the name.
+
+        A create of that name still in flight (an order a killed run left, see :meth:`_instance_in_flight`) is
+        adopted instead of sent again, for callers that create without looking the name up first (fleets).
+        """
         self.validate_instance_spec(spec)
+        in_flight = self._instance_in_flight(spec.name)
+        if in_flight is not None:
+            return CreatedInstance(instance=in_flight)
         return self._adopt_after_lost_response(
             lambda: self._create_instance(spec),
             lambda: self._adopt_instance(spec.name),
