@@ -13,7 +13,7 @@ from gpucloud.emulator import EmulatorServer
 from gpucloud.models import SshKeySpec, VolumeSpec
 
 from ..conftest import connect, providers_with
-from ..contract.specs import INSTANCE, VOLUME
+from ..contract.specs import INSTANCE, UNKNOWN_ID, VOLUME
 from .conftest import PROJECT, PROVIDERS, TYPES, unique, up
 from .harness import COMPUTED, DynamicProviderHarness, Secret, reveal
 
@@ -103,9 +103,7 @@ def test_import_adopts_an_existing_instance(
     assert reveal(imported.outputs)["status"] == "running"
     assert len(emulator.world.instances(provider)) == before  # adopted, nothing created
     with pytest.raises(LookupError):
-        harness.import_(
-            "ghost", PROVIDERS["instance"], props, TYPES["instance"], "00000000-0000-0000-0000-000000000000"
-        )
+        harness.import_("ghost", PROVIDERS["instance"], props, TYPES["instance"], UNKNOWN_ID[provider]["instance"])
 
 
 @pytest.mark.parametrize("provider", providers_with(Capability.VOLUME_CREATE))
