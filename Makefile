@@ -25,9 +25,11 @@ sshd:
 		echo "openssh-server is missing: install it (e.g. apt-get install openssh-server) so emulated hosts can run sshd" >&2; exit 1; \
 	fi
 
-# Start the emulator as its own process, point the CLI at it through the env file it writes, run the demo, stop it.
+# Start the emulator as its own process, point the CLI at it through the env file it writes (this run's random
+# credentials, mode 0600), run the demo, stop it. Emulated hosts log in as an unprivileged account when run as root,
+# so the directory their reports go to is one that account can write (and not list).
 demo: setup
-	@set -e; tmp=$$(mktemp -d); \
+	@set -e; tmp=$$(mktemp -d); chmod 711 $$tmp; mkdir -m 1733 $$tmp/reports; \
 	$(VENV)/bin/gpucloud emulator --port $(EMULATOR_PORT) --env-file $$tmp/env & pid=$$!; \
 	trap 'kill $$pid 2>/dev/null; wait $$pid 2>/dev/null; rm -rf $$tmp' EXIT INT TERM; \
 	$(PY) -m gpucloud.emulator.client wait http://127.0.0.1:$(EMULATOR_PORT) --timeout 30; \
@@ -36,7 +38,7 @@ demo: setup
 	cd examples/ansible && export PATH=$(abspath $(VENV))/bin:$$PATH ANSIBLE_COLLECTIONS_PATH=$(CURDIR) \
 		ANSIBLE_HOST_KEY_CHECKING=False ANSIBLE_SSH_USETTY=False ANSIBLE_PYTHON_INTERPRETER=$(abspath $(PY)) \
 		ANSIBLE_SSH_ARGS='-o UserKnownHostsFile=/dev/null' && \
-	ansible-playbook -i inventory.gpucloud.yml provision.yml -e fleet_report_dir=$$tmp && \
+	ansible-playbook -i inventory.gpucloud.yml provision.yml -e fleet_report_dir=$$tmp/reports && \
 	ansible-inventory -i inventory.gpucloud.yml --graph && \
 	ansible-playbook -i inventory.gpucloud.yml teardown.yml
 

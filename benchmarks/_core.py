@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import shlex
 import socket
 import subprocess
 import sys
@@ -22,7 +21,7 @@ from typing import Any
 
 import httpx
 
-from gpucloud.emulator.client import wait_until_healthy
+from gpucloud.emulator.client import control_headers, read_env_file, wait_until_healthy
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -102,7 +101,8 @@ class Emulator:
     env_file: Path
 
     def control(self, method: str, path: str, **kwargs: Any) -> Any:
-        response = httpx.request(method, f"{self.url}/_emulator{path}", timeout=60, **kwargs)
+        headers = control_headers(self.env)  # the control API's own token, from the run's env file
+        response = httpx.request(method, f"{self.url}/_emulator{path}", headers=headers, timeout=60, **kwargs)
         response.raise_for_status()
         return response.json() if response.content else None
 
@@ -129,15 +129,6 @@ def free_port() -> int:
         return port
 
 
-def _read_env_file(path: Path) -> dict[str, str]:
-    env: dict[str, str] = {}
-    for line in path.read_text().splitlines():
-        name, _, value = line.partition("=")
-        if name and not name.startswith("#"):
-            env[name.strip()] = " ".join(shlex.split(value))
-    return env
-
-
 @contextmanager
 def emulator(ctx: Context, *args: str) -> Iterator[Emulator]:
     """Start ``gpucloud emulator`` with extra CLI ``args`` (e.g. ``--latency-ms 25``); stop it afterwards."""
@@ -150,7 +141,7 @@ def emulator(ctx: Context, *args: str) -> Iterator[Emulator]:
     url = f"http://127.0.0.1:{port}"
     try:
         wait_until_healthy(url, timeout=120)
-        yield Emulator(url=url, env=_read_env_file(env_file), env_file=env_file)
+        yield Emulator(url=url, env=read_env_file(env_file), env_file=env_file)
     except Exception:
         sys.stderr.write(log_file.read_text(errors="replace")[-3000:])
         raise

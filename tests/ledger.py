@@ -9,14 +9,15 @@ from __future__ import annotations
 
 from typing import Any
 
+from gpucloud.emulator import EmulatorServer
 from gpucloud.emulator.client import read_ledger
 from tests import figures
 
 Item = dict[str, Any]
 
 
-def holdings(url: str, provider: str) -> list[Item]:
-    items: list[Item] = read_ledger(url, provider)[provider]["items"]
+def holdings(emulator: EmulatorServer, provider: str) -> list[Item]:
+    items: list[Item] = read_ledger(emulator.url, provider, headers=emulator.control_headers)[provider]["items"]
     return items
 
 
@@ -26,9 +27,9 @@ def leftovers(before: list[Item], after: list[Item]) -> list[Item]:
     return [i for i in after if (i["kind"], i["id"]) not in known and not i["purged_by_provider"]]
 
 
-def settle(url: str, provider: str, before: list[Item]) -> list[Item]:
+def settle(emulator: EmulatorServer, provider: str, before: list[Item]) -> list[Item]:
     """Record one teardown scenario and return its leftovers (the test asserts there are none)."""
-    left = leftovers(before, holdings(url, provider))
+    left = leftovers(before, holdings(emulator, provider))
     figures.record("teardown scenarios")
     figures.record("leftovers after teardown", len(left))
     return left

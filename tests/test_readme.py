@@ -124,8 +124,10 @@ def test_configuration_tables_list_every_setting_of_config_py() -> None:
 def test_every_variable_mentioned_in_the_docs_exists() -> None:
     """A GPUCLOUD_* name anywhere in README, docs/ or the collection docs is one gpucloud reads."""
     from gpucloud.config import PROVIDERS, ProviderConfig, env_var
+    from gpucloud.emulator.client import CONTROL_TOKEN_ENV
 
-    known = set(GLOBAL_VARIABLES)
+    # The emulator's env file also carries its control token, which its clients (tests, scripts) read.
+    known = {*GLOBAL_VARIABLES, CONTROL_TOKEN_ENV}
     for provider in (*PROVIDERS, "<PROVIDER>"):
         # The prefix alone is shorthand for all of a provider's variables (`GPUCLOUD_VOLTAGEPARK_*`).
         known |= {f"GPUCLOUD_{provider.upper()}"}

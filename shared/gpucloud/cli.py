@@ -424,13 +424,20 @@ def providers(
 @app.command()
 def emulator(
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8765,
-    host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",
+    host: Annotated[str, typer.Option(help="Address to bind (loopback only, unless --allow-remote).")] = "127.0.0.1",
+    allow_remote: Annotated[
+        bool, typer.Option(help="Allow a non-loopback --host: every emulated API becomes reachable from the network.")
+    ] = False,
     latency_ms: Annotated[float, typer.Option(help="Added latency per request.")] = 0.0,
     fault_rate: Annotated[float, typer.Option(help="Probability of a 5xx answer per request.")] = 0.0,
     seed: Annotated[int | None, typer.Option(help="Seed for deterministic faults.")] = None,
     provision_seconds: Annotated[float, typer.Option(help="Time a new instance takes to run.")] = 2.0,
     env_file: Annotated[
-        Path | None, typer.Option(help="Write GPUCLOUD_* variables for clients of this emulator here.")
+        Path | None,
+        typer.Option(
+            help="Write this run's GPUCLOUD_* client settings (random credentials, control token) here, mode 0600. "
+            "Default: ~/.cache/gpucloud/emulator-PORT.env."
+        ),
     ] = None,
     seed_hosts: Annotated[
         int,
@@ -440,6 +447,7 @@ def emulator(
     """Run the local emulator of every provider API (Ctrl-C to stop)."""
     from gpucloud.emulator import EmulatorSettings, Faults, serve
     from gpucloud.emulator.client import client_env, write_env_file
+    from gpucloud.emulator.server import check_bind
 
     settings = EmulatorSettings(
         host=host,
@@ -447,11 +455,18 @@ def emulator(
         provision_seconds=provision_seconds,
         faults=Faults(latency_ms=latency_ms, error_rate=fault_rate, seed=seed),
         seed_hosts=seed_hosts,
+        allow_remote=allow_remote,
     )
+    try:
+        check_bind(settings)
+    except ValueError as exc:
+        err_console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(code=2) from None
     url = f"http://{host}:{port}"
-    if env_file:
-        write_env_file(env_file, client_env(url, settings))
-        err_console.print(f"client settings written to {env_file} (source it, or `set -a; . {env_file}`)")
+    # The credentials are random per run and printed nowhere: this file is the only way clients get them.
+    env_file = env_file or Path.home() / ".cache" / "gpucloud" / f"emulator-{port}.env"
+    write_env_file(env_file, client_env(url, settings))
+    err_console.print(f"client settings written to {env_file} (source it, or `set -a; . {env_file}`)")
     err_console.print(f"emulator on {url}  (API docs: {url}/docs)")
     serve(settings)
 

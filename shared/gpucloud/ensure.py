@@ -80,7 +80,9 @@ def _creating(cloud: Provider, kind: str, name: str, *, enabled: bool, timeout: 
     """The per-name lock around find-then-create (nothing to lock in check mode: nothing is created)."""
     if not enabled:
         return contextlib.nullcontext()
-    return namelock.name_lock(f"{cloud.name}:{cloud.config.base_url}", kind, name, timeout=timeout)
+    return namelock.name_lock(
+        namelock.canonical_scope(cloud.name, str(cloud.config.base_url)), kind, name, timeout=timeout
+    )
 
 
 def _create_once(create: Callable[[], T]) -> T:

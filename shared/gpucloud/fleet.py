@@ -243,7 +243,9 @@ def wait_for_instances_gone(
 
 
 def _fleet_lock(cloud: Provider, pattern: str, timeout: float) -> contextlib.AbstractContextManager[None]:
-    return namelock.name_lock(f"{cloud.name}:{cloud.config.base_url}", "instance fleet", pattern, timeout=timeout)
+    return namelock.name_lock(
+        namelock.canonical_scope(cloud.name, str(cloud.config.base_url)), "instance fleet", pattern, timeout=timeout
+    )
 
 
 def _member_spec(spec: InstanceSpec, pattern: str, index: int) -> InstanceSpec:

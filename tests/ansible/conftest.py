@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import pwd
 import shutil
 import subprocess
 import sys
@@ -22,6 +23,7 @@ import yaml
 
 from gpucloud.emulator import EmulatorServer
 from gpucloud.emulator.client import client_env
+from gpucloud.emulator.sshd import ensure_login_user
 
 ROOT = Path(__file__).resolve().parents[2]
 COLLECTION = ROOT / "ansible_collections" / "gpucloud" / "cloud"
@@ -35,6 +37,18 @@ def ansible_binary(name: str) -> str:
     path = shutil.which(name)
     if path is None:
         pytest.fail(f"{name} is not installed: install the ansible extra (pip install -e '.[ansible]')")
+    return path
+
+
+def writable_by_emulated_hosts() -> Path:
+    """A fresh directory tasks on emulated hosts can write to, removed by the caller.
+
+    Emulated hosts log in as :func:`login_user`; under root that is an unprivileged account which cannot
+    enter pytest's private tmp dirs, so the directory lives in /tmp and belongs to that account.
+    """
+    path = Path(tempfile.mkdtemp(prefix="gpucloud-hosts-", dir="/tmp"))
+    if os.geteuid() == 0:
+        os.chown(path, pwd.getpwnam(ensure_login_user()).pw_uid, -1)
     return path
 
 

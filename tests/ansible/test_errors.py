@@ -160,3 +160,36 @@ def test_module_without_gpucloud_says_how_to_install_it(ansible: Ansible, emulat
     got = result["info"]
     assert got["failed"] and "pip install gpucloud" in got["msg"], got
     assert emulator.world.request_count() == before
+
+
+def test_ids_that_are_paths_fail_naming_id_before_any_request(ansible: Ansible, emulator: EmulatorServer) -> None:
+    """An id is never a path: ``../storage/<volume>`` must not delete a volume, nor ``../../_emulator/state``
+    carry the provider token to the emulator's control API."""
+    overrides = client_overrides(emulator.url, emulator.settings)["voltagepark"]
+    with gpucloud.connect("voltagepark", **overrides) as cloud:
+        volume = cloud.create_volume(gpucloud.VolumeSpec(name="not-an-instance", size_gb=10, **VOLUME["voltagepark"]))
+    cases = {
+        "traverse": failing(
+            "instance", "traverse", provider="voltagepark", name="vm", id=f"../storage/{volume.id}", state="absent"
+        ),
+        "control": failing("instance_info", "control", provider="voltagepark", id="../../../../_emulator/state"),
+        "query": failing("instance_info", "query", provider="datacrunch", id="x?status=running"),
+        "dots": failing("volume", "dots", provider="voltagepark", id="..", state="absent"),
+        "key": failing("ssh_key", "key", provider="computestacks", id="1/../../orders", state="absent"),
+    }
+    before = emulator.world.request_count()
+    try:
+        result = ansible.play(list(cases.values()))
+        requests = emulator.world.requests[before:]
+        with gpucloud.connect("voltagepark", **overrides) as cloud:
+            still_there = cloud.get_volume(volume.id)
+    finally:
+        with gpucloud.connect("voltagepark", **overrides) as cloud:
+            cloud.delete_volume(volume.id)
+    assert result.rc == 0, result.output
+    for register in cases:
+        got = result[register]
+        assert got["failed"] is True and not got.get("changed"), (register, got)
+        assert "id" in got["msg"] and "is not a" in got["msg"] and "Traceback" not in got["msg"], got["msg"]
+    assert [r.full_path for r in requests] == [], "no request may leave before the id is checked"
+    assert still_there.id == volume.id

@@ -13,7 +13,7 @@ from gpucloud.emulator import EmulatorServer
 from gpucloud.emulator.client import client_overrides
 from gpucloud.providers import implemented
 
-from .conftest import ROOT, ansible_binary
+from .conftest import ROOT, ansible_binary, writable_by_emulated_hosts
 
 EXAMPLES = ROOT / "examples" / "ansible"
 
@@ -26,8 +26,7 @@ def test_fleet_covers_every_implemented_provider() -> None:
 def test_provision_configure_teardown(emulator: EmulatorServer, emulator_env: dict[str, str], tmp_path: Path) -> None:
     work = tmp_path / "examples"
     shutil.copytree(EXAMPLES, work)
-    reports = tmp_path / "reports"
-    reports.mkdir()
+    reports = writable_by_emulated_hosts()  # the configure play writes here over SSH
 
     def playbook(name: str) -> subprocess.CompletedProcess[str]:
         cmd = [
@@ -58,6 +57,7 @@ def test_provision_configure_teardown(emulator: EmulatorServer, emulator_env: di
         assert recap and "changed=0" in recap[0], again.stdout
     finally:
         torn = playbook("teardown.yml")
+    shutil.rmtree(reports, ignore_errors=True)
     assert torn.returncode == 0, torn.stdout + torn.stderr
     overrides = client_overrides(emulator.url, emulator.settings)
     for provider in fleet:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -19,7 +20,7 @@ from gpucloud.models import InstanceSpec, SshKeySpec, Status
 from gpucloud.providers import implemented
 
 from ..contract.specs import INSTANCE
-from .conftest import Ansible, base_env
+from .conftest import Ansible, base_env, writable_by_emulated_hosts
 
 IMPLEMENTED = implemented()
 SEEDED_PER_PROVIDER = 230  # three pages of 100 where the API pages
@@ -162,8 +163,7 @@ def test_play_over_ssh_through_the_inventory(
 ) -> None:
     private, _ = keypair
     source = write_inventory(tmp_path / "ssh.gpucloud.yml")
-    out = tmp_path / "written"
-    out.mkdir()
+    out = writable_by_emulated_hosts()  # the play writes here as the hosts' login user
     tasks = [
         {
             "name": "Write a file on the host",
@@ -175,17 +175,21 @@ def test_play_over_ssh_through_the_inventory(
             },
         }
     ]
-    result = ansible.play(
-        tasks,
-        hosts="all",
-        inventory=str(source),
-        gather_facts=True,
-        extra_env={"ANSIBLE_PRIVATE_KEY_FILE": str(private), "ANSIBLE_FORKS": "10"},
-    )
+    try:
+        result = ansible.play(
+            tasks,
+            hosts="all",
+            inventory=str(source),
+            gather_facts=True,
+            extra_env={"ANSIBLE_PRIVATE_KEY_FILE": str(private), "ANSIBLE_FORKS": "10"},
+        )
+        written = {path.name: path.read_text() for path in out.iterdir()}
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
     assert result.rc == 0, result.output
     for provider, instance in hosts.items():
         hostname = f"{provider}-inv-{provider}"
-        written_provider, user, _client_ip, _client_port, server_ip, server_port = (out / hostname).read_text().split()
+        written_provider, user, _client_ip, _client_port, server_ip, server_port = written[hostname].split()
         assert written_provider == provider and user == instance.ssh_user
         # Facts were gathered through this host's own sshd (its address and port), not a local connection.
         assert (server_ip, int(server_port)) == (instance.public_ip, instance.ssh_port)

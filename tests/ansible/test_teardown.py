@@ -43,18 +43,18 @@ def test_create_destroy_and_replace_leave_nothing(
     add_key, inst, drop_key = _instance(provider, name, keypair[1])
     absent = task("instance", "gone", provider=provider, name=name, state="absent", wait_timeout=60)
 
-    before = holdings(emulator.url, provider)
+    before = holdings(emulator, provider)
     run = ansible.play([*add_key, task("instance", "made", **inst), absent, *drop_key])
     assert run.rc == 0, run.output
     assert run["made"]["action"] == "create" and run["gone"]["action"] == "delete"
-    assert settle(emulator.url, provider, before) == []
+    assert settle(emulator, provider, before) == []
 
     other = {**inst, **REPLACING[provider], "force_replace": True}
     replace = task("instance", "new", **other)
     run = ansible.play([*add_key, task("instance", "made", **inst), replace, absent, *drop_key])
     assert run.rc == 0, run.output
     assert run["new"]["action"] == "replace" and run["new"]["instance"]["id"] != run["made"]["instance"]["id"]
-    assert settle(emulator.url, provider, before) == []
+    assert settle(emulator, provider, before) == []
 
 
 ATTACHING = [p for p in IMPLEMENTED if {Capability.VOLUME_ATTACH, Capability.VOLUME_DELETE} <= caps(p)]
@@ -75,7 +75,7 @@ def test_attached_volume_destroyed_in_either_order_leaves_nothing(
     instance_gone = task("instance", "gone", provider=provider, name=name, state="absent", wait_timeout=60)
     order = [preview, volume_gone, instance_gone] if volume_first else [instance_gone, volume_gone]
 
-    before = holdings(emulator.url, provider)
+    before = holdings(emulator, provider)
     run = ansible.play([*add_key, task("instance", "made", **inst), stop, attach, *order, *drop_key])
     assert run.rc == 0, run.output
     assert run["vol"]["volume"]["attached_to"] == [run["made"]["instance"]["id"]]
@@ -85,4 +85,4 @@ def test_attached_volume_destroyed_in_either_order_leaves_nothing(
             {"field": "attached_to", "current": [run["made"]["instance"]["id"]], "desired": []}
         ]
     assert run["vol_gone"]["action"] == ("detach+delete" if volume_first else "delete")
-    assert settle(emulator.url, provider, before) == []
+    assert settle(emulator, provider, before) == []

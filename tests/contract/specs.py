@@ -34,3 +34,12 @@ REPLACING: dict[str, dict[str, Any]] = {
     "cloudnexus": {"image": "debian-12"},
     "computestacks": {"image": "MariaDB"},
 }
+# Well-formed ids that no resource has, per provider and kind (a malformed id fails before any request).
+_NO_UUID = "00000000-0000-4000-8000-000000000000"
+UNKNOWN_ID: dict[str, dict[str, str]] = {
+    "datacrunch": {"instance": _NO_UUID, "volume": _NO_UUID, "ssh_key": _NO_UUID},
+    "voltagepark": {"instance": _NO_UUID, "volume": _NO_UUID, "ssh_key": _NO_UUID},
+    "dcdncloud": {"instance": _NO_UUID},
+    "cloudnexus": {"instance": "inst_0000000000000000", "ssh_key": "key_000000000000"},
+    "computestacks": {"instance": "999999999", "volume": "999999999", "ssh_key": "999999999"},
+}

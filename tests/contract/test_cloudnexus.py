@@ -16,8 +16,7 @@ import pytest
 import gpucloud
 from gpucloud import InstanceSpec, SshKeySpec, Status, sshexec
 from gpucloud.capabilities import Capability
-from gpucloud.emulator import EMULATOR_CREDENTIALS, EmulatorServer
-from gpucloud.emulator.cloudnexus import READ_ONLY_TOKEN
+from gpucloud.emulator import EmulatorServer
 from gpucloud.emulator.world import PUBLISHED_RATE_LIMITS, World
 from gpucloud.providers.cloudnexus import INFERRED_PATHS, CloudNexus
 from gpucloud.reconcile import Action, plan_instance
@@ -26,7 +25,6 @@ from ..conftest import connect
 from .specs import INSTANCE
 
 Overrides = dict[str, dict[str, object]]
-TOKEN = EMULATOR_CREDENTIALS["cloudnexus"]["token"]
 SPEC = InstanceSpec(name="cn", **INSTANCE["cloudnexus"])
 
 
@@ -83,7 +81,7 @@ def test_documented_errors_map_to_their_classes(cloud: CloudNexus, overrides: Ov
     ):
         revoked.list_instances()
     with (
-        connect(overrides, "cloudnexus", token=READ_ONLY_TOKEN) as reader,
+        connect(overrides, "cloudnexus", token=world.settings.cloudnexus_read_only_token) as reader,
         pytest.raises(gpucloud.AuthError) as forbidden,
     ):
         assert reader.list_instances() is not None  # reads are allowed
@@ -264,10 +262,12 @@ def test_inferred_endpoints_are_declared_and_can_be_moved(cloud: CloudNexus, emu
 
 def test_token_never_reaches_logs(cloud: CloudNexus, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
+    token = cloud.config.token.get_secret_value() if cloud.config.token else ""
+    assert token
     cloud.list_instances()
     with pytest.raises(gpucloud.NotFound) as info:
         cloud.get_instance("inst_missing")
-    assert TOKEN not in caplog.text and TOKEN not in str(info.value.to_dict()) and TOKEN not in repr(cloud.config)
+    assert token not in caplog.text and token not in str(info.value.to_dict()) and token not in repr(cloud.config)
     assert "gpucloud.transport" in {r.name for r in caplog.records}
 
 
@@ -294,7 +294,7 @@ def test_real_limit_gives_429_and_the_retry_waits_retry_after(
     world.set_rate_limit("cloudnexus", PUBLISHED_RATE_LIMITS["cloudnexus"])
     with connect(overrides, "cloudnexus", requests_per_minute=None) as paced:
         assert paced.transport.limiter is not None and paced.transport.limiter.rate * 60 == 120.0
-    headers = {"Authorization": f"Bearer {TOKEN}"}
+    headers = {"Authorization": f"Bearer {emulator.credentials['cloudnexus']['token']}"}
     with httpx.Client(base_url=emulator.base_url("cloudnexus"), headers=headers, timeout=10) as raw:
         with ThreadPoolExecutor(12) as pool:  # the emulator answers in ~45 ms: fill the window in parallel
             assert set(pool.map(lambda _: raw.get("/ssh-keys").status_code, range(120))) == {200}

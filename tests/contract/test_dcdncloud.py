@@ -14,7 +14,7 @@ import pytest
 
 import gpucloud
 from gpucloud import InstanceSpec, Status, sshexec
-from gpucloud.emulator import EMULATOR_CREDENTIALS, EmulatorServer
+from gpucloud.emulator import EmulatorServer
 from gpucloud.emulator.world import PUBLISHED_RATE_LIMITS, World
 from gpucloud.providers.dcdncloud import DcdnCloud, error_fields
 
@@ -22,7 +22,6 @@ from ..conftest import connect
 from .specs import INSTANCE
 
 Overrides = dict[str, dict[str, object]]
-TOKEN = EMULATOR_CREDENTIALS["dcdncloud"]["token"]
 SPEC = InstanceSpec(name="dcdn", **INSTANCE["dcdncloud"])
 
 
@@ -116,6 +115,11 @@ def test_no_capacity_is_final(cloud: DcdnCloud, world: World) -> None:
         world.set_capacity("dcdncloud", "s-small", "eu-central", True)
 
 
+def _token(cloud: DcdnCloud) -> str:
+    assert cloud.config.token is not None
+    return cloud.config.token.get_secret_value()
+
+
 def test_root_password_is_a_one_time_secret(cloud: DcdnCloud, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
     created = cloud.create_instance(SPEC.model_copy(update={"name": "dcdn-secret"}))
@@ -131,7 +135,7 @@ def test_root_password_is_a_one_time_secret(cloud: DcdnCloud, caplog: pytest.Log
         assert renewed and renewed != password
     finally:
         cloud.delete_instance(created.instance.id)
-    assert password not in caplog.text and renewed not in caplog.text and TOKEN not in caplog.text
+    assert password not in caplog.text and renewed not in caplog.text and _token(cloud) not in caplog.text
     assert "gpucloud.transport" in {r.name for r in caplog.records}
 
 
@@ -224,7 +228,7 @@ def test_real_limit_gives_429_and_the_retry_waits_retry_after(
     overrides: Overrides, emulator: EmulatorServer, world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     world.set_rate_limit("dcdncloud", PUBLISHED_RATE_LIMITS["dcdncloud"])
-    headers = {"Authorization": f"Bearer {TOKEN}"}
+    headers = {"Authorization": f"Bearer {emulator.credentials['dcdncloud']['token']}"}
     with httpx.Client(base_url=emulator.base_url("dcdncloud"), headers=headers, timeout=10) as raw:
         with ThreadPoolExecutor(12) as pool:  # the emulator answers in ~45 ms: fill the window in parallel
             assert set(pool.map(lambda _: raw.get("/regions").status_code, range(60))) == {200}

@@ -8,13 +8,12 @@ import pytest
 import gpucloud
 from gpucloud import SshKeySpec
 from gpucloud.capabilities import Capability
-from gpucloud.emulator import EMULATOR_CREDENTIALS
 from tests import figures
 
 from ..conftest import IMPLEMENTED, connect
+from .specs import UNKNOWN_ID
 
 SECRET_FIELDS = ("token", "client_secret", "password")
-SECRETS = [v for creds in EMULATOR_CREDENTIALS.values() for k, v in creds.items() if k in SECRET_FIELDS]
 WRONG = {
     "datacrunch": {"client_secret": "wrong-secret-contract-dc"},
     "voltagepark": {"token": "wrong-token-contract-vp"},
@@ -49,7 +48,7 @@ def test_debug_logs_hold_no_credentials_or_tokens(
                     world.set_faults(drop_create_rate=0.0)
                 cloud.delete_ssh_key(key.id)
             with pytest.raises(gpucloud.NotFound) as missing:
-                cloud.get_instance("00000000-0000-4000-8000-000000000000")
+                cloud.get_instance(UNKNOWN_ID[provider]["instance"])
             raised.append(_exception_text(missing.value))
             world.set_faults(error_rate=1.0)
             try:
@@ -65,7 +64,8 @@ def test_debug_logs_hold_no_credentials_or_tokens(
         with connect(overrides, provider, **WRONG[provider]) as wrong, pytest.raises(gpucloud.AuthError) as refused:
             wrong.list_instances()
         raised.append(_exception_text(refused.value))
-    secrets = [*SECRETS, *issued, *world.issued_tokens(), *(v for w in WRONG.values() for v in w.values())]
+    configured = [v for creds in world.settings.credentials.values() for k, v in creds.items() if k in SECRET_FIELDS]
+    secrets = [*configured, *issued, *world.issued_tokens(), *(v for w in WRONG.values() for v in w.values())]
     places = {"log": caplog.text, "exceptions and reprs": "\n".join(raised)}
     leaks = [(where, s[:6]) for where, text in places.items() for s in secrets if s and s in text]
     figures.record("operations tried", 5 * len(IMPLEMENTED))

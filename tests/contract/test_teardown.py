@@ -60,22 +60,22 @@ def _drop_key(cloud: gpucloud.Provider, spec: InstanceSpec) -> None:
 def test_create_then_destroy_leaves_nothing(
     cloud: gpucloud.Provider, spec: InstanceSpec, keypair: tuple, emulator: EmulatorServer
 ) -> None:
-    before = holdings(emulator.url, cloud.name)
+    before = holdings(emulator, cloud.name)
     _with_key(cloud, spec, keypair[1])
     created = ensure_instance(cloud, spec, **FAST).after
     assert created is not None
-    during = holdings(emulator.url, cloud.name)
+    during = holdings(emulator, cloud.name)
     assert any(i["kind"] == "instance" and i["id"] == created.id and i["billed"] for i in during)
     assert ensure_instance_absent(cloud, name=spec.name, **FAST).changed
     _drop_key(cloud, spec)
-    assert settle(emulator.url, cloud.name, before) == []
+    assert settle(emulator, cloud.name, before) == []
 
 
 @pytest.mark.parametrize("cloud", providers_with(Capability.INSTANCES), indirect=True)
 def test_create_replace_destroy_leaves_nothing(
     cloud: gpucloud.Provider, spec: InstanceSpec, keypair: tuple, emulator: EmulatorServer
 ) -> None:
-    before = holdings(emulator.url, cloud.name)
+    before = holdings(emulator, cloud.name)
     _with_key(cloud, spec, keypair[1])
     first = ensure_instance(cloud, spec, **FAST).after
     other = spec.model_copy(update=REPLACING[cloud.name])
@@ -83,7 +83,7 @@ def test_create_replace_destroy_leaves_nothing(
     assert first is not None and second is not None and second.id != first.id
     ensure_instance_absent(cloud, name=spec.name, **FAST)
     _drop_key(cloud, spec)
-    assert settle(emulator.url, cloud.name, before) == []
+    assert settle(emulator, cloud.name, before) == []
 
 
 ATTACHING = providers_with(Capability.VOLUME_ATTACH, Capability.VOLUME_DELETE)
@@ -94,7 +94,7 @@ ATTACHING = providers_with(Capability.VOLUME_ATTACH, Capability.VOLUME_DELETE)
 def test_attached_volume_destroyed_in_either_order_leaves_nothing(
     cloud: gpucloud.Provider, spec: InstanceSpec, keypair: tuple, emulator: EmulatorServer, volume_first: bool
 ) -> None:
-    before = holdings(emulator.url, cloud.name)
+    before = holdings(emulator, cloud.name)
     _with_key(cloud, spec, keypair[1])
     instance = ensure_instance(cloud, spec, **FAST).after
     assert instance is not None
@@ -109,7 +109,7 @@ def test_attached_volume_destroyed_in_either_order_leaves_nothing(
         ensure_instance_absent(cloud, name=spec.name, **FAST)
         assert ensure_volume_absent(cloud, name=vol.name).action == "delete"  # detached with its instance
     _drop_key(cloud, spec)
-    assert settle(emulator.url, cloud.name, before) == []
+    assert settle(emulator, cloud.name, before) == []
 
 
 KEEPS_OS_VOLUME = [p for p in providers_with(Capability.INSTANCES) if provider_class(p).separate_os_volume]
@@ -119,17 +119,17 @@ KEEPS_OS_VOLUME = [p for p in providers_with(Capability.INSTANCES) if provider_c
 def test_keep_os_volume_keeps_exactly_the_os_volume(
     cloud: gpucloud.Provider, spec: InstanceSpec, keypair: tuple, emulator: EmulatorServer
 ) -> None:
-    before = holdings(emulator.url, cloud.name)
+    before = holdings(emulator, cloud.name)
     _with_key(cloud, spec, keypair[1])
     ensure_instance(cloud, spec, **FAST)
     ensure_instance_absent(cloud, name=spec.name, keep_os_volume=True, **FAST)
     _drop_key(cloud, spec)
-    kept = [i for i in holdings(emulator.url, cloud.name) if i not in before]
+    kept = [i for i in holdings(emulator, cloud.name) if i not in before]
     assert [(i["kind"], i["billed"]) for i in kept] == [("os_volume", True)] and kept[0]["hourly_usd"] > 0
     volume = cloud.get_volume(kept[0]["id"])
     assert volume.attached_to == () and volume.price_per_hour == kept[0]["hourly_usd"]
     ensure_volume_absent(cloud, volume_id=volume.id)
-    assert settle(emulator.url, cloud.name, before) == []
+    assert settle(emulator, cloud.name, before) == []
 
 
 @pytest.mark.parametrize("cloud", [p for p in providers_with(Capability.INSTANCES) if p not in KEEPS_OS_VOLUME])

@@ -6,7 +6,7 @@ from gpucloud.capabilities import Capability
 from gpucloud.reconcile import Action, plan_volume
 
 from ..conftest import providers_with, providers_without
-from .specs import VOLUME
+from .specs import UNKNOWN_ID, VOLUME
 
 
 @pytest.mark.parametrize(
@@ -38,7 +38,7 @@ def test_volume_lifecycle(cloud: gpucloud.Provider) -> None:
 @pytest.mark.parametrize("cloud", providers_with(Capability.VOLUMES), indirect=True)
 def test_unknown_volume_is_not_found(cloud: gpucloud.Provider) -> None:
     with pytest.raises(gpucloud.NotFound) as info:
-        cloud.get_volume("00000000-0000-4000-8000-000000000000")
+        cloud.get_volume(UNKNOWN_ID[cloud.name]["volume"])
     assert info.value.status_code == 404 and info.value.provider == cloud.name
 
 

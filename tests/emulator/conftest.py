@@ -10,9 +10,7 @@ import httpx
 import pytest
 import verda
 
-from gpucloud.emulator import EMULATOR_CREDENTIALS, EmulatorServer
-
-VP_TOKEN = EMULATOR_CREDENTIALS["voltagepark"]["token"]
+from gpucloud.emulator import EmulatorServer
 
 
 @pytest.fixture(scope="session")
@@ -33,14 +31,14 @@ def emu(emu_server: EmulatorServer) -> Iterator[EmulatorServer]:
 @pytest.fixture
 def dc(emu: EmulatorServer) -> verda.VerdaClient:
     """The official verda SDK, unchanged except for base_url."""
-    creds = EMULATOR_CREDENTIALS["datacrunch"]
+    creds = emu.credentials["datacrunch"]
     return verda.VerdaClient(creds["client_id"], creds["client_secret"], base_url=emu.base_url("datacrunch"))
 
 
 @pytest.fixture
 def dc_http(emu: EmulatorServer) -> Iterator[httpx.Client]:
     """Raw HTTP against DataCrunch, already holding a bearer token."""
-    creds = EMULATOR_CREDENTIALS["datacrunch"]
+    creds = emu.credentials["datacrunch"]
     with httpx.Client(base_url=emu.base_url("datacrunch"), timeout=10) as client:
         token = client.post("/oauth2/token", json={"grant_type": "client_credentials", **creds}).json()
         client.headers["Authorization"] = f"Bearer {token['access_token']}"
@@ -49,8 +47,9 @@ def dc_http(emu: EmulatorServer) -> Iterator[httpx.Client]:
 
 @pytest.fixture
 def vp(emu: EmulatorServer) -> Iterator[httpx.Client]:
+    token = emu.credentials["voltagepark"]["token"]
     with httpx.Client(
-        base_url=emu.base_url("voltagepark"), headers={"Authorization": f"Bearer {VP_TOKEN}"}, timeout=10
+        base_url=emu.base_url("voltagepark"), headers={"Authorization": f"Bearer {token}"}, timeout=10
     ) as client:
         yield client
 

@@ -10,19 +10,17 @@ from typing import Any
 import httpx
 import pytest
 
-from gpucloud.emulator import EMULATOR_CREDENTIALS, EmulatorServer
-from gpucloud.emulator.cloudnexus import READ_ONLY_TOKEN
+from gpucloud.emulator import EmulatorServer
 from gpucloud.emulator.world import PUBLISHED_RATE_LIMITS
 from tests.emulator.helpers import run_ssh, wait_for
 
-TOKEN = EMULATOR_CREDENTIALS["cloudnexus"]["token"]
 BODY = {"type": "standard-2x4", "region": "us-east-1", "image": "ubuntu-22.04-lts"}
 
 
 @pytest.fixture
 def cn(emu: EmulatorServer) -> Iterator[httpx.Client]:
     emu.world.set_rate_limit("cloudnexus", None)  # the tests that need the published limit set it back
-    headers = {"Authorization": f"Bearer {TOKEN}"}
+    headers = {"Authorization": f"Bearer {emu.credentials['cloudnexus']['token']}"}
     with httpx.Client(base_url=emu.base_url("cloudnexus"), headers=headers, timeout=10) as client:
         yield client
 
@@ -62,7 +60,7 @@ def test_key_auth_and_error_bodies(emu: EmulatorServer, cn: httpx.Client) -> Non
         assert denied.status_code == 401 and denied.json() == {
             "error": {"code": "unauthorized", "message": denied.json()["error"]["message"]}
         }
-    read_only = {"Authorization": f"Bearer {READ_ONLY_TOKEN}"}
+    read_only = {"Authorization": f"Bearer {emu.settings.cloudnexus_read_only_token}"}
     assert httpx.get(url, headers=read_only).status_code == 200
     forbidden = httpx.post(url, headers=read_only, json={"name": "x", **BODY})
     assert (forbidden.status_code, forbidden.json()["error"]["code"]) == (403, "forbidden")

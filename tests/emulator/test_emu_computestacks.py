@@ -11,13 +11,11 @@ from typing import Any
 import httpx
 import pytest
 
-from gpucloud.emulator import EMULATOR_CREDENTIALS, EmulatorServer
+from gpucloud.emulator import EmulatorServer
 from gpucloud.emulator.computestacks import volume_param_csrn
 from gpucloud.waiters import ssh_banner
 from tests.emulator.helpers import run_ssh, wait_for
 
-CREDS = EMULATOR_CREDENTIALS["computestacks"]
-BASIC = (CREDS["username"], CREDS["password"])
 UNKNOWN_ROUTE = {"errors": ["Unknown API Call. Please check the documentation."]}
 NGINX_LATEST, MARIADB, WORDPRESS = 101, 201, 301  # image variant ids of the emulated catalogue
 SMALL, MICRO = 2, 1  # product ids
@@ -27,7 +25,9 @@ SMALL, MICRO = 2, 1  # product ids
 def cs(emu: EmulatorServer) -> Iterator[httpx.Client]:
     """Raw HTTP with Basic auth (API credentials) and the current API version."""
     headers = {"Accept": "application/json; api_version=80"}
-    with httpx.Client(base_url=emu.base_url("computestacks"), auth=BASIC, headers=headers, timeout=10) as client:
+    creds = emu.credentials["computestacks"]
+    basic = (creds["username"], creds["password"])
+    with httpx.Client(base_url=emu.base_url("computestacks"), auth=basic, headers=headers, timeout=10) as client:
         yield client
 
 
@@ -59,16 +59,18 @@ def _token(client: httpx.Client, **form: str) -> httpx.Response:
 # ------------------------------------------------------------------------------------------ auth
 def test_basic_auth_with_api_credentials(emu: EmulatorServer, cs: httpx.Client) -> None:
     assert cs.get("/api/users").json()["user"]["email"]
-    wrong = httpx.get(emu.base_url("computestacks") + "/api/users", auth=(CREDS["username"], "nope"))
+    creds = emu.credentials["computestacks"]
+    wrong = httpx.get(emu.base_url("computestacks") + "/api/users", auth=(creds["username"], "nope"))
     assert (wrong.status_code, wrong.json()) == (401, {"errors": ["Not Authorized"]})
     anonymous = httpx.get(emu.base_url("computestacks") + "/api/users")
     assert anonymous.status_code == 401 and anonymous.json()["error"] == "invalid_token"  # Doorkeeper's shape
 
 
 def test_oauth_password_and_client_credentials_grants(emu: EmulatorServer) -> None:
-    client = {"client_id": CREDS["client_id"], "client_secret": CREDS["client_secret"]}
+    creds = emu.credentials["computestacks"]
+    client = {"client_id": creds["client_id"], "client_secret": creds["client_secret"]}
     with httpx.Client(base_url=emu.base_url("computestacks"), timeout=10) as http:
-        user = _token(http, grant_type="password", username=CREDS["username"], password=CREDS["password"], **client)
+        user = _token(http, grant_type="password", username=creds["username"], password=creds["password"], **client)
         assert user.status_code == 200 and user.json()["token_type"] == "Bearer"
         assert "refresh_token" not in user.json()  # only the authorization-code grant gets one
         bearer = {"Authorization": f"Bearer {user.json()['access_token']}"}
@@ -84,7 +86,7 @@ def test_oauth_password_and_client_credentials_grants(emu: EmulatorServer) -> No
         assert (denied.status_code, denied.json()["error"]) == (403, "insufficient_scope")
 
         assert _token(http, grant_type="client_credentials", client_id="x", client_secret="y").status_code == 401
-        bad_user = _token(http, grant_type="password", username=CREDS["username"], password="no", **client)
+        bad_user = _token(http, grant_type="password", username=creds["username"], password="no", **client)
         assert (bad_user.status_code, bad_user.json()["error"]) == (400, "invalid_grant")
         scoped = _token(http, grant_type="client_credentials", scope="project_read", **client)
         assert (scoped.status_code, scoped.json()["error"]) == (403, "unauthorized_client")

@@ -10,10 +10,8 @@ import verda
 from verda.exceptions import APIException
 from verda.instances import Instance
 
-from gpucloud.emulator import EMULATOR_CREDENTIALS, EmulatorServer
+from gpucloud.emulator import EmulatorServer
 from tests.emulator.helpers import run_ssh, wait_for
-
-CREDS = EMULATOR_CREDENTIALS["datacrunch"]
 
 
 def _status(dc: verda.VerdaClient, instance_id: str, wanted: str) -> Instance | None:
@@ -205,7 +203,8 @@ def test_expired_token_is_rejected_and_refresh_recovers(emu: EmulatorServer, dc:
 
 def test_sdk_refreshes_on_its_own_when_tokens_are_short_lived() -> None:
     with EmulatorServer(token_ttl_seconds=1, ssh=False) as server:
-        dc = verda.VerdaClient(CREDS["client_id"], CREDS["client_secret"], base_url=server.base_url("datacrunch"))
+        creds = server.credentials["datacrunch"]
+        dc = verda.VerdaClient(creds["client_id"], creds["client_secret"], base_url=server.base_url("datacrunch"))
         assert dc.balance.get().amount == 1000.0
         time.sleep(1.1)
         assert dc.balance.get().amount == 1000.0  # the SDK saw expires_in=1 and refreshed first

@@ -6,15 +6,13 @@ from pathlib import Path
 
 import httpx
 
-from gpucloud.emulator import EMULATOR_CREDENTIALS, EmulatorServer
+from gpucloud.emulator import EmulatorServer
 from tests.emulator.helpers import wait_for
-
-CREDS = EMULATOR_CREDENTIALS["datacrunch"]
 
 
 def test_token_endpoint(emu: EmulatorServer) -> None:
     url = emu.base_url("datacrunch") + "/oauth2/token"
-    ok = httpx.post(url, json={"grant_type": "client_credentials", **CREDS})
+    ok = httpx.post(url, json={"grant_type": "client_credentials", **emu.credentials["datacrunch"]})
     assert ok.status_code == 200
     body = ok.json()
     assert set(body) == {"access_token", "refresh_token", "scope", "token_type", "expires_in"}

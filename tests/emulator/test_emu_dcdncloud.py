@@ -10,17 +10,16 @@ from typing import Any
 import httpx
 import pytest
 
-from gpucloud.emulator import EMULATOR_CREDENTIALS, EmulatorServer
+from gpucloud.emulator import EmulatorServer
 from gpucloud.emulator.world import PUBLISHED_RATE_LIMITS
 from tests.emulator.helpers import run_ssh, wait_for
 
-TOKEN = EMULATOR_CREDENTIALS["dcdncloud"]["token"]
 BODY = {"plan": "s-small", "image": "ubuntu-22.04", "region": "eu-central"}
 
 
 @pytest.fixture
 def dcdn(emu: EmulatorServer) -> Iterator[httpx.Client]:
-    headers = {"Authorization": f"Bearer {TOKEN}"}
+    headers = {"Authorization": f"Bearer {emu.credentials['dcdncloud']['token']}"}
     with httpx.Client(base_url=emu.base_url("dcdncloud"), headers=headers, timeout=10) as client:
         yield client
 

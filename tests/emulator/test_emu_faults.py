@@ -104,7 +104,7 @@ def test_settings_rate_limits_and_seeded_faults_are_deterministic() -> None:
 
 
 def test_control_api(emu: EmulatorServer, dc_http: httpx.Client, vp: httpx.Client) -> None:
-    control = httpx.Client(base_url=emu.url + "/_emulator", timeout=10)
+    control = httpx.Client(base_url=emu.url + "/_emulator", headers=emu.control_headers, timeout=10)
     health = control.get("/health").json()
     assert health["status"] == "ok" and health["providers"]["voltagepark"] == "/voltagepark/api/v1"
 

@@ -17,7 +17,7 @@ import pytest
 
 import gpucloud
 from gpucloud.emulator import EmulatorServer
-from gpucloud.emulator.client import client_overrides, wait_until_healthy
+from gpucloud.emulator.client import client_overrides, control_headers, read_env_file, wait_until_healthy
 from gpucloud.models import Status
 from gpucloud.providers import implemented
 
@@ -64,14 +64,15 @@ def test_tags_are_seeded_where_the_api_has_them(seeded: EmulatorServer) -> None:
 
 def test_control_api_seeds_more_and_spreads_the_remainder() -> None:
     with EmulatorServer(ssh=False) as server:
-        answer = httpx.post(f"{server.url}/_emulator/seed", json={"hosts": len(IMPLEMENTED) + 2}, timeout=30)
+        control = httpx.Client(base_url=f"{server.url}/_emulator", headers=server.control_headers, timeout=30)
+        answer = control.post("/seed", json={"hosts": len(IMPLEMENTED) + 2})
         assert answer.status_code == 200
         counts = answer.json()
         assert sorted(counts) == sorted(IMPLEMENTED) and sum(counts.values()) == len(IMPLEMENTED) + 2
         assert sorted(counts.values()) == [1] * (len(IMPLEMENTED) - 2) + [2, 2]
         for provider, count in counts.items():
             assert len(_list(server, provider)) == count
-        assert httpx.post(f"{server.url}/_emulator/seed", json={"hosts": -1}, timeout=10).status_code == 422
+        assert control.post("/seed", json={"hosts": -1}).status_code == 422
 
 
 def test_seeded_instances_can_be_deleted() -> None:
@@ -89,16 +90,18 @@ def test_cli_flag_starts_a_seeded_emulator(tmp_path: Path) -> None:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     log = tmp_path / "emulator.log"
+    command = [sys.executable, "-m", "gpucloud.cli", "emulator"]
     with open(log, "wb") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "gpucloud.cli", "emulator", "--port", str(port), "--seed-hosts", "12"],
+            [*command, "--port", str(port), "--seed-hosts", "12", "--env-file", str(tmp_path / "env")],
             stdout=out,
             stderr=subprocess.STDOUT,
         )
     try:
         url = f"http://127.0.0.1:{port}"
         wait_until_healthy(url, timeout=60)
-        state = httpx.get(f"{url}/_emulator/state", timeout=30).json()["providers"]
+        headers = control_headers(read_env_file(tmp_path / "env"))
+        state = httpx.get(f"{url}/_emulator/state", headers=headers, timeout=30).json()["providers"]
         seeded = {p: len(state.get(p, {}).get("instances", [])) for p in IMPLEMENTED}
         assert sum(seeded.values()) == 12 and min(seeded.values()) >= 2, (seeded, log.read_text())
     finally:

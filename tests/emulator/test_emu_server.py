@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -11,14 +12,12 @@ from pathlib import Path
 
 import httpx
 
-from gpucloud.emulator import EMULATOR_CREDENTIALS, EmulatorServer
+from gpucloud.emulator import EmulatorServer
 from tests.emulator.helpers import sshd_pids, wait_for
 
-VP_HEADERS = {"x-api-token": EMULATOR_CREDENTIALS["voltagepark"]["token"]}
 
-
-def _running_vm(base_url: str) -> str:
-    with httpx.Client(base_url=base_url, headers=VP_HEADERS, timeout=10) as vp:
+def _running_vm(base_url: str, token: str) -> str:
+    with httpx.Client(base_url=base_url, headers={"x-api-token": token}, timeout=10) as vp:
         config_id = vp.get("/instant-deploy-presets/").json()[0]["id"]
         vm_id = vp.post("/virtual-machines/instant", json={"config_id": config_id, "name": "vm"}).json()["vm_id"]
         wait_for(lambda: vp.get(f"/virtual-machines/{vm_id}").json()["status"] == "Running")
@@ -26,7 +25,7 @@ def _running_vm(base_url: str) -> str:
 
 
 def _running_dc_instance(server: EmulatorServer) -> None:
-    creds = EMULATOR_CREDENTIALS["datacrunch"]
+    creds = server.credentials["datacrunch"]
     with httpx.Client(base_url=server.base_url("datacrunch"), timeout=10) as dc:
         token = dc.post("/oauth2/token", json={"grant_type": "client_credentials", **creds}).json()["access_token"]
         dc.headers["Authorization"] = f"Bearer {token}"
@@ -41,7 +40,7 @@ def test_stop_kills_every_sshd_and_removes_temp_state() -> None:
         state_dir = server.world.state_dir
         assert state_dir is not None and state_dir.is_dir()
         _running_dc_instance(server)
-        _running_vm(server.base_url("voltagepark"))
+        _running_vm(server.base_url("voltagepark"), server.credentials["voltagepark"]["token"])
         # Listening daemons only (sshd titles them "[listener]"); a connection being served is a short-lived child.
         assert len(sshd_pids(f"sshd -D -e -f {state_dir}.*\\[listener\\]")) == 2
     finally:
@@ -52,7 +51,7 @@ def test_stop_kills_every_sshd_and_removes_temp_state() -> None:
 
 def test_given_state_dir_is_kept(tmp_path: Path) -> None:
     with EmulatorServer(provision_seconds=0.2, state_dir=str(tmp_path)) as server:
-        _running_vm(server.base_url("voltagepark"))
+        _running_vm(server.base_url("voltagepark"), server.credentials["voltagepark"]["token"])
         (config,) = (tmp_path / "sshd").glob("*/sshd_config")
         assert "AuthorizedKeysFile" in config.read_text()
     assert sshd_pids(f"sshd -D -e -f {tmp_path}") == []
@@ -62,7 +61,7 @@ def test_given_state_dir_is_kept(tmp_path: Path) -> None:
 def test_without_ssh_instances_still_run() -> None:
     with EmulatorServer(provision_seconds=0.1, ssh=False) as server:
         assert server.world.sshd is None
-        _running_vm(server.base_url("voltagepark"))
+        _running_vm(server.base_url("voltagepark"), server.credentials["voltagepark"]["token"])
         assert server.world.instances("voltagepark")[0]["public_ip"].startswith("127.")
 
 
@@ -82,15 +81,18 @@ def _serve_in_subprocess(state_dir: Path) -> tuple[subprocess.Popen[bytes], str]
         port = probe.getsockname()[1]
     code = (
         "import os; from gpucloud.emulator import serve, EmulatorSettings; "
+        "from gpucloud.emulator.world import random_credentials; "
+        "creds = {**random_credentials(), 'voltagepark': {'token': os.environ['EMU_VP_TOKEN']}}; "
         "serve(EmulatorSettings(port=int(os.environ['EMU_PORT']), provision_seconds=0.2, "
-        "state_dir=os.environ['EMU_STATE']))"
+        "state_dir=os.environ['EMU_STATE'], credentials=creds))"
     )
-    env = {**os.environ, "EMU_PORT": str(port), "EMU_STATE": str(state_dir)}
+    token = secrets.token_urlsafe(16)
+    env = {**os.environ, "EMU_PORT": str(port), "EMU_STATE": str(state_dir), "EMU_VP_TOKEN": token}
     proc = subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
         wait_for(lambda: _answers(url), timeout=20)
-        _running_vm(url + "/voltagepark/api/v1")
+        _running_vm(url + "/voltagepark/api/v1", token)
     except BaseException:
         proc.kill()
         proc.wait()

@@ -8,10 +8,8 @@ from typing import Any
 
 import httpx
 
-from gpucloud.emulator import EMULATOR_CREDENTIALS, EmulatorServer
+from gpucloud.emulator import EmulatorServer
 from tests.emulator.helpers import run_ssh, ssh_argv, wait_for
-
-TOKEN = EMULATOR_CREDENTIALS["voltagepark"]["token"]
 
 
 def _presets(vp: httpx.Client) -> dict[int, dict[str, Any]]:
@@ -36,12 +34,13 @@ def _vm_in(vp: httpx.Client, vm_id: str, status: str) -> dict[str, Any] | None:
 
 def test_auth_accepts_bearer_or_api_token_header(emu: EmulatorServer) -> None:
     base = emu.base_url("voltagepark")
+    token = emu.credentials["voltagepark"]["token"]
     assert httpx.get(base + "/virtual-machines").status_code == 401
     assert httpx.get(base + "/virtual-machines", headers={"x-api-token": "wrong"}).json() == {
         "detail": "Invalid API token"
     }
-    assert httpx.get(base + "/virtual-machines", headers={"x-api-token": TOKEN}).status_code == 200
-    assert httpx.get(base + "/virtual-machines/", headers={"Authorization": f"Bearer {TOKEN}"}).status_code == 200
+    assert httpx.get(base + "/virtual-machines", headers={"x-api-token": token}).status_code == 200
+    assert httpx.get(base + "/virtual-machines/", headers={"Authorization": f"Bearer {token}"}).status_code == 200
     presets = httpx.get(base + "/instant-deploy-presets/")  # documented without auth
     assert presets.status_code == 200 and len(presets.json()) >= 2
 

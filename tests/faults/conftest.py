@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 import gpucloud
-from gpucloud.emulator import EMULATOR_CREDENTIALS, EmulatorServer
+from gpucloud.emulator import EmulatorServer
 from gpucloud.emulator.client import client_env, client_overrides
 from tests import figures
 from tests.ansible.conftest import Ansible, base_env
@@ -75,7 +75,7 @@ def fault_env(
     home = tmp_path_factory.mktemp("fault-home")
     (home / "tmp").mkdir()
     env = {**base_env(home), **client_env(fault_emulator.url, fault_emulator.settings)}
-    for provider in EMULATOR_CREDENTIALS:
+    for provider in fault_emulator.credentials:
         env[f"GPUCLOUD_{provider.upper()}_RETRY_BACKOFF"] = str(FAST_RETRIES["retry_backoff"])
         env[f"GPUCLOUD_{provider.upper()}_POLL_INTERVAL"] = str(FAST_RETRIES["poll_interval"])
     env["GPUCLOUD_LOCK_DIR"] = str(lock_dir)
@@ -149,7 +149,7 @@ def audit(present: Iterable[tuple[str, str]], known: dict[str, str]) -> tuple[in
 def emulator_secrets(server: EmulatorServer) -> list[str]:
     """Every credential the emulator accepts and every token it issued."""
     values = [
-        v for creds in EMULATOR_CREDENTIALS.values() for k, v in creds.items() if k not in ("client_id", "username")
+        v for creds in server.credentials.values() for k, v in creds.items() if k not in ("client_id", "username")
     ]
     return [*values, *server.world.issued_tokens()]
 

@@ -6,28 +6,36 @@ Cloud APIs accept duplicate names, so this rests on gpucloud's per-name lock (:m
 
 from __future__ import annotations
 
+import json
+import os
 import subprocess
+import sys
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
-from gpucloud import SshKeySpec, ensure
+import gpucloud
+from gpucloud import SshKeySpec, ensure, fleet
+from gpucloud.capabilities import Capability
 from gpucloud.emulator import EmulatorServer
+from gpucloud.emulator.app import PROVIDERS
 from tests.ansible.conftest import ansible_binary
 from tests.ansible.test_modules import task
+from tests.conftest import providers_with
 from tests.contract.specs import INSTANCE
 
 from .conftest import Tally, fconnect
+from .test_interruption import slow_boot
 from .test_lost_creates import public_key
 
 Overrides = dict[str, dict[str, Any]]
 
 
 def _results(path: Path) -> dict[str, Any]:
-    import json
-
     return dict(json.loads(path.read_text()))
 
 
@@ -103,3 +111,154 @@ def test_parallel_ensures_of_one_name_create_one_key(
     Tally(operations=8, duplicates=len(named) - 1).publish()
     assert len(outcomes) == 8 and sum(o.changed for o in outcomes) == 1
     assert {o.after.id for o in outcomes} == set(named) and len(named) == 1
+
+
+# --- lock gaps: one API spelled differently, runs in different environments ----------------------------
+_RACER = """
+import json, os, sys, time
+from pathlib import Path
+import gpucloud
+from gpucloud import InstanceSpec, ensure
+
+go, base_url, out = Path(sys.argv[1]), sys.argv[2], Path(sys.argv[3])
+options = {**json.loads(os.environ["RACER_OPTIONS"]), "base_url": base_url}
+with gpucloud.connect("voltagepark", **options) as cloud:
+    while not go.exists():  # start the lookups together, so only the lock can keep them apart
+        time.sleep(0.002)
+    outcome = ensure.ensure_instance(cloud, InstanceSpec(**json.loads(os.environ["RACER_SPEC"])), wait=False)
+    out.write_text(json.dumps({"changed": outcome.changed, "id": outcome.after.id}))
+"""
+
+
+def test_one_api_spelled_three_ways_from_three_environments_gets_one_lock(
+    fault_emulator: EmulatorServer, fault_overrides: Overrides, tmp_path: Path
+) -> None:
+    """Trailing slash, scheme and host case, localhost for 127.0.0.1, XDG_RUNTIME_DIR set or not: one lock."""
+    provider = "voltagepark"
+    spec = {"name": "spelled-thrice", **INSTANCE[provider]}
+    port = fault_emulator.url.rsplit(":", 1)[1]
+    prefix = fault_emulator.base_url(provider).split(port, 1)[1]
+    spellings = [
+        (f"http://127.0.0.1:{port}{prefix}", str(tmp_path)),
+        (f"HTTP://LOCALHOST:{port}{prefix}/", None),
+        (f"http://localhost:{port}{prefix}/", str(tmp_path / "xdg-other")),
+    ]
+    (tmp_path / "xdg-other").mkdir()
+    base = {k: v for k, v in os.environ.items() if k not in ("GPUCLOUD_LOCK_DIR", "XDG_RUNTIME_DIR")}
+    base |= {"RACER_OPTIONS": json.dumps(fault_overrides[provider]), "RACER_SPEC": json.dumps(spec)}
+    go = tmp_path / "go"
+    procs = []
+    for n, (url, xdg) in enumerate(spellings):
+        env = {**base, **({"XDG_RUNTIME_DIR": xdg} if xdg else {})}
+        argv = [sys.executable, "-c", _RACER, str(go), url, str(tmp_path / f"out{n}")]
+        procs.append(subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
+    fault_emulator.world.set_faults(latency_ms=400)  # every lookup takes long enough to overlap the others
+    start = len(fault_emulator.world.requests)
+    time.sleep(2.0)  # let the interpreters import and connect; the barrier file releases them together
+    go.touch()
+    outputs = [proc.communicate(timeout=120)[0] for proc in procs]
+    fault_emulator.world.set_faults(latency_ms=0)
+    creates = [r for r in fault_emulator.world.requests[start:] if r.method == "POST" and r.provider == provider]
+    with fconnect(fault_overrides, provider) as cloud:
+        made = [i.id for i in cloud.list_instances() if i.name == spec["name"]]
+        for instance_id in made:
+            ensure.ensure_instance_absent(cloud, instance_id=instance_id, wait_timeout=60)
+    Tally(operations=len(spellings), duplicates=len(made) - 1).publish()
+    assert [p.returncode for p in procs] == [0] * len(procs), outputs
+    results = [_results(tmp_path / f"out{n}") for n in range(len(spellings))]
+    assert len(made) == 1 and len(creates) == 1, outputs
+    assert sorted(r["changed"] for r in results) == [False, False, True]
+    assert {r["id"] for r in results} == set(made)
+
+
+# --- a run killed right after its create call, then run again ---------------------------------------------
+_KILLED_AFTER_CREATE = """
+import json, os, sys
+import gpucloud
+from gpucloud import InstanceSpec, ensure, fleet, transport
+from gpucloud.emulator.app import PROVIDERS
+
+provider = sys.argv[1]
+spec = next(p for p in PROVIDERS if p.name == provider)
+send = transport.Transport.request
+
+def request(self, method, path, *args, **kwargs):
+    response = send(self, method, path, *args, **kwargs)
+    if spec.is_create_request(method.upper(), "/" + path.lstrip("/")):
+        os._exit(137)  # dies like a SIGKILL: no cleanup, no answer to anyone, the lock released by the kernel
+    return response
+
+transport.Transport.request = request
+with gpucloud.connect(provider, **json.loads(os.environ["KILLED_OPTIONS"])) as cloud:
+    wanted = InstanceSpec(**json.loads(os.environ["KILLED_SPEC"]))
+    if os.environ.get("KILLED_FLEET"):
+        fleet.ensure_fleet(cloud, wanted, count=1, wait_timeout=60)
+    else:
+        ensure.ensure_instance(cloud, wanted, wait_timeout=60)
+sys.exit("the create call returned and the process was not killed")
+"""
+
+
+@pytest.mark.parametrize("provider", providers_with(Capability.INSTANCES))
+def test_rerun_after_a_kill_right_after_create_makes_no_duplicate(
+    fault_emulator: EmulatorServer, fault_overrides: Overrides, provider: str
+) -> None:
+    """The first run dies the moment its create call returned; the rerun must find what that call started (an
+    instance still booting, or a ComputeStacks order not yet processed) instead of creating another."""
+    spec = {"name": f"killed-{provider}", **INSTANCE[provider]}
+    env = {**os.environ, "KILLED_OPTIONS": json.dumps(fault_overrides[provider]), "KILLED_SPEC": json.dumps(spec)}
+    start = len(fault_emulator.world.requests)
+    with slow_boot(fault_emulator, 10.0):  # the rerun comes while the first create is still in flight
+        killed = subprocess.run(
+            [sys.executable, "-c", _KILLED_AFTER_CREATE, provider], env=env, capture_output=True, text=True, timeout=120
+        )
+        with fconnect(fault_overrides, provider) as cloud:
+            try:
+                rerun = ensure.ensure_instance(cloud, gpucloud.InstanceSpec(**spec), wait=False, wait_timeout=60)
+            finally:
+                creates = _instance_creates(fault_emulator, provider, start)
+                made = [i.id for i in cloud.list_instances() if i.name == spec["name"]]
+                for instance_id in made:
+                    ensure.ensure_instance_absent(cloud, instance_id=instance_id, wait_timeout=60)
+    Tally(operations=2, duplicates=max(len(made) - 1, 0)).publish()
+    assert killed.returncode == 137, killed.stdout + killed.stderr
+    assert len(creates) == 1 and made == [rerun.after.id if rerun.after else None]
+    assert not rerun.changed
+
+
+def _instance_creates(server: EmulatorServer, provider: str, start: int) -> list[str]:
+    spec = next(p for p in PROVIDERS if p.name == provider)
+    return [
+        r.path
+        for r in server.world.requests[start:]
+        if r.provider == provider and spec.is_create_request(r.method, r.path) and "ssh" not in r.path
+    ]
+
+
+def test_fleet_rerun_after_a_kill_right_after_an_order_makes_no_duplicate(
+    fault_emulator: EmulatorServer, fault_overrides: Overrides
+) -> None:
+    """Fleets create members without a lookup by name: the order a killed run left must be adopted there too."""
+    provider = "computestacks"
+    spec = {"name": "kfleet-{index}", **INSTANCE[provider]}
+    env = {**os.environ, "KILLED_OPTIONS": json.dumps(fault_overrides[provider]), "KILLED_SPEC": json.dumps(spec)}
+    start = len(fault_emulator.world.requests)
+    with slow_boot(fault_emulator, 10.0):
+        killed = subprocess.run(
+            [sys.executable, "-c", _KILLED_AFTER_CREATE, provider],
+            env={**env, "KILLED_FLEET": "1"},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        with fconnect(fault_overrides, provider) as cloud:
+            try:
+                rerun = fleet.ensure_fleet(cloud, gpucloud.InstanceSpec(**spec), count=1, wait=False)
+            finally:
+                creates = _instance_creates(fault_emulator, provider, start)
+                made = [i.id for i in cloud.list_instances() if i.name == "kfleet-1"]
+                for instance_id in made:
+                    ensure.ensure_instance_absent(cloud, instance_id=instance_id, wait_timeout=60)
+    Tally(operations=2, duplicates=max(len(made) - 1, 0)).publish()
+    assert killed.returncode == 137, killed.stdout + killed.stderr
+    assert len(creates) == 1 and len(made) == 1 and [m.id for m in rerun.instances] == made

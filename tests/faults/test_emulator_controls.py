@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import httpx
 
-from gpucloud.emulator import EMULATOR_CREDENTIALS, EmulatorServer, EmulatorSettings, Faults, World
+from gpucloud.emulator import EmulatorServer, EmulatorSettings, Faults, World
 
 
 def test_error_on_create_false_spares_creates_only() -> None:
@@ -23,9 +23,11 @@ def test_create_error_burst_fails_the_next_creates_only() -> None:
 
 
 def test_reject_auth_and_revoked_tokens_over_the_wire(fault_emulator: EmulatorServer) -> None:
-    control = httpx.Client(base_url=fault_emulator.url + "/_emulator", timeout=10)
+    control = httpx.Client(
+        base_url=fault_emulator.url + "/_emulator", headers=fault_emulator.control_headers, timeout=10
+    )
     api = httpx.Client(base_url=fault_emulator.base_url("datacrunch"), timeout=10)
-    grant = {"grant_type": "client_credentials", **EMULATOR_CREDENTIALS["datacrunch"]}
+    grant = {"grant_type": "client_credentials", **fault_emulator.credentials["datacrunch"]}
     try:
         token = api.post("/oauth2/token", json=grant).json()["access_token"]
         headers = {"Authorization": f"Bearer {token}"}

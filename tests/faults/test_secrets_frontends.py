@@ -85,7 +85,7 @@ def test_ansible_at_full_verbosity_leaks_nothing(
     vp = {"provider": "voltagepark", **creds["voltagepark"], **INSTANCE["voltagepark"], "wait_timeout": 60}
     dcdn = {"provider": "dcdncloud", **creds["dcdncloud"], **INSTANCE["dcdncloud"], "wait_timeout": 60}
     control = f"{fault_emulator.url}/_emulator/faults"
-    uri = {"url": control, "method": "POST", "body_format": "json"}
+    uri = {"url": control, "method": "POST", "body_format": "json", "headers": fault_emulator.control_headers}
     root_task = task("instance", "dcdn", name="leak-dcdn", **dcdn)
     root_task["no_log"] = True  # the documented way to handle secrets a provider returns once
     tasks = [

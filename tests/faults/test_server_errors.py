@@ -194,6 +194,7 @@ def test_server_errors_through_ansible_playbook(
                     "name": "rate limit everything",
                     "ansible.builtin.uri": {
                         "url": f"{fault_emulator.url}/_emulator/faults",
+                        "headers": fault_emulator.control_headers,
                         "method": "POST",
                         "body_format": "json",
                         "body": {"rate_limit_burst": 100000, "error_rate": 0},

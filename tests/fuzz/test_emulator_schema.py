@@ -23,7 +23,7 @@ from schemathesis import GenerationMode
 import gpucloud
 from gpucloud import errors
 from gpucloud.emulator.app import PROVIDERS, build_app
-from gpucloud.emulator.world import EMULATOR_CREDENTIALS, EmulatorSettings, World
+from gpucloud.emulator.world import EmulatorSettings, World
 from gpucloud.providers import provider_class
 
 pytestmark = pytest.mark.fuzz
@@ -59,7 +59,7 @@ def schema(world: World) -> schemathesis.BaseSchema:
 def _auth(provider: str, world: World) -> dict[str, str]:
     if provider == "datacrunch":
         return {"Authorization": "Bearer " + world.issue_tokens("datacrunch").access_token}
-    creds = EMULATOR_CREDENTIALS[provider]
+    creds = world.settings.credentials[provider]
     if provider == "computestacks":
         basic = base64.b64encode(f"{creds['username']}:{creds['password']}".encode()).decode()
         return {"Authorization": "Basic " + basic}

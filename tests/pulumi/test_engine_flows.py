@@ -9,7 +9,7 @@ import pytest
 
 import gpucloud
 from gpucloud.capabilities import Capability
-from gpucloud.emulator import EMULATOR_CREDENTIALS, EmulatorServer
+from gpucloud.emulator import EmulatorServer
 from gpucloud.models import SshKeySpec, VolumeSpec
 from pulumi_gpucloud._provider import GET_MARKER
 
@@ -131,7 +131,9 @@ def test_credentials_from_stack_config(
     project_dir: Path, emulator_env: dict[str, str], overrides: Overrides, keypair: tuple[Path, str], provider: str
 ) -> None:
     """No credential in the environment: `pulumi config set --secret gpucloud:<provider>_<setting>` supplies it."""
-    creds = EMULATOR_CREDENTIALS[provider]
+    # This run's credentials (random per emulator run), i.e. the connection options that are credentials.
+    fields = ("token", "client_id", "client_secret", "username", "password")
+    creds = {k: v for k, v in overrides[provider].items() if k in fields}
     prefix = f"GPUCLOUD_{provider.upper()}_"
     env = {
         k: ("" if k.startswith(prefix) and k.removeprefix(prefix).lower() in creds else v)

@@ -10,7 +10,7 @@ import pytest
 
 import gpucloud
 from gpucloud.capabilities import Capability
-from gpucloud.emulator import EMULATOR_CREDENTIALS, EmulatorServer
+from gpucloud.emulator import EmulatorServer
 
 from ..conftest import IMPLEMENTED, connect, providers_with, providers_without
 from ..contract.specs import INSTANCE, VOLUME
@@ -144,7 +144,7 @@ def test_api_errors_are_clean_failures(
     line = _last_line(info.value)
     assert line.startswith("pulumi_gpucloud._provider.GpuCloudResourceError: create instance"), line
     assert provider in line and props["name"] in line
-    for creds in EMULATOR_CREDENTIALS.values():
+    for creds in emulator.credentials.values():
         for secret in creds.values():
             assert secret not in info.value.details
 

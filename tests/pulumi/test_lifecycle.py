@@ -15,7 +15,7 @@ import pytest
 
 import gpucloud
 from gpucloud.capabilities import Capability
-from gpucloud.emulator import EMULATOR_CREDENTIALS, EmulatorServer
+from gpucloud.emulator import EmulatorServer
 
 from ..conftest import IMPLEMENTED, connect, providers_with
 from ..contract.specs import INSTANCE, REPLACING, VOLUME
@@ -32,17 +32,19 @@ from .harness import (
 Overrides = dict[str, dict[str, object]]
 
 
-def _credentials() -> list[str]:
-    return [value for creds in EMULATOR_CREDENTIALS.values() for value in creds.values()]
+def _credentials(overrides: Overrides) -> list[str]:
+    """This run's emulator credentials (random per run), as the connect options carry them."""
+    fields = ("token", "client_id", "client_secret", "username", "password")
+    return [str(value) for options in overrides.values() for key, value in options.items() if key in fields]
 
 
-def assert_no_credentials(state: ResourceState) -> None:
+def assert_no_credentials(state: ResourceState, overrides: Overrides) -> None:
     """Neither the pickled provider nor anything else in the state holds a credential."""
     pickle = decode_provider(state.outputs[PROVIDER_KEY])
     assert len(pickle) < 200, "the provider must be pickled by reference, not by value"
     assert b"pulumi_gpucloud._provider" in pickle and b"GpuCloudProvider" in pickle
     whole = json.dumps(reveal({"inputs": state.inputs, "outputs": state.outputs}))
-    for secret in _credentials():
+    for secret in _credentials(overrides):
         assert secret.encode() not in pickle
         assert secret not in whole
         assert base64.b64encode(secret.encode()).decode() not in whole
@@ -113,7 +115,7 @@ def test_instance_lifecycle(
             assert isinstance(state.outputs["password"], Secret)
             assert state.outputs["password"].value == "correct-horse-battery"
         assert not isinstance(state.outputs["status"], Secret)
-        assert_no_credentials(state)
+        assert_no_credentials(state, overrides)
 
         # Read (refresh): the same resource, nothing changed.
         refreshed = harness.refresh(state)
@@ -195,7 +197,7 @@ def test_volume_lifecycle(
         live = cloud.find_volume(props["name"])
         assert live is not None and live.id == state.id and live.size_gb == 50
         assert state.outputs["size_gb"] == 50.0 and reveal(state.outputs)["status"] == live.status
-        assert_no_credentials(state)
+        assert_no_credentials(state, overrides)
 
         assert up(harness, "volume", props["name"], props, state).operation == "same"
 
@@ -233,7 +235,7 @@ def test_ssh_key_lifecycle(
         state = up(harness, "ssh_key", name, props).state
         live = cloud.find_ssh_key(name)
         assert live is not None and live.id == state.id
-        assert_no_credentials(state)
+        assert_no_credentials(state, overrides)
         # The same key with another comment is the same key.
         commented = {**props, "public_key": " ".join(public.split()[:2]) + " another-comment"}
         assert up(harness, "ssh_key", name, commented, state).operation == "same"

@@ -8,9 +8,10 @@ and everything else keep FastAPI's ``{"detail": ...}`` (validation errors as 422
 
 from __future__ import annotations
 
-from typing import Any
+import secrets
+from typing import Annotated, Any
 
-from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi import APIRouter, Depends, FastAPI, Header, Request, Response
 from fastapi.exception_handlers import http_exception_handler, request_validation_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -20,7 +21,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from gpucloud.__about__ import __version__
 from gpucloud.emulator import cloudnexus, computestacks, datacrunch, dcdncloud, voltagepark
 from gpucloud.emulator.base import ProviderError, ProviderSpec, WorldDep
-from gpucloud.emulator.middleware import CONTROL_PREFIX, FaultMiddleware
+from gpucloud.emulator.middleware import CONTROL_PREFIX, CONTROL_TOKEN_HEADER, FaultMiddleware
 from gpucloud.emulator.world import JSONDict, World
 
 PROVIDERS: tuple[ProviderSpec, ...] = (
@@ -47,6 +48,7 @@ def build_app(world: World) -> FastAPI:
     app.state.world = world
     for spec in PROVIDERS:
         app.include_router(spec.router, prefix=spec.prefix)
+    app.include_router(open_control, prefix=CONTROL_PREFIX, tags=["emulator control"])
     app.include_router(control, prefix=CONTROL_PREFIX, tags=["emulator control"])
     app.add_exception_handler(ProviderError, _on_provider_error)
     app.add_exception_handler(RequestValidationError, _on_validation_error)
@@ -99,7 +101,20 @@ async def _on_server_error(request: Request, exc: Exception) -> Response:
 
 
 # ------------------------------------------------------------------------------------------ control API
-control = APIRouter()
+def require_control_token(
+    world: WorldDep,
+    token: Annotated[str | None, Header(alias=CONTROL_TOKEN_HEADER, include_in_schema=False)] = None,
+) -> None:
+    """The control API resets the world, reads every secret in it and injects faults: its own token only."""
+    if token is None or not secrets.compare_digest(token.encode(), world.settings.control_token.encode()):
+        raise StarletteHTTPException(
+            401, f"the emulator's control API needs the {CONTROL_TOKEN_HEADER} header (see the emulator env file)"
+        )
+
+
+# Liveness only, for readiness waits: no state, no secrets.
+open_control = APIRouter()
+control = APIRouter(dependencies=[Depends(require_control_token)])
 
 
 class FaultsPatch(BaseModel):
@@ -140,7 +155,7 @@ class RateLimitBody(BaseModel):
     per_minute: int | None = Field(default=None, ge=1)  # None: no limit
 
 
-@control.get("/health")
+@open_control.get("/health")
 def health(world: WorldDep) -> JSONDict:
     return {
         "status": "ok",

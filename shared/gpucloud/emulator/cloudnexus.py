@@ -19,7 +19,8 @@ Choices where the docs are silent:
   ``forbidden`` (403), ``not_found`` (404), ``rate_limit_exceeded`` (429 + ``Retry-After``),
   ``internal_error`` (500).
 - Single resources are bare objects; creates, actions and deletes answer 202 ``{"job_id", "status"}``.
-- 403: the read-only key :data:`READ_ONLY_TOKEN` may only read; anything else it sends is forbidden.
+- 403: the read-only key (``EmulatorSettings.cloudnexus_read_only_token``) may only read; anything else it
+  sends is forbidden.
 - Instances carry ``image``, ``ssh_keys`` (ids) and ``tags`` besides the documented list fields, and
   ``ipv4`` is null until the first ``running``. Each instance has a distinct 127.x address and its sshd
   listens on the emulator's fixed ``settings.ssh_port`` (the API reports no port).
@@ -57,11 +58,10 @@ from gpucloud.emulator.base import (
     utc_now,
 )
 from gpucloud.emulator.sshd import SshSpec
-from gpucloud.emulator.world import EMULATOR_CREDENTIALS, JSONDict, Step, World
+from gpucloud.emulator.world import JSONDict, Step, World
 
 NAME = "cloudnexus"
 PREFIX = "/cloudnexus/v1"
-READ_ONLY_TOKEN = "cn_test_emulator_read_only"
 MAX_PER_PAGE = 100
 
 _CODE_BY_STATUS = {
@@ -130,16 +130,16 @@ _bearer = HTTPBearer(auto_error=False, description="API key (cn_live_... or cn_t
 
 
 def require_key(
-    request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+    request: Request, world: WorldDep, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 ) -> None:
     if credentials is None:
         raise ProviderError(401, "Missing API key", "unauthorized")
     key = credentials.credentials
-    if key == READ_ONLY_TOKEN:
+    if key == world.settings.cloudnexus_read_only_token:
         if request.method not in ("GET", "HEAD"):
             raise ProviderError(403, "This API key is read-only", "forbidden")
         return
-    if key != EMULATOR_CREDENTIALS[NAME]["token"]:
+    if key != world.settings.credentials[NAME]["token"]:
         raise ProviderError(401, "Invalid API key", "unauthorized")
 
 

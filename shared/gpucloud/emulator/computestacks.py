@@ -75,7 +75,7 @@ from starlette.exceptions import HTTPException
 
 from gpucloud.emulator.base import ProviderError, ProviderSpec, WorldDep, ledger_item, parse_public_key, utc_now
 from gpucloud.emulator.sshd import SshSpec
-from gpucloud.emulator.world import EMULATOR_CREDENTIALS, JSONDict, Step, World
+from gpucloud.emulator.world import JSONDict, Step, World
 
 NAME = "computestacks"
 PREFIX = "/computestacks"
@@ -324,7 +324,7 @@ def identify(
     """``auth_request!`` (Basic) then Doorkeeper's token lookup; None when the request carries neither."""
     header = request.headers.get("authorization", "")
     if header.lower().startswith("basic"):
-        if not _basic_ok(header):
+        if not _basic_ok(world, header):
             raise ProviderError(401, "Not Authorized")
         return Caller(user=True)
     if bearer is None:
@@ -338,13 +338,13 @@ def identify(
     return Caller(user=user)
 
 
-def _basic_ok(header: str) -> bool:
+def _basic_ok(world: World, header: str) -> bool:
     try:
         decoded = base64.b64decode(header.split(" ", 1)[1], validate=True).decode()
     except (IndexError, binascii.Error, UnicodeDecodeError):
         return False
     username, _, password = decoded.partition(":")
-    creds = EMULATOR_CREDENTIALS[NAME]
+    creds = world.settings.credentials[NAME]
     return (username, password) == (creds["username"], creds["password"])
 
 
@@ -477,7 +477,7 @@ def _token_params(request: Request, raw: bytes) -> dict[str, str]:
     return {k: v[0] for k, v in parse_qs(raw.decode(errors="replace")).items()}
 
 
-def _client_ok(request: Request, params: dict[str, str]) -> bool:
+def _client_ok(world: World, request: Request, params: dict[str, str]) -> bool:
     uid, secret = params.get("client_id"), params.get("client_secret")
     header = request.headers.get("authorization", "")
     if header.lower().startswith("basic "):
@@ -485,7 +485,7 @@ def _client_ok(request: Request, params: dict[str, str]) -> bool:
             uid, _, secret = base64.b64decode(header[6:]).decode().partition(":")
         except (binascii.Error, UnicodeDecodeError):
             return False
-    creds = EMULATOR_CREDENTIALS[NAME]
+    creds = world.settings.credentials[NAME]
     return (uid, secret) == (creds["client_id"], creds["client_secret"])
 
 
@@ -505,11 +505,11 @@ async def token(request: Request, world: WorldDep) -> Response:
     grant = params.get("grant_type", "")
     if grant not in ("password", "client_credentials", "refresh_token", "authorization_code"):
         return _oauth_error(400, "unsupported_grant_type", "The authorization grant type is not supported.")
-    if not _client_ok(request, params):
+    if not _client_ok(world, request, params):
         return _oauth_error(401, "invalid_client", "Client authentication failed due to unknown client.")
     scopes = (params.get("scope") or "public").split()
     if grant == "password":
-        creds = EMULATOR_CREDENTIALS[NAME]
+        creds = world.settings.credentials[NAME]
         if (params.get("username"), params.get("password")) != (creds["username"], creds["password"]):
             return _oauth_error(400, "invalid_grant", _INVALID_GRANT)
         return _issue(world, scopes, user=True)

@@ -54,7 +54,7 @@ from gpucloud.emulator.base import (
     utc_now,
 )
 from gpucloud.emulator.sshd import SshSpec
-from gpucloud.emulator.world import EMULATOR_CREDENTIALS, JSONDict, Step, World
+from gpucloud.emulator.world import JSONDict, Step, World
 
 NAME = "datacrunch"
 PREFIX = "/datacrunch/v1"
@@ -241,7 +241,7 @@ def get_token(body: TokenRequest, world: WorldDep) -> JSONDict:
     if body.grant_type == "client_credentials":
         if not body.client_id or not body.client_secret:
             raise _bad("client_id and client_secret are required")
-        creds = EMULATOR_CREDENTIALS[NAME]
+        creds = world.settings.credentials[NAME]
         if (body.client_id, body.client_secret) != (creds["client_id"], creds["client_secret"]):
             raise ProviderError(401, "Invalid client credentials", "unauthorized_request")
         pair = world.issue_tokens(NAME, "client_credentials")

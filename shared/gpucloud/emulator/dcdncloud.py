@@ -41,7 +41,7 @@ from pydantic import BaseModel, Field
 
 from gpucloud.emulator.base import ProviderError, ProviderSpec, WorldDep, ledger_item, parse_public_key, utc_now
 from gpucloud.emulator.sshd import SshSpec
-from gpucloud.emulator.world import EMULATOR_CREDENTIALS, JSONDict, Step, World
+from gpucloud.emulator.world import JSONDict, Step, World
 
 NAME = "dcdncloud"
 PREFIX = "/dcdncloud/api/v1/compute"
@@ -161,10 +161,12 @@ def valid_public_key(text: str) -> bool:
 _bearer = HTTPBearer(auto_error=False, description="API token")
 
 
-def require_token(credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> None:
+def require_token(
+    world: WorldDep, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+) -> None:
     if credentials is None:
         raise ProviderError(401, "Missing bearer token", "unauthorized")
-    if credentials.credentials != EMULATOR_CREDENTIALS[NAME]["token"]:
+    if credentials.credentials != world.settings.credentials[NAME]["token"]:
         raise ProviderError(401, "Invalid token", "unauthorized")
 
 

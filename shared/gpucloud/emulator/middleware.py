@@ -24,6 +24,8 @@ from gpucloud.emulator.base import ProviderSpec
 from gpucloud.emulator.world import FaultDecision, RequestRecord, World
 
 CONTROL_PREFIX = "/_emulator"
+# Carries EmulatorSettings.control_token on every control API call but /_emulator/health.
+CONTROL_TOKEN_HEADER = "X-Emulator-Token"
 
 
 class _Entry:

@@ -4,6 +4,7 @@ and :func:`serve` (blocking, for ``gpucloud emulator``; Ctrl-C / SIGTERM shut do
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import signal
 import socket
@@ -17,7 +18,8 @@ import httpx
 import uvicorn
 
 from gpucloud.emulator.app import PROVIDERS, build_app
-from gpucloud.emulator.world import EMULATOR_CREDENTIALS, EmulatorSettings, World
+from gpucloud.emulator.middleware import CONTROL_TOKEN_HEADER
+from gpucloud.emulator.world import EmulatorSettings, World
 
 log = logging.getLogger(__name__)
 
@@ -32,18 +34,51 @@ class _DropNoise(logging.Filter):
 logging.getLogger("uvicorn.error").addFilter(_DropNoise())
 
 
+def is_loopback(host: str) -> bool:
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a host name: it may resolve to anything
+
+
+def check_bind(settings: EmulatorSettings) -> None:
+    """Refuse a non-loopback address unless ``allow_remote``: the emulated APIs would be open to the network."""
+    if is_loopback(settings.host):
+        return
+    if not settings.allow_remote:
+        raise ValueError(
+            f"refusing to bind the emulator to {settings.host!r}: anyone who can reach that address could use "
+            "every emulated API and log in to emulated hosts. Bind 127.0.0.1, or pass --allow-remote "
+            "(EmulatorSettings(allow_remote=True)) if you really mean to expose it"
+        )
+    log.warning("the emulator listens on %s, reachable beyond this machine (allow_remote)", settings.host)
+
+
 class EmulatorServer:
     """A running emulator on a real port: ``with EmulatorServer(provision_seconds=0.3) as emu: ...``."""
 
     def __init__(self, settings: EmulatorSettings | None = None, **overrides: Any) -> None:
         base = settings or EmulatorSettings()
         self.settings = replace(base, **overrides) if overrides else base
+        check_bind(self.settings)
         self.world = World(self.settings)
         self.app = build_app(self.world)
         self.url = ""
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
         self._socket: socket.socket | None = None
+
+    @property
+    def credentials(self) -> dict[str, dict[str, str]]:
+        """This run's API credentials per provider (random; also in the env file ``gpucloud emulator`` writes)."""
+        return self.settings.credentials
+
+    @property
+    def control_headers(self) -> dict[str, str]:
+        """Headers a control API call (``/_emulator/...`` other than ``health``) must carry."""
+        return {CONTROL_TOKEN_HEADER: self.settings.control_token}
 
     def base_url(self, provider: str) -> str:
         """E.g. ``base_url("datacrunch")`` -> ``http://127.0.0.1:PORT/datacrunch/v1``."""
@@ -145,7 +180,8 @@ def serve(settings: EmulatorSettings) -> None:
 def _print_banner(server: EmulatorServer) -> None:
     lines = [f"gpucloud emulator on {server.url}  (docs: {server.url}/docs)"]
     lines += [f"  {p.name:<12} {server.base_url(p.name)}" for p in PROVIDERS]
-    lines += [f"  credentials  {name}: {creds}" for name, creds in EMULATOR_CREDENTIALS.items()]
+    # Credentials are random per run and never printed: clients read them from the env file (mode 0600).
+    lines.append("  credentials  random for this run; in the --env-file written at start, not shown here")
     ssh = f"port {server.settings.ssh_port}, user {server.world.ssh_user}" if server.world.sshd else "off"
     lines.append(f"  ssh          {ssh}")
     print("\n".join(lines), flush=True)

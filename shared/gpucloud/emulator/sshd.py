@@ -5,21 +5,29 @@ Each instance gets its own config directory (``<state_dir>/sshd/<name>/``) holdi
 run and shared by every sshd, because generating a key per instance costs more than starting sshd.
 
 sshd re-reads ``AuthorizedKeysFile`` on every login, so :meth:`SshdManager.set_keys` takes effect
-without a restart. As root sshd needs ``/run/sshd``; as any other user it still runs, but only that user
-can log in (see :data:`SSH_USER`).
+without a restart.
+
+Who can log in (see :func:`login_user`): exactly one account, never a privileged one. Run by an ordinary user,
+sshd can only authenticate that same user. Run as root, sshd could log anyone in as anyone, and the key of
+whoever creates an instance through the API would be a root login on this machine; so as root the emulator
+logs hosts in as the unprivileged system account :data:`EMULATOR_ACCOUNT` (created on first use with
+``useradd``), every sshd_config says ``AllowUsers`` that account and ``PermitRootLogin no``.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import getpass
 import logging
 import os
+import pwd
 import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterable
@@ -29,8 +37,60 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 SSHD_PATH = "/usr/sbin/sshd"
-# Who can log in: sshd started by a non-root user only authenticates that same user.
-SSH_USER = "root" if os.geteuid() == 0 else getpass.getuser()
+# The login account of emulated hosts when the emulator runs as root.
+EMULATOR_ACCOUNT = "gpucloud-emu"
+_ACCOUNT_HOME = "/var/lib/gpucloud-emu"
+
+
+class AccountError(RuntimeError):
+    """The unprivileged login account cannot be used or created."""
+
+
+def login_user() -> str:
+    """The only user emulated hosts let in: the emulator's own user, or :data:`EMULATOR_ACCOUNT` under root."""
+    return EMULATOR_ACCOUNT if os.geteuid() == 0 else getpass.getuser()
+
+
+@functools.cache
+def ensure_login_user() -> str:
+    """:func:`login_user`, creating the unprivileged account first when running as root.
+
+    Raises :class:`AccountError` when the account cannot be created or exists with uid 0.
+    """
+    user = login_user()
+    if os.geteuid() == 0:
+        _ensure_account(user)
+    return user
+
+
+def _ensure_account(user: str) -> None:
+    for _ in range(20):  # parallel emulators race on /etc/passwd's lock; the loser retries or finds the account
+        try:
+            entry = pwd.getpwnam(user)
+        except KeyError:
+            _useradd(user)
+            time.sleep(0.1)
+            continue
+        if entry.pw_uid == 0 or entry.pw_gid == 0:
+            raise AccountError(f"account {user!r} exists with uid/gid 0; emulated hosts never log in as root")
+        return
+    raise AccountError(f"could not create the account {user!r} for emulated hosts (useradd failed)")
+
+
+def _useradd(user: str) -> None:
+    # A root shell's PATH usually has /usr/sbin, a service's or container's may not.
+    useradd = shutil.which("useradd") or next(
+        (p for p in ("/usr/sbin/useradd", "/sbin/useradd") if os.access(p, os.X_OK)), None
+    )
+    if useradd is None:
+        raise AccountError(f"running as root needs the unprivileged account {user!r}, and useradd is not installed")
+    # "*" is a password nobody can use, but unlike useradd's default "!" it does not lock the account, which
+    # would make sshd (without PAM) refuse key logins too. A home directory gives Ansible its remote tmp.
+    command = [useradd, "--system", "--user-group", "--create-home", "--home-dir", _ACCOUNT_HOME]
+    command += ["--shell", "/bin/sh", "--password", "*", user]
+    result = subprocess.run(command, capture_output=True, text=True, check=False)
+    if result.returncode not in (0, 9):  # 9: created meanwhile by another emulator
+        log.warning("useradd %s failed (rc=%s): %s", user, result.returncode, result.stderr.strip())
 
 
 @dataclass(frozen=True)
@@ -91,6 +151,20 @@ class SshdManager:
         self._procs: dict[str, subprocess.Popen[bytes]] = {}
         self._lock = threading.Lock()
         self._host_key: Path | None = None
+        self._keys_root = self._make_keys_root()
+
+    def _make_keys_root(self) -> Path:
+        """Where ``authorized_keys`` files live: beside each sshd_config, or under root a directory of their own.
+
+        sshd reads ``authorized_keys`` with the privileges of the user logging in, so under root the login
+        account must be able to reach the file: a fresh directory the account may pass through (0711, no
+        listing) holds only public keys, while the state dir (host key, configs) keeps its own permissions.
+        """
+        if os.geteuid() != 0:
+            return self.config_root
+        root = Path(tempfile.mkdtemp(prefix="gpucloud-emulator-keys-"))
+        root.chmod(0o711)
+        return root
 
     @property
     def config_root(self) -> Path:
@@ -119,7 +193,7 @@ class SshdManager:
         self.stop(name)
         inst_dir = self.config_root / name
         inst_dir.mkdir(parents=True, exist_ok=True)
-        self._write_keys(inst_dir, spec.authorized_keys)
+        self._write_keys(name, spec.authorized_keys)
         config = self._write_config(inst_dir, spec)
         if os.geteuid() == 0:
             Path("/run/sshd").mkdir(parents=True, exist_ok=True)
@@ -150,7 +224,7 @@ class SshdManager:
 
     def set_keys(self, name: str, keys: Iterable[str]) -> None:
         """Replace the authorized keys; sshd reads the file at each login, so no restart is needed."""
-        self._write_keys(self.config_root / name, tuple(keys))
+        self._write_keys(name, tuple(keys))
 
     def stop(self, name: str) -> None:
         with self._lock:
@@ -165,6 +239,12 @@ class SshdManager:
         for proc in procs:
             _terminate(proc)
 
+    def close(self) -> None:
+        """Stop every sshd and remove the keys directory this manager made (the state dir is not its own)."""
+        self.stop_all()
+        if self._keys_root != self.config_root:
+            shutil.rmtree(self._keys_root, ignore_errors=True)
+
     def is_running(self, name: str) -> bool:
         with self._lock:
             proc = self._procs.get(name)
@@ -174,25 +254,32 @@ class SshdManager:
         with self._lock:
             return sorted(self._procs)
 
-    @staticmethod
-    def _write_keys(inst_dir: Path, keys: tuple[str, ...]) -> None:
-        inst_dir.mkdir(parents=True, exist_ok=True)
-        tmp = inst_dir / "authorized_keys.tmp"
+    def _keys_file(self, name: str) -> Path:
+        return self._keys_root / name / "authorized_keys"
+
+    def _write_keys(self, name: str, keys: tuple[str, ...]) -> None:
+        keys_dir = self._keys_file(name).parent
+        keys_dir.mkdir(parents=True, exist_ok=True)
+        keys_dir.chmod(0o711)
+        tmp = keys_dir / "authorized_keys.tmp"
         tmp.write_text("".join(k.strip() + "\n" for k in keys if k.strip()))
-        tmp.replace(inst_dir / "authorized_keys")  # atomic: a login never sees a half-written file
+        tmp.chmod(0o644)  # public keys only; readable by the login account, writable by the emulator alone
+        tmp.replace(keys_dir / "authorized_keys")  # atomic: a login never sees a half-written file
 
     def _write_config(self, inst_dir: Path, spec: SshSpec) -> Path:
         lines = [
             f"ListenAddress {spec.ip}:{spec.port}",
             f'HostKey "{self.host_key().resolve()}"',
             f'PidFile "{(inst_dir / "sshd.pid").resolve()}"',
-            f'AuthorizedKeysFile "{(inst_dir / "authorized_keys").resolve()}"',
+            f'AuthorizedKeysFile "{self._keys_file(inst_dir.name).resolve()}"',
             "UsePAM no",
             "StrictModes no",
             "PasswordAuthentication no",
             "KbdInteractiveAuthentication no",
             "PubkeyAuthentication yes",
-            "PermitRootLogin prohibit-password",
+            # Exactly one account may log in, and never root (see the module docstring).
+            f"AllowUsers {login_user()}",
+            "PermitRootLogin no",
             "PrintMotd no",
             # Ansible opens several sessions at once; the defaults would throttle forks.
             "MaxStartups 100",

@@ -49,7 +49,7 @@ from pydantic import BaseModel, Field, field_validator
 from gpucloud.emulator.base import ProviderError, ProviderSpec, WorldDep, ledger_item, parse_public_key, utc_now
 from gpucloud.emulator.base import with_and_without_slash as both
 from gpucloud.emulator.sshd import SshSpec
-from gpucloud.emulator.world import EMULATOR_CREDENTIALS, JSONDict, Step, World
+from gpucloud.emulator.world import JSONDict, Step, World
 
 NAME = "voltagepark"
 PREFIX = "/voltagepark/api/v1"
@@ -125,13 +125,14 @@ _api_key = APIKeyHeader(name="x-api-token", auto_error=False, description="API k
 
 
 def require_token(
+    world: WorldDep,
     bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
     api_key: Annotated[str | None, Depends(_api_key)],
 ) -> None:
     offered = [t for t in (bearer.credentials if bearer else None, api_key) if t]
     if not offered:
         raise ProviderError(401, "Not authenticated")
-    if EMULATOR_CREDENTIALS[NAME]["token"] not in offered:
+    if world.settings.credentials[NAME]["token"] not in offered:
         raise ProviderError(401, "Invalid API token")
 
 

@@ -33,7 +33,15 @@ from ipaddress import IPv4Address
 from pathlib import Path
 from typing import Any, Literal
 
-from gpucloud.emulator.sshd import SSH_USER, SshdManager, SshSpec, port_is_free, sshd_available
+from gpucloud.emulator.sshd import (
+    AccountError,
+    SshdManager,
+    SshSpec,
+    ensure_login_user,
+    login_user,
+    port_is_free,
+    sshd_available,
+)
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +72,27 @@ class Faults:
 PUBLISHED_RATE_LIMITS: dict[str, int] = {"dcdncloud": 60, "cloudnexus": 120}
 
 
+def random_credentials() -> dict[str, dict[str, str]]:
+    """Fresh API credentials per provider (the options ``gpucloud.connect`` takes); new for every emulator run.
+
+    Never constants: anyone on the machine can reach the emulator's port, so whoever holds these (the env
+    file, mode 0600, or the in-process :class:`EmulatorSettings`) is whoever may create machines on it.
+    """
+    token = secrets.token_urlsafe
+    return {
+        "datacrunch": {"client_id": f"emulator-{token(6)}", "client_secret": token(24)},
+        "voltagepark": {"token": token(24)},
+        "dcdncloud": {"token": token(24)},
+        "cloudnexus": {"token": f"cn_test_{token(24)}"},  # the adapter checks the cn_test_ prefix
+        "computestacks": {
+            "username": f"emulator-{token(6)}",
+            "password": token(24),
+            "client_id": f"emulator-{token(6)}",
+            "client_secret": token(24),
+        },
+    }
+
+
 @dataclass
 class EmulatorSettings:
     host: str = "127.0.0.1"
@@ -80,20 +109,13 @@ class EmulatorSettings:
     rate_limits: dict[str, int] = field(default_factory=lambda: dict(PUBLISHED_RATE_LIMITS))
     # Running instances spread over every provider at startup (World.seed_hosts), for demos and benchmarks.
     seed_hosts: int = 0
-
-
-EMULATOR_CREDENTIALS: dict[str, dict[str, str]] = {
-    "datacrunch": {"client_id": "emulator-client-id", "client_secret": "emulator-client-secret"},
-    "voltagepark": {"token": "emulator-voltagepark-token"},
-    "dcdncloud": {"token": "emulator-dcdncloud-token"},
-    "cloudnexus": {"token": "cn_test_emulator_full_access"},
-    "computestacks": {
-        "username": "emulator-api-user",
-        "password": "emulator-api-password",
-        "client_id": "emulator-oauth-uid",
-        "client_secret": "emulator-oauth-secret",
-    },
-}
+    # Random per run (see random_credentials); repr=False keeps them out of logs and tracebacks.
+    credentials: dict[str, dict[str, str]] = field(default_factory=random_credentials, repr=False)
+    cloudnexus_read_only_token: str = field(default_factory=lambda: f"cn_test_{secrets.token_urlsafe(24)}", repr=False)
+    # Needed (header X-Emulator-Token) by every control API call except /_emulator/health.
+    control_token: str = field(default_factory=lambda: secrets.token_urlsafe(32), repr=False)
+    # Binding anything but loopback exposes every emulated API to the network: refused unless this is set.
+    allow_remote: bool = False
 
 
 # Adds ``count`` running instances of one provider, named from index ``first`` on (see World.seed_hosts).
@@ -258,7 +280,7 @@ class World:
         self.settings = settings or EmulatorSettings()
         self.lock = threading.RLock()
         self.sshd: SshdManager | None = None
-        self.ssh_user = SSH_USER
+        self.ssh_user = login_user()
         self._clock = _Clock()
         self._started = False
         self._own_state_dir = False
@@ -306,6 +328,11 @@ class World:
         if not sshd_available():
             log.warning("sshd or ssh-keygen not found: the emulator runs without SSH access to instances")
             return
+        try:
+            self.ssh_user = ensure_login_user()
+        except AccountError as exc:
+            log.warning("%s: the emulator runs without SSH access to instances", exc)
+            return
         self.sshd = SshdManager(self.state_dir)
         self.sshd.host_key()
         # Probe an address no emulator hands out: failure there means the port is taken on 0.0.0.0.
@@ -316,7 +343,7 @@ class World:
         """Stop the clock and every sshd; remove the state dir if the world created it."""
         self._clock.stop()
         if self.sshd is not None:
-            self.sshd.stop_all()
+            self.sshd.close()
         if self._own_state_dir and self.state_dir is not None:
             shutil.rmtree(self.state_dir, ignore_errors=True)
             self.state_dir, self._own_state_dir = None, False

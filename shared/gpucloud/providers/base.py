@@ -7,9 +7,11 @@ resource whose create response was lost, duplicate-name detection and waiting.
 
 from __future__ import annotations
 
+import re
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable, Sequence
-from typing import Any, ClassVar, Protocol, TypeVar
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal, Protocol, TypeVar
 
 import httpx
 
@@ -45,6 +47,28 @@ N = TypeVar("N", bound=_Named)
 R = TypeVar("R")
 
 ADOPT_ATTEMPTS = 5
+
+IdKind = Literal["instance", "volume", "ssh_key"]
+# Never an id on any provider: path separators, query/fragment marks, escapes, whitespace and control characters.
+_NEVER_IN_IDS = re.compile(r"[/\\?#%\s\x00-\x1f\x7f]")
+
+
+@dataclass(frozen=True)
+class IdShape:
+    """What a provider's ids of one kind look like (declared in the provider's adapter file)."""
+
+    pattern: str  # a regular expression the whole id must match
+    description: str  # for the error message, e.g. "a UUID such as 0b7a...-..."
+
+    def matches(self, value: str) -> bool:
+        return re.fullmatch(self.pattern, value) is not None
+
+
+UUID_SHAPE = IdShape(
+    r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}",
+    "a UUID such as 123e4567-e89b-12d3-a456-426614174000",
+)
+INTEGER_SHAPE = IdShape(r"[0-9]{1,19}", "a whole number such as 42")
 
 
 def unique_by_name(items: Iterable[N], name: str, kind: str, provider: str) -> N | None:
@@ -91,6 +115,9 @@ class Provider(ABC):
     separate_os_volume: ClassVar[bool] = False
     # Statuses after which an instance will never come back to life by waiting.
     terminal_statuses: ClassVar[frozenset[Status]] = frozenset({Status.ERROR, Status.DELETED})
+    # The shape of the provider's ids per kind: an id given by a user is checked against it before any request
+    # (a kind without a shape only gets the generic check: no path or query characters).
+    id_shapes: ClassVar[Mapping[IdKind, IdShape]] = {}
 
     def __init__(self, config: ProviderConfig, *, http_transport: httpx.BaseTransport | None = None) -> None:
         if not config.base_url:
@@ -153,6 +180,29 @@ class Provider(ABC):
     def ssh_user(self) -> str:
         return self.config.ssh_user or self.default_ssh_user
 
+    def check_id(self, kind: IdKind, value: str, field: str = "id") -> str:
+        """``value`` if it can be one of this provider's ``kind`` ids, else a ValidationError naming ``field``.
+
+        Ids end up in URL paths; one like ``../storage/<volume>`` would otherwise address another resource.
+        """
+        shape = self.id_shapes.get(kind)
+        text = value if isinstance(value, str) else ""
+        if (
+            text
+            and text not in (".", "..")
+            and not _NEVER_IN_IDS.search(text)
+            and (shape is None or shape.matches(text))
+        ):
+            return text
+        label = kind.replace("_", " ")
+        expected = f"; {self.name} {label} ids are {shape.description}" if shape else ""
+        raise errors.ValidationError(
+            f"{field} {value!r} is not a {self.name} {label} id{expected}; pass the id the provider reports "
+            f"(or look the {label} up by name)",
+            field=field,
+            provider=self.name,
+        )
+
     # --- instances ----------------------------------------------------------------------------------
     def list_instances(self) -> list[Instance]:
         self.require(Capability.INSTANCES)
@@ -160,10 +210,18 @@ class Provider(ABC):
 
     def get_instance(self, instance_id: str) -> Instance:
         self.require(Capability.INSTANCES)
-        return self._get_instance(instance_id)
+        return self._get_instance(self.check_id("instance", instance_id))
 
     def find_instance(self, name: str) -> Instance | None:
-        return unique_by_name(self.list_instances(), name, "instance", self.name)
+        """The instance called ``name``, counting one still being created that the list does not show yet."""
+        found = unique_by_name(self.list_instances(), name, "instance", self.name)
+        return found if found is not None else self._instance_in_flight(name)
+
+    def _instance_in_flight(self, name: str) -> Instance | None:
+        """An instance being created under ``name`` that ``list_instances`` does not show yet (an order or job
+        accepted by the API). Providers whose list shows an instance from the moment its create is accepted
+        need nothing here."""
+        return None
 
     def validate_instance_spec(self, spec: InstanceSpec) -> None:
         """Everything we can reject without a request: capabilities first, then provider rules."""
@@ -187,8 +245,15 @@ class Provider(ABC):
         """Provider-specific rules; the default has none."""
 
     def create_instance(self, spec: InstanceSpec) -> CreatedInstance:
-        """Create without waiting. If the response is lost, adopt what the server committed under the name."""
+        """Create without waiting. If the response is lost, adopt what the server committed under the name.
+
+        A create of that name still in flight (an order a killed run left, see :meth:`_instance_in_flight`) is
+        adopted instead of sent again, for callers that create without looking the name up first (fleets).
+        """
         self.validate_instance_spec(spec)
+        in_flight = self._instance_in_flight(spec.name)
+        if in_flight is not None:
+            return CreatedInstance(instance=in_flight)
         return self._adopt_after_lost_response(
             lambda: self._create_instance(spec),
             lambda: self._adopt_instance(spec.name),
@@ -206,7 +271,7 @@ class Provider(ABC):
         self.require(Capability.INSTANCES)
         self.validate_delete_options(keep_os_volume=keep_os_volume)
         try:
-            self._delete_instance_and_owned(instance_id, keep_os_volume=keep_os_volume)
+            self._delete_instance_and_owned(self.check_id("instance", instance_id), keep_os_volume=keep_os_volume)
         except errors.NotFound:
             return
 
@@ -220,19 +285,19 @@ class Provider(ABC):
 
     def start_instance(self, instance_id: str) -> None:
         self.require(Capability.INSTANCE_START_STOP)
-        self._start_instance(instance_id)
+        self._start_instance(self.check_id("instance", instance_id))
 
     def stop_instance(self, instance_id: str) -> None:
         self.require(Capability.INSTANCE_START_STOP)
-        self._stop_instance(instance_id)
+        self._stop_instance(self.check_id("instance", instance_id))
 
     def reboot_instance(self, instance_id: str) -> None:
         self.require(Capability.INSTANCE_REBOOT, "use state=stopped then state=started")
-        self._reboot_instance(instance_id)
+        self._reboot_instance(self.check_id("instance", instance_id))
 
     def resize_instance(self, instance_id: str, instance_type: str) -> None:
         self.require(Capability.INSTANCE_RESIZE, "replace the instance with one of the new type")
-        self._resize_instance(instance_id, instance_type)
+        self._resize_instance(self.check_id("instance", instance_id), instance_type)
 
     def update_instance(
         self, instance_id: str, *, name: str | None = None, tags: dict[str, str] | None = None
@@ -241,7 +306,7 @@ class Provider(ABC):
             self.require(Capability.INSTANCE_RENAME)
         if tags is not None:
             self.require(Capability.INSTANCE_TAG_UPDATE, "tags can only be set at create here")
-        return self._update_instance(instance_id, name=name, tags=tags)
+        return self._update_instance(self.check_id("instance", instance_id), name=name, tags=tags)
 
     def wait_for_instance(
         self, instance_id: str, statuses: Sequence[Status], *, timeout: float = 600.0, interval: float | None = None
@@ -292,7 +357,7 @@ class Provider(ABC):
 
     def get_volume(self, volume_id: str) -> Volume:
         self.require(Capability.VOLUMES)
-        return self._get_volume(volume_id)
+        return self._get_volume(self.check_id("volume", volume_id))
 
     def find_volume(self, name: str) -> Volume | None:
         return unique_by_name(self.list_volumes(), name, "volume", self.name)
@@ -322,6 +387,7 @@ class Provider(ABC):
         """
         self.require(Capability.VOLUME_DELETE)
         try:
+            volume_id = self.check_id("volume", volume_id)
             if self.supports(Capability.VOLUME_ATTACH):
                 for instance_id in self._get_volume(volume_id).attached_to:
                     self._detach_volume(volume_id, instance_id)
@@ -331,19 +397,20 @@ class Provider(ABC):
 
     def attach_volume(self, volume_id: str, instance_id: str) -> None:
         self.require(Capability.VOLUME_ATTACH)
-        self._attach_volume(volume_id, instance_id)
+        self._attach_volume(self.check_id("volume", volume_id), self.check_id("instance", instance_id, "instance_id"))
 
     def detach_volume(self, volume_id: str, instance_id: str | None = None) -> None:
         self.require(Capability.VOLUME_ATTACH)
-        self._detach_volume(volume_id, instance_id)
+        checked = None if instance_id is None else self.check_id("instance", instance_id, "instance_id")
+        self._detach_volume(self.check_id("volume", volume_id), checked)
 
     def resize_volume(self, volume_id: str, size_gb: int) -> None:
         self.require(Capability.VOLUME_RESIZE)
-        self._resize_volume(volume_id, size_gb)
+        self._resize_volume(self.check_id("volume", volume_id), size_gb)
 
     def rename_volume(self, volume_id: str, name: str) -> None:
         self.require(Capability.VOLUME_RENAME)
-        self._rename_volume(volume_id, name)
+        self._rename_volume(self.check_id("volume", volume_id), name)
 
     # --- ssh keys -----------------------------------------------------------------------------------
     def list_ssh_keys(self) -> list[SshKey]:
@@ -352,7 +419,7 @@ class Provider(ABC):
 
     def get_ssh_key(self, key_id: str) -> SshKey:
         self.require(Capability.SSH_KEYS, "pass public keys on the instance instead")
-        return self._get_ssh_key(key_id)
+        return self._get_ssh_key(self.check_id("ssh_key", key_id))
 
     def find_ssh_key(self, name: str) -> SshKey | None:
         return unique_by_name(self.list_ssh_keys(), name, "ssh key", self.name)
@@ -372,7 +439,7 @@ class Provider(ABC):
     def delete_ssh_key(self, key_id: str) -> None:
         self.require(Capability.SSH_KEYS)
         try:
-            self._delete_ssh_key(key_id)
+            self._delete_ssh_key(self.check_id("ssh_key", key_id))
         except errors.NotFound:
             return
 

@@ -29,7 +29,8 @@ Decisions where the docs are silent:
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, ClassVar
 
 import httpx
 
@@ -37,9 +38,10 @@ from gpucloud import errors, waiters
 from gpucloud.auth import BearerAuth
 from gpucloud.capabilities import Capability as C
 from gpucloud.config import ProviderConfig, env_var
+from gpucloud.httputil import url_path
 from gpucloud.models import CreatedInstance, Image, Instance, InstanceSpec, Location, SshKey, SshKeySpec, Status
 from gpucloud.pagination import Page, fetch_numbered_pages
-from gpucloud.providers.base import Provider, build_error, json_body
+from gpucloud.providers.base import IdKind, IdShape, Provider, build_error, json_body
 from gpucloud.transport import Transport
 
 # Endpoints NOT in the captured docs, reconstructed from its conventions. Correct them here.
@@ -105,6 +107,12 @@ class CloudNexus(Provider):
     ssh_endpoint = "ipv4 (port from config, default 22)"
     default_ssh_user = "root"
     default_requests_per_minute = 120.0
+    # Instance ids as documented (inst_9x7k...); key ids are not shown in the docs, so only the generic check
+    # plus "a prefix, an underscore, letters and digits" like every id the docs show.
+    id_shapes: ClassVar[Mapping[IdKind, IdShape]] = {
+        "instance": IdShape(r"inst_[A-Za-z0-9]+", "inst_ followed by letters and digits, such as inst_9x7k2m4p"),
+        "ssh_key": IdShape(r"[a-z]+_[A-Za-z0-9]+", "a prefix, _ and letters and digits, such as key_1a2b3c"),
+    }
     capabilities = frozenset(
         {
             C.INSTANCES,
@@ -151,7 +159,7 @@ class CloudNexus(Provider):
         return build_error(self.name, response, code=code, message=message, by_code=_ERROR_CODES)
 
     def _path(self, key: str, **ids: str) -> str:
-        return self.paths[key].format(**ids)
+        return url_path(self.paths[key], **ids)
 
     def _all(self, path: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
         def fetch(page: int, per_page: int) -> Page[dict[str, Any]]:
@@ -265,7 +273,9 @@ class CloudNexus(Provider):
 
     def _action(self, instance_id: str, action: str, **fields: str) -> dict[str, Any]:
         body = {"action": action, **fields}
-        return _unwrap(self.transport.request("POST", ACTIONS_PATH.format(instance_id=instance_id), json=body).json())
+        return _unwrap(
+            self.transport.request("POST", url_path(ACTIONS_PATH, instance_id=instance_id), json=body).json()
+        )
 
     def _start_instance(self, instance_id: str) -> None:
         self._action(instance_id, "start")
@@ -284,6 +294,7 @@ class CloudNexus(Provider):
     def snapshot_instance(self, instance_id: str) -> str:
         """Snapshot an instance and wait for it; the id returned is usable as ``image`` at create."""
         self.require(C.INSTANCES)
+        instance_id = self.check_id("instance", instance_id, "instance_id")
         accepted = self._action(instance_id, "snapshot")
         return self._field(
             self.wait_for_job(self._field(accepted, "job_id"), f"snapshot of {instance_id}"), "resource_id"

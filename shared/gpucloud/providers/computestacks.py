@@ -61,7 +61,7 @@ from gpucloud import errors, waiters
 from gpucloud.auth import OAuth2ClientCredentials
 from gpucloud.capabilities import Capability as C
 from gpucloud.config import ProviderConfig, env_var
-from gpucloud.httputil import request_id_of
+from gpucloud.httputil import request_id_of, url_path
 from gpucloud.models import (
     CreatedInstance,
     Image,
@@ -76,7 +76,16 @@ from gpucloud.models import (
     Volume,
 )
 from gpucloud.pagination import Page, fetch_each, fetch_numbered_pages, in_parallel
-from gpucloud.providers.base import Provider, as_float, build_error, json_body, unique_by_name
+from gpucloud.providers.base import (
+    INTEGER_SHAPE,
+    IdKind,
+    IdShape,
+    Provider,
+    as_float,
+    build_error,
+    json_body,
+    unique_by_name,
+)
 from gpucloud.transport import Transport
 from gpucloud.validation import choose_from, looks_like_public_key, validate_public_key
 
@@ -179,6 +188,12 @@ class ComputeStacks(Provider):
         C.VOLUME_DELETE: "a volume is trashed with its service: delete the instance"
     }
     default_requests_per_minute = 500.0  # Rack::Attack: 2500 requests per 5 minutes per IP
+    # Rails primary keys: container services, volumes and SSH keys are whole numbers (orders are UUIDs).
+    id_shapes: ClassVar[Mapping[IdKind, IdShape]] = {
+        "instance": INTEGER_SHAPE,
+        "volume": INTEGER_SHAPE,
+        "ssh_key": INTEGER_SHAPE,
+    }
     capabilities = frozenset(
         {
             C.INSTANCES,
@@ -300,7 +315,7 @@ class ComputeStacks(Provider):
     def _bastion(self, project_id: Any) -> dict[str, Any] | None:
         """The project's SSH endpoint: a running bastion if there is one."""
         try:
-            bastions = self._all(f"api/projects/{project_id}/bastions", "bastions")
+            bastions = self._all(url_path("api/projects/{project_id}/bastions", project_id=project_id), "bastions")
         except errors.NotFound:  # the project is being deleted
             return None
         reachable = [b for b in bastions if b.get("ip_addr") and b.get("port")]
@@ -346,7 +361,9 @@ class ComputeStacks(Provider):
         return [self._to_instance(s, bastions.get((s.get("project") or {}).get("id"))) for s in services]
 
     def _get_instance(self, instance_id: str) -> Instance:
-        service = self.transport.get_json(f"api/container_services/{instance_id}")["container_service"]
+        service = self.transport.get_json(url_path("api/container_services/{instance_id}", instance_id=instance_id))[
+            "container_service"
+        ]
         return self._with_bastion(service)
 
     def _with_bastion(self, service: dict[str, Any]) -> Instance:
@@ -401,15 +418,20 @@ class ComputeStacks(Provider):
             order["location_id"] = location
         return order
 
-    def _await_order(self, order_id: str, name: str) -> dict[str, Any]:
+    def _final_order(self, order_id: str, name: str) -> dict[str, Any]:
+        """The order once it stopped changing (completed, failed or cancelled)."""
         order: dict[str, Any] = waiters.poll(
-            lambda: self.transport.get_json(f"api/orders/{order_id}")["order"],
+            lambda: self.transport.get_json(url_path("api/orders/{order_id}", order_id=order_id))["order"],
             done=lambda o: o.get("status") in _ORDER_FINAL,
             describe=lambda o: str(o.get("status")),
             timeout=ORDER_TIMEOUT,
             interval=self.config.poll_interval,
             what=f"{self.name} order {order_id} for {name!r}",
         )
+        return order
+
+    def _await_order(self, order_id: str, name: str) -> dict[str, Any]:
+        order = self._final_order(order_id, name)
         if order["status"] != "completed":
             project = (order.get("project") or {}).get("id")
             raise errors.ProviderError(
@@ -426,7 +448,11 @@ class ComputeStacks(Provider):
 
     def _service_of(self, order: dict[str, Any], name: str) -> Instance:
         project = (order.get("project") or {}).get("id")
-        services = self._all(f"api/projects/{project}/services", "container_services") if project else []
+        services = (
+            self._all(url_path("api/projects/{project}/services", project=project), "container_services")
+            if project
+            else []
+        )
         found = unique_by_name([_Labelled(s) for s in services], name, "instance", self.name)
         if found is None:
             raise errors.ProviderError(
@@ -435,22 +461,30 @@ class ComputeStacks(Provider):
             )
         return self._with_bastion(found.data)
 
-    def _adopt_instance(self, name: str) -> CreatedInstance | None:
-        """After a lost order response: the service if it exists, else our still-running order, awaited."""
-        found = self.find_instance(name)
-        if found is not None:
-            return CreatedInstance(instance=found)
+    def _instance_in_flight(self, name: str) -> Instance | None:
+        """The service of a live order for ``name``, once the order completes; None if there is none.
+
+        An order builds its project and service only some time after it was accepted, so a run killed (or
+        whose answer was lost) right after ordering leaves nothing in the service list yet. Counting the order
+        as the instance keeps the next run from ordering the name a second time. An order that then fails or
+        is cancelled made nothing, so it counts as nothing.
+        """
         for row in self._all("api/orders", "orders"):
             if row.get("status") not in _ORDER_LIVE:
                 continue
-            order = self.transport.get_json(f"api/orders/{row['id']}")["order"]
-            if ((order.get("order_data") or {}).get("project") or {}).get("name") == name:
-                return CreatedInstance(instance=self._service_of(self._await_order(str(order["id"]), name), name))
+            order = self.transport.get_json(url_path("api/orders/{id}", id=row["id"]))["order"]
+            if ((order.get("order_data") or {}).get("project") or {}).get("name") != name:
+                continue
+            final = self._final_order(str(order["id"]), name)
+            return self._service_of(final, name) if final.get("status") == "completed" else None
         return None
 
     def _power(self, instance_id: str, action: str) -> None:
         # PUT: the docs' POST reaches no controller action
-        self.transport.request("PUT", f"api/container_services/{instance_id}/power/{action}")
+        self.transport.request(
+            "PUT",
+            url_path("api/container_services/{instance_id}/power/{action}", instance_id=instance_id, action=action),
+        )
 
     def _start_instance(self, instance_id: str) -> None:
         self._power(instance_id, "start")
@@ -462,28 +496,34 @@ class ComputeStacks(Provider):
         self._power(instance_id, "restart")
 
     def _delete_instance(self, instance_id: str) -> None:
-        service = self.transport.get_json(f"api/container_services/{instance_id}")["container_service"]
+        service_path = url_path("api/container_services/{instance_id}", instance_id=instance_id)
+        service = self.transport.get_json(service_path)["container_service"]
         project = (service.get("project") or {}).get("id")
+        services = url_path("api/projects/{project}/services", project=project) if project else None
         others = [
             s
-            for s in (self._all(f"api/projects/{project}/services", "container_services") if project else [])
+            for s in (self._all(services, "container_services") if services else [])
             if str(s.get("id")) != instance_id
         ]
         if project and not others:  # trashing the project trashes the service with it
-            self.transport.request("DELETE", f"api/projects/{project}")
+            self.transport.request("DELETE", url_path("api/projects/{project}", project=project))
         else:
-            self.transport.request("DELETE", f"api/container_services/{instance_id}")
+            self.transport.request("DELETE", service_path)
 
     def _resize_instance(self, instance_id: str, instance_type: str) -> None:
         product = self._product(instance_type, None)
         body = {"container_service": {"product_id": product["id"]}}
-        self.transport.request("POST", f"api/container_services/{instance_id}/resize", json=body)
+        self.transport.request(
+            "POST", url_path("api/container_services/{instance_id}/resize", instance_id=instance_id), json=body
+        )
 
     def _update_instance(self, instance_id: str, *, name: str | None, tags: dict[str, str] | None) -> Instance:
         if name is None:
             return self._get_instance(instance_id)
         body = {"container_service": {"label": name}}
-        answer = self.transport.request("PATCH", f"api/container_services/{instance_id}", json=body).json()
+        answer = self.transport.request(
+            "PATCH", url_path("api/container_services/{instance_id}", instance_id=instance_id), json=body
+        ).json()
         return self._with_bastion(answer["container_service"])
 
     def canonical_instance_type(self, value: str) -> str:
@@ -595,7 +635,9 @@ class ComputeStacks(Provider):
 
     def _order_volumes(self, image: dict[str, Any], wanted: Sequence[str]) -> list[dict[str, str]]:
         """Create the named volume params of the image and skip the others."""
-        params = self.transport.get_json(f"api/container_images/{image['id']}/volume_params")["volume_params"]
+        params = self.transport.get_json(url_path("api/container_images/{id}/volume_params", id=image["id"]))[
+            "volume_params"
+        ]
         labels = [str(p.get("label")) for p in params]
         unknown = [w for w in wanted if w not in labels]
         if unknown:
@@ -632,7 +674,10 @@ class ComputeStacks(Provider):
         return [self._to_volume(v, zones) for v in volumes]
 
     def _get_volume(self, volume_id: str) -> Volume:
-        return self._to_volume(self.transport.get_json(f"api/volumes/{volume_id}")["volume"], self._zone_locations())
+        return self._to_volume(
+            self.transport.get_json(url_path("api/volumes/{volume_id}", volume_id=volume_id))["volume"],
+            self._zone_locations(),
+        )
 
     # --- ssh keys -----------------------------------------------------------------------------------
     def _to_key(self, data: dict[str, Any]) -> SshKey:
@@ -648,7 +693,7 @@ class ComputeStacks(Provider):
         return [self._to_key(d) for d in self.transport.get_json("api/users/ssh_keys")["ssh_keys"]]
 
     def _get_ssh_key(self, key_id: str) -> SshKey:
-        return self._to_key(self.transport.get_json(f"api/users/ssh_keys/{key_id}")["ssh_key"])
+        return self._to_key(self.transport.get_json(url_path("api/users/ssh_keys/{key_id}", key_id=key_id))["ssh_key"])
 
     def _create_ssh_key(self, spec: SshKeySpec) -> SshKey:
         key_type, blob = validate_public_key(spec.public_key).split()[:2]
@@ -658,7 +703,7 @@ class ComputeStacks(Provider):
     def _delete_ssh_key(self, key_id: str) -> None:
         try:
             # Not resent on failure: 9.3.1 deletes the key and then answers 500 (it has no template to render).
-            self.transport.request("DELETE", f"api/users/ssh_keys/{key_id}", idempotent=False)
+            self.transport.request("DELETE", url_path("api/users/ssh_keys/{key_id}", key_id=key_id), idempotent=False)
         except errors.ProviderError as failed:
             if failed.status_code != 500:
                 raise

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import contextlib
 import re
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, ClassVar
 
 import httpx
 
@@ -18,6 +19,7 @@ from gpucloud import errors
 from gpucloud.auth import OAuth2ClientCredentials
 from gpucloud.capabilities import Capability as C
 from gpucloud.config import ProviderConfig
+from gpucloud.httputil import url_path
 from gpucloud.models import (
     CreatedInstance,
     Image,
@@ -32,7 +34,7 @@ from gpucloud.models import (
     Volume,
     VolumeSpec,
 )
-from gpucloud.providers.base import Provider, as_float, build_error, json_body
+from gpucloud.providers.base import UUID_SHAPE, IdKind, IdShape, Provider, as_float, build_error, json_body
 from gpucloud.transport import Transport
 from gpucloud.validation import validate_name
 
@@ -83,6 +85,12 @@ class DataCrunch(Provider):
     ssh_endpoint = "ip (port from config, default 22)"
     default_ssh_user = "root"
     separate_os_volume = True
+    # Instances, volumes and SSH keys are all addressed by UUID.
+    id_shapes: ClassVar[Mapping[IdKind, IdShape]] = {
+        "instance": UUID_SHAPE,
+        "volume": UUID_SHAPE,
+        "ssh_key": UUID_SHAPE,
+    }
     capabilities = frozenset(
         {
             C.INSTANCES,
@@ -157,7 +165,7 @@ class DataCrunch(Provider):
         return [self._to_instance(d) for d in self.transport.get_json("instances")]
 
     def _get_instance(self, instance_id: str) -> Instance:
-        return self._to_instance(self.transport.get_json(f"instances/{instance_id}"))
+        return self._to_instance(self.transport.get_json(url_path("instances/{instance_id}", instance_id=instance_id)))
 
     def _validate_instance_spec(self, spec: InstanceSpec) -> None:
         validate_name(
@@ -274,7 +282,7 @@ class DataCrunch(Provider):
         return [self._to_volume(d) for d in self.transport.get_json("volumes")]
 
     def _get_volume(self, volume_id: str) -> Volume:
-        data = self.transport.get_json(f"volumes/{volume_id}")
+        data = self.transport.get_json(url_path("volumes/{volume_id}", volume_id=volume_id))
         if data.get("status") == "deleted":
             # DataCrunch keeps answering for permanently deleted volumes; to callers they are gone.
             raise errors.NotFound(f"datacrunch: volume {volume_id} is deleted", provider=self.name, status_code=200)
@@ -310,7 +318,9 @@ class DataCrunch(Provider):
 
     def _delete_volume(self, volume_id: str) -> None:
         # Not permanent: DataCrunch keeps deleted volumes in its trash for recovery, as its console does.
-        self.transport.request("DELETE", f"volumes/{volume_id}", json={"is_permanent": False})
+        self.transport.request(
+            "DELETE", url_path("volumes/{volume_id}", volume_id=volume_id), json={"is_permanent": False}
+        )
 
     def _attach_volume(self, volume_id: str, instance_id: str) -> None:
         self._volume_action(volume_id, "attach", instance_id=instance_id)
@@ -339,7 +349,7 @@ class DataCrunch(Provider):
         return [self._to_key(d) for d in self.transport.get_json("sshkeys")]
 
     def _get_ssh_key(self, key_id: str) -> SshKey:
-        body = self.transport.get_json(f"sshkeys/{key_id}")
+        body = self.transport.get_json(url_path("sshkeys/{key_id}", key_id=key_id))
         return self._to_key(body[0] if isinstance(body, list) else body)
 
     def _create_ssh_key(self, spec: SshKeySpec) -> SshKey:
@@ -348,7 +358,7 @@ class DataCrunch(Provider):
         return self._get_ssh_key(key_id)
 
     def _delete_ssh_key(self, key_id: str) -> None:
-        self.transport.request("DELETE", f"sshkeys/{key_id}")
+        self.transport.request("DELETE", url_path("sshkeys/{key_id}", key_id=key_id))
 
     # --- catalogue ----------------------------------------------------------------------------------
     def _list_offers(self) -> list[Offer]:

@@ -25,7 +25,8 @@ Decisions where the captured docs are silent:
 from __future__ import annotations
 
 import threading
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, ClassVar
 
 import httpx
 
@@ -33,6 +34,7 @@ from gpucloud import errors
 from gpucloud.auth import BearerAuth
 from gpucloud.capabilities import Capability as C
 from gpucloud.config import ProviderConfig, env_var
+from gpucloud.httputil import url_path
 from gpucloud.models import (
     CreatedInstance,
     Image,
@@ -43,7 +45,7 @@ from gpucloud.models import (
     Offer,
     Status,
 )
-from gpucloud.providers.base import Provider, as_float, build_error, json_body
+from gpucloud.providers.base import UUID_SHAPE, IdKind, IdShape, Provider, as_float, build_error, json_body
 from gpucloud.transport import Transport
 from gpucloud.validation import choose_from, validate_name, validate_public_key
 
@@ -101,6 +103,8 @@ class DcdnCloud(Provider):
     ssh_endpoint = "ip_address + ssh_port"
     default_ssh_user = "root"
     default_requests_per_minute = 60.0
+    # The docs' example instance id is a UUID.
+    id_shapes: ClassVar[Mapping[IdKind, IdShape]] = {"instance": UUID_SHAPE}
     capabilities = frozenset(
         {
             C.INSTANCES,
@@ -166,7 +170,7 @@ class DcdnCloud(Provider):
         return [self._to_instance(d) for d in items]
 
     def _get_instance(self, instance_id: str) -> Instance:
-        body = self.transport.get_json(f"instances/{instance_id}")
+        body = self.transport.get_json(url_path("instances/{instance_id}", instance_id=instance_id))
         return self._to_instance(body["instance"] if isinstance(body.get("instance"), dict) else body)
 
     def _validate_instance_spec(self, spec: InstanceSpec) -> None:
@@ -222,29 +226,38 @@ class DcdnCloud(Provider):
         return CreatedInstance(instance=self._to_instance(created), secrets=secrets)
 
     def _delete_instance(self, instance_id: str) -> None:
-        self.transport.request("DELETE", f"instances/{instance_id}")
+        self.transport.request("DELETE", url_path("instances/{instance_id}", instance_id=instance_id))
 
     def _start_instance(self, instance_id: str) -> None:
-        self.transport.request("POST", f"instances/{instance_id}/start")
+        self.transport.request("POST", url_path("instances/{instance_id}/start", instance_id=instance_id))
 
     def _stop_instance(self, instance_id: str) -> None:
-        self.transport.request("POST", f"instances/{instance_id}/stop")
+        self.transport.request("POST", url_path("instances/{instance_id}/stop", instance_id=instance_id))
 
     def _reboot_instance(self, instance_id: str) -> None:
-        self.transport.request("POST", f"instances/{instance_id}/restart")
+        self.transport.request("POST", url_path("instances/{instance_id}/restart", instance_id=instance_id))
 
     # --- dcdncloud-only operations ------------------------------------------------------------------
     def add_ssh_key(self, instance_id: str, public_key: str) -> None:
         """Authorize one more public key on an existing instance (the key is checked before any request)."""
         self.require(C.INSTANCES)
+        instance_id = self.check_id("instance", instance_id, "instance_id")
         key = validate_public_key(public_key)
         # Resending after a lost answer only adds the same key again, so a retry is harmless.
-        self.transport.request("POST", f"instances/{instance_id}/ssh-key", json={"public_key": key}, idempotent=True)
+        self.transport.request(
+            "POST",
+            url_path("instances/{instance_id}/ssh-key", instance_id=instance_id),
+            json={"public_key": key},
+            idempotent=True,
+        )
 
     def reset_root_password(self, instance_id: str) -> str:
         """A new root password (the old one stops working); returned once, never logged or stored."""
         self.require(C.INSTANCES)
-        body = self.transport.request("POST", f"instances/{instance_id}/reset-password").json()
+        instance_id = self.check_id("instance", instance_id, "instance_id")
+        body = self.transport.request(
+            "POST", url_path("instances/{instance_id}/reset-password", instance_id=instance_id)
+        ).json()
         return str(body["root_password"])
 
     def list_templates(self) -> list[dict[str, Any]]:

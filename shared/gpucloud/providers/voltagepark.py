@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import re
 import threading
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, ClassVar
 
 import httpx
 
@@ -21,6 +22,7 @@ from gpucloud import errors
 from gpucloud.auth import BearerAuth
 from gpucloud.capabilities import Capability as C
 from gpucloud.config import ProviderConfig
+from gpucloud.httputil import url_path
 from gpucloud.models import (
     CreatedInstance,
     Image,
@@ -36,7 +38,7 @@ from gpucloud.models import (
     VolumeSpec,
 )
 from gpucloud.pagination import Page, fetch_offset_pages, in_parallel
-from gpucloud.providers.base import Provider, as_float, build_error, json_body
+from gpucloud.providers.base import UUID_SHAPE, IdKind, IdShape, Provider, as_float, build_error, json_body
 from gpucloud.transport import Transport
 from gpucloud.validation import choose_from, validate_name
 
@@ -95,6 +97,12 @@ class VoltagePark(Provider):
     auth_kinds = "bearer"
     ssh_endpoint = "public_ip + port forward of 22"
     default_ssh_user = "ubuntu"
+    # Virtual machines, storage volumes and organization SSH keys are all addressed by UUID.
+    id_shapes: ClassVar[Mapping[IdKind, IdShape]] = {
+        "instance": UUID_SHAPE,
+        "volume": UUID_SHAPE,
+        "ssh_key": UUID_SHAPE,
+    }
     capabilities = frozenset(
         {
             C.INSTANCES,
@@ -197,7 +205,7 @@ class VoltagePark(Provider):
         return [self._to_instance(vm, locations) for vm in vms]
 
     def _get_instance(self, instance_id: str) -> Instance:
-        vm = self.transport.get_json(f"virtual-machines/{instance_id}")
+        vm = self.transport.get_json(url_path("virtual-machines/{instance_id}", instance_id=instance_id))
         return self._to_instance(vm, self._locations_by_hostnode())
 
     def _presets(self) -> list[dict[str, Any]]:
@@ -272,10 +280,14 @@ class VoltagePark(Provider):
         return CreatedInstance(instance=self._get_instance(created["vm_id"]))
 
     def _delete_instance(self, instance_id: str) -> None:
-        self.transport.request("DELETE", f"virtual-machines/{instance_id}")
+        self.transport.request("DELETE", url_path("virtual-machines/{instance_id}", instance_id=instance_id))
 
     def _power(self, instance_id: str, status: str) -> None:
-        self.transport.request("PUT", f"virtual-machines/{instance_id}/power-status", json={"status": status})
+        self.transport.request(
+            "PUT",
+            url_path("virtual-machines/{instance_id}/power-status", instance_id=instance_id),
+            json={"status": status},
+        )
 
     def _start_instance(self, instance_id: str) -> None:
         self._power(instance_id, "started")
@@ -289,7 +301,7 @@ class VoltagePark(Provider):
             body["name"] = name
         if tags is not None:
             body["tags"] = tags_to_list(tags)
-        self.transport.request("PATCH", f"virtual-machines/{instance_id}", json=body)
+        self.transport.request("PATCH", url_path("virtual-machines/{instance_id}", instance_id=instance_id), json=body)
         return self._get_instance(instance_id)
 
     # --- volumes ------------------------------------------------------------------------------------
@@ -309,7 +321,7 @@ class VoltagePark(Provider):
         return [self._to_volume(d) for d in self._all("storage/")]
 
     def _get_volume(self, volume_id: str) -> Volume:
-        return self._to_volume(self.transport.get_json(f"storage/{volume_id}"))
+        return self._to_volume(self.transport.get_json(url_path("storage/{volume_id}", volume_id=volume_id)))
 
     def _create_volume(self, spec: VolumeSpec) -> Volume:
         order_ids = [self._instance_id(spec.attach_to)] if spec.attach_to else []
@@ -327,10 +339,10 @@ class VoltagePark(Provider):
         return found.id
 
     def _patch_volume(self, volume_id: str, **fields: Any) -> None:
-        self.transport.request("PATCH", f"storage/{volume_id}", json=fields)
+        self.transport.request("PATCH", url_path("storage/{volume_id}", volume_id=volume_id), json=fields)
 
     def _delete_volume(self, volume_id: str) -> None:
-        self.transport.request("DELETE", f"storage/{volume_id}")
+        self.transport.request("DELETE", url_path("storage/{volume_id}", volume_id=volume_id))
 
     def _attach_volume(self, volume_id: str, instance_id: str) -> None:
         current = list(self._get_volume(volume_id).attached_to)
@@ -384,7 +396,7 @@ class VoltagePark(Provider):
         return self._to_key(self.transport.request("POST", "organization/ssh-keys", json=body).json())
 
     def _delete_ssh_key(self, key_id: str) -> None:
-        self.transport.request("DELETE", f"organization/ssh-keys/{key_id}")
+        self.transport.request("DELETE", url_path("organization/ssh-keys/{key_id}", key_id=key_id))
 
     # --- catalogue ----------------------------------------------------------------------------------
     def _list_offers(self) -> list[Offer]:
