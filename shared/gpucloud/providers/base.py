@@ -411,6 +411,12 @@ class Provider(ABC):
         self.require(Capability.LOCATIONS)
         return self._list_locations()
 
+    def location_names(self) -> dict[str, str]:
+        """Readable names for the ids an Instance's ``location`` holds; {} when the API lists no locations."""
+        if Capability.LOCATIONS not in self.capabilities:
+            return {}
+        return {loc.id: loc.name for loc in self._list_locations()}
+
     # --- helpers ------------------------------------------------------------------------------------
     def _adopt_after_lost_response(self, create: Callable[[], R], adopt: Callable[[], R | None]) -> R:
         try:
