@@ -15,7 +15,7 @@ import gpucloud
 from gpucloud.capabilities import Capability
 from gpucloud.emulator import EmulatorServer
 from gpucloud.emulator.client import client_env, client_overrides
-from gpucloud.models import InstanceSpec, SshKeySpec, Status
+from gpucloud.models import InstanceSpec, SshKeySpec, Status, VolumeSpec
 from gpucloud.providers import implemented
 
 from ..contract.specs import INSTANCE
@@ -342,3 +342,17 @@ def test_one_provider_failing_fails_the_inventory_naming_it_unless_told_to_warn(
     assert "provider voltagepark: AuthError" in warning and "its hosts are left out" in warning
     assert "wrong-token-value" not in proc.stderr + proc.stdout
     assert not cache.exists() or not any(cache.iterdir())  # a partial list is never served from the cache
+
+
+def test_voltagepark_hosts_list_their_volumes(
+    ansible: Ansible, hosts: dict[str, gpucloud.Instance], overrides: dict[str, dict[str, object]], tmp_path: Path
+) -> None:
+    # A Voltage Park VM does not name its volumes; each volume names its VMs, which the list path reads.
+    instance = hosts["voltagepark"]
+    with gpucloud.connect("voltagepark", **overrides["voltagepark"]) as cloud:
+        volume = cloud.create_volume(VolumeSpec(name="inv-vp-data", size_gb=5, attach_to=instance.id))
+        try:
+            data = listing(ansible, write_inventory(tmp_path / "volumes.gpucloud.yml"))
+            assert data["_meta"]["hostvars"]["voltagepark-inv-voltagepark"]["gpucloud_volume_ids"] == [volume.id]
+        finally:
+            cloud.delete_volume(volume.id)  # detaches first
