@@ -153,6 +153,11 @@ class Provider(ABC):
         self.require(Capability.INSTANCES)
         return self._list_instances()
 
+    def list_instances_detailed(self) -> list[Instance]:
+        """``list_instances`` with whatever more the API can say about them at the cost of more requests
+        (e.g. which volumes a Voltage Park VM has); for listings of hosts such as the inventory."""
+        return self.list_instances()
+
     def get_instance(self, instance_id: str) -> Instance:
         self.require(Capability.INSTANCES)
         return self._get_instance(instance_id)

@@ -163,10 +163,7 @@ class VoltagePark(Provider):
                 }
             return self._hostnode_locations
 
-    def _to_instance(
-        self, data: dict[str, Any], locations: dict[str, str], volume_ids: tuple[str, ...] = ()
-    ) -> Instance:
-        """``volume_ids`` come from the volume list (the list path asks for it; one VM's GET does not)."""
+    def _to_instance(self, data: dict[str, Any], locations: dict[str, str]) -> Instance:
         raw_status = str(data.get("status") or "unknown")
         resources = data.get("resources") or {}
         model, count = first_gpu(resources)
@@ -188,7 +185,6 @@ class VoltagePark(Provider):
             public_ip=data.get("public_ip") or None,
             ssh_port=ssh_port if data.get("public_ip") else None,
             ssh_user=self.ssh_user,
-            volume_ids=volume_ids,
             tags=tags_from_list(data.get("tags")),
             price_per_hour=as_float((data.get("pricing") or {}).get("total_associated_per_hr")),
             created_at=data.get("timestamp_creation"),
@@ -196,17 +192,19 @@ class VoltagePark(Provider):
         )
 
     def _list_instances(self) -> list[Instance]:
-        # The hostnode -> location map and the volumes (a VM does not list its own: each volume lists its
-        # VMs as order_ids) are lists of their own: fetch them while the VM pages come in.
-        (vms, volumes), locations = in_parallel(
-            lambda: in_parallel(lambda: self._all("virtual-machines/"), lambda: self._all("storage/")),
-            self._locations_by_hostnode,
-        )
+        # The hostnode -> location map is a list of its own: fetch it while the VM pages come in.
+        vms, locations = in_parallel(lambda: self._all("virtual-machines/"), self._locations_by_hostnode)
+        return [self._to_instance(vm, locations) for vm in vms]
+
+    def list_instances_detailed(self) -> list[Instance]:
+        # A VM names no volumes; each volume names its VMs (order_ids). The volume list comes in alongside
+        # the VMs, and only for listings that show hosts (the inventory): a lookup by name keeps its calls.
+        instances, volumes = in_parallel(self.list_instances, lambda: self._all("storage/"))
         attached: dict[str, list[str]] = {}
         for volume in volumes:
             for vm_id in volume.get("order_ids") or ():
                 attached.setdefault(str(vm_id), []).append(str(volume["id"]))
-        return [self._to_instance(vm, locations, tuple(attached.get(str(vm["id"]), ()))) for vm in vms]
+        return [i.model_copy(update={"volume_ids": tuple(attached.get(i.id, ()))}) for i in instances]
 
     def _get_instance(self, instance_id: str) -> Instance:
         vm = self.transport.get_json(f"virtual-machines/{instance_id}")

@@ -205,7 +205,7 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
             # Location names (one catalogue request) come in while the instance pages do.
             with gpucloud.connect(name, page_workers=workers) as cloud, ThreadPoolExecutor(max_workers=1) as pool:
                 names = pool.submit(cloud.location_names)
-                instances = cloud.list_instances()
+                instances = cloud.list_instances_detailed()
                 return [presentation.instance_facts(i, names.result()) for i in instances]
 
         facts, failures = presentation.gather(providers, one, workers=max(1, len(providers)))
