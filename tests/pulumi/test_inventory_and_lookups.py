@@ -167,3 +167,10 @@ def test_lookups_use_stack_config_for_the_provider(in_process_env: None) -> None
         pulumi.runtime.set_all_config({})
     with pytest.raises(ValueError, match=r"gpucloud:provider"):
         get_offers()
+
+
+def test_get_location_names_asks_the_provider(in_process_env: None, overrides: Overrides) -> None:
+    with connect(overrides, "voltagepark") as cloud:
+        cities = {loc.id: loc.name for loc in cloud.list_locations()}
+    names = ansible.get_location_names("voltagepark")
+    assert names == cities and all(name and name != location for location, name in names.items())
