@@ -272,6 +272,8 @@ def test_with_errors_puts_failures_in_the_json_document(env: dict[str, str], pat
     fine = run(env, *path.split(), "--json", "--with-errors", "--provider", "datacrunch")
     assert fine.returncode == 0, fine.stderr
     assert json.loads(fine.stdout)["errors"] == []
+    alone = run(env, *path.split(), "--with-errors")
+    assert alone.returncode == 2 and "--json" in alone.stderr
 
 
 def test_with_errors_keeps_what_answered(env: dict[str, str]) -> None:

@@ -127,6 +127,11 @@ def _gather(
     return Gathered(items, failures, len(chosen))
 
 
+def _needs_json(as_json: bool, with_errors: bool) -> None:
+    if with_errors and not as_json:
+        raise typer.BadParameter("only goes with --json (add --json or drop it)", param_hint="--with-errors")
+
+
 def _report(
     gathered: Gathered[Any], rows: Sequence[T], as_json: bool, with_errors: bool, as_dict: Callable[[T], Any]
 ) -> bool:
@@ -210,6 +215,7 @@ def offers(
     with_errors: WithErrorsOption = False,
 ) -> None:
     """Machine shapes on offer, cheapest first."""
+    _needs_json(as_json, with_errors)
     try:
         found = _gather(_providers(provider), lambda c: c.list_offers(), needs=Capability.OFFERS)
     except errors.GpuCloudError as exc:
@@ -277,6 +283,7 @@ def instances_list(
     with_errors: WithErrorsOption = False,
 ) -> None:
     """Instances on every configured provider."""
+    _needs_json(as_json, with_errors)
     try:
         found = _gather(_providers(provider), lambda c: c.list_instances())
     except errors.GpuCloudError as exc:
@@ -341,6 +348,7 @@ def volumes_list(
     provider: ProviderOption = None, as_json: JsonOption = False, with_errors: WithErrorsOption = False
 ) -> None:
     """Volumes on every configured provider that has a volume API."""
+    _needs_json(as_json, with_errors)
     try:
         found = _gather(_providers(provider), lambda c: c.list_volumes(), needs=Capability.VOLUMES)
     except errors.GpuCloudError as exc:
@@ -360,6 +368,7 @@ def keys_list(
     provider: ProviderOption = None, as_json: JsonOption = False, with_errors: WithErrorsOption = False
 ) -> None:
     """Account SSH keys on every configured provider that has them."""
+    _needs_json(as_json, with_errors)
     try:
         found = _gather(_providers(provider), lambda c: c.list_ssh_keys(), needs=Capability.SSH_KEYS)
     except errors.GpuCloudError as exc:
