@@ -1,85 +1,85 @@
 """Stack outputs -> Ansible inventory, with the variables and groups of the ``gpucloud.cloud.gpucloud`` plugin.
 
 Export instances from a program, e.g. ``pulumi.export("inventory", inventory_output([a, b]))``, then
-``pulumi stack output inventory > inventory.json`` gives a file ``ansible-inventory -i`` reads. Hosts are named
-``{provider}-{name}`` and carry ``ansible_host``/``ansible_port``/``ansible_user`` plus one ``gpucloud_<field>``
-variable per Instance model field (and ``gpucloud_ssh_host``), as the inventory plugin sets them; groups are
-``gpucloud_<provider>``, ``gpucloud_location_<location>``, ``gpucloud_gpu_<gpu model>`` and
-``gpucloud_status_<status>``.
+``pulumi stack output inventory > inventory.json`` gives a file ``ansible-inventory -i`` reads. Hosts and groups
+are made by the same functions as the plugin's (:mod:`gpucloud.presentation`): hosts named ``{provider}-{name}``
+(or a ``hostnames``-style preference list) carry ``ansible_host``/``ansible_port``/``ansible_user`` plus one
+``gpucloud_<fact>`` variable per Instance field, ``gpucloud_location_name`` and ``gpucloud_ssh_host``, with the
+vendor-neutral GPU model; groups are ``gpucloud_<provider>``, ``gpucloud_location_<location name>``,
+``gpucloud_gpu_<gpu model>`` and ``gpucloud_status_<status>``, lower case. Location names come from
+``location_names=`` (e.g. ``{p: get_location_names(p)}``); without them the name is the location id.
 """
 
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import pulumi
 from pydantic import BaseModel
 
-from gpucloud.models import Instance as InstanceModel
+import gpucloud
+from gpucloud import presentation
 
-PREFIX = "gpucloud_"
-HOSTNAME = "{provider}-{name}"
-# The Instance model's fields (without the raw payload): the plugin's host variables, and Instance outputs.
-HOST_FIELDS: tuple[str, ...] = tuple(f for f in InstanceModel.model_fields if f != "raw")
-_INTEGERS = ("gpu_count", "ssh_port")
-_GROUPS = (("location", "location"), ("gpu", "gpu_model"), ("status", "status"))
-
-
-def _sanitize(group: str) -> str:
-    """As Ansible's default group-name sanitising: anything but letters, digits and '_' becomes '_'."""
-    return re.sub(r"[^A-Za-z0-9_]", "_", group)
+PREFIX = presentation.PREFIX
+HOSTNAME = presentation.DEFAULT_HOSTNAMES[0]
+# The Instance model's fields (without the raw payload): Instance outputs, and with ``location_name`` the facts.
+HOST_FIELDS: tuple[str, ...] = presentation.instance_fields()
+Hostnames = str | Sequence[str]
 
 
-def _fields(instance: Mapping[str, Any] | BaseModel) -> dict[str, Any]:
-    if isinstance(instance, BaseModel):
-        return instance.model_dump(mode="json", exclude={"raw"})
-    values = {k: instance.get(k) for k in HOST_FIELDS}
-    for key in _INTEGERS:  # numbers come back from Pulumi state as floats
-        number = values.get(key)
-        if isinstance(number, float):
-            values[key] = int(number)
-    return values
-
-
-def host_vars(instance: Mapping[str, Any] | BaseModel) -> dict[str, Any]:
+def host_vars(
+    instance: Mapping[str, Any] | BaseModel, location_names: Mapping[str, str] | None = None
+) -> dict[str, Any]:
     """Connection and ``gpucloud_*`` variables for one instance (Instance outputs or a gpucloud model)."""
-    fields = _fields(instance)
-    result: dict[str, Any] = {PREFIX + key: value for key, value in fields.items()}
-    result[PREFIX + "ssh_host"] = fields.get("public_ip")
-    if fields.get("public_ip"):
-        result["ansible_host"] = fields["public_ip"]
-        if fields.get("ssh_port"):
-            result["ansible_port"] = fields["ssh_port"]
-    if fields.get("ssh_user"):
-        result["ansible_user"] = fields["ssh_user"]
-    return result
+    facts = presentation.instance_facts(instance, location_names)
+    return presentation.host_vars(facts, presentation.hostname_for(facts, [HOSTNAME]))
 
 
-def inventory(instances: Iterable[Mapping[str, Any] | BaseModel], *, hostname: str = HOSTNAME) -> dict[str, Any]:
-    """An Ansible YAML/JSON inventory: every host under ``all``, in the plugin's built-in groups."""
+def inventory(
+    instances: Iterable[Mapping[str, Any] | BaseModel],
+    *,
+    hostname: Hostnames = HOSTNAME,
+    location_names: Mapping[str, Mapping[str, str]] | None = None,
+) -> dict[str, Any]:
+    """An Ansible YAML/JSON inventory: every host under ``all``, in the plugin's built-in groups.
+
+    ``hostname`` is a format string or a preference list as the plugin's ``hostnames``; ``location_names``
+    maps provider -> location id -> readable name (e.g. from ``gpucloud.connect(p).location_names()``), without
+    which ``gpucloud_location_name`` is the id.
+    """
+    preferences = [hostname] if isinstance(hostname, str) else list(hostname)
+    presentation.check_hostnames(preferences, [*HOST_FIELDS, "location_name"])
+    names_by_provider = location_names or {}
+    facts = [presentation.instance_facts(i, names_by_provider.get(str(_provider(i)))) for i in instances]
+    names, _ = presentation.hostnames(facts, preferences)
     hosts: dict[str, dict[str, Any]] = {}
     groups: dict[str, dict[str, Any]] = {}
-    for instance in instances:
-        fields = _fields(instance)
-        name = hostname.format(**fields)
-        if name in hosts:
-            name = f"{name}-{fields['id']}"  # as the plugin does: no host silently hides another
-        hosts[name] = host_vars(instance)
-        labels = [str(fields["provider"])]
-        labels += [f"{kind}_{fields[field]}" for kind, field in _GROUPS if fields.get(field)]
-        for label in labels:
-            groups.setdefault(_sanitize(PREFIX + label), {"hosts": {}})["hosts"][name] = None
+    for name, fact in zip(names, facts, strict=True):
+        hosts[name] = presentation.host_vars(fact, name)
+        for label in presentation.group_labels(fact):
+            groups.setdefault(presentation.group_name(label), {"hosts": {}})["hosts"][name] = None
     return {"all": {"hosts": hosts, "children": dict(sorted(groups.items()))}}
 
 
-def to_json(instances: Iterable[Mapping[str, Any] | BaseModel], **options: str) -> str:
+def _provider(instance: Mapping[str, Any] | BaseModel) -> object:
+    return instance.get("provider") if isinstance(instance, Mapping) else getattr(instance, "provider", None)
+
+
+def get_location_names(provider: str) -> dict[str, str]:
+    """Location id -> readable name on ``provider``, asked of its API now (credentials as the lookups')."""
+    from pulumi_gpucloud.lookups import _settings
+
+    with gpucloud.connect(provider, **_settings(provider)) as cloud:
+        return cloud.location_names()
+
+
+def to_json(instances: Iterable[Mapping[str, Any] | BaseModel], **options: Any) -> str:
     return json.dumps(inventory(instances, **options), indent=2, sort_keys=True)
 
 
-def to_yaml(instances: Iterable[Mapping[str, Any] | BaseModel], **options: str) -> str:
+def to_yaml(instances: Iterable[Mapping[str, Any] | BaseModel], **options: Any) -> str:
     """YAML without a YAML dependency: JSON scalars and flow collections are valid YAML."""
     lines: list[str] = []
 
@@ -108,14 +108,20 @@ def instance_output(resource: Any) -> pulumi.Output[dict[str, Any]]:
     return pulumi.Output.all(resource.id, *(getattr(resource, n) for n in names)).apply(as_dict)
 
 
-def inventory_output(resources: Sequence[Any], *, fmt: str = "json", hostname: str = HOSTNAME) -> pulumi.Output[Any]:
+def inventory_output(
+    resources: Sequence[Any],
+    *,
+    fmt: str = "json",
+    hostname: Hostnames = HOSTNAME,
+    location_names: Mapping[str, Mapping[str, str]] | None = None,
+) -> pulumi.Output[Any]:
     """The inventory of Instance resources, for ``pulumi.export``: ``fmt`` is ``dict``, ``json`` or ``yaml``."""
     formats: dict[str, Callable[..., Any]] = {"dict": inventory, "json": to_json, "yaml": to_yaml}
     if fmt not in formats:
         raise ValueError(f"fmt must be one of {sorted(formats)}")
     render = formats[fmt]
     return pulumi.Output.all(*(instance_output(r) for r in resources)).apply(
-        lambda items: render(items, hostname=hostname)
+        lambda items: render(items, hostname=hostname, location_names=location_names)
     )
 
 
@@ -123,6 +129,7 @@ __all__ = [
     "HOSTNAME",
     "HOST_FIELDS",
     "PREFIX",
+    "get_location_names",
     "host_vars",
     "instance_output",
     "inventory",

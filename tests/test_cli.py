@@ -200,12 +200,17 @@ LIST_COMMANDS = (
 )
 
 
+# Of those, the ones that list what every provider has: one failing provider leaves the others listed.
+GATHERING_COMMANDS = ("offers", "instances list", "volumes list", "keys list", "images", "locations")
+
+
 def test_every_list_command_has_json() -> None:
     commands = _leaf_commands()
     assert set(LIST_COMMANDS) | {"instances ssh", "emulator", "demo"} == set(commands), "classify new commands"
     for path in LIST_COMMANDS:
         options = {opt for param in commands[path].params for opt in param.opts}  # type: ignore[attr-defined]
         assert "--json" in options, f"`gpucloud {path}` has no --json"
+        assert ("--with-errors" in options) == (path in GATHERING_COMMANDS), f"`gpucloud {path}` --with-errors"
 
 
 @pytest.mark.parametrize("path", [p for p in LIST_COMMANDS if p != "instances show"])
@@ -255,3 +260,95 @@ def test_images_and_locations_list_valid_values_per_provider(env: dict[str, str]
     table = run(env, "locations", "-p", "cloudnexus")
     assert table.returncode == 0 and "us-east-1" in table.stdout
     assert "examples from its documentation" in table.stderr
+
+
+def _broken(env: dict[str, str]) -> dict[str, str]:
+    return {**env, "GPUCLOUD_VOLTAGEPARK_TOKEN": "wrong-token-value"}
+
+
+def test_one_failing_provider_leaves_the_others_listed_with_exit_code_1(env: dict[str, str]) -> None:
+    listed = run(_broken(env), "offers", "--json", "--min-gpus", "0")
+    assert listed.returncode == 1
+    offers = json.loads(listed.stdout)  # still one JSON list
+    assert {o["provider"] for o in offers} == {"datacrunch", "dcdncloud", "computestacks"}
+    assert "error: voltagepark: AuthError" in listed.stderr
+    table = run(_broken(env), "offers")
+    assert table.returncode == 1
+    assert "datacrunch" in table.stdout and "voltagepark" not in table.stdout
+    assert "error: voltagepark: AuthError" in table.stderr
+    for result in (listed, table):
+        assert "wrong-token-value" not in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("path", GATHERING_COMMANDS)
+def test_with_errors_puts_failures_in_the_json_document(env: dict[str, str], path: str) -> None:
+    result = run(_broken(env), *path.split(), "--json", "--with-errors", "--provider", "voltagepark")
+    assert result.returncode == 1
+    document = json.loads(result.stdout)
+    assert document["items"] == []
+    (error,) = document["errors"]
+    assert set(error) == {"provider", "error_class", "message"}
+    assert error["provider"] == "voltagepark" and error["error_class"] == "AuthError"
+    assert "Invalid API token" in error["message"] and "wrong-token-value" not in result.stdout
+    fine = run(env, *path.split(), "--json", "--with-errors", "--provider", "datacrunch")
+    assert fine.returncode == 0, fine.stderr
+    assert json.loads(fine.stdout)["errors"] == []
+    alone = run(env, *path.split(), "--with-errors")
+    assert alone.returncode == 2 and "--json" in alone.stderr
+
+
+def test_with_errors_keeps_what_answered(env: dict[str, str]) -> None:
+    result = run(_broken(env), "offers", "--json", "--with-errors", "--min-gpus", "0")
+    assert result.returncode == 1
+    document = json.loads(result.stdout)
+    assert [e["provider"] for e in document["errors"]] == ["voltagepark"]
+    assert {o["provider"] for o in document["items"]} == {"datacrunch", "dcdncloud", "computestacks"}
+
+
+def test_show_does_not_guess_when_a_provider_failed(env: dict[str, str]) -> None:
+    result = run(_broken(env), "instances", "show", "anything")
+    assert result.returncode == 1  # not "not found": the instance could be on the provider that failed
+    assert "voltagepark: AuthError" in result.stderr
+
+
+def _narrow(env: dict[str, str], *args: str) -> list[str]:
+    result = run({**env, "COLUMNS": "80"}, *args)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    too_wide = [line for line in lines if len(line) > 80]
+    assert not too_wide, "\n".join(too_wide)
+    return lines
+
+
+def test_offers_table_fits_80_columns_with_every_number_whole(env: dict[str, str]) -> None:
+    lines = _narrow(env, "offers", "--min-gpus", "0")
+    offers = json.loads(run(env, "offers", "--json", "--min-gpus", "0").stdout)
+    assert len(offers) > 10
+    for offer in offers:
+        # The row starts with the whole instance type, and its numbers are whole words of that same line.
+        (row,) = [line.split() for line in lines if line.split()[:1] == [offer["instance_type"]]]
+        assert f"{offer['price_per_hour']:.2f}" in row and str(offer["vcpus"] or "?") in row, row
+        assert (f"{offer['memory_gb']:g}" if offer["memory_gb"] else "?") in row, row
+
+
+def test_providers_tables_fit_80_columns_without_breaking_a_cell(env: dict[str, str]) -> None:
+    from gpucloud.providers import capability_table
+
+    lines = _narrow(env, "providers")
+    words = [word for line in lines for word in line.split()]
+    expected: dict[str, int] = {}
+    for options in (False, True):
+        _, rows = capability_table(options=options)
+        for row in rows:
+            for cell in row[1:]:
+                if cell in ("yes", "no", "inferred"):
+                    expected[cell] = expected.get(cell, 0) + 1
+    assert {cell: words.count(cell) for cell in expected} == expected
+    assert "ComputeStacks" in words and "CloudNexus" in words
+
+
+def test_config_check_says_not_configured(env: dict[str, str]) -> None:
+    bare = {k: v for k, v in env.items() if not k.startswith("GPUCLOUD_CLOUDNEXUS_")}
+    result = run({**bare, "COLUMNS": "120"}, "config", "check")
+    (row,) = [line for line in result.stdout.splitlines() if "cloudnexus" in line]
+    assert "not configured" in row and "None" not in result.stdout

@@ -5,18 +5,20 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, NoReturn, TypeVar
+from typing import Annotated, Any, Generic, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 import gpucloud
-from gpucloud import config, errors, sshexec
+from gpucloud import config, errors, presentation, sshexec
 from gpucloud.capabilities import Capability
+from gpucloud.gpus import gpu_model_matches, normalise_gpu_model
 from gpucloud.models import Image, Instance, Location, Offer, Status
 from gpucloud.providers import (
     capability_markdown,
@@ -36,7 +38,8 @@ EXIT_NOT_FOUND = 3
 EXIT_NOT_CONFIGURED = 4
 EXIT_CODES: dict[int, str] = {
     EXIT_OK: "success",
-    EXIT_ERROR: "an error from a provider or the network (auth, rate limit, timeout, ...), or a check that failed",
+    EXIT_ERROR: "an error from a provider or the network (auth, rate limit, timeout, ...), or a check that failed; "
+    "a list command still lists what the other providers returned",
     EXIT_USAGE: "bad usage: unknown option or value, or a provider this release does not implement",
     EXIT_NOT_FOUND: "the instance asked for does not exist",
     EXIT_NOT_CONFIGURED: "no provider is configured, or one asked for with --provider has no credentials",
@@ -64,6 +67,14 @@ ProviderOption = Annotated[
     list[str] | None, typer.Option("--provider", "-p", help="Limit to this provider (repeatable).")
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+WithErrorsOption = Annotated[
+    bool,
+    typer.Option(
+        "--with-errors",
+        help='With --json: print {"items": [...], "errors": [{"provider", "error_class", "message"}]}, '
+        "so providers that failed are in the same document.",
+    ),
+]
 
 
 class NotConfigured(errors.AuthError):
@@ -94,9 +105,18 @@ def _providers(selected: list[str] | None) -> list[str]:
     return chosen
 
 
+@dataclass(frozen=True)
+class Gathered(Generic[T]):
+    """What the providers that answered returned, and the ones that failed (one failure never hides the rest)."""
+
+    items: list[T]
+    failures: list[presentation.ProviderFailure]
+    asked: int
+
+
 def _gather(
     providers: Iterable[str], fetch: Callable[[gpucloud.Provider], list[T]], *, needs: Capability | None = None
-) -> list[T]:
+) -> Gathered[T]:
     """Query providers concurrently; providers without ``needs`` are skipped with a note on stderr."""
     chosen = list(providers)
     if needs is not None:
@@ -109,8 +129,37 @@ def _gather(
         with gpucloud.connect(name) as cloud:
             return fetch(cloud)
 
-    with err_console.status(f"asking {', '.join(chosen) or 'no provider'}..."), ThreadPoolExecutor(8) as pool:
-        return [item for items in pool.map(one, chosen) for item in items]
+    with err_console.status(f"asking {', '.join(chosen) or 'no provider'}..."):
+        items, failures = presentation.gather(chosen, one)
+    return Gathered(items, failures, len(chosen))
+
+
+def _needs_json(as_json: bool, with_errors: bool) -> None:
+    if with_errors and not as_json:
+        raise typer.BadParameter("only goes with --json (add --json or drop it)", param_hint="--with-errors")
+
+
+def _report(
+    gathered: Gathered[Any], rows: Sequence[T], as_json: bool, with_errors: bool, as_dict: Callable[[T], Any]
+) -> bool:
+    """Print the JSON of ``rows`` and each failure on stderr; True when a table should follow.
+
+    ``--json`` prints the list of what answered; nothing when no provider answered, so a script never reads
+    an empty list as "there is none". ``--with-errors`` prints ``{"items": [...], "errors": [...]}`` always.
+    Failures end the command with exit code 1 (after the output).
+    """
+    for failure in gathered.failures:
+        err_console.print(f"[bold red]error:[/] {failure}", highlight=False)
+    if as_json and with_errors:
+        _print_json({"items": [as_dict(r) for r in rows], "errors": [f.as_dict() for f in gathered.failures]})
+    elif as_json and not (gathered.failures and len(gathered.failures) == gathered.asked):
+        _print_json([as_dict(r) for r in rows])
+    return not as_json
+
+
+def _finish(gathered: Gathered[Any]) -> None:
+    if gathered.failures:
+        raise typer.Exit(code=EXIT_ERROR)
 
 
 def _fail(exc: errors.GpuCloudError) -> NoReturn:
@@ -124,11 +173,23 @@ def _print_json(rows: list[dict[str, Any]] | dict[str, Any]) -> None:
     sys.stdout.write(json.dumps(rows, indent=2, default=str) + "\n")
 
 
-def _table(title: str, headers: Iterable[str], rows: Iterable[Iterable[str]], *, keep: int = 1) -> None:
-    """A rich table whose first ``keep`` columns never wrap (names stay readable in narrow terminals)."""
+def _table(
+    title: str,
+    headers: Iterable[str],
+    rows: Iterable[Iterable[str]],
+    *,
+    keep: int = 1,
+    numbers: Iterable[str] = (),
+) -> None:
+    """A rich table whose first ``keep`` columns and the ``numbers`` columns never wrap: names and ids stay
+    whole for copying, numbers right-aligned and never split; the other columns wrap between words."""
     table = Table(title=title)
+    numeric = set(numbers)
     for index, header in enumerate(headers):
-        table.add_column(header, no_wrap=index < keep, overflow="fold")
+        if header in numeric:
+            table.add_column(header, no_wrap=True, justify="right")
+        else:
+            table.add_column(header, no_wrap=index < keep, overflow="fold")
     for row in rows:
         table.add_row(*row)
     console.print(table)
@@ -158,34 +219,44 @@ def offers(
     location: Annotated[str | None, typer.Option(help="Only offers available at this location (id or name).")] = None,
     available_only: Annotated[bool, typer.Option("--available/--all", help="Only offers with capacity.")] = True,
     as_json: JsonOption = False,
+    with_errors: WithErrorsOption = False,
 ) -> None:
     """Machine shapes on offer, cheapest first."""
+    _needs_json(as_json, with_errors)
     try:
         found = _gather(_providers(provider), lambda c: c.list_offers(), needs=Capability.OFFERS)
     except errors.GpuCloudError as exc:
         _fail(exc)
-    rows = [o for o in found if _offer_matches(o, gpu, min_gpus, max_price, location, available_only)]
+    rows = [o for o in found.items if _offer_matches(o, gpu, min_gpus, max_price, location, available_only)]
     rows.sort(key=lambda o: (o.price_per_hour is None, o.price_per_hour or 0.0))
-    if as_json:
-        _print_json([o.model_dump(mode="json") for o in rows])
-        return
-    _table(
-        f"{len(rows)} offers",
-        ("provider", "instance type", "gpu", "vcpus", "memory GB", "$/hour", "available in"),
-        (
-            (
-                o.provider,
-                o.instance_type,
-                f"{o.gpu_count}x {o.gpu_model}" if o.gpu_count else "-",
-                str(o.vcpus or "?"),
-                str(o.memory_gb or "?"),
-                f"{o.price_per_hour:.2f}" if o.price_per_hour is not None else "?",
-                ", ".join(loc.name or loc.location for loc in o.locations if loc.available) or "-",
-            )
-            for o in rows
-        ),
-        keep=2,
-    )
+    if _report(found, rows, as_json, with_errors, lambda o: o.model_dump(mode="json")):
+        _offers_table(rows)
+    _finish(found)
+
+
+def _offers_table(rows: list[Offer]) -> None:
+    """One row per offer. Below 100 columns the provider and GPUs go on a second line under the instance
+    type, so the table fits 80 columns without splitting an instance type, a GPU model or a number."""
+    wide = console.width >= 100
+    first = ("provider", "instance type", "gpus") if wide else ("instance type / provider, gpus",)
+    # No box: rich crops the last column of a boxed table with a min_width column instead of wrapping it.
+    table = Table(title=f"{len(rows)} offers", box=None, header_style="bold underline")
+    for header in first:
+        table.add_column(header, no_wrap=header != "gpus")
+    for header in ("vCPU", "GB", "$/h"):
+        table.add_column(header, no_wrap=True, justify="right")
+    table.add_column("available in")
+    for o in rows:
+        gpus = f"{o.gpu_count}x {normalise_gpu_model(o.gpu_model)}" if o.gpu_count else "no GPU"
+        shape = (o.provider, o.instance_type, gpus) if wide else (f"{o.instance_type}\n{o.provider}, {gpus}",)
+        table.add_row(
+            *shape,
+            str(o.vcpus or "?"),
+            f"{o.memory_gb:g}" if o.memory_gb else "?",
+            f"{o.price_per_hour:.2f}" if o.price_per_hour is not None else "?",
+            ", ".join(loc.name or loc.location for loc in o.locations if loc.available) or "-",
+        )
+    console.print(table)
 
 
 @app.command()
@@ -193,18 +264,19 @@ def images(
     provider: ProviderOption = None,
     name: Annotated[str | None, typer.Option(help="Only images whose id or name contains this text.")] = None,
     as_json: JsonOption = False,
+    with_errors: WithErrorsOption = False,
 ) -> None:
     """Images (operating systems) each provider boots, to pass as an instance's image."""
+    _needs_json(as_json, with_errors)
     try:
         found = _gather(_providers(provider), lambda c: c.list_images(), needs=Capability.IMAGES)
     except errors.GpuCloudError as exc:
         _fail(exc)
-    rows = sorted((i for i in found if mentions(name, i.id, i.name)), key=lambda i: (i.provider, i.id))
-    if as_json:
-        _print_json([catalogue_entry(i) for i in rows])
-        return
-    _table(f"{len(rows)} images", ("provider", "image", "name"), ((i.provider, i.id, i.name) for i in rows), keep=2)
-    _note_examples(rows)
+    rows = sorted((i for i in found.items if mentions(name, i.id, i.name)), key=lambda i: (i.provider, i.id))
+    if _report(found, rows, as_json, with_errors, catalogue_entry):
+        _table(f"{len(rows)} images", ("provider", "image", "name"), ((i.provider, i.id, i.name) for i in rows), keep=2)
+        _note_examples(rows)
+    _finish(found)
 
 
 @app.command()
@@ -212,19 +284,20 @@ def locations(
     provider: ProviderOption = None,
     name: Annotated[str | None, typer.Option(help="Only locations whose id or name contains this text.")] = None,
     as_json: JsonOption = False,
+    with_errors: WithErrorsOption = False,
 ) -> None:
     """Locations (regions, data centres) each provider offers, to pass as an instance's or volume's location."""
+    _needs_json(as_json, with_errors)
     try:
         found = _gather(_providers(provider), lambda c: c.list_locations(), needs=Capability.LOCATIONS)
     except errors.GpuCloudError as exc:
         _fail(exc)
-    rows = sorted((loc for loc in found if mentions(name, loc.id, loc.name)), key=lambda loc: (loc.provider, loc.id))
-    if as_json:
-        _print_json([catalogue_entry(loc) for loc in rows])
-        return
-    headers = ("provider", "location", "name", "country")
-    _table(f"{len(rows)} locations", headers, ((r.provider, r.id, r.name, r.country or "-") for r in rows), keep=2)
-    _note_examples(rows)
+    rows = sorted((loc for loc in found.items if mentions(name, loc.id, loc.name)), key=lambda r: (r.provider, r.id))
+    if _report(found, rows, as_json, with_errors, catalogue_entry):
+        headers = ("provider", "location", "name", "country")
+        _table(f"{len(rows)} locations", headers, ((r.provider, r.id, r.name, r.country or "-") for r in rows), keep=2)
+        _note_examples(rows)
+    _finish(found)
 
 
 def _note_examples(rows: Iterable[Image | Location]) -> None:
@@ -240,7 +313,7 @@ def _offer_matches(
     places = [loc for loc in offer.locations if loc.available or not available_only]
     return (
         offer.gpu_count >= min_gpus
-        and (gpu is None or gpu.lower() in (offer.gpu_model or "").lower())
+        and (gpu is None or gpu_model_matches(offer.gpu_model, gpu))
         and (max_price is None or (offer.price_per_hour is not None and offer.price_per_hour <= max_price))
         and bool(places or not available_only)
         and (
@@ -253,7 +326,7 @@ def _offer_matches(
 def _instance_rows(found: list[Instance]) -> Iterable[tuple[str, ...]]:
     for i in found:
         ssh = f"{i.ssh_user}@{i.public_ip}:{i.ssh_port}" if i.ssh_ready_address else "-"
-        gpu = f"{i.gpu_count}x {i.gpu_model}" if i.gpu_count else "-"
+        gpu = f"{i.gpu_count}x {normalise_gpu_model(i.gpu_model)}" if i.gpu_count else "-"
         yield i.provider, i.name, i.id, f"{i.status.value} ({i.raw_status})", i.instance_type or "-", gpu, ssh
 
 
@@ -262,23 +335,28 @@ def instances_list(
     provider: ProviderOption = None,
     status: Annotated[Status | None, typer.Option(help="Only instances in this state.")] = None,
     as_json: JsonOption = False,
+    with_errors: WithErrorsOption = False,
 ) -> None:
     """Instances on every configured provider."""
+    _needs_json(as_json, with_errors)
     try:
         found = _gather(_providers(provider), lambda c: c.list_instances())
     except errors.GpuCloudError as exc:
         _fail(exc)
-    found = [i for i in found if status is None or i.status is status]
-    if as_json:
-        _print_json([i.model_dump(mode="json", exclude={"raw"}) for i in found])
-        return
-    headers = ("provider", "name", "id", "status", "type", "gpu", "ssh")
-    _table(f"{len(found)} instances", headers, _instance_rows(found), keep=2)
+    rows = [i for i in found.items if status is None or i.status is status]
+    if _report(found, rows, as_json, with_errors, lambda i: i.model_dump(mode="json", exclude={"raw"})):
+        headers = ("provider", "name", "id", "status", "type", "gpu", "ssh")
+        _table(f"{len(rows)} instances", headers, _instance_rows(rows), keep=2)
+    _finish(found)
 
 
 def _find_one(provider: list[str] | None, ref: str) -> Instance:
     """The single instance whose name or id is ``ref`` across the chosen providers."""
-    found = _gather(_providers(provider), lambda c: [i for i in c.list_instances() if ref in (i.id, i.name)])
+    gathered = _gather(_providers(provider), lambda c: [i for i in c.list_instances() if ref in (i.id, i.name)])
+    if gathered.failures:  # the instance could be on the provider that failed: never guess
+        failed = ", ".join(str(f) for f in gathered.failures)
+        raise errors.GpuCloudError(f"cannot look for {ref!r} on every provider: {failed}")
+    found = gathered.items
     if not found:
         raise errors.NotFound(f"no instance named or with id {ref!r}")
     if len(found) > 1:
@@ -321,34 +399,39 @@ def instances_ssh(
 
 
 @volumes_app.command("list")
-def volumes_list(provider: ProviderOption = None, as_json: JsonOption = False) -> None:
+def volumes_list(
+    provider: ProviderOption = None, as_json: JsonOption = False, with_errors: WithErrorsOption = False
+) -> None:
     """Volumes on every configured provider that has a volume API."""
+    _needs_json(as_json, with_errors)
     try:
         found = _gather(_providers(provider), lambda c: c.list_volumes(), needs=Capability.VOLUMES)
     except errors.GpuCloudError as exc:
         _fail(exc)
-    if as_json:
-        _print_json([v.model_dump(mode="json", exclude={"raw"}) for v in found])
-        return
-    rows = (
-        (v.provider, v.name, v.id, str(v.size_gb), v.status, ", ".join(v.attached_to) or "-", v.location or "-")
-        for v in found
-    )
-    _table(f"{len(found)} volumes", ("provider", "name", "id", "GB", "status", "attached to", "location"), rows, keep=2)
+    if _report(found, found.items, as_json, with_errors, lambda v: v.model_dump(mode="json", exclude={"raw"})):
+        rows = (
+            (v.provider, v.name, v.id, str(v.size_gb), v.status, ", ".join(v.attached_to) or "-", v.location or "-")
+            for v in found.items
+        )
+        headers = ("provider", "name", "id", "GB", "status", "attached to", "location")
+        _table(f"{len(found.items)} volumes", headers, rows, keep=2, numbers=("GB",))
+    _finish(found)
 
 
 @keys_app.command("list")
-def keys_list(provider: ProviderOption = None, as_json: JsonOption = False) -> None:
+def keys_list(
+    provider: ProviderOption = None, as_json: JsonOption = False, with_errors: WithErrorsOption = False
+) -> None:
     """Account SSH keys on every configured provider that has them."""
+    _needs_json(as_json, with_errors)
     try:
         found = _gather(_providers(provider), lambda c: c.list_ssh_keys(), needs=Capability.SSH_KEYS)
     except errors.GpuCloudError as exc:
         _fail(exc)
-    if as_json:
-        _print_json([k.model_dump(mode="json", exclude={"raw"}) for k in found])
-        return
-    rows = ((k.provider, k.name, k.id, public_key_identity(k.public_key)[:40] + "...") for k in found)
-    _table(f"{len(found)} ssh keys", ("provider", "name", "id", "key"), rows, keep=2)
+    if _report(found, found.items, as_json, with_errors, lambda k: k.model_dump(mode="json", exclude={"raw"})):
+        rows = ((k.provider, k.name, k.id, public_key_identity(k.public_key)[:40] + "...") for k in found.items)
+        _table(f"{len(found.items)} ssh keys", ("provider", "name", "id", "key"), rows, keep=2)
+    _finish(found)
 
 
 @config_app.command("check")
@@ -361,7 +444,13 @@ def config_check(as_json: JsonOption = False) -> None:
     else:
         headers = ("provider", "configured", "url", "reachable", "detail")
         rows = (
-            (str(r["provider"]), _yes(r["configured"]), str(r["url"]), _yes(r["reachable"]), str(r["detail"]))
+            (
+                str(r["provider"]),
+                _yes(r["configured"]),
+                str(r["url"] or "not configured"),
+                _yes(r["reachable"]),
+                str(r["detail"]),
+            )
             for r in results
         )
         _table("configuration", headers, rows)
@@ -418,7 +507,26 @@ def providers(
         return
     for title, options in (("provider capabilities", False), ("instance options", True)):
         headers, rows = capability_table(options=options)
-        _table(title, headers, rows)
+        _transposed(title, headers, rows)
+
+
+def _transposed(title: str, headers: list[str], rows: list[list[str]]) -> None:
+    """One column per provider and one row per capability, so five narrow columns fit 80 characters (one
+    column per capability left a letter per line). Rows of prose (SSH endpoint, auth) follow as a table of
+    their own with one row per provider, where they wrap between words."""
+    short = [i for i in range(1, len(headers)) if all(len(row[i]) <= len("inferred") for row in rows)]
+    grid = Table(title=title, box=None, header_style="bold underline", collapse_padding=True)
+    # Fixed widths: rich enforces a min_width after shrinking the others, cropping the table's last column.
+    widths = [max(len(w) for w in [*row[0].split(), *(row[i] for i in short)]) for row in rows]
+    grid.add_column(headers[0], width=max(console.width - sum(widths) - 2 * len(rows) - 2, 13))
+    for row, width in zip(rows, widths, strict=True):
+        grid.add_column(row[0], width=width)
+    for index in short:
+        grid.add_row(headers[index], *(row[index] for row in rows))
+    console.print(grid)
+    prose = [i for i in range(1, len(headers)) if i not in short]
+    if prose:
+        _table("", [headers[0], *(headers[i] for i in prose)], ([row[0], *(row[i] for i in prose)] for row in rows))
 
 
 @app.command()

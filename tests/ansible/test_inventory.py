@@ -16,7 +16,7 @@ import gpucloud
 from gpucloud.capabilities import Capability
 from gpucloud.emulator import EmulatorServer
 from gpucloud.emulator.client import client_env, client_overrides
-from gpucloud.models import InstanceSpec, SshKeySpec, Status
+from gpucloud.models import InstanceSpec, SshKeySpec, Status, VolumeSpec
 from gpucloud.providers import implemented
 
 from ..contract.specs import INSTANCE
@@ -113,9 +113,8 @@ def test_inventory_lists_hosts_with_vars_and_groups(
         assert hostname in data[f"gpucloud_{provider}"]["hosts"]
         assert hostname in data["gpucloud_status_running"]["hosts"]
         assert hostname in data[f"kg_{provider}"]["hosts"]
-        if instance.location:
-            group = "gpucloud_location_" + "".join(c if c.isalnum() else "_" for c in instance.location)
-            assert hostname in data[group]["hosts"]
+        group = "gpucloud_location_" + "".join(c if c.isalnum() else "_" for c in got["gpucloud_location_name"])
+        assert hostname in data[group.lower()]["hosts"]
         if instance.gpu_count:
             assert hostname in data["with_gpus"]["hosts"]
 
@@ -260,3 +259,104 @@ def test_a_fresh_cache_answers_every_seeded_host_without_requests(
     assert server.world.request_count() == 0
     assert second == first
     assert len(second["_meta"]["hostvars"]) == SEEDED_PER_PROVIDER * len(IMPLEMENTED)
+
+
+# Readable location names as the emulated catalogues spell them (for each provider's INSTANCE spec), and the
+# GPU models in the one vendor-neutral spelling: what a user sees, written out rather than recomputed.
+LOCATION_NAMES = {
+    "datacrunch": "Finland 1",  # FIN-01
+    "dcdncloud": "eu-central",  # regions have no other name
+    "cloudnexus": "us-east-1",  # no location catalogue: the region code
+    "computestacks": "Emulator East",  # location 1 (the service's "region" is the location)
+}
+GPUS = {"datacrunch": ("v100-16gb", 1), "voltagepark": ("h100-sxm5-80gb", 1)}
+
+
+def test_hosts_carry_the_same_facts_on_every_provider(
+    ansible: Ansible, hosts: dict[str, gpucloud.Instance], overrides: dict[str, dict[str, object]], tmp_path: Path
+) -> None:
+    data = listing(ansible, write_inventory(tmp_path / "facts.gpucloud.yml"))
+    hostvars = data["_meta"]["hostvars"]
+    with gpucloud.connect("voltagepark", **overrides["voltagepark"]) as cloud:
+        cities = {loc.id: loc.name for loc in cloud.list_locations()}
+    for provider, instance in hosts.items():
+        got = hostvars[f"{provider}-inv-{provider}"]
+        model, count = GPUS.get(provider, (None, 0))
+        assert (got["gpucloud_gpu_model"], got["gpucloud_gpu_count"]) == (model, count), provider
+        assert got["gpucloud_location"] == instance.location
+        expected = LOCATION_NAMES.get(provider) or cities[str(instance.location)]
+        assert got["gpucloud_location_name"] == expected, provider
+        if model:
+            assert f"{provider}-inv-{provider}" in data["gpucloud_gpu_" + model.replace("-", "_")]["hosts"]
+    # A Voltage Park UUID and a ComputeStacks numeric id become groups named after the place.
+    vp = hosts["voltagepark"].location
+    assert vp and cities[vp] not in (None, vp)
+    assert "voltagepark-inv-voltagepark" in data["gpucloud_location_" + cities[vp].lower().replace(" ", "_")]["hosts"]
+    assert "computestacks-inv-computestacks" in data["gpucloud_location_emulator_east"]["hosts"]
+    assert all(group == group.lower() for group in data if group.startswith("gpucloud_"))
+    # Filters take either spelling of a GPU model and a location's id or name.
+    picked = listing(
+        ansible,
+        write_inventory(tmp_path / "h100.gpucloud.yml", filters={"name": "^inv-", "gpu_model": ["H100 SXM5"]}),
+    )
+    assert list(picked["_meta"]["hostvars"]) == ["voltagepark-inv-voltagepark"]
+    named = write_inventory(tmp_path / "fin.gpucloud.yml", filters={"name": "^inv-", "location": ["finland 1"]})
+    assert list(listing(ansible, named)["_meta"]["hostvars"]) == ["datacrunch-inv-datacrunch"]
+
+
+def test_hostnames_preference_list(
+    ansible: Ansible, emulator: EmulatorServer, hosts: dict[str, gpucloud.Instance], tmp_path: Path
+) -> None:
+    # Hosts without a GPU have no gpu_model, so the first entry does not fit them and they get the second.
+    source = write_inventory(tmp_path / "names.gpucloud.yml", hostnames=["{name}-{gpu_model}", "id"])
+    names = set(listing(ansible, source)["_meta"]["hostvars"])
+    expected = {f"inv-{p}-{GPUS[p][0]}" if p in GPUS else instance.id for p, instance in hosts.items()}
+    assert names == expected
+
+    before = emulator.world.request_count()
+    bad = ansible.inventory(write_inventory(tmp_path / "bad.gpucloud.yml", hostnames=["ip_address"]), "--list")
+    assert bad.returncode != 0
+    assert "ip_address" in bad.stderr and "public_ip" in bad.stderr  # names the entry and the valid fields
+    assert emulator.world.request_count() == before  # refused before asking any provider
+
+
+def test_one_provider_failing_fails_the_inventory_naming_it_unless_told_to_warn(
+    ansible: Ansible, hosts: dict[str, gpucloud.Instance], tmp_path: Path
+) -> None:
+    broken = Ansible({**ansible.env, "GPUCLOUD_VOLTAGEPARK_TOKEN": "wrong-token-value"}, tmp_path)
+    failed = broken.inventory(write_inventory(tmp_path / "strict.gpucloud.yml"), "--list")
+    assert failed.returncode != 0
+    assert "provider voltagepark failed" in failed.stderr and "AuthError" in failed.stderr
+    assert "wrong-token-value" not in failed.stderr + failed.stdout
+
+    cache = tmp_path / "cache"
+    tolerant = write_inventory(
+        tmp_path / "warn.gpucloud.yml",
+        on_provider_error="warn",
+        cache=True,
+        cache_plugin="ansible.builtin.jsonfile",
+        cache_connection=str(cache),
+        cache_timeout=3600,
+    )
+    proc = broken.inventory(tolerant, "--list")
+    assert proc.returncode == 0, proc.stderr
+    listed = _unsafe(json.loads(proc.stdout))["_meta"]["hostvars"]
+    assert sorted(listed) == sorted(f"{p}-inv-{p}" for p in IMPLEMENTED if p != "voltagepark")
+    warning = " ".join(proc.stderr.split())  # Ansible wraps warnings
+    assert "provider voltagepark: AuthError" in warning and "its hosts are left out" in warning
+    assert "wrong-token-value" not in proc.stderr + proc.stdout
+    assert not cache.exists() or not any(cache.iterdir())  # a partial list is never served from the cache
+
+
+def test_voltagepark_hosts_list_their_volumes(
+    ansible: Ansible, hosts: dict[str, gpucloud.Instance], overrides: dict[str, dict[str, object]], tmp_path: Path
+) -> None:
+    # A Voltage Park VM does not name its volumes; each volume names its VMs, which the list path reads.
+    instance = hosts["voltagepark"]
+    with gpucloud.connect("voltagepark", **overrides["voltagepark"]) as cloud:
+        volume = cloud.create_volume(VolumeSpec(name="inv-vp-data", size_gb=5, attach_to=instance.id))
+        try:
+            data = listing(ansible, write_inventory(tmp_path / "volumes.gpucloud.yml"))
+            assert data["_meta"]["hostvars"]["voltagepark-inv-voltagepark"]["gpucloud_volume_ids"] == [volume.id]
+        finally:
+            cloud.delete_volume(volume.id)  # detaches first

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -12,11 +13,15 @@ from typing import Any
 
 import pulumi
 import pytest
+import yaml
 
 import gpucloud
 from gpucloud.capabilities import Capability
+from gpucloud.emulator import EmulatorServer
+from gpucloud.emulator.client import client_env
 from pulumi_gpucloud import ansible, get_images, get_instance, get_locations, get_offers
 
+from ..ansible.conftest import base_env
 from ..conftest import connect, providers_with
 from ..contract.specs import INSTANCE
 from .conftest import unique, up
@@ -39,30 +44,41 @@ def created(harness: DynamicProviderHarness) -> Iterator[dict[str, ResourceState
             harness.destroy(state)
 
 
-def _plugin_vars(instance: gpucloud.Instance) -> dict[str, Any]:
-    """What the gpucloud.cloud.gpucloud inventory plugin sets for an instance (connect_with=ssh_endpoint)."""
-    fields = instance.model_dump(mode="json", exclude={"raw"})
-    expected = {"gpucloud_" + k: v for k, v in fields.items()}
-    expected["gpucloud_ssh_host"] = instance.public_ip
-    if instance.public_ip:
-        expected["ansible_host"] = instance.public_ip
-        if instance.ssh_port:
-            expected["ansible_port"] = instance.ssh_port
-    if instance.ssh_user:
-        expected["ansible_user"] = instance.ssh_user
-    return expected
+def _plugin_listing(emulator: EmulatorServer, tmp_path: Path, names: list[str]) -> dict[str, Any]:
+    """What the real gpucloud.cloud.gpucloud inventory plugin lists for the instances named ``names``."""
+    source = tmp_path / "plugin.gpucloud.yml"
+    pattern = "^(" + "|".join(re.escape(n) for n in names) + ")$"
+    source.write_text(yaml.safe_dump({"plugin": "gpucloud.cloud.gpucloud", "filters": {"name": pattern}}))
+    env = {**base_env(tmp_path), **client_env(emulator.url, emulator.settings)}
+    binary = Path(sys.executable).with_name("ansible-inventory")
+    done = subprocess.run(
+        [str(binary), "-i", str(source), "--list"], env=env, capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    listed: dict[str, Any] = _unsafe(json.loads(done.stdout))
+    return listed
 
 
-@pytest.mark.parametrize("provider", INSTANCE_PROVIDERS)
-def test_host_vars_match_the_inventory_plugin(
-    created: dict[str, ResourceState], overrides: Overrides, provider: str
+def test_host_vars_and_groups_match_the_inventory_plugin(
+    created: dict[str, ResourceState], overrides: Overrides, emulator: EmulatorServer, tmp_path: Path
 ) -> None:
-    state = created[provider]
-    outputs = {"id": state.id, **reveal(state.outputs)}
-    with connect(overrides, provider) as cloud:
-        live = cloud.get_instance(state.id)
-    assert ansible.host_vars(outputs) == _plugin_vars(live)
-    assert ansible.host_vars(live) == _plugin_vars(live)
+    outputs = [{"id": s.id, **reveal(s.outputs)} for s in created.values()]
+    plugin = _plugin_listing(emulator, tmp_path, [o["name"] for o in outputs])
+    location_names = {}
+    for provider in created:
+        with connect(overrides, provider) as cloud:
+            location_names[provider] = cloud.location_names()
+    exported = ansible.inventory(outputs, location_names=location_names)["all"]
+    assert exported["hosts"] == plugin["_meta"]["hostvars"]
+    for group, members in exported["children"].items():
+        assert sorted(members["hosts"]) == sorted(plugin[group]["hosts"]), group
+    for output in outputs:
+        host = exported["hosts"][f"{output['provider']}-{output['name']}"]
+        assert ansible.host_vars(output, location_names[output["provider"]]) == host
+        assert host["gpucloud_location_name"] not in (None, "")
+    # Without location names the export still has every fact, with the location id as its name.
+    bare = ansible.host_vars(outputs[0])
+    assert bare["gpucloud_location_name"] == outputs[0]["location"]
 
 
 def test_inventory_is_read_by_ansible(created: dict[str, ResourceState], tmp_path: Path) -> None:
@@ -105,9 +121,10 @@ def _unsafe(value: Any) -> Any:
 def test_inventory_names_duplicates_apart() -> None:
     base = {"provider": "voltagepark", "name": "same", "status": "running", "public_ip": "10.0.0.1"}
     inv = ansible.inventory([{**base, "id": "a"}, {**base, "id": "b"}])
-    assert sorted(inv["all"]["hosts"]) == ["voltagepark-same", "voltagepark-same-b"]
-    assert inv["all"]["hosts"]["voltagepark-same"]["ansible_host"] == "10.0.0.1"
-    assert "ansible_port" not in inv["all"]["hosts"]["voltagepark-same"]
+    # As the plugin names them: every host sharing a name gets its id, so neither looks like "the" one.
+    assert sorted(inv["all"]["hosts"]) == ["voltagepark-same-a", "voltagepark-same-b"]
+    assert inv["all"]["hosts"]["voltagepark-same-a"]["ansible_host"] == "10.0.0.1"
+    assert "ansible_port" not in inv["all"]["hosts"]["voltagepark-same-a"]
     assert (
         ansible.inventory([{**base, "id": "a", "ssh_port": 2222.0}])["all"]["hosts"]["voltagepark-same"]["ansible_port"]
         == 2222
@@ -162,3 +179,10 @@ def test_lookups_use_stack_config_for_the_provider(in_process_env: None) -> None
         pulumi.runtime.set_all_config({})
     with pytest.raises(ValueError, match=r"gpucloud:provider"):
         get_offers()
+
+
+def test_get_location_names_asks_the_provider(in_process_env: None, overrides: Overrides) -> None:
+    with connect(overrides, "voltagepark") as cloud:
+        cities = {loc.id: loc.name for loc in cloud.list_locations()}
+    names = ansible.get_location_names("voltagepark")
+    assert names == cities and all(name and name != location for location, name in names.items())

@@ -208,6 +208,11 @@ class Provider(ABC):
         self.require(Capability.INSTANCES)
         return self._list_instances()
 
+    def list_instances_detailed(self) -> list[Instance]:
+        """``list_instances`` with whatever more the API can say about them at the cost of more requests
+        (e.g. which volumes a Voltage Park VM has); for listings of hosts such as the inventory."""
+        return self.list_instances()
+
     def get_instance(self, instance_id: str) -> Instance:
         self.require(Capability.INSTANCES)
         return self._get_instance(self.check_id("instance", instance_id))
@@ -494,6 +499,12 @@ class Provider(ABC):
     def list_locations(self) -> list[Location]:
         self.require(Capability.LOCATIONS)
         return self._list_locations()
+
+    def location_names(self) -> dict[str, str]:
+        """Readable names for the ids an Instance's ``location`` holds; {} when the API lists no locations."""
+        if Capability.LOCATIONS not in self.capabilities:
+            return {}
+        return {loc.id: loc.name for loc in self._list_locations()}
 
     # --- helpers ------------------------------------------------------------------------------------
     def _adopt_after_lost_response(self, create: Callable[[], R], adopt: Callable[[], R | None]) -> R:

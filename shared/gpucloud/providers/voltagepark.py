@@ -204,6 +204,16 @@ class VoltagePark(Provider):
         vms, locations = in_parallel(lambda: self._all("virtual-machines/"), self._locations_by_hostnode)
         return [self._to_instance(vm, locations) for vm in vms]
 
+    def list_instances_detailed(self) -> list[Instance]:
+        # A VM names no volumes; each volume names its VMs (order_ids). The volume list comes in alongside
+        # the VMs, and only for listings that show hosts (the inventory): a lookup by name keeps its calls.
+        instances, volumes = in_parallel(self.list_instances, lambda: self._all("storage/"))
+        attached: dict[str, list[str]] = {}
+        for volume in volumes:
+            for vm_id in volume.get("order_ids") or ():
+                attached.setdefault(str(vm_id), []).append(str(volume["id"]))
+        return [i.model_copy(update={"volume_ids": tuple(attached.get(i.id, ()))}) for i in instances]
+
     def _get_instance(self, instance_id: str) -> Instance:
         vm = self.transport.get_json(url_path("virtual-machines/{instance_id}", instance_id=instance_id))
         return self._to_instance(vm, self._locations_by_hostnode())

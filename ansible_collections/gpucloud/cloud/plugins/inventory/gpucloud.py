@@ -12,6 +12,17 @@ description:
   - Hosts get C(ansible_host), C(ansible_port) and C(ansible_user) from the SSH endpoint the provider reports,
     every normalised instance field as a host variable under O(prefix), and groups per provider, location,
     GPU model and status.
+  - Host variables look the same on every provider. C(gpucloud_gpu_model) is vendor-neutral
+    (V(h100-sxm5-80gb) whether the API says C(H100 SXM5 80GB) or C(h100-sxm5-80gb)), C(gpucloud_gpu_count) is
+    a number (0 without GPUs), and C(gpucloud_location_name) is a readable name next to the location id
+    C(gpucloud_location) (Voltage Park's city for its location UUID, ComputeStacks' location name for its
+    numeric id; the id itself where the API names no locations).
+  - Built-in groups are lower case; the location group uses the readable name
+    (C(gpucloud_location_finland_1), C(gpucloud_location_ashburn)), the GPU group the
+    vendor-neutral model (C(gpucloud_gpu_h100_sxm5_80gb)).
+  - If a provider fails (wrong credentials, outage), the inventory fails naming it, so a playbook never acts
+    on a subset of the hosts without being told. O(on_provider_error=warn) lists the other providers' hosts
+    and warns naming the provider that failed.
   - Credentials come from the environment (E(GPUCLOUD_<PROVIDER>_*)) or the profile file
     (E(GPUCLOUD_CONFIG) or C(~/.config/gpucloud/config.toml)), as for the modules.
   - With O(cache) on, a fresh cache answers without any API request and without loading the provider clients.
@@ -42,11 +53,13 @@ options:
         type: list
         elements: str
       location:
-        description: Location codes to keep.
+        description: Locations to keep, by id or readable name (C(gpucloud_location_name), case-insensitive).
         type: list
         elements: str
       gpu_model:
-        description: Keep instances whose GPU model contains one of these texts (case-insensitive).
+        description:
+          - Keep instances whose GPU model contains one of these, in any spelling (V(h100), V(H100 SXM5) and
+            V(h100-sxm5) all match C(h100-sxm5-80gb)).
         type: list
         elements: str
       tags:
@@ -58,12 +71,31 @@ options:
   hostname:
     description:
       - Inventory hostname, a Python format string over the instance fields (C(provider), C(name), C(id),
-        C(location), C(gpu_model), C(public_ip), ...).
+        C(location), C(location_name), C(gpu_model), C(public_ip), ...). Used when O(hostnames) is not set.
       - The default V({provider}-{name}) cannot clash across providers. Providers may allow two instances with
         the same name; when two instances would get one hostname, each of them gets C(-<id>) appended
         (and a warning), so no host silently hides another. Use V({provider}-{id}) for names that never change.
     type: str
     default: "{provider}-{name}"
+  hostnames:
+    description:
+      - Preference list for the inventory hostname, as C(hostnames) of amazon.aws.aws_ec2. Each entry is an
+        instance field (V(name), V(public_ip), V(id), ...) or a format string over fields
+        (V({provider}-{name})); a host gets the first entry whose fields are all set.
+      - A host none of them fits is named C(<provider>-<id>), never dropped. Clashes get C(-<id>) appended as
+        with O(hostname). Set, it replaces O(hostname).
+    type: list
+    elements: str
+    default: []
+  on_provider_error:
+    description:
+      - V(fail) (the default) fails the whole inventory when any provider fails, naming it, so a playbook
+        never silently acts on a subset.
+      - V(warn) lists the hosts of the providers that answered and warns naming each provider that failed
+        (its error class and message). Such a partial result is not written to the cache.
+    type: str
+    default: fail
+    choices: [fail, warn]
   connect_with:
     description:
       - V(ssh_endpoint) sets C(ansible_host) and C(ansible_port) to the SSH host and port the provider reports
@@ -78,7 +110,7 @@ options:
     type: str
     default: gpucloud_
   group_prefix:
-    description: Prefix of the built-in groups (C(gpucloud_datacrunch), C(gpucloud_location_FIN_01)...).
+    description: Prefix of the built-in groups (C(gpucloud_datacrunch), C(gpucloud_location_finland_1)...).
     type: str
     default: gpucloud_
   default_groups:
@@ -100,6 +132,8 @@ plugin: gpucloud.cloud.gpucloud
 providers: [datacrunch, voltagepark]
 filters:
   status: [running]
+hostnames: [name, public_ip, id]
+on_provider_error: warn
 keyed_groups:
   - key: gpucloud_tags
     prefix: tag
@@ -114,10 +148,11 @@ from concurrent.futures import ThreadPoolExecutor  # noqa: E402
 from ansible.errors import AnsibleError  # noqa: E402
 from ansible.plugins.inventory import BaseInventoryPlugin, Cacheable, Constructable  # noqa: E402
 
-# Only the package root here: it loads its parts on first use, so a run served from the cache never imports
-# pydantic, httpx or the provider adapters.
+# Only light parts here (no pydantic, httpx or provider adapters): a run served from the cache loads no more.
 try:
     import gpucloud
+    from gpucloud import presentation
+    from gpucloud.gpus import gpu_model_matches
 
     HAS_GPUCLOUD = True
 except ImportError:
@@ -127,12 +162,14 @@ except ImportError:
 def _matches(instance, filters):
     if filters.get("status") and instance["status"] not in filters["status"]:
         return False
-    if filters.get("location") and instance.get("location") not in filters["location"]:
-        return False
-    if filters.get("gpu_model"):
-        model = (instance.get("gpu_model") or "").lower()
-        if not any(str(wanted).lower() in model for wanted in filters["gpu_model"]):
+    if filters.get("location"):
+        wanted = {str(w).lower() for w in filters["location"]}
+        places = {str(instance.get(f) or "").lower() for f in ("location", "location_name")}
+        if not wanted & places:
             return False
+    wanted_gpus = filters.get("gpu_model")
+    if wanted_gpus and not any(gpu_model_matches(instance.get("gpu_model"), str(w)) for w in wanted_gpus):
+        return False
     for key, value in (filters.get("tags") or {}).items():
         if (instance.get("tags") or {}).get(key) != str(value):
             return False
@@ -160,18 +197,37 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
         return chosen
 
     def _fetch(self, providers):
-        """Every provider at once; each adapter fetches its remaining pages concurrently under its rate limit."""
+        """Facts of every provider's instances, all providers at once; each adapter fetches its remaining pages
+        concurrently under its rate limit. Returns the facts and whether every provider answered."""
         workers = self.get_option("page_workers")
 
         def one(name):
-            with gpucloud.connect(name, page_workers=workers) as cloud:
-                return [i.model_dump(mode="json", exclude={"raw"}) for i in cloud.list_instances()]
+            # Location names (one catalogue request) come in while the instance pages do.
+            with gpucloud.connect(name, page_workers=workers) as cloud, ThreadPoolExecutor(max_workers=1) as pool:
+                names = pool.submit(cloud.location_names)
+                instances = cloud.list_instances_detailed()
+                return [presentation.instance_facts(i, names.result()) for i in instances]
 
+        facts, failures = presentation.gather(providers, one, workers=max(1, len(providers)))
+        if failures and self.get_option("on_provider_error") != "warn":
+            failed = ", ".join(f.provider for f in failures)
+            raise AnsibleError(
+                f"gpucloud inventory: provider {failed} failed, so no host is listed "
+                f"(on_provider_error=warn lists the others): {'; '.join(str(f) for f in failures)}"
+            )
+        for failure in failures:
+            self.display.warning(f"gpucloud inventory: provider {failure}; its hosts are left out")
+        return facts, not failures
+
+    def _preferences(self, fields):
+        preferences = self.get_option("hostnames") or [self.get_option("hostname")]
+        if fields is None:  # nothing cached to name
+            return preferences
         try:
-            with ThreadPoolExecutor(max_workers=max(1, len(providers))) as pool:
-                return [item for items in pool.map(one, providers) for item in items]
-        except gpucloud.GpuCloudError as exc:
+            presentation.check_hostnames(preferences, fields)
+        except ValueError as exc:
             raise AnsibleError(f"gpucloud inventory: {exc}") from exc
+        return preferences
 
     def parse(self, inventory, loader, path, cache=True):
         super().parse(inventory, loader, path, cache)
@@ -190,13 +246,18 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
                 update_cache = True
         source = "the cache"
         if instances is None:
+            # Bad input fails before any request (the fields come from the model, loaded now anyway).
+            preferences = self._preferences([*presentation.instance_fields(), "location_name"])
             providers = self._providers()
-            instances = self._fetch(providers)
+            instances, complete = self._fetch(providers)
+            update_cache = update_cache and complete  # a partial list must not be served as the whole
             source = f"{len(providers)} provider(s)"
+        else:  # the cached facts name the fields, and the model (pydantic) stays unloaded
+            preferences = self._preferences(instances[0] if instances else None)
         if update_cache:
             self._cache[cache_key] = instances
         fetched = time.monotonic()
-        count = self._populate(instances)
+        count = self._populate(instances, preferences)
         # Timings for `ansible-inventory -v`: where a slow inventory spends its time (the benchmarks read it).
         added = time.monotonic() - fetched
         self.display.v(
@@ -204,39 +265,11 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
             f"{count} hosts added in {added:.3f} s"
         )
 
-    def _hostnames(self, instances):
-        template = self.get_option("hostname")
-        names = []
-        for instance in instances:
-            try:
-                names.append(template.format(**instance))
-            except (KeyError, IndexError, ValueError) as exc:
-                raise AnsibleError(f"gpucloud inventory: bad hostname template {template!r}: {exc}") from exc
-        seen = {}
-        for name in names:
-            seen[name] = seen.get(name, 0) + 1
-        result = []
-        for name, instance in zip(names, instances, strict=False):
-            if seen[name] > 1:
-                self.display.warning(
-                    f"gpucloud inventory: {seen[name]} instances map to hostname {name!r}; appending their ids"
-                )
-                name = "{}-{}".format(name, instance["id"])
-            result.append(name)
-        return result
-
-    def _host_vars(self, hostname, instance, prefix, connect_with):
-        variables = {prefix + key: value for key, value in instance.items()}
-        variables[prefix + "ssh_host"] = instance.get("public_ip")
-        if connect_with == "hostname":
-            variables["ansible_host"] = hostname
-        elif instance.get("public_ip"):
-            variables["ansible_host"] = instance["public_ip"]
-            if connect_with == "ssh_endpoint" and instance.get("ssh_port"):
-                variables["ansible_port"] = instance["ssh_port"]
-        if instance.get("ssh_user"):
-            variables["ansible_user"] = instance["ssh_user"]
-        return variables
+    def _hostnames(self, instances, preferences=None):
+        names, warnings = presentation.hostnames(instances, preferences or [self.get_option("hostname")])
+        for warning in warnings:
+            self.display.warning(f"gpucloud inventory: {warning}")
+        return names
 
     def _set_vars(self, hostname, variables, is_new, checked):
         """``set_variable`` for every name the first time it is seen (it validates the name); afterwards a
@@ -249,7 +282,7 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
             self.inventory.set_variable(hostname, key, value)
         checked.update(variables)
 
-    def _populate(self, instances):
+    def _populate(self, instances, preferences):
         filters = self.get_option("filters") or {}
         kept = [i for i in instances if _matches(i, filters)]
         prefix = self.get_option("prefix")
@@ -259,21 +292,20 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
         default_groups = self.get_option("default_groups")
         compose, groups, keyed_groups = (self.get_option(o) for o in ("compose", "groups", "keyed_groups"))
         constructed = bool(compose or groups or keyed_groups)
-        group_names = {}  # raw group -> sanitised and created
+        group_names = {}  # label -> sanitised and created
         checked = set()
-        for hostname, instance in zip(self._hostnames(kept), kept, strict=False):
+        for hostname, facts in zip(self._hostnames(kept, preferences), kept, strict=False):
             is_new = hostname not in self.inventory.hosts
             host = self.inventory.add_host(hostname)
-            self._set_vars(host, self._host_vars(hostname, instance, prefix, connect_with), is_new, checked)
+            variables = presentation.host_vars(facts, hostname, prefix=prefix, connect_with=connect_with)
+            self._set_vars(host, variables, is_new, checked)
             if default_groups:
-                wanted = [instance["provider"]]
-                for kind, field in (("location", "location"), ("gpu", "gpu_model"), ("status", "status")):
-                    if instance.get(field):
-                        wanted.append(f"{kind}_{instance[field]}")
-                for group in wanted:
-                    name = group_names.get(group)
+                for label in presentation.group_labels(facts):
+                    name = group_names.get(label)
                     if name is None:
-                        name = group_names[group] = self._sanitize_group_name(group_prefix + group)
+                        name = group_names[label] = self._sanitize_group_name(
+                            presentation.group_name(label, group_prefix)
+                        )
                         self.inventory.add_group(name)
                     self.inventory.add_child(name, host)
             if constructed:

@@ -1,0 +1,182 @@
+"""How an instance looks to Ansible, the same for every provider and every front-end.
+
+The inventory plugin (``gpucloud.cloud.gpucloud``) and the Pulumi -> Ansible export
+(``pulumi_gpucloud.ansible``) both build hosts with these functions, so one instance gets the same host
+variables and groups from either. Imports stay light (no pydantic, no httpx): a cached inventory run uses
+this module without loading the provider clients.
+"""
+
+from __future__ import annotations
+
+import re
+import string
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from gpucloud import errors
+from gpucloud.gpus import normalise_gpu_model
+
+PREFIX = "gpucloud_"
+DEFAULT_HOSTNAMES: tuple[str, ...] = ("{provider}-{name}",)
+CONNECT_WITH = ("ssh_endpoint", "public_ip", "hostname")
+# Instance fields that are whole numbers (Pulumi state gives them back as floats).
+_INTEGERS = ("gpu_count", "ssh_port")
+T = TypeVar("T")
+
+
+def instance_fields() -> tuple[str, ...]:
+    """The Instance model's fields without the raw payload (imported here, not at module import)."""
+    from gpucloud.models import Instance
+
+    return tuple(f for f in Instance.model_fields if f != "raw")
+
+
+def instance_facts(instance: Any, location_names: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """The facts of one instance (a gpucloud Instance or a mapping of its fields, e.g. Pulumi outputs).
+
+    Every Instance field but ``raw``, with ``gpu_model`` in its vendor-neutral spelling, ``gpu_count`` a
+    number, and ``location_name`` (a readable name from ``location_names``, else the id) next to ``location``.
+    """
+    if hasattr(instance, "model_dump"):
+        given: Mapping[str, Any] = instance.model_dump(mode="json", exclude={"raw"})
+    else:
+        given = instance
+    facts: dict[str, Any] = {}
+    for key in instance_fields():
+        value = given.get(key)
+        if key in _INTEGERS and isinstance(value, float):
+            value = int(value)
+        facts[key] = value
+        if key == "location":
+            facts["location_name"] = (location_names or {}).get(value, value) if value else None
+    facts["gpu_model"] = normalise_gpu_model(facts.get("gpu_model"))
+    facts["gpu_count"] = int(facts.get("gpu_count") or 0)
+    for key in ("ssh_key_ids", "volume_ids"):
+        facts[key] = list(facts.get(key) or ())
+    facts["tags"] = dict(facts.get("tags") or {})
+    return facts
+
+
+def host_vars(
+    facts: Mapping[str, Any], hostname: str, *, prefix: str = PREFIX, connect_with: str = "ssh_endpoint"
+) -> dict[str, Any]:
+    """``<prefix><fact>`` for every fact, ``<prefix>ssh_host``, and how Ansible connects (``connect_with``)."""
+    variables = {prefix + key: value for key, value in facts.items()}
+    variables[prefix + "ssh_host"] = facts.get("public_ip")
+    if connect_with == "hostname":
+        variables["ansible_host"] = hostname
+    elif facts.get("public_ip"):
+        variables["ansible_host"] = facts["public_ip"]
+        if connect_with == "ssh_endpoint" and facts.get("ssh_port"):
+            variables["ansible_port"] = facts["ssh_port"]
+    if facts.get("ssh_user"):
+        variables["ansible_user"] = facts["ssh_user"]
+    return variables
+
+
+def group_labels(facts: Mapping[str, Any]) -> list[str]:
+    """The built-in groups of a host, before the prefix: provider, readable location, GPU model, status."""
+    labels = [str(facts["provider"])]
+    location = facts.get("location_name") or facts.get("location")
+    for kind, value in (("location", location), ("gpu", facts.get("gpu_model")), ("status", facts.get("status"))):
+        if value:
+            labels.append(f"{kind}_{value}")
+    return labels
+
+
+def group_name(label: str, prefix: str = PREFIX) -> str:
+    """One case for every group: lower case, anything but letters, digits and ``_`` made ``_``."""
+    return re.sub(r"[^A-Za-z0-9_]", "_", prefix + label.lower())
+
+
+# --- hostnames ------------------------------------------------------------------------------------------
+def check_hostnames(preferences: Sequence[str], fields: Iterable[str]) -> None:
+    """Every entry is a fact name or a format string over fact names; anything else is a ValueError."""
+    known = set(fields)
+    if not preferences:
+        raise ValueError("hostnames: give at least one entry, e.g. [name, public_ip, id]")
+    for entry in preferences:
+        unknown = [name for name in _referenced(entry) if name not in known]
+        if unknown:
+            raise ValueError(
+                f"hostnames: {entry!r} names {', '.join(unknown)}, which no host has; "
+                f"use fact names ({', '.join(sorted(known))}) or a format string over them"
+            )
+
+
+def _referenced(entry: str) -> list[str]:
+    """The fact names an entry uses: ``name`` -> [name]; ``{provider}-{id}`` -> [provider, id]."""
+    if "{" not in entry:
+        return [entry]
+    try:
+        parsed = list(string.Formatter().parse(entry))
+    except ValueError as exc:
+        raise ValueError(f"hostnames: {entry!r} is not a valid format string: {exc}") from exc
+    return [re.split(r"[.\[]", field)[0] for _, field, _, _ in parsed if field is not None]
+
+
+def hostname_for(facts: Mapping[str, Any], preferences: Sequence[str]) -> str:
+    """The first entry whose facts are all set; ``<provider>-<id>`` when none is (no host is dropped)."""
+    for entry in preferences:
+        if all(facts.get(name) not in (None, "") for name in _referenced(entry)):
+            return entry.format(**facts) if "{" in entry else str(facts[entry])
+    return "{}-{}".format(facts["provider"], facts["id"])
+
+
+def hostnames(facts: Sequence[Mapping[str, Any]], preferences: Sequence[str]) -> tuple[list[str], list[str]]:
+    """Hostnames for ``facts`` and warnings: hosts that would share one get ``-<id>`` appended, so no host
+    silently hides another (providers may allow two instances with one name)."""
+    names = [hostname_for(f, preferences) for f in facts]
+    counts: dict[str, int] = {}
+    for name in names:
+        counts[name] = counts.get(name, 0) + 1
+    clashes = [name for name in names if counts[name] > 1]
+    warnings = [f"{counts[name]} instances map to hostname {name!r}; appending their ids" for name in clashes]
+    unique = [f"{name}-{f['id']}" if counts[name] > 1 else name for name, f in zip(names, facts, strict=True)]
+    return unique, warnings
+
+
+# --- several providers at once ----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ProviderFailure:
+    """One provider that did not answer: what a user needs to see which one and why (never a secret)."""
+
+    provider: str
+    error_class: str
+    message: str
+
+    @classmethod
+    def of(cls, provider: str, exc: errors.GpuCloudError) -> ProviderFailure:
+        return cls(provider=provider, error_class=type(exc).__name__, message=str(exc))
+
+    def as_dict(self) -> dict[str, str]:
+        return {"provider": self.provider, "error_class": self.error_class, "message": self.message}
+
+    def __str__(self) -> str:
+        return f"{self.provider}: {self.error_class}: {self.message}"
+
+
+def gather(
+    providers: Sequence[str], fetch: Callable[[str], list[T]], *, workers: int = 8
+) -> tuple[list[T], list[ProviderFailure]]:
+    """``fetch`` for every provider at once; what the answering ones returned (in provider order) and the
+    failures of the others. Only gpucloud errors count as a provider failing; anything else is a bug and
+    propagates."""
+
+    def one(name: str) -> list[T] | ProviderFailure:
+        try:
+            return fetch(name)
+        except errors.GpuCloudError as exc:
+            return ProviderFailure.of(name, exc)
+
+    items: list[T] = []
+    failures: list[ProviderFailure] = []
+    with ThreadPoolExecutor(max(1, min(workers, len(providers)))) as pool:
+        for result in pool.map(one, providers):
+            if isinstance(result, ProviderFailure):
+                failures.append(result)
+            else:
+                items.extend(result)
+    return items, failures

@@ -1,0 +1,96 @@
+"""Host facts, names and groups shared by the inventory plugin and the Pulumi export (gpucloud.presentation)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from gpucloud import errors, presentation
+from gpucloud.gpus import KNOWN, gpu_model_matches, normalise_gpu_model
+
+
+@pytest.mark.parametrize(
+    ("spelling", "neutral"),
+    [
+        ("H100 SXM5 80GB", "h100-sxm5-80gb"),  # DataCrunch
+        ("h100-sxm5-80gb", "h100-sxm5-80gb"),  # Voltage Park
+        ("NVIDIA H100 SXM5 80 GB", "h100-sxm5-80gb"),  # a spelling no table lists: the rules
+        ("Tesla V100 16GB", "v100-16gb"),
+        ("RTX A6000 48GB", "rtx-a6000-48gb"),
+        ("  ", None),
+        (None, None),
+    ],
+)
+def test_one_spelling_per_gpu_model(spelling: str | None, neutral: str | None) -> None:
+    assert normalise_gpu_model(spelling) == neutral
+
+
+def test_the_table_agrees_with_the_rules_and_is_already_neutral() -> None:
+    for neutral in KNOWN.values():
+        assert normalise_gpu_model(neutral) == neutral
+    assert gpu_model_matches("H100 SXM5 80GB", "h100-sxm5") and gpu_model_matches("h100-sxm5-80gb", "H100 SXM5")
+    assert not gpu_model_matches("A100 SXM4 80GB", "h100") and not gpu_model_matches(None, "h100")
+
+
+BOX = {"id": "i-1", "provider": "voltagepark", "name": "box", "status": "running", "raw_status": "Running"}
+
+
+def test_facts_from_a_mapping_fill_every_field_and_name_the_location() -> None:
+    facts = presentation.instance_facts(
+        {**BOX, "gpu_model": "H100 SXM5 80GB", "gpu_count": 8.0, "ssh_port": 22.0, "location": "u-1"},
+        {"u-1": "Ashburn"},
+    )
+    assert set(facts) == {*presentation.instance_fields(), "location_name"}
+    assert (facts["gpu_model"], facts["gpu_count"], facts["ssh_port"]) == ("h100-sxm5-80gb", 8, 22)
+    assert (facts["location"], facts["location_name"]) == ("u-1", "Ashburn")
+    labels = presentation.group_labels(facts)
+    assert [presentation.group_name(label) for label in labels] == [
+        "gpucloud_voltagepark",
+        "gpucloud_location_ashburn",
+        "gpucloud_gpu_h100_sxm5_80gb",
+        "gpucloud_status_running",
+    ]
+    assert presentation.instance_facts({**BOX, "location": "u-2"})["location_name"] == "u-2"
+
+
+def test_hostnames_take_the_first_entry_that_fits_and_never_drop_a_host() -> None:
+    with_ip = presentation.instance_facts({**BOX, "public_ip": "10.0.0.9"})
+    without = presentation.instance_facts({**BOX, "id": "i-2", "name": ""})
+    names, warnings = presentation.hostnames([with_ip, without], ["public_ip", "name"])
+    assert names == ["10.0.0.9", "voltagepark-i-2"] and warnings == []
+    twins, warnings = presentation.hostnames([with_ip, {**with_ip, "id": "i-3"}], ["{provider}-{name}"])
+    assert twins == ["voltagepark-box-i-1", "voltagepark-box-i-3"] and len(warnings) == 2
+
+
+def test_a_hostnames_entry_naming_no_field_is_refused_with_the_valid_ones() -> None:
+    fields = presentation.instance_fields()
+    presentation.check_hostnames(["name", "{provider}-{id}"], fields)
+    with pytest.raises(ValueError, match=r"'ip_address'.*public_ip"):
+        presentation.check_hostnames(["name", "ip_address"], fields)
+    with pytest.raises(ValueError, match="at least one"):
+        presentation.check_hostnames([], fields)
+
+
+def test_gather_returns_what_answered_and_names_what_failed() -> None:
+    def fetch(name: str) -> list[str]:
+        if name == "bad":
+            raise errors.AuthError("token refused", provider=name, status_code=401)
+        return [f"{name}-1", f"{name}-2"]
+
+    items, failures = presentation.gather(["a", "bad", "b"], fetch)
+    assert items == ["a-1", "a-2", "b-1", "b-2"]
+    assert [f.as_dict() for f in failures] == [
+        {"provider": "bad", "error_class": "AuthError", "message": "token refused (provider=bad, http=401)"}
+    ]
+
+
+def test_presentation_loads_no_pydantic_or_httpx() -> None:
+    # A cached inventory run uses this module; it must not pay for the models or the HTTP client.
+    code = "import json, sys\nimport gpucloud.presentation\nprint(json.dumps(sorted(sys.modules)))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    loaded = set(json.loads(done.stdout))
+    assert "gpucloud.presentation" in loaded
+    assert not {"pydantic", "httpx", "gpucloud.models"} & loaded
