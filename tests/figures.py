@@ -13,7 +13,8 @@ from collections import Counter
 from pathlib import Path
 
 ENV = "GPUCLOUD_FIGURES_DIR"
-# Printed in this order; the last four must be 0 (each test asserts its own share).
+# Printed in this order; duplicates, orphans, leaked secrets, bad inputs that reached the API and hostile answers
+# not contained must be 0 (each test asserts its own share).
 METRICS = (
     "operations tried",
     "faults injected",
@@ -22,6 +23,11 @@ METRICS = (
     "leaked secrets",
     "bad inputs tried",
     "bad inputs that reached the API",
+    # A hostile or broken server (tests/faults/test_hostile_servers.py): one byte a second, a Retry-After of
+    # years, an endless body, a credential echoed back, overlapping deadlines. Contained: the right error, in
+    # bounded time, with no secret in it.
+    "hostile answers tried",
+    "hostile answers not contained",
 )
 
 

@@ -227,3 +227,63 @@ def test_poll_timeout_names_the_last_state() -> None:
             clock=lambda: fake.now, sleep=fake.sleep,
         )  # fmt: skip
     assert info.value.last_status == "booting" and fake.now == pytest.approx(20)
+
+
+def test_a_body_larger_than_the_cap_is_refused_after_decoding() -> None:
+    """Counted after decompression: a small gzip body that unpacks to more than the cap is refused too."""
+    import gzip
+
+    packed = gzip.compress(b"[" + b"0," * 50_000 + b"0]")
+    handler, seen = scripted(httpx.Response(200, content=packed, headers={"Content-Encoding": "gzip"}))
+    with pytest.raises(errors.ProviderError, match="larger than 10000 bytes"):
+        transport(handler, max_response_bytes=10_000).get_json("things")
+    assert len(packed) < 10_000 and len(seen) == 1
+
+
+def test_configured_secrets_are_redacted_from_bodies_and_errors() -> None:
+    handler, _ = scripted(
+        httpx.Response(200, json={"name": "has s3cr3t-token inside"}),
+        httpx.Response(404, json={}),
+    )
+
+    def echoing(response: httpx.Response) -> errors.GpuCloudError:
+        return errors.NotFound("no such thing for s3cr3t-token", details={"seen": "s3cr3t-token"}, status_code=404)
+
+    api = Transport(
+        provider="test", base_url="http://api.test/v1", map_error=echoing,
+        http_transport=httpx.MockTransport(handler), secrets=["s3cr3t-token", None, "ab"],
+    )  # fmt: skip
+    assert api.get_json("x") == {"name": "has [REDACTED] inside"}
+    with pytest.raises(errors.NotFound) as info:
+        api.get_json("y")
+    assert "s3cr3t-token" not in str(info.value) and "s3cr3t-token" not in str(info.value.to_dict())
+    assert info.value.details == {"seen": "[REDACTED]"}
+
+
+def test_an_operation_deadline_is_per_thread_and_workers_inherit_it() -> None:
+    """deadline() sets the limit for this thread's operation only; pagination workers (a copy of the caller's
+    context) see it, an unrelated thread does not."""
+    import threading
+
+    from gpucloud.pagination import fetch_each
+
+    api = transport(lambda request: httpx.Response(200, json={}))
+    seen_elsewhere: list[float | None] = []
+    with api.deadline(50):
+        in_workers = fetch_each(lambda key: api.time_left(), ["a", "b", "c"])
+        other = threading.Thread(target=lambda: seen_elsewhere.append(api.time_left()))
+        other.start()
+        other.join()
+    assert all(left is not None and 0 < left <= 50 for left in in_workers.values()), in_workers
+    assert seen_elsewhere == [None]
+    assert api.time_left() is None, "nothing is left behind after the block"
+
+
+def test_a_retry_after_longer_than_retry_max_seconds_is_not_waited(monkeypatch: pytest.MonkeyPatch) -> None:
+    waits: list[float] = []
+    handler, seen = scripted(httpx.Response(429, json={}, headers={"Retry-After": "99999999"}))
+    api = transport(handler, retry_max_seconds=120)
+    api.sleep = waits.append
+    with pytest.raises(errors.RateLimited):
+        api.get_json("x")
+    assert waits == [] and len(seen) == 1

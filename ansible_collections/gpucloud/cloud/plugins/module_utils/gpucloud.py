@@ -235,5 +235,8 @@ OPTION_NAMES = {
     "startup_script": "startup_script",
     "base_url": "api_url",
     "token": "api_token",
+    "username": "api_username",
+    "password": "api_password",
+    "timeout": "request_timeout",
     "config": "credentials",
 }
