@@ -156,9 +156,11 @@ def _is_loopback(host: str) -> bool:
     if host == "localhost" or host.endswith(".localhost"):
         return True
     try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
+        address = ipaddress.ip_address(host.strip("[]"))
     except ValueError:
         return False
+    # 0.0.0.0 and :: as a destination reach this machine (an emulator started with --host 0.0.0.0).
+    return address.is_loopback or address.is_unspecified
 
 
 def check_base_url(config: ProviderConfig) -> None:

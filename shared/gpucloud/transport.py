@@ -361,21 +361,27 @@ class Transport:
         )
 
     # --- secrets ------------------------------------------------------------------------------------
-    def _secret_values(self) -> set[str]:
+    def _spellings(self) -> list[str]:
+        """Every secret this transport knows, as written and JSON-escaped, longest first (so a secret that
+        contains another is replaced whole)."""
         issued = getattr(self._auth, "issued_secrets", None)
-        dynamic = {s for s in issued() if len(s) >= MIN_SECRET_LENGTH} if callable(issued) else set()
-        return set(self._secrets) | dynamic
+        values = set(self._secrets)
+        if callable(issued):
+            values |= {s for s in issued() if len(s) >= MIN_SECRET_LENGTH}
+        spellings = values | {jsonlib.dumps(s)[1:-1] for s in values}
+        return sorted(spellings, key=len, reverse=True)
 
     def redact(self, text: str) -> str:
-        """``text`` with every secret this transport knows replaced (also in its JSON-escaped spelling)."""
-        for secret in sorted(self._secret_values(), key=len, reverse=True):
-            text = text.replace(secret, REDACTED).replace(jsonlib.dumps(secret)[1:-1], REDACTED)
+        """``text`` with every secret this transport knows replaced."""
+        for spelling in self._spellings():
+            text = text.replace(spelling, REDACTED)
         return text
 
     def _redact_bytes(self, body: bytes) -> bytes:
-        for secret in sorted(self._secret_values(), key=len, reverse=True):
-            for spelling in {secret, jsonlib.dumps(secret)[1:-1]}:
-                body = body.replace(spelling.encode(), REDACTED.encode())
+        for spelling in self._spellings():
+            encoded = spelling.encode()
+            if encoded in body:
+                body = body.replace(encoded, REDACTED.encode())
         return body
 
     def _redact_error(self, error: errors.GpuCloudError) -> None:

@@ -101,7 +101,7 @@ def test_plain_http_to_a_remote_host_is_refused_unless_allowed(host: str) -> Non
     assert config.load_config("voltagepark", environ=environ, config_path=Path("/nonexistent")).allow_insecure_http
 
 
-@pytest.mark.parametrize("host", ["127.0.0.1", "127.3.4.5", "localhost", "[::1]", "emu.localhost"])
+@pytest.mark.parametrize("host", ["127.0.0.1", "127.3.4.5", "localhost", "[::1]", "emu.localhost", "0.0.0.0"])
 def test_plain_http_to_loopback_needs_no_permission(host: str) -> None:
     import gpucloud
 
