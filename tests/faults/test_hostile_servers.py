@@ -7,7 +7,9 @@ outcome: the right error class, no credential in it, and an end within a bound m
 
 from __future__ import annotations
 
+import json
 import threading
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -152,6 +154,32 @@ def test_an_oauth_client_secret_echoed_by_the_token_endpoint_is_redacted() -> No
     assert isinstance(failed, errors.AuthError), failed
     assert secret not in str(failed) and secret not in str(failed.to_dict())
     assert "client secret [REDACTED] is revoked" in str(failed)
+
+
+def test_a_token_from_the_environment_echoed_by_the_server_stays_out_of_ansible_output(tmp_path: Path) -> None:
+    """Ansible masks only values of no_log options; a token set in the environment was printed as the server
+    echoed it. Now the module's result and every line of -vvv output read [REDACTED]."""
+    from tests.ansible.conftest import Ansible, base_env
+    from tests.ansible.test_modules import task
+
+    def echo(request: Request, reply: Replier) -> None:
+        token = request.headers["authorization"].removeprefix("Bearer ")
+        reply.json(403, {"error": {"code": "forbidden", "message": f"token {token} may not list instances"}})
+
+    home = tmp_path / "home"
+    (home / "tmp").mkdir(parents=True)
+    with HostileServer(echo) as server:
+        env = {**base_env(home), "GPUCLOUD_DCDNCLOUD_URL": server.url, "GPUCLOUD_DCDNCLOUD_TOKEN": TOKEN}
+        play = Ansible(env, tmp_path).play(
+            [task("instance_info", "info", provider="dcdncloud", ignore_errors=True)],
+            extra_env={"ANSIBLE_VERBOSITY": "3"},
+        )
+    text = play.output + json.dumps(play.results)
+    figures.record("leaked secrets", text.count(TOKEN))
+    record(TOKEN not in text and play["info"].get("failed") is True)
+    assert play["info"]["failed"] is True and play["info"]["error_class"] == "AuthError", play["info"]
+    assert "token [REDACTED] may not list instances" in play["info"]["msg"]
+    assert TOKEN not in text
 
 
 # --- overlapping operations on one adapter ----------------------------------------------------------------
