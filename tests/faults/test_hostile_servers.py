@@ -209,14 +209,22 @@ class DeletingServer:
             reply.json(404, {"error": {"code": "not_found", "message": "gone"}})
 
 
-def test_overlapping_operations_on_one_adapter_keep_their_own_deadlines() -> None:
+def pulumi_cached(server: HostileServer, **options: Any) -> gpucloud.Provider:
+    """The adapter the Pulumi provider process shares between all RPCs (its per-process cache)."""
+    from pulumi_gpucloud._provider import _adapter
+
+    return _adapter("dcdncloud", {"base_url": server.url, "token": TOKEN, **{k: str(v) for k, v in options.items()}})
+
+
+@pytest.mark.parametrize("adapter", [dcdn, pulumi_cached], ids=["connect", "pulumi-cache"])
+def test_overlapping_operations_on_one_adapter_keep_their_own_deadlines(adapter: Any) -> None:
     """As parallel Pulumi steps share one cached adapter and fleet members one transport: a 1 s operation and
     two 60 s ones at once, on three threads. The short one ends with DeadlineReached; the long ones, still
     polling well after the short deadline passed, finish; and no deadline is left behind on the adapter."""
     from concurrent.futures import ThreadPoolExecutor
 
     script = DeletingServer()
-    with HostileServer(script) as server, dcdn(server, poll_interval=0.05) as cloud, ThreadPoolExecutor(3) as pool:
+    with HostileServer(script) as server, adapter(server, poll_interval=0.05) as cloud, ThreadPoolExecutor(3) as pool:
         short = pool.submit(ensure.ensure_instance_absent, cloud, instance_id="slow", wait_timeout=1)
         assert script.slow_asked.wait(BOUND), "the short operation reached the server"
         long = [
