@@ -276,8 +276,12 @@ class Transport:
         safe_to_resend: bool,
         timeout: float | None,
     ) -> httpx.Response:
-        if self.limiter:
-            self.limiter.acquire()
+        if self.limiter and self.limiter.acquire(within=self.time_left()) is None:
+            raise DeadlineReached(
+                f"{self.provider}: {method} {path} not sent: pacing under the provider's request limit would take "
+                "longer than the operation has left",
+                provider=self.provider,
+            )
         self.request_count += 1
         started = time.monotonic()
         seconds, cut = self._attempt_seconds(method, path, timeout)

@@ -9,7 +9,7 @@ import pytest
 from gpucloud import errors
 from gpucloud.auth import OAuth2ClientCredentials
 from gpucloud.ratelimit import TokenBucket
-from gpucloud.transport import ResponseLost, Transport
+from gpucloud.transport import DeadlineReached, ResponseLost, Transport
 
 Handler = Callable[[httpx.Request], httpx.Response]
 
@@ -287,3 +287,18 @@ def test_a_retry_after_longer_than_retry_max_seconds_is_not_waited(monkeypatch: 
     with pytest.raises(errors.RateLimited):
         api.get_json("x")
     assert waits == [] and len(seen) == 1
+
+
+def test_pacing_never_waits_past_the_operations_time_limit() -> None:
+    """Under a 1 s pace with 0.5 s left, the second request is not sent and nothing sleeps past the limit."""
+    fake = FakeTime()
+    handler, seen = scripted(httpx.Response(200, json={}), httpx.Response(200, json={}))
+    api = transport(handler)
+    api.clock = lambda: fake.now
+    api.limiter = TokenBucket(60, burst=1, clock=lambda: fake.now, sleep=fake.sleep)
+    with api.deadline(0.5):
+        api.get_json("first")
+        with pytest.raises(DeadlineReached, match="pacing"):
+            api.get_json("second")
+    assert len(seen) == 1 and fake.now == 0.0
+    assert api.limiter.acquire() == 1.0, "the refused request gave its token back (else the wait would be 2 s)"
