@@ -50,4 +50,5 @@ def test_bad_connection_options_name_the_option(option: str, value: Any, capsys:
     assert result.get("failed") is True, result
     assert result["option"] == option, result
     assert result["error_class"] == "ValidationError", result
+    assert option in result["msg"], result
     assert "Traceback" not in result["msg"] and "InvalidURL" not in result["msg"], result
