@@ -50,10 +50,16 @@ def trickle_body(request: Request, reply: Replier) -> None:
     reply.trickle(b'"' + FOREVER)
 
 
+def oauth(server: HostileServer, **options: Any) -> gpucloud.Provider:
+    """DataCrunch: the first request is the OAuth token request, made inside httpx's auth flow."""
+    return gpucloud.connect("datacrunch", base_url=server.url, client_id="cid", client_secret=TOKEN, **options)
+
+
+@pytest.mark.parametrize("adapter", [dcdn, oauth], ids=["bearer", "oauth-token-request"])
 @pytest.mark.parametrize("script", [trickle_headers, trickle_body], ids=["headers", "body"])
-def test_a_server_sending_a_byte_a_second_cannot_stretch_a_request(script: Any) -> None:
+def test_a_server_sending_a_byte_a_second_cannot_stretch_a_request(script: Any, adapter: Any) -> None:
     """timeout=3 bounds each attempt's wall-clock time, not each socket read: two attempts, about 6 s, not hours."""
-    with HostileServer(script) as server, dcdn(server, timeout=3, max_retries=1, retry_backoff=0.05) as cloud:
+    with HostileServer(script) as server, adapter(server, timeout=3, max_retries=1, retry_backoff=0.05) as cloud:
         result = finishes_within(BOUND, cloud.list_instances)
         attempts = len(server.requests)
     record(isinstance(result, errors.ProviderError))
