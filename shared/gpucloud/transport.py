@@ -394,7 +394,10 @@ class Transport:
         if error.code:
             error.code = self.redact(error.code)
         if error.details is not None:
-            error.details = jsonlib.loads(self.redact(jsonlib.dumps(error.details, default=str)))
+            dumped = jsonlib.dumps(error.details, default=str)
+            redacted = self.redact(dumped)
+            if redacted != dumped:  # rebuilt only then: the round trip would turn tuples into lists
+                error.details = jsonlib.loads(redacted)
 
     @staticmethod
     def _retryable(error: errors.GpuCloudError, *, safe_to_resend: bool, status_code: int | None) -> bool:
