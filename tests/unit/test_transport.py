@@ -302,3 +302,31 @@ def test_pacing_never_waits_past_the_operations_time_limit() -> None:
             api.get_json("second")
     assert len(seen) == 1 and fake.now == 0.0
     assert api.limiter.acquire() == 1.0, "the refused request gave its token back (else the wait would be 2 s)"
+
+
+def test_fleet_workers_inherit_the_fleet_limit_and_keep_their_own() -> None:
+    """run_concurrently (fleet members): each worker sees the caller's limit; a member's own shorter limit,
+    set inside its worker, is its own: the siblings and the caller never see it."""
+    import threading
+
+    from gpucloud.fleet import run_concurrently
+
+    api = transport(lambda request: httpx.Response(200, json={}))
+    together = threading.Barrier(3)
+
+    def member(seconds: float) -> tuple[float | None, float | None]:
+        inherited = api.time_left()
+        with api.deadline(seconds):
+            together.wait(timeout=30)  # all three members inside their own limits at once
+            own = api.time_left()
+        return inherited, own
+
+    with api.deadline(100):
+        results = run_concurrently(member, [5.0, 20.0, 60.0], workers=3)
+        after = api.time_left()
+    for seconds, result in zip([5.0, 20.0, 60.0], results, strict=True):
+        assert isinstance(result, tuple), result
+        inherited, own = result
+        assert inherited is not None and 60 < inherited <= 100
+        assert own is not None and seconds - 5 < own <= seconds, (seconds, own)
+    assert after is not None and after > 60, "the caller's limit is untouched by its members'"
