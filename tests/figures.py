@@ -13,9 +13,10 @@ from collections import Counter
 from pathlib import Path
 
 ENV = "GPUCLOUD_FIGURES_DIR"
-# Printed in this order; duplicates, orphans, leaked secrets, bad inputs that reached the API and leftovers after
-# teardown must be 0 (each test asserts its own share). Orphans are resources of any kind (instances, volumes,
-# keys, OS volumes, scripts, projects) that a run left in the account without reporting them.
+# Printed in this order; duplicates, orphans, leaked secrets, bad inputs that reached the API, leftovers after
+# teardown and hostile answers not contained must be 0 (each test asserts its own share). Orphans are resources
+# of any kind (instances, volumes, keys, OS volumes, scripts, projects) that a run left in the account without
+# reporting them.
 METRICS = (
     "operations tried",
     "faults injected",
@@ -26,6 +27,11 @@ METRICS = (
     "bad inputs that reached the API",
     "teardown scenarios",
     "leftovers after teardown",
+    # A hostile or broken server (tests/faults/test_hostile_servers.py): one byte a second, a Retry-After of
+    # years, an endless body, a credential echoed back, overlapping deadlines. Contained: the right error, in
+    # bounded time, with no secret in it.
+    "hostile answers tried",
+    "hostile answers not contained",
 )
 
 

@@ -117,8 +117,11 @@ def test_configuration_tables_list_every_setting_of_config_py() -> None:
         assert {variable: key for variable, (key, _) in rows.items()} == expected
         for variable, (key, default) in rows.items():
             if key in fields and fields[key].default is not None:
-                # A number in the table must be the model's default, so the docs cannot drift from the code.
-                assert float(default.split()[0]) == float(fields[key].default), f"{variable} default"
+                # A number (or switch) in the table must be the model's default, so the docs cannot drift.
+                if isinstance(fields[key].default, bool):
+                    assert default == str(fields[key].default).lower(), f"{variable} default"
+                else:
+                    assert float(default.split()[0]) == float(fields[key].default), f"{variable} default"
 
 
 def test_every_variable_mentioned_in_the_docs_exists() -> None:

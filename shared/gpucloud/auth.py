@@ -136,6 +136,10 @@ class OAuth2ClientCredentials(httpx.Auth):
             self._raise(response)
         self._store(response)
 
+    def issued_secrets(self) -> list[str]:
+        """Every secret this flow holds or obtained, for the transport to redact wherever a server echoes one."""
+        return [s for s in (self._client_secret, self._access_token, self._refresh_token) if s]
+
     def invalidate(self) -> None:
         with self._lock:
             self._expires_at = 0.0

@@ -8,7 +8,9 @@ table holds alternative provider tables, selected with ``GPUCLOUD_PROFILE``.
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -47,6 +49,7 @@ class ProviderConfig(BaseModel):
     requests_per_minute: float | None = Field(default=None, gt=0)
     page_workers: int = Field(default=4, ge=1)
     poll_interval: float = Field(default=2.5, gt=0, description="shortest pause between status polls")
+    allow_insecure_http: bool = Field(default=False, description="permit http:// to a host other than loopback")
 
     def secret(self, field: str) -> str | None:
         value = getattr(self, field)
@@ -120,10 +123,79 @@ def load_config(
     try:
         return ProviderConfig(provider=provider, **merged)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors(include_input=False)
+        raise _config_error(provider, exc) from None
+
+
+def _config_error(provider: str, exc: ValidationError) -> errors.ValidationError:
+    """Name each bad key with the variable that sets it; ``field`` is the first bad key, so front-ends can name
+    their own option for it (Ansible's ``request_timeout`` for ``timeout``)."""
+    problems, keys = [], []
+    for err in exc.errors(include_input=False):
+        key = ".".join(str(p) for p in err["loc"])
+        keys.append(key)
+        where = f" ({env_var(provider, key)})" if key in ProviderConfig.model_fields else ""
+        problems.append(f"{key}{where}: {err['msg']}")
+    return errors.ValidationError(
+        f"invalid {provider} configuration: {'; '.join(problems)}", field=keys[0] if keys else "config"
+    )
+
+
+_HOSTNAME = re.compile(r"[A-Za-z0-9_]([A-Za-z0-9_.-]*[A-Za-z0-9])?")
+
+
+def _valid_host(host: str) -> bool:
+    """A DNS name (IDNs arrive as punycode) or an IP address; httpx lets spaces and the like through."""
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return bool(_HOSTNAME.fullmatch(host))
+    return True
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        address = ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return False
+    # 0.0.0.0 and :: as a destination reach this machine (an emulator started with --host 0.0.0.0).
+    return address.is_loopback or address.is_unspecified
+
+
+def check_base_url(config: ProviderConfig) -> None:
+    """Reject an API URL that cannot work, or that would send credentials in cleartext, before any request.
+
+    Plain http is allowed to loopback (the emulator, a local proxy) and elsewhere only with
+    ``allow_insecure_http``: tokens and OAuth client secrets travel in every request.
+    """
+    import httpx  # here, not at import: the config is read by processes that never connect
+
+    provider, url, variable = config.provider, str(config.base_url), env_var(config.provider, "base_url")
+    try:
+        parsed = httpx.URL(url)
+    except httpx.InvalidURL as exc:
+        raise errors.ValidationError(
+            f"base_url {url!r} is not a valid URL ({exc}); set {variable} to e.g. https://api.example.com/v1",
+            field="base_url",
+            provider=provider,
+        ) from None
+    host = parsed.raw_host.decode("ascii", "replace")
+    port_ok = parsed.port is None or 0 < parsed.port < 65536
+    if parsed.scheme not in ("http", "https") or not _valid_host(host) or not port_ok:
+        raise errors.ValidationError(
+            f"base_url {url!r} must be an http(s) URL with a valid host and port, "
+            f"e.g. https://api.example.com/v1; set {variable}",
+            field="base_url",
+            provider=provider,
         )
-        raise errors.ValidationError(f"invalid {provider} configuration: {problems}", field="config") from None
+    if parsed.scheme == "http" and not config.allow_insecure_http and not _is_loopback(host):
+        raise errors.ValidationError(
+            f"base_url {url!r} uses plain http to {host}: credentials would travel unencrypted. Use https, "
+            f"or set allow_insecure_http ({env_var(provider, 'allow_insecure_http')}=true) if the network is trusted",
+            field="base_url",
+            provider=provider,
+        )
 
 
 def configured_providers(environ: Mapping[str, str] | None = None) -> list[str]:

@@ -63,8 +63,9 @@ class Outcome(Generic[R]):
         return {"before": _public(self.before), "after": _public(self.after)}
 
 
-def _time_limit(cloud: Provider, seconds: float) -> contextlib.AbstractContextManager[None]:
-    """Every request in the block (retries included) ends within ``seconds``."""
+def time_limit(cloud: Provider, seconds: float) -> contextlib.AbstractContextManager[None]:
+    """Every request in the block (retries included) ends within ``seconds``. The limit belongs to this thread's
+    context only: operations running at once on other threads against the same adapter keep their own."""
     transport = getattr(cloud, "transport", None)
     return transport.deadline(seconds) if transport is not None else contextlib.nullcontext()
 
@@ -310,7 +311,7 @@ def ensure_instance(
         made = _create(cloud, spec)
         return made.instance, made.secrets
 
-    with _time_limit(cloud, wait_timeout):
+    with time_limit(cloud, wait_timeout):
         with _creating(cloud, "instance", spec.name, enabled=not check_mode, timeout=wait_timeout):
             current = find_instance(cloud, name=spec.name, instance_id=instance_id)
             plan = plan_for_instance(cloud, spec, current, predict=check_mode)
@@ -361,7 +362,7 @@ def ensure_instance_absent(
 ) -> Outcome[Instance]:
     """Delete the instance with what was made for it (see :meth:`Provider.delete_instance`)."""
     cloud.validate_delete_options(keep_os_volume=keep_os_volume)
-    with _time_limit(cloud, wait_timeout):
+    with time_limit(cloud, wait_timeout):
         current = find_instance(cloud, name=name, instance_id=instance_id)
         if current is None or current.status is Status.DELETED:
             return Outcome(False, Action.NONE, current, None)
@@ -383,7 +384,7 @@ def ensure_instance_power(
 ) -> Outcome[Instance]:
     """Start, stop or restart an existing instance. A provider without a reboot call is stopped then started."""
     cloud.require(Capability.INSTANCE_START_STOP)
-    with _time_limit(cloud, wait_timeout):
+    with time_limit(cloud, wait_timeout):
         return _ensure_power(cloud, state, name, instance_id, check_mode, wait, wait_timeout, wait_for_ssh)
 
 

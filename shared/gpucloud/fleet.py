@@ -24,8 +24,9 @@ from typing import TypeVar
 
 from gpucloud import errors, namelock, waiters
 from gpucloud.capabilities import Capability
-from gpucloud.ensure import DEFAULT_TIMEOUT, Outcome, ensure_instance
+from gpucloud.ensure import DEFAULT_TIMEOUT, Outcome, ensure_instance, time_limit
 from gpucloud.models import Instance, InstanceSpec, Status
+from gpucloud.pagination import in_caller_context
 from gpucloud.providers.base import Provider, unique_by_name
 from gpucloud.reconcile import Action, plan_instance
 from gpucloud.transport import is_transient
@@ -153,7 +154,11 @@ class FleetError(errors.GpuCloudError):
 
 # --- running ----------------------------------------------------------------------------------------
 def run_concurrently(fn: Callable[[T], V], items: Sequence[T], workers: int) -> list[V | errors.GpuCloudError]:
-    """``fn`` over ``items`` on up to ``workers`` threads; each result or its GpuCloudError, in item order."""
+    """``fn`` over ``items`` on up to ``workers`` threads; each result or its GpuCloudError, in item order.
+
+    Workers run in copies of the caller's context: the fleet's time limit bounds their requests, and each
+    member's own operation (``ensure_instance``'s) sets its limit in its own copy, unseen by the others.
+    """
 
     def one(item: T) -> V | errors.GpuCloudError:
         try:
@@ -164,7 +169,7 @@ def run_concurrently(fn: Callable[[T], V], items: Sequence[T], workers: int) -> 
     if len(items) <= 1 or workers <= 1:
         return [one(item) for item in items]
     with ThreadPoolExecutor(max_workers=min(workers, len(items)), thread_name_prefix="gpucloud-fleet") as pool:
-        return list(pool.map(one, items))
+        return list(pool.map(in_caller_context(one), items))
 
 
 def _describe(instances: Mapping[str, Instance | None], wanted: frozenset[Status]) -> str:
@@ -283,14 +288,32 @@ def ensure_fleet(
     wanted = count if exact_count is None else exact_count
     assert wanted is not None
     validate_fleet(cloud, spec, wanted, count_option=option)
+    # Every request of the fleet, in whichever worker, ends within wait_timeout (workers inherit the limit).
+    with time_limit(cloud, wait_timeout):
+        return _ensure_fleet(
+            cloud, spec, wanted, exact_count is not None, check_mode, wait, wait_timeout, wait_for_ssh, force_replace,
+            workers,
+        )  # fmt: skip
+
+
+def _ensure_fleet(
+    cloud: Provider,
+    spec: InstanceSpec,
+    wanted: int,
+    exact: bool,
+    check_mode: bool,
+    wait: bool,
+    wait_timeout: float,
+    wait_for_ssh: bool,
+    force_replace: bool,
+    workers: int,
+) -> FleetOutcome:
     started = time.monotonic()
     # As ensure_instance: one creator per fleet on this machine. Two runs at once (say the task on several hosts
     # without run_once) would both see members missing and create them twice; the second waits, then finds them.
     lock = contextlib.nullcontext() if check_mode else _fleet_lock(cloud, spec.name, wait_timeout)
     with lock:
-        plan = plan_fleet(
-            spec.name, cloud.list_instances(), count=wanted, exact=exact_count is not None, provider=cloud.name
-        )
+        plan = plan_fleet(spec.name, cloud.list_instances(), count=wanted, exact=exact, provider=cloud.name)
         if plan.create:
             # As ensure_instance before a create: catalogue reads only, once for the whole fleet, so a wrong type,
             # image or location fails before any member is created.

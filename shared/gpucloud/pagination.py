@@ -4,21 +4,40 @@ Once the first page tells the total, the remaining pages are independent and are
 (bounded by ``workers``); without a total the pages are walked one after another while ``has_next`` holds.
 Pacing is not done here: every request goes through the provider's transport, whose token bucket is shared
 by all threads of one connection, so more workers never means more than the provider's request rate.
+
+Worker threads run in a copy of the caller's context (:func:`in_caller_context`): the page fetches of an operation
+are part of it, so its time limit (kept in a context variable by the transport) bounds them too.
 """
 
 from __future__ import annotations
 
+import contextvars
 import math
 from collections.abc import Callable, Hashable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Generic, ParamSpec, TypeVar
 
 T = TypeVar("T")
 A = TypeVar("A")
 B = TypeVar("B")
 R = TypeVar("R")
 K = TypeVar("K", bound=Hashable)
+P = ParamSpec("P")
+
+
+def in_caller_context(fn: Callable[P, R]) -> Callable[P, R]:
+    """``fn``, to be run on worker threads in a copy of the context of the thread calling this now.
+
+    Threads start with an empty context, so without this a worker's requests would escape the operation's time
+    limit. Each call gets its own copy: one context cannot be entered by two threads at once.
+    """
+    context = contextvars.copy_context()
+
+    def run(*args: P.args, **kwargs: P.kwargs) -> R:
+        return context.copy().run(fn, *args, **kwargs)
+
+    return run
 
 
 @dataclass(frozen=True)
@@ -36,7 +55,7 @@ def _collect(fetch: Callable[[int], Page[T]], first_index: int, page_size: int, 
         rest = range(first_index + 1, first_index + pages)
         if rest:
             with ThreadPoolExecutor(max_workers=max(1, min(workers, len(rest)))) as pool:
-                for page in pool.map(fetch, rest):
+                for page in pool.map(in_caller_context(fetch), rest):
                     items.extend(page.items)
         return items
     page, index = first, first_index
@@ -62,7 +81,7 @@ def fetch_numbered_pages(
 def in_parallel(here: Callable[[], A], there: Callable[[], B]) -> tuple[A, B]:
     """``(here(), there())`` with ``there`` on a thread: two independent reads cost one round trip, not two."""
     with ThreadPoolExecutor(max_workers=1) as pool:
-        pending = pool.submit(there)
+        pending = pool.submit(in_caller_context(there))
         return here(), pending.result()
 
 
@@ -72,4 +91,4 @@ def fetch_each(fetch: Callable[[K], R], keys: Iterable[K], *, workers: int = 4) 
     if len(unique) <= 1:
         return {key: fetch(key) for key in unique}
     with ThreadPoolExecutor(max_workers=max(1, min(workers, len(unique)))) as pool:
-        return dict(zip(unique, pool.map(fetch, unique), strict=True))
+        return dict(zip(unique, pool.map(in_caller_context(fetch), unique), strict=True))

@@ -35,8 +35,14 @@ class TokenBucket:
             self._tokens -= 1
             return 0.0 if self._tokens >= 0 else -self._tokens / self.rate
 
-    def acquire(self) -> float:
+    def acquire(self, within: float | None = None) -> float | None:
+        """Wait for a token and return the wait; None, without waiting or taking one, if the wait would be
+        longer than ``within`` seconds (an operation whose time limit ends sooner)."""
         delay = self._reserve()
+        if within is not None and delay > within:
+            with self._lock:
+                self._tokens += 1  # not used: the requests behind this one need not wait for it
+            return None
         if delay > 0:
             self._sleep(delay)
         return delay

@@ -8,23 +8,35 @@ Retry rules:
 - a non-idempotent request whose response was lost raises :class:`ResponseLost`; that and a 5xx to a create
   (see :func:`is_server_failure`) leave open whether the server acted, so the adapter looks the resource up
   and adopts it instead of creating a second one;
-- inside :meth:`Transport.deadline` no retry pause and no request timeout runs past the deadline, so an operation
-  with a ``wait_timeout`` never spends longer than that retrying.
+- every attempt ends within ``timeout`` seconds of wall-clock time, however slowly the server sends (see
+  :mod:`gpucloud.httpbounds`), and reads at most ``max_response_bytes``;
+- no pause runs past ``retry_max_seconds``: a ``Retry-After`` longer than what is left of it ends the retrying;
+- inside :meth:`Transport.deadline` no retry pause and no attempt runs past the deadline, so an operation
+  with a ``wait_timeout`` never spends longer than that retrying;
+- every configured secret (and every token the auth flow obtained) is replaced by ``[REDACTED]`` in response
+  bodies and in error messages, so a server that echoes a credential cannot put it into a result or a log.
+
+Per-operation state (the deadline and what the operation's last failed attempt met) lives in context
+variables, never on the transport: one transport serves operations on several threads at once (Pulumi runs
+independent steps in parallel in one provider process; fleets and page fetches use worker threads).
 """
 
 from __future__ import annotations
 
 import contextlib
+import contextvars
+import json as jsonlib
 import logging
 import random
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
 import tenacity
 
-from gpucloud import errors
+from gpucloud import errors, httpbounds
 from gpucloud.httputil import request_id_of
 from gpucloud.ratelimit import TokenBucket
 
@@ -32,6 +44,12 @@ log = logging.getLogger("gpucloud.transport")
 
 ErrorMapper = Callable[[httpx.Response], errors.GpuCloudError]
 _IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
+DEFAULT_MAX_RESPONSE_BYTES = 64 * 1024 * 1024
+REDACTED = "[REDACTED]"
+# Shorter values are not redacted: replacing every "ab" in a body would corrupt it, and protect nothing.
+MIN_SECRET_LENGTH = 4
+# Headers that describe the body as sent; the body handed on is decoded and possibly redacted.
+_BODY_HEADERS = frozenset({"content-encoding", "content-length", "transfer-encoding"})
 
 
 class ResponseLost(errors.ProviderError):
@@ -63,7 +81,7 @@ class _Retryable(Exception):
 
 
 class _StopAtDeadline(tenacity.stop.stop_base):
-    """Stop retrying when the next pause would end at or after the transport's deadline."""
+    """Stop retrying when the next pause would end at or after the operation's deadline."""
 
     def __init__(self, transport: Transport) -> None:
         self.transport = transport
@@ -71,6 +89,27 @@ class _StopAtDeadline(tenacity.stop.stop_base):
     def __call__(self, retry_state: tenacity.RetryCallState) -> bool:
         left = self.transport.time_left()
         return left is not None and retry_state.upcoming_sleep >= left
+
+
+class _StopBeforeBudget(tenacity.stop.stop_base):
+    """Stop retrying when the next pause would end after ``seconds`` from the first attempt: a ``Retry-After``
+    of days is not waited out, whatever the server asks."""
+
+    def __init__(self, transport: Transport, seconds: float) -> None:
+        self.transport = transport
+        self.seconds = seconds
+        self.started = transport.clock()
+
+    def __call__(self, retry_state: tenacity.RetryCallState) -> bool:
+        return self.transport.clock() - self.started + retry_state.upcoming_sleep > self.seconds
+
+
+@dataclass
+class _Operation:
+    """One operation's time limit (on the transport's clock) and what its last failed attempt met."""
+
+    ends_at: float
+    last_failure: str | None = None
 
 
 class Transport:
@@ -89,6 +128,8 @@ class Transport:
         backoff_base: float = 0.5,
         backoff_cap: float = 20.0,
         http_transport: httpx.BaseTransport | None = None,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+        secrets: Iterable[str | None] = (),
     ) -> None:
         self.provider = provider
         self._map_error = map_error
@@ -96,20 +137,26 @@ class Transport:
         self._retry_max_seconds = retry_max_seconds
         self._backoff_base = backoff_base
         self._backoff_cap = backoff_cap
+        self._max_response_bytes = max_response_bytes
+        self._auth = auth
+        self._secrets = frozenset(s for s in secrets if s and len(s) >= MIN_SECRET_LENGTH)
         self.limiter = TokenBucket(requests_per_minute) if requests_per_minute else None
         self.request_count = 0
         self._timeout = timeout
-        self._deadline: float | None = None  # time.monotonic() value; see deadline()
+        # The operation running in this context (see deadline()); one variable per transport, so an operation's
+        # limit never leaks onto another provider's requests.
+        self._operation: contextvars.ContextVar[_Operation | None] = contextvars.ContextVar(
+            f"gpucloud_operation_{provider}", default=None
+        )
         # The pause between retries and the clock deadlines are measured on (replaceable in tests).
         self.sleep: Callable[[float], None] = time.sleep
         self.clock: Callable[[], float] = time.monotonic
-        self.last_failure: str | None = None  # what the last failed attempt met, for messages after a deadline
         self._client = httpx.Client(
             base_url=base_url.rstrip("/") + "/",
             auth=auth,
             headers={"User-Agent": "gpucloud", "Accept": "application/json", **(headers or {})},
             timeout=timeout,
-            transport=http_transport,
+            transport=http_transport or httpbounds.BoundedHTTPTransport(),
         )
 
     def close(self) -> None:
@@ -117,18 +164,36 @@ class Transport:
 
     @contextlib.contextmanager
     def deadline(self, seconds: float) -> Iterator[None]:
-        """Bound every request in the block: retries stop before a pause would end past ``seconds`` from now,
-        and no single request waits longer than the time left. Nested deadlines keep the earlier one."""
-        previous = self._deadline
-        at = self.clock() + seconds
-        self._deadline = at if previous is None else min(previous, at)
+        """Bound every request made in the block by this context (and by worker threads started with a copy of
+        it): retries stop before a pause would end past ``seconds`` from now, and no attempt runs longer than
+        the time left. Nested deadlines keep the earlier one. Other threads' operations are not affected."""
+        outer = self._operation.get()
+        ends_at = self.clock() + seconds
+        if outer is not None:
+            ends_at = min(ends_at, outer.ends_at)
+        operation = _Operation(ends_at, outer.last_failure if outer else None)
+        token = self._operation.set(operation)
         try:
             yield
         finally:
-            self._deadline = previous
+            self._operation.reset(token)
+            if outer is not None:
+                outer.last_failure = operation.last_failure
 
     def time_left(self) -> float | None:
-        return None if self._deadline is None else self._deadline - self.clock()
+        operation = self._operation.get()
+        return None if operation is None else operation.ends_at - self.clock()
+
+    @property
+    def last_failure(self) -> str | None:
+        """What the running operation's last failed attempt met, for messages after its deadline."""
+        operation = self._operation.get()
+        return None if operation is None else operation.last_failure
+
+    def _failed(self, what: str | None) -> None:
+        operation = self._operation.get()
+        if operation is not None:
+            operation.last_failure = what
 
     def _wait(self, state: tenacity.RetryCallState) -> float:
         exc = state.outcome.exception() if state.outcome else None
@@ -149,12 +214,26 @@ class Transport:
         timeout: float | None = None,
     ) -> httpx.Response:
         """Send one logical request, retrying what is safe to retry; raise a mapped error on failure."""
-        method = method.upper()
+        try:
+            return self._request(method.upper(), path, json, params, idempotent, timeout)
+        except errors.GpuCloudError as exc:
+            self._redact_error(exc)
+            raise
+
+    def _request(
+        self,
+        method: str,
+        path: str,
+        json: Any,
+        params: Mapping[str, Any] | None,
+        idempotent: bool | None,
+        timeout: float | None,
+    ) -> httpx.Response:
         safe_to_resend = method in _IDEMPOTENT_METHODS if idempotent is None else idempotent
         retrying = tenacity.Retrying(
             stop=tenacity.stop_any(
                 tenacity.stop_after_attempt(self._max_retries + 1),
-                tenacity.stop_after_delay(self._retry_max_seconds),
+                _StopBeforeBudget(self, self._retry_max_seconds),
                 _StopAtDeadline(self),
             ),
             wait=self._wait,
@@ -172,6 +251,22 @@ class Transport:
             raise exc.error from None
         raise AssertionError("unreachable: tenacity either returns or raises")
 
+    def _attempt_seconds(self, method: str, path: str, timeout: float | None) -> tuple[float, bool]:
+        """How long the next attempt may take (the request timeout, cut to what the operation has left), and
+        whether the operation's limit is what cut it."""
+        seconds = timeout or self._timeout
+        left = self.time_left()
+        if left is None:
+            return seconds, False
+        if left <= 0:
+            last = self.last_failure
+            raise DeadlineReached(
+                f"{self.provider}: {method} {path} not sent: the operation's time limit is used up"
+                + (f" (the last attempt failed: {last})" if last else ""),
+                provider=self.provider,
+            )
+        return min(seconds, max(left, 0.1)), left < seconds
+
     def _attempt(
         self,
         method: str,
@@ -181,29 +276,27 @@ class Transport:
         safe_to_resend: bool,
         timeout: float | None,
     ) -> httpx.Response:
-        if self.limiter:
-            self.limiter.acquire()
+        if self.limiter and self.limiter.acquire(within=self.time_left()) is None:
+            raise DeadlineReached(
+                f"{self.provider}: {method} {path} not sent: pacing under the provider's request limit would take "
+                "longer than the operation has left",
+                provider=self.provider,
+            )
         self.request_count += 1
         started = time.monotonic()
-        left = self.time_left()
-        if left is not None:
-            if left <= 0:
-                raise DeadlineReached(
-                    f"{self.provider}: {method} {path} not sent: the operation's time limit is used up"
-                    + (f" (the last attempt failed: {self.last_failure})" if self.last_failure else ""),
-                    provider=self.provider,
-                )
-            timeout = min(timeout or self._timeout, max(left, 0.1))
+        seconds, cut = self._attempt_seconds(method, path, timeout)
+        bounds = httpbounds.CURRENT.set(httpbounds.Attempt(started + seconds, self._max_response_bytes))
         try:
-            response = self._client.request(
-                method,
-                path.lstrip("/"),
-                json=json,
-                params=params,
-                timeout=httpx.USE_CLIENT_DEFAULT if timeout is None else timeout,
-            )
+            response = self._exchange(method, path, json, params, seconds)
+        except httpbounds.ResponseTooLarge as exc:
+            self._failed("the response was too large")
+            raise errors.ProviderError(
+                f"{self.provider}: {method} {path}: the response is larger than {exc.limit} bytes; "
+                "gpucloud refuses to read it (a misbehaving server or a wrong api_url?)",
+                provider=self.provider,
+            ) from None
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
-            self.last_failure = f"{type(exc).__name__} connecting to the API"
+            self._failed(f"{type(exc).__name__} connecting to the API")
             log.debug("%s %s %s: connect failed: %s", self.provider, method, path, type(exc).__name__)
             raise _Retryable(exc) from exc
         except errors.GpuCloudError as auth_failure:
@@ -212,7 +305,14 @@ class Transport:
                 raise _Retryable(auth_failure) from auth_failure
             raise
         except httpx.TransportError as exc:
-            self.last_failure = f"{type(exc).__name__}, the response was lost"
+            if cut and safe_to_resend and isinstance(exc, httpx.TimeoutException):
+                # Nothing is left to try again with: the operation ran out of time waiting for this answer.
+                raise DeadlineReached(
+                    f"{self.provider}: {method} {path}: no answer before the operation's time limit ran out "
+                    f"({type(exc).__name__})",
+                    provider=self.provider,
+                ) from exc
+            self._failed(f"{type(exc).__name__}, the response was lost")
             log.debug("%s %s %s: response lost: %s", self.provider, method, path, type(exc).__name__)
             if safe_to_resend:
                 raise _Retryable(exc) from exc
@@ -220,6 +320,8 @@ class Transport:
                 f"{self.provider}: {method} {path} was sent but its response was lost ({type(exc).__name__})",
                 provider=self.provider,
             ) from exc
+        finally:
+            httpbounds.CURRENT.reset(bounds)
         log.debug(
             "%s %s %s -> %s in %.0f ms (request id %s)",
             self.provider,
@@ -230,13 +332,72 @@ class Transport:
             request_id_of(response),
         )
         if response.is_success:
-            self.last_failure = None
+            self._failed(None)
             return response
         error = self._map_error(response)
-        self.last_failure = f"HTTP {response.status_code}"
+        self._failed(f"HTTP {response.status_code}")
         if self._retryable(error, safe_to_resend=safe_to_resend, status_code=response.status_code):
             raise _Retryable(error)
         raise error
+
+    def _exchange(
+        self, method: str, path: str, json: Any, params: Mapping[str, Any] | None, seconds: float
+    ) -> httpx.Response:
+        """Send and read the whole answer, decoded, at most ``max_response_bytes`` of it, with secrets redacted."""
+        request = self._client.build_request(method, path.lstrip("/"), json=json, params=params, timeout=seconds)
+        streamed = self._client.send(request, stream=True)
+        try:
+            chunks, size = [], 0
+            for chunk in streamed.iter_bytes():
+                size += len(chunk)
+                if size > self._max_response_bytes:
+                    raise httpbounds.ResponseTooLarge(self._max_response_bytes)
+                chunks.append(chunk)
+        finally:
+            streamed.close()
+        headers = [(k, v) for k, v in streamed.headers.multi_items() if k.lower() not in _BODY_HEADERS]
+        return httpx.Response(
+            streamed.status_code,
+            headers=headers,
+            content=self._redact_bytes(b"".join(chunks)),
+            request=request,
+            extensions=streamed.extensions,
+        )
+
+    # --- secrets ------------------------------------------------------------------------------------
+    def _spellings(self) -> list[str]:
+        """Every secret this transport knows, as written and JSON-escaped, longest first (so a secret that
+        contains another is replaced whole)."""
+        issued = getattr(self._auth, "issued_secrets", None)
+        values = set(self._secrets)
+        if callable(issued):
+            values |= {s for s in issued() if len(s) >= MIN_SECRET_LENGTH}
+        spellings = values | {jsonlib.dumps(s)[1:-1] for s in values}
+        return sorted(spellings, key=len, reverse=True)
+
+    def redact(self, text: str) -> str:
+        """``text`` with every secret this transport knows replaced."""
+        for spelling in self._spellings():
+            text = text.replace(spelling, REDACTED)
+        return text
+
+    def _redact_bytes(self, body: bytes) -> bytes:
+        for spelling in self._spellings():
+            encoded = spelling.encode()
+            if encoded in body:
+                body = body.replace(encoded, REDACTED.encode())
+        return body
+
+    def _redact_error(self, error: errors.GpuCloudError) -> None:
+        error.message = self.redact(error.message)
+        error.args = (error.message, *error.args[1:])
+        if error.code:
+            error.code = self.redact(error.code)
+        if error.details is not None:
+            dumped = jsonlib.dumps(error.details, default=str)
+            redacted = self.redact(dumped)
+            if redacted != dumped:  # rebuilt only then: the round trip would turn tuples into lists
+                error.details = jsonlib.loads(redacted)
 
     @staticmethod
     def _retryable(error: errors.GpuCloudError, *, safe_to_resend: bool, status_code: int | None) -> bool:
@@ -246,6 +407,12 @@ class Transport:
         return type(error) is errors.ProviderError and (safe_to_resend or status_code == 503)
 
     def _transport_error(self, exc: httpx.TransportError, method: str, path: str) -> errors.GpuCloudError:
+        if isinstance(exc, httpx.TimeoutException):
+            return errors.ProviderError(
+                f"{self.provider}: {method} {path} got no complete answer within the request timeout "
+                f"({self._timeout:g} s) on any attempt ({type(exc).__name__})",
+                provider=self.provider,
+            )
         return errors.ProviderError(
             f"{self.provider}: {method} {path} failed after retries: {type(exc).__name__}: {exc}",
             provider=self.provider,

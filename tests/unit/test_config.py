@@ -62,3 +62,48 @@ def test_configured_providers_reads_env(tmp_path: Path, monkeypatch: pytest.Monk
     monkeypatch.setenv("GPUCLOUD_CONFIG", str(tmp_path / "none.toml"))
     env = {"GPUCLOUD_VOLTAGEPARK_TOKEN": "t", "GPUCLOUD_DATACRUNCH_CLIENT_ID": "only-id"}
     assert config.configured_providers(env) == ["voltagepark"]
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "field"),
+    [("TIMEOUT", "0", "timeout"), ("MAX_RETRIES", "-1", "max_retries"), ("SSH_PORT", "70000", "ssh_port")],
+)
+def test_a_bad_setting_is_reported_under_its_own_name(tmp_path: Path, variable: str, value: str, field: str) -> None:
+    environ = {f"GPUCLOUD_VOLTAGEPARK_{variable}": value}
+    with pytest.raises(errors.ValidationError) as info:
+        config.load_config("voltagepark", environ=environ, config_path=tmp_path / "x")
+    assert info.value.field == field
+    assert f"{field} (GPUCLOUD_VOLTAGEPARK_{variable})" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["ftp://api.example.com", "api.example.com/v1", "http://", "https://api.example.com:99999/v1", "https://a b.com"],
+)
+def test_a_bad_api_url_is_refused_naming_base_url_before_any_request(url: str) -> None:
+    import gpucloud
+
+    with pytest.raises(errors.ValidationError) as info:
+        gpucloud.connect("voltagepark", base_url=url, token="t" * 8)
+    assert info.value.field == "base_url" and "base_url" in str(info.value)
+
+
+@pytest.mark.parametrize("host", ["api.example.com", "10.0.0.5", "[fe80::1]"])
+def test_plain_http_to_a_remote_host_is_refused_unless_allowed(host: str) -> None:
+    import gpucloud
+
+    with pytest.raises(errors.ValidationError, match="unencrypted") as info:
+        gpucloud.connect("voltagepark", base_url=f"http://{host}/v1", token="t" * 8)
+    assert info.value.field == "base_url"
+    with gpucloud.connect("voltagepark", base_url=f"http://{host}/v1", token="t" * 8, allow_insecure_http=True):
+        pass
+    environ = {"GPUCLOUD_VOLTAGEPARK_ALLOW_INSECURE_HTTP": "true"}
+    assert config.load_config("voltagepark", environ=environ, config_path=Path("/nonexistent")).allow_insecure_http
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "127.3.4.5", "localhost", "[::1]", "emu.localhost", "0.0.0.0"])
+def test_plain_http_to_loopback_needs_no_permission(host: str) -> None:
+    import gpucloud
+
+    with gpucloud.connect("voltagepark", base_url=f"http://{host}:8080/v1", token="t" * 8) as cloud:
+        assert cloud.config.base_url == f"http://{host}:8080/v1"

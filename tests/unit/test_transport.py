@@ -9,7 +9,7 @@ import pytest
 from gpucloud import errors
 from gpucloud.auth import OAuth2ClientCredentials
 from gpucloud.ratelimit import TokenBucket
-from gpucloud.transport import ResponseLost, Transport
+from gpucloud.transport import DeadlineReached, ResponseLost, Transport
 
 Handler = Callable[[httpx.Request], httpx.Response]
 
@@ -227,3 +227,106 @@ def test_poll_timeout_names_the_last_state() -> None:
             clock=lambda: fake.now, sleep=fake.sleep,
         )  # fmt: skip
     assert info.value.last_status == "booting" and fake.now == pytest.approx(20)
+
+
+def test_a_body_larger_than_the_cap_is_refused_after_decoding() -> None:
+    """Counted after decompression: a small gzip body that unpacks to more than the cap is refused too."""
+    import gzip
+
+    packed = gzip.compress(b"[" + b"0," * 50_000 + b"0]")
+    handler, seen = scripted(httpx.Response(200, content=packed, headers={"Content-Encoding": "gzip"}))
+    with pytest.raises(errors.ProviderError, match="larger than 10000 bytes"):
+        transport(handler, max_response_bytes=10_000).get_json("things")
+    assert len(packed) < 10_000 and len(seen) == 1
+
+
+def test_configured_secrets_are_redacted_from_bodies_and_errors() -> None:
+    handler, _ = scripted(
+        httpx.Response(200, json={"name": "has s3cr3t-token inside"}),
+        httpx.Response(404, json={}),
+    )
+
+    def echoing(response: httpx.Response) -> errors.GpuCloudError:
+        return errors.NotFound("no such thing for s3cr3t-token", details={"seen": "s3cr3t-token"}, status_code=404)
+
+    api = Transport(
+        provider="test", base_url="http://api.test/v1", map_error=echoing,
+        http_transport=httpx.MockTransport(handler), secrets=["s3cr3t-token", None, "ab"],
+    )  # fmt: skip
+    assert api.get_json("x") == {"name": "has [REDACTED] inside"}
+    with pytest.raises(errors.NotFound) as info:
+        api.get_json("y")
+    assert "s3cr3t-token" not in str(info.value) and "s3cr3t-token" not in str(info.value.to_dict())
+    assert info.value.details == {"seen": "[REDACTED]"}
+
+
+def test_an_operation_deadline_is_per_thread_and_workers_inherit_it() -> None:
+    """deadline() sets the limit for this thread's operation only; pagination workers (a copy of the caller's
+    context) see it, an unrelated thread does not."""
+    import threading
+
+    from gpucloud.pagination import fetch_each
+
+    api = transport(lambda request: httpx.Response(200, json={}))
+    seen_elsewhere: list[float | None] = []
+    with api.deadline(50):
+        in_workers = fetch_each(lambda key: api.time_left(), ["a", "b", "c"])
+        other = threading.Thread(target=lambda: seen_elsewhere.append(api.time_left()))
+        other.start()
+        other.join()
+    assert all(left is not None and 0 < left <= 50 for left in in_workers.values()), in_workers
+    assert seen_elsewhere == [None]
+    assert api.time_left() is None, "nothing is left behind after the block"
+
+
+def test_a_retry_after_longer_than_retry_max_seconds_is_not_waited(monkeypatch: pytest.MonkeyPatch) -> None:
+    waits: list[float] = []
+    handler, seen = scripted(httpx.Response(429, json={}, headers={"Retry-After": "99999999"}))
+    api = transport(handler, retry_max_seconds=120)
+    api.sleep = waits.append
+    with pytest.raises(errors.RateLimited):
+        api.get_json("x")
+    assert waits == [] and len(seen) == 1
+
+
+def test_pacing_never_waits_past_the_operations_time_limit() -> None:
+    """Under a 1 s pace with 0.5 s left, the second request is not sent and nothing sleeps past the limit."""
+    fake = FakeTime()
+    handler, seen = scripted(httpx.Response(200, json={}), httpx.Response(200, json={}))
+    api = transport(handler)
+    api.clock = lambda: fake.now
+    api.limiter = TokenBucket(60, burst=1, clock=lambda: fake.now, sleep=fake.sleep)
+    with api.deadline(0.5):
+        api.get_json("first")
+        with pytest.raises(DeadlineReached, match="pacing"):
+            api.get_json("second")
+    assert len(seen) == 1 and fake.now == 0.0
+    assert api.limiter.acquire() == 1.0, "the refused request gave its token back (else the wait would be 2 s)"
+
+
+def test_fleet_workers_inherit_the_fleet_limit_and_keep_their_own() -> None:
+    """run_concurrently (fleet members): each worker sees the caller's limit; a member's own shorter limit,
+    set inside its worker, is its own: the siblings and the caller never see it."""
+    import threading
+
+    from gpucloud.fleet import run_concurrently
+
+    api = transport(lambda request: httpx.Response(200, json={}))
+    together = threading.Barrier(3)
+
+    def member(seconds: float) -> tuple[float | None, float | None]:
+        inherited = api.time_left()
+        with api.deadline(seconds):
+            together.wait(timeout=30)  # all three members inside their own limits at once
+            own = api.time_left()
+        return inherited, own
+
+    with api.deadline(100):
+        results = run_concurrently(member, [5.0, 20.0, 60.0], workers=3)
+        after = api.time_left()
+    for seconds, result in zip([5.0, 20.0, 60.0], results, strict=True):
+        assert isinstance(result, tuple), result
+        inherited, own = result
+        assert inherited is not None and 60 < inherited <= 100
+        assert own is not None and seconds - 5 < own <= seconds, (seconds, own)
+    assert after is not None and after > 60, "the caller's limit is untouched by its members'"

@@ -17,7 +17,7 @@ import httpx
 
 from gpucloud import errors, waiters
 from gpucloud.capabilities import Capability
-from gpucloud.config import ProviderConfig, env_var
+from gpucloud.config import ProviderConfig, check_base_url, env_var, secret_fields
 from gpucloud.httputil import request_id_of, retry_after_seconds
 from gpucloud.models import (
     CreatedInstance,
@@ -124,6 +124,7 @@ class Provider(ABC):
             raise errors.ValidationError(
                 f"no API URL for {self.name}; set {env_var(self.name, 'base_url')}", field="base_url"
             )
+        check_base_url(config)
         self.config = config
         self.transport = self._make_transport(config, http_transport)
 
@@ -153,6 +154,7 @@ class Provider(ABC):
             retry_max_seconds=config.retry_max_seconds,
             backoff_base=config.retry_backoff,
             requests_per_minute=config.requests_per_minute or self.default_requests_per_minute,
+            secrets=[config.secret(field) for field in secret_fields()],
         )
 
     @abstractmethod

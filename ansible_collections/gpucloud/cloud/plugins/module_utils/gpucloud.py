@@ -170,9 +170,12 @@ class GpuCloudModule:
         if not details.get("provider"):
             details["provider"] = self.params.get("provider")
         field = getattr(exc, "field", None)
+        msg = details.pop("msg")
         if field:
             details["option"] = OPTION_NAMES.get(field, field)
-        msg = details.pop("msg")
+            # The core names its own setting (``timeout``); say which option of this task that is.
+            if field in CONNECTION_OPTIONS.values() and details["option"] not in msg:
+                msg = "{}: {}".format(details["option"], msg)
         provider = details.get("provider")
         context = []
         if provider:
@@ -318,5 +321,8 @@ OPTION_NAMES = {
     "startup_script": "startup_script",
     "base_url": "api_url",
     "token": "api_token",
+    "username": "api_username",
+    "password": "api_password",
+    "timeout": "request_timeout",
     "config": "credentials",
 }

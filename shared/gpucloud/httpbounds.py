@@ -1,0 +1,128 @@
+"""Hard bounds on one HTTP attempt, enforced at the socket: a wall-clock end and a byte budget.
+
+httpx's timeouts apply to each socket operation, so a server that sends one byte per second never trips them and
+one request can last for hours; nor does httpx limit how much a server may send. The transport sets an
+:class:`Attempt` in a context variable for the duration of each HTTP attempt (sending, headers, body, and the
+token requests an auth flow makes on the way); the network backend here gives every connect, read and write
+only the time the attempt has left, and counts every byte received against its budget.
+
+The attempt lives in a context variable, not on the shared client: attempts running at once on other threads
+each see their own.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import time
+import typing
+from dataclasses import dataclass
+
+import httpcore
+import httpx
+
+
+class ResponseTooLarge(Exception):
+    """The server sent more than the attempt's byte budget; raised from inside the network read."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"the response exceeded {limit} bytes")
+        self.limit = limit
+
+
+@dataclass
+class Attempt:
+    ends_at: float  # time.monotonic()
+    max_bytes: int
+    received: int = 0
+
+    def left(self) -> float:
+        return self.ends_at - time.monotonic()
+
+    def count(self, size: int) -> None:
+        self.received += size
+        if self.received > self.max_bytes:
+            raise ResponseTooLarge(self.max_bytes)
+
+
+CURRENT: contextvars.ContextVar[Attempt | None] = contextvars.ContextVar("gpucloud_http_attempt", default=None)
+
+_Timeout = type[httpcore.ConnectTimeout] | type[httpcore.ReadTimeout] | type[httpcore.WriteTimeout]
+
+
+def _bounded(timeout: float | None, expired: _Timeout) -> float | None:
+    """The socket timeout for one operation: the caller's, cut to what the running attempt has left."""
+    attempt = CURRENT.get()
+    if attempt is None:
+        return timeout
+    left = attempt.left()
+    if left <= 0:
+        raise expired("the request's time is used up")
+    return left if timeout is None else min(timeout, left)
+
+
+class _BoundedStream(httpcore.NetworkStream):
+    def __init__(self, inner: httpcore.NetworkStream) -> None:
+        self._inner = inner
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        data = self._inner.read(max_bytes, _bounded(timeout, httpcore.ReadTimeout))
+        attempt = CURRENT.get()
+        if attempt is not None:
+            attempt.count(len(data))
+        return data
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        self._inner.write(buffer, _bounded(timeout, httpcore.WriteTimeout))
+
+    def close(self) -> None:
+        self._inner.close()
+
+    def start_tls(
+        self, ssl_context: typing.Any, server_hostname: str | None = None, timeout: float | None = None
+    ) -> httpcore.NetworkStream:
+        bounded = _bounded(timeout, httpcore.ConnectTimeout)
+        return _BoundedStream(self._inner.start_tls(ssl_context, server_hostname, bounded))
+
+    def get_extra_info(self, info: str) -> typing.Any:
+        return self._inner.get_extra_info(info)
+
+
+class _BoundedBackend(httpcore.NetworkBackend):
+    def __init__(self) -> None:
+        self._inner = httpcore.SyncBackend()
+
+    def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: typing.Iterable[typing.Any] | None = None,
+    ) -> httpcore.NetworkStream:
+        bounded = _bounded(timeout, httpcore.ConnectTimeout)
+        return _BoundedStream(self._inner.connect_tcp(host, port, bounded, local_address, socket_options))
+
+    def connect_unix_socket(
+        self, path: str, timeout: float | None = None, socket_options: typing.Iterable[typing.Any] | None = None
+    ) -> httpcore.NetworkStream:
+        bounded = _bounded(timeout, httpcore.ConnectTimeout)
+        return _BoundedStream(self._inner.connect_unix_socket(path, bounded, socket_options))
+
+    def sleep(self, seconds: float) -> None:
+        self._inner.sleep(seconds)
+
+
+class BoundedHTTPTransport(httpx.HTTPTransport):
+    """httpx's own transport (request conversion, error mapping) over a connection pool whose sockets obey the
+    running :class:`Attempt`. httpx offers no argument for a network backend, so the pool is built here with
+    httpcore's public one; requests that the environment routes through a proxy use httpx's plain transport."""
+
+    def __init__(self) -> None:
+        limits = httpx.Limits(max_connections=100, max_keepalive_connections=20)  # httpx.Client's defaults
+        self._pool = httpcore.ConnectionPool(
+            ssl_context=httpx.create_ssl_context(),
+            max_connections=limits.max_connections,
+            max_keepalive_connections=limits.max_keepalive_connections,
+            keepalive_expiry=limits.keepalive_expiry,
+            network_backend=_BoundedBackend(),
+        )

@@ -1,0 +1,263 @@
+"""Hostile or broken servers: one byte a second, a Retry-After of years, endless bodies, credentials echoed back.
+
+Each case runs the real adapter against a scripted server on 127.0.0.1 (tests/faults/hostile.py) and checks the
+outcome: the right error class, no credential in it, and an end within a bound minutes below the server's
+"forever" (the bounds are generous on purpose; what they catch is a client busy for hours, not milliseconds).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import gpucloud
+from gpucloud import InstanceSpec, ensure, errors
+from gpucloud.transport import DeadlineReached
+from tests import figures
+
+from .hostile import HostileServer, Replier, Request, finishes_within, head
+
+TOKEN = "hostile-test-token-3f9a"
+# Far above every bound below: a client that is not bounded is caught by finishes_within, not by the server.
+FOREVER = b"x" * 3600
+BOUND = 60.0
+
+
+def dcdn(server: HostileServer, **options: Any) -> gpucloud.Provider:
+    return gpucloud.connect("dcdncloud", base_url=server.url, token=TOKEN, **options)
+
+
+def record(outcome_ok: bool) -> None:
+    figures.record("hostile answers tried")
+    figures.record("hostile answers not contained", int(not outcome_ok))
+
+
+def instance(instance_id: str, status: str, name: str = "box") -> dict[str, Any]:
+    return {"id": instance_id, "name": name, "status": status, "plan": "p", "region": "r", "image": "i"}
+
+
+# --- time -------------------------------------------------------------------------------------------
+def trickle_headers(request: Request, reply: Replier) -> None:
+    reply.trickle(b"HTTP/1.1 200 OK\r\nX-Slow: " + FOREVER)
+
+
+def trickle_body(request: Request, reply: Replier) -> None:
+    reply.raw(head(200, {"Content-Type": "application/json", "Content-Length": str(len(FOREVER) + 2)}))
+    reply.trickle(b'"' + FOREVER)
+
+
+def oauth(server: HostileServer, **options: Any) -> gpucloud.Provider:
+    """DataCrunch: the first request is the OAuth token request, made inside httpx's auth flow."""
+    return gpucloud.connect("datacrunch", base_url=server.url, client_id="cid", client_secret=TOKEN, **options)
+
+
+@pytest.mark.parametrize("adapter", [dcdn, oauth], ids=["bearer", "oauth-token-request"])
+@pytest.mark.parametrize("script", [trickle_headers, trickle_body], ids=["headers", "body"])
+def test_a_server_sending_a_byte_a_second_cannot_stretch_a_request(script: Any, adapter: Any) -> None:
+    """timeout=3 bounds each attempt's wall-clock time, not each socket read: two attempts, about 6 s, not hours."""
+    with HostileServer(script) as server, adapter(server, timeout=3, max_retries=1, retry_backoff=0.05) as cloud:
+        result = finishes_within(BOUND, cloud.list_instances)
+        attempts = len(server.requests)
+    record(isinstance(result, errors.ProviderError))
+    assert isinstance(result, errors.ProviderError), result
+    assert "no complete answer within the request timeout" in str(result)
+    assert attempts == 2, "one retry, as max_retries=1 allows"
+
+
+@pytest.mark.parametrize("script", [trickle_headers, trickle_body], ids=["headers", "body"])
+def test_an_operation_against_a_trickling_server_ends_within_its_wait_timeout(script: Any) -> None:
+    spec = InstanceSpec(name="slow", instance_type="p", image="i", location="r")
+    with HostileServer(script) as server, dcdn(server) as cloud:
+        result = finishes_within(BOUND, lambda: ensure.ensure_instance(cloud, spec, wait_timeout=5))
+    record(isinstance(result, errors.Timeout))
+    assert isinstance(result, DeadlineReached), result
+    assert "time limit" in str(result)
+
+
+def test_a_retry_after_of_years_is_not_waited_out() -> None:
+    def busy(request: Request, reply: Replier) -> None:
+        reply.json(429, {"error": {"code": "rate_limited", "message": "slow down"}}, {"Retry-After": "99999999"})
+
+    with HostileServer(busy) as server, dcdn(server) as cloud:
+        result = finishes_within(BOUND, cloud.list_instances)
+        inside = finishes_within(
+            BOUND,
+            lambda: ensure.ensure_instance_absent(cloud, instance_id="x", wait_timeout=600),
+        )
+        sent = len(server.requests)
+    record(isinstance(result, errors.RateLimited) and isinstance(inside, errors.RateLimited))
+    assert isinstance(result, errors.RateLimited) and result.retry_after == 99999999, result
+    assert isinstance(inside, errors.RateLimited), inside
+    assert sent == 2, "a pause longer than retry_max_seconds is not taken: no second attempt"
+
+
+def test_a_retry_after_longer_than_retry_max_seconds_ends_the_retrying() -> None:
+    def busy(request: Request, reply: Replier) -> None:
+        reply.json(429, {}, {"Retry-After": "3"})
+
+    with HostileServer(busy) as server, dcdn(server, retry_max_seconds=2) as cloud:
+        result = finishes_within(BOUND, cloud.list_instances)
+        sent = len(server.requests)
+    record(isinstance(result, errors.RateLimited))
+    assert isinstance(result, errors.RateLimited), result
+    assert sent == 1
+
+
+# --- size -------------------------------------------------------------------------------------------
+def test_an_endless_body_is_refused_not_buffered() -> None:
+    streamed: list[int] = []
+
+    def endless(request: Request, reply: Replier) -> None:
+        reply.raw(head(200, {"Content-Type": "application/json"}))  # no length: read until the server stops
+        streamed.append(reply.endless(b"[" + b"1," * 32768))
+
+    with HostileServer(endless) as server, dcdn(server) as cloud:
+        result = finishes_within(BOUND, cloud.list_instances)
+        sent = len(server.requests)
+    record(isinstance(result, errors.ProviderError))
+    assert isinstance(result, errors.ProviderError), result
+    assert "larger than 67108864 bytes" in str(result)
+    assert sent == 1, "a too-large answer is not fetched again"
+
+
+# --- secrets ------------------------------------------------------------------------------------------
+def test_a_token_echoed_by_the_server_is_redacted_from_errors_and_results() -> None:
+    def echo(request: Request, reply: Replier) -> None:
+        token = request.headers["authorization"].removeprefix("Bearer ")
+        if request.path.endswith("/instances/bad"):
+            reply.json(400, {"error": {"code": f"bad-{token}", "message": f"token {token} is not allowed here"}})
+        else:
+            reply.json(200, {"instances": [instance("i-1", "running", name=f"echo {token}")]})
+
+    with HostileServer(echo) as server, dcdn(server) as cloud:
+        failed = finishes_within(BOUND, lambda: cloud.get_instance("bad"))
+        listed = cloud.list_instances()
+    text = f"{failed} {failed.to_dict()} {listed} {[i.model_dump() for i in listed]}"
+    figures.record("leaked secrets", text.count(TOKEN))
+    record(TOKEN not in text)
+    assert isinstance(failed, errors.ValidationError), failed
+    assert TOKEN not in text
+    assert "token [REDACTED] is not allowed here" in str(failed)
+    assert listed[0].name == "echo [REDACTED]"
+
+
+def test_an_oauth_client_secret_echoed_by_the_token_endpoint_is_redacted() -> None:
+    secret = "hostile-client-secret-77c1"
+
+    def token_endpoint(request: Request, reply: Replier) -> None:
+        reply.json(401, {"code": "unauthorized_request", "message": f"client secret {secret} is revoked"})
+
+    with HostileServer(token_endpoint) as server:
+        cloud = gpucloud.connect("datacrunch", base_url=server.url, client_id="cid", client_secret=secret)
+        with cloud:
+            failed = finishes_within(BOUND, cloud.list_instances)
+    record(isinstance(failed, errors.AuthError) and secret not in str(failed))
+    figures.record("leaked secrets", str(failed.to_dict()).count(secret))
+    assert isinstance(failed, errors.AuthError), failed
+    assert secret not in str(failed) and secret not in str(failed.to_dict())
+    assert "client secret [REDACTED] is revoked" in str(failed)
+
+
+def test_a_token_from_the_environment_echoed_by_the_server_stays_out_of_ansible_output(tmp_path: Path) -> None:
+    """Ansible masks only values of no_log options; a token set in the environment was printed as the server
+    echoed it. Now the module's result and every line of -vvv output read [REDACTED]."""
+    from tests.ansible.conftest import Ansible, base_env
+    from tests.ansible.test_modules import task
+
+    def echo(request: Request, reply: Replier) -> None:
+        token = request.headers["authorization"].removeprefix("Bearer ")
+        reply.json(403, {"error": {"code": "forbidden", "message": f"token {token} may not list instances"}})
+
+    home = tmp_path / "home"
+    (home / "tmp").mkdir(parents=True)
+    with HostileServer(echo) as server:
+        env = {**base_env(home), "GPUCLOUD_DCDNCLOUD_URL": server.url, "GPUCLOUD_DCDNCLOUD_TOKEN": TOKEN}
+        play = Ansible(env, tmp_path).play(
+            [task("instance_info", "info", provider="dcdncloud", ignore_errors=True)],
+            extra_env={"ANSIBLE_VERBOSITY": "3"},
+        )
+    text = play.output + json.dumps(play.results)
+    figures.record("leaked secrets", text.count(TOKEN))
+    record(TOKEN not in text and play["info"].get("failed") is True)
+    assert play["info"]["failed"] is True and play["info"]["error_class"] == "AuthError", play["info"]
+    assert "token [REDACTED] may not list instances" in play["info"]["msg"]
+    assert TOKEN not in text
+
+
+# --- overlapping operations on one adapter ----------------------------------------------------------------
+class DeletingServer:
+    """``slow`` never answers in time; ``keep-N`` are running until deleted, then deleting until released."""
+
+    def __init__(self) -> None:
+        self.deleted: set[str] = set()
+        self.release = threading.Event()
+        self.slow_asked = threading.Event()
+        self.gets_after_release = 0
+
+    def __call__(self, request: Request, reply: Replier) -> None:
+        instance_id = request.path.rsplit("/", 1)[-1]
+        if instance_id == "slow":
+            self.slow_asked.set()
+            reply.stopping.wait(30)  # far past the short operation's 1 s; the client gives up first
+            return
+        if request.method == "DELETE":
+            self.deleted.add(instance_id)
+            reply.json(200, {})
+        elif instance_id not in self.deleted:
+            reply.json(200, instance(instance_id, "running"))
+        elif not self.release.is_set():
+            reply.json(200, instance(instance_id, "destroying"))
+        else:
+            reply.json(404, {"error": {"code": "not_found", "message": "gone"}})
+
+
+def pulumi_cached(server: HostileServer, **options: Any) -> gpucloud.Provider:
+    """The adapter the Pulumi provider process shares between all RPCs (its per-process cache)."""
+    from pulumi_gpucloud._provider import _adapter
+
+    return _adapter("dcdncloud", {"base_url": server.url, "token": TOKEN, **{k: str(v) for k, v in options.items()}})
+
+
+@pytest.mark.parametrize("adapter", [dcdn, pulumi_cached], ids=["connect", "pulumi-cache"])
+def test_overlapping_operations_on_one_adapter_keep_their_own_deadlines(adapter: Any) -> None:
+    """As parallel Pulumi steps share one cached adapter and fleet members one transport: a 1 s operation and
+    two 60 s ones at once, on three threads. The short one ends with DeadlineReached; the long ones, still
+    polling well after the short deadline passed, finish; and no deadline is left behind on the adapter."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    script = DeletingServer()
+    with HostileServer(script) as server, adapter(server, poll_interval=0.05) as cloud, ThreadPoolExecutor(3) as pool:
+        short = pool.submit(ensure.ensure_instance_absent, cloud, instance_id="slow", wait_timeout=1)
+        assert script.slow_asked.wait(BOUND), "the short operation reached the server"
+        long = [
+            pool.submit(ensure.ensure_instance_absent, cloud, instance_id=f"keep-{n}", wait_timeout=60) for n in (1, 2)
+        ]
+        short_error = short.exception(BOUND)
+        # The long operations keep polling past the short one's deadline; then their instances go away.
+        polled = len(server.requests)
+
+        def polled_on() -> bool:
+            return len(server.requests) >= polled + 4 or all(f.done() for f in long)
+
+        finishes_within(BOUND, lambda: _until(polled_on))
+        script.release.set()
+        outcomes = [f.exception(BOUND) or f.result() for f in long]
+        after = finishes_within(BOUND, lambda: cloud.get_instance("keep-3"))
+    contained = isinstance(short_error, DeadlineReached) and all(isinstance(o, ensure.Outcome) for o in outcomes)
+    record(contained)
+    for outcome in outcomes:
+        assert isinstance(outcome, ensure.Outcome), f"a long operation met the short one's deadline: {outcome!r}"
+        assert outcome.changed and outcome.action == "delete"
+    assert isinstance(after, gpucloud.Instance), f"a later operation on the adapter failed: {after!r}"
+    assert isinstance(short_error, DeadlineReached), short_error
+
+
+def _until(condition: Any) -> None:
+    import time
+
+    while not condition():
+        time.sleep(0.02)
