@@ -277,9 +277,10 @@ class Transport:
         timeout: float | None,
     ) -> httpx.Response:
         if self.limiter and self.limiter.acquire(within=self.time_left()) is None:
+            last = self.last_failure  # the API's own failure explains the wait better than the pacing does
             raise DeadlineReached(
                 f"{self.provider}: {method} {path} not sent: pacing under the provider's request limit would take "
-                "longer than the operation has left",
+                "longer than the operation has left" + (f" (the last attempt failed: {last})" if last else ""),
                 provider=self.provider,
             )
         self.request_count += 1

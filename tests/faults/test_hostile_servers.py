@@ -24,6 +24,15 @@ from .hostile import HostileServer, Replier, Request, finishes_within, head
 TOKEN = "hostile-test-token-3f9a"
 # Far above every bound below: a client that is not bounded is caught by finishes_within, not by the server.
 FOREVER = b"x" * 3600
+# An id of the dcdncloud shape (a UUID) that no instance has: ids of other shapes are refused before any request.
+WELL_FORMED_ID = "00000000-0000-4000-8000-000000000000"
+SLOW_ID = "00000000-0000-4000-8000-0000000005e0"
+
+
+def keep_id(n: int) -> str:
+    return f"00000000-0000-4000-8000-00000000000{n}"
+
+
 BOUND = 60.0
 
 
@@ -86,7 +95,7 @@ def test_a_retry_after_of_years_is_not_waited_out() -> None:
         result = finishes_within(BOUND, cloud.list_instances)
         inside = finishes_within(
             BOUND,
-            lambda: ensure.ensure_instance_absent(cloud, instance_id="x", wait_timeout=600),
+            lambda: ensure.ensure_instance_absent(cloud, instance_id=WELL_FORMED_ID, wait_timeout=600),
         )
         sent = len(server.requests)
     record(isinstance(result, errors.RateLimited) and isinstance(inside, errors.RateLimited))
@@ -128,13 +137,13 @@ def test_an_endless_body_is_refused_not_buffered() -> None:
 def test_a_token_echoed_by_the_server_is_redacted_from_errors_and_results() -> None:
     def echo(request: Request, reply: Replier) -> None:
         token = request.headers["authorization"].removeprefix("Bearer ")
-        if request.path.endswith("/instances/bad"):
+        if request.path.endswith(f"/instances/{WELL_FORMED_ID}"):
             reply.json(400, {"error": {"code": f"bad-{token}", "message": f"token {token} is not allowed here"}})
         else:
             reply.json(200, {"instances": [instance("i-1", "running", name=f"echo {token}")]})
 
     with HostileServer(echo) as server, dcdn(server) as cloud:
-        failed = finishes_within(BOUND, lambda: cloud.get_instance("bad"))
+        failed = finishes_within(BOUND, lambda: cloud.get_instance(WELL_FORMED_ID))
         listed = cloud.list_instances()
     text = f"{failed} {failed.to_dict()} {listed} {[i.model_dump() for i in listed]}"
     figures.record("leaked secrets", text.count(TOKEN))
@@ -190,7 +199,7 @@ def test_a_token_from_the_environment_echoed_by_the_server_stays_out_of_ansible_
 
 # --- overlapping operations on one adapter ----------------------------------------------------------------
 class DeletingServer:
-    """``slow`` never answers in time; ``keep-N`` are running until deleted, then deleting until released."""
+    """``SLOW_ID`` never answers in time; ``keep_id(n)`` are running until deleted, then deleting until released."""
 
     def __init__(self) -> None:
         self.deleted: set[str] = set()
@@ -200,7 +209,7 @@ class DeletingServer:
 
     def __call__(self, request: Request, reply: Replier) -> None:
         instance_id = request.path.rsplit("/", 1)[-1]
-        if instance_id == "slow":
+        if instance_id == SLOW_ID:
             self.slow_asked.set()
             reply.stopping.wait(30)  # far past the short operation's 1 s; the client gives up first
             return
@@ -231,10 +240,10 @@ def test_overlapping_operations_on_one_adapter_keep_their_own_deadlines(adapter:
 
     script = DeletingServer()
     with HostileServer(script) as server, adapter(server, poll_interval=0.05) as cloud, ThreadPoolExecutor(3) as pool:
-        short = pool.submit(ensure.ensure_instance_absent, cloud, instance_id="slow", wait_timeout=1)
+        short = pool.submit(ensure.ensure_instance_absent, cloud, instance_id=SLOW_ID, wait_timeout=1)
         assert script.slow_asked.wait(BOUND), "the short operation reached the server"
         long = [
-            pool.submit(ensure.ensure_instance_absent, cloud, instance_id=f"keep-{n}", wait_timeout=60) for n in (1, 2)
+            pool.submit(ensure.ensure_instance_absent, cloud, instance_id=keep_id(n), wait_timeout=60) for n in (1, 2)
         ]
         short_error = short.exception(BOUND)
         # The long operations keep polling past the short one's deadline; then their instances go away.
@@ -246,7 +255,7 @@ def test_overlapping_operations_on_one_adapter_keep_their_own_deadlines(adapter:
         finishes_within(BOUND, lambda: _until(polled_on))
         script.release.set()
         outcomes = [f.exception(BOUND) or f.result() for f in long]
-        after = finishes_within(BOUND, lambda: cloud.get_instance("keep-3"))
+        after = finishes_within(BOUND, lambda: cloud.get_instance(keep_id(3)))
     contained = isinstance(short_error, DeadlineReached) and all(isinstance(o, ensure.Outcome) for o in outcomes)
     record(contained)
     for outcome in outcomes:
