@@ -222,7 +222,7 @@ def _instance_spec(props: Mapping[str, Any]) -> InstanceSpec:
         location=props.get("location"),
         ssh_keys=tuple(props.get("ssh_keys") or ()),
         volumes=tuple(props.get("volumes") or ()),
-        tags=dict(props.get("tags") or {}),
+        tags=None if props.get("tags") is None else dict(props["tags"]),  # omitted: tags are not managed
         startup_script=props.get("startup_script"),
         password=props.get("password"),
     )

@@ -14,9 +14,10 @@ from pathlib import Path
 
 ENV = "GPUCLOUD_FIGURES_DIR"
 # Printed in this order; duplicates, orphans, leaked secrets, bad inputs that reached the API, leftovers after
-# teardown and hostile answers not contained must be 0 (each test asserts its own share). Orphans are resources
-# of any kind (instances, volumes, keys, OS volumes, scripts, projects) that a run left in the account without
-# reporting them.
+# teardown and hostile answers not contained must be 0 (each test asserts its own share). Orphans: named
+# resources (instances, volumes, keys) a run made without reporting them. Leftovers: anything a teardown scenario
+# left in the emulated account's ledger, including what nobody names (DataCrunch OS volumes and startup scripts,
+# ComputeStacks projects).
 METRICS = (
     "operations tried",
     "faults injected",

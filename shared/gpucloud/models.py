@@ -131,7 +131,10 @@ class InstanceSpec(_Model):
     location: str | None = None
     ssh_keys: tuple[str, ...] = ()
     volumes: tuple[str, ...] = ()
-    tags: dict[str, str] = Field(default_factory=dict)
+    # None: tags are not managed (left as they are). Given: with purge_tags the instance gets exactly these,
+    # without it these are added to (or change) the instance's tags and the others stay, as amazon.aws does.
+    tags: dict[str, str] | None = None
+    purge_tags: bool = True
     startup_script: str | None = None
     password: str | None = Field(default=None, repr=False)
 

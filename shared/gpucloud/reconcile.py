@@ -99,14 +99,22 @@ def plan_instance(
     if desired.name != current.name:
         target = updates if Capability.INSTANCE_RENAME in capabilities else replacements
         target.append(Change("name", current.name, desired.name))
-    if Capability.INSTANCE_TAGS in capabilities and desired.tags != current.tags:
+    wanted_tags = _wanted_tags(desired, current)
+    if Capability.INSTANCE_TAGS in capabilities and wanted_tags is not None and wanted_tags != current.tags:
         # Some APIs take tags only at create: new tags then mean a new instance.
         target = updates if Capability.INSTANCE_TAG_UPDATE in capabilities else replacements
-        target.append(Change("tags", current.tags, desired.tags))
+        target.append(Change("tags", current.tags, wanted_tags))
     if volume_attachments is not None and sorted(volume_attachments[0]) != sorted(volume_attachments[1]):
         # Only attaches: volumes attached by other means (an OS volume, a volume's attach_to) are left alone.
         updates.append(Change("volumes", sorted(volume_attachments[0]), sorted(volume_attachments[1])))
     return _decide(updates, replacements)
+
+
+def _wanted_tags(desired: InstanceSpec, current: Instance) -> dict[str, str] | None:
+    """The tags the instance should end with; None when the spec does not manage tags."""
+    if desired.tags is None:
+        return None
+    return dict(desired.tags) if desired.purge_tags else {**current.tags, **desired.tags}
 
 
 def plan_volume(

@@ -9,7 +9,7 @@ import pytest
 from gpucloud.capabilities import Capability
 from gpucloud.emulator import EmulatorServer
 
-from ..contract.specs import INSTANCE, VOLUME
+from ..contract.specs import INSTANCE, REPLACING, VOLUME
 from .conftest import Ansible
 from .test_modules import IMPLEMENTED, caps, task, writes
 
@@ -36,3 +36,33 @@ def test_check_mode_predicts_a_volume_attached_to_an_instance_made_in_the_same_p
     assert run["inst"]["changed"] and run["inst"]["action"] == "create"
     assert run["vol"]["changed"] and run["vol"]["action"] == "create"
     assert writes(emulator, provider) == sent, "check mode wrote nothing"
+
+
+def test_existing_instance_needs_no_type_tags_unmanaged_and_replace_labelled(
+    ansible: Ansible, emulator: EmulatorServer, keypair: tuple[Path, str]
+) -> None:
+    provider, name = "voltagepark", "ans-chk-tags"
+    base = {"provider": provider, "name": name, "ssh_keys": [keypair[1]], "wait_timeout": 60}
+    made = ansible.play([task("instance", "inst", **base, **INSTANCE[provider], tags={"team": "ml"})])
+    assert made.rc == 0, made.output
+    try:
+        # No instance_type, no tags: the existing instance is found, nothing to change, tags left alone.
+        merge = task("instance", "merge", **base, tags={"x": "1"}, purge_tags=False)
+        same = ansible.play([task("instance", "same", **base), merge])
+        assert same.rc == 0, same.output
+        assert same["same"]["changed"] is False and same["same"]["instance"]["tags"] == {"team": "ml"}
+        assert same["merge"]["changed"] and same["merge"]["instance"]["tags"] == {"team": "ml", "x": "1"}
+
+        changed = {**INSTANCE[provider], **REPLACING[provider]}
+        replacing = task("instance", "repl", **base, **changed, force_replace=True)
+        check = ansible.play([replacing], check=True, diff=True)
+        assert check.rc == 0, check.output
+        assert check["repl"]["action"] == "replace"
+        assert "(new: replace, instance_type cannot change in place)" in check.stdout
+        assert "(deleted: replaced)" in check.stdout
+    finally:
+        gone = ansible.play([task("instance", "gone", provider=provider, name=name, state="absent")])
+        assert gone.rc == 0, gone.output
+
+    missing = ansible.play([task("instance", "nope", provider=provider, name="ans-chk-none", ignore_errors=True)])
+    assert "instance_type: is required to create instance 'ans-chk-none'" in missing["nope"]["msg"]

@@ -277,7 +277,7 @@ class VoltagePark(Provider):
             "name": spec.name,
             "organization_ssh_keys": {"mode": "selective", "ssh_key_ids": key_ids} if key_ids else {"mode": "none"},
             "ssh_keys": key_texts,
-            "tags": tags_to_list(spec.tags),
+            "tags": tags_to_list(spec.tags or {}),
         }
         if spec.password:
             payload["password"] = spec.password

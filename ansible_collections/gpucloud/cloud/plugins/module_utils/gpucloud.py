@@ -229,6 +229,11 @@ class GpuCloudModule:
         self.result["plan"] = plan_result(outcome.plan)
         if self.module._diff:
             self.result["diff"] = {"before": before, "after": after}
+            if str(outcome.action) == "replace":  # a new resource, not an edit: say so where the diff is shown
+                fields = ", ".join(outcome.plan.replace_fields)
+                self.result["diff"]["before_header"] = f"{self.represent} (deleted: replaced)"
+                after_header = f"{self.represent} (new: replace, {fields} cannot change in place)"
+                self.result["diff"]["after_header"] = after_header
 
 
 class CatalogueInfo(GpuCloudModule):

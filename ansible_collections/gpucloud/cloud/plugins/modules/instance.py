@@ -69,9 +69,17 @@ options:
     elements: str
     default: []
   tags:
-    description: String labels, where the provider supports them.
+    description:
+      - String labels, where the provider supports them.
+      - Not given, the instance's tags are left alone. Given, see O(purge_tags).
     type: dict
-    default: {}
+  purge_tags:
+    description:
+      - With V(true), the instance ends with exactly O(tags) (tags not listed are removed).
+      - With V(false), O(tags) are added or changed and the others are kept.
+      - Has no effect when O(tags) is not given.
+    type: bool
+    default: true
   startup_script:
     description: Script or cloud-init user data run at first boot.
     type: str
@@ -267,8 +275,8 @@ class Instance(GpuCloudModule):
                 self.option_error(exc.field or fleet_option, exc.message)
         if p["wait_timeout"] <= 0:
             self.option_error("wait_timeout", "must be a positive number of seconds, got {}".format(p["wait_timeout"]))
-        if p["state"] == "present" and not p["instance_type"] and not (fleet_option and p[fleet_option] == 0):
-            self.option_error("instance_type", "is required with state=present")
+        if p["state"] == "present" and not p["instance_type"] and fleet_option and p[fleet_option] != 0:
+            self.option_error("instance_type", f"is required with {fleet_option} (it creates members)")
         for key, value in (p["tags"] or {}).items():
             if not isinstance(value, str):
                 self.option_error("tags", f"value of {key!r} must be a string, got {type(value).__name__}")
@@ -280,12 +288,13 @@ class Instance(GpuCloudModule):
         return self.spec(
             gpucloud.InstanceSpec,
             name=p["name"],
-            instance_type=p["instance_type"] or "",
+            instance_type=p["instance_type"] or "-",  # "-": not given; present() fills in the existing type
             image=p["image"],
             location=p["location"],
             ssh_keys=tuple(p["ssh_keys"] or ()),
             volumes=tuple(p["volumes"] or ()),
-            tags=dict(p["tags"] or {}),
+            tags=None if p["tags"] is None else dict(p["tags"]),
+            purge_tags=p["purge_tags"],
             startup_script=p["startup_script"],
             password=p["password"],
         )
@@ -302,7 +311,7 @@ class Instance(GpuCloudModule):
             instance_type=spec.instance_type,
             image=spec.image,
             location=spec.location,
-            tags=dict(spec.tags),
+            tags=dict(spec.tags or {}),
         )
         return data
 
@@ -314,6 +323,13 @@ class Instance(GpuCloudModule):
         if self.fleet_option():
             return self.fleet()
         spec = self.build_spec()
+        if not self.params["instance_type"]:
+            # Only a create needs the type: an existing instance keeps (and is compared with) its own.
+            p = self.params
+            existing = gpucloud_ensure.find_instance(self.cloud, name=p["name"], instance_id=p["id"])
+            if existing is None or not existing.instance_type:
+                self.option_error("instance_type", "is required to create instance {!r}".format(p["name"]))
+            spec = spec.model_copy(update={"instance_type": existing.instance_type})
         outcome = gpucloud_ensure.ensure_instance(
             self.cloud,
             spec,
@@ -420,7 +436,8 @@ def main():
             location=dict(type="str"),
             ssh_keys=dict(type="list", elements="str", default=[], no_log=False),
             volumes=dict(type="list", elements="str", default=[]),
-            tags=dict(type="dict", default={}),
+            tags=dict(type="dict"),
+            purge_tags=dict(type="bool", default=True),
             startup_script=dict(type="str", aliases=["cloud_init", "user_data"]),
             password=dict(type="str", no_log=True),
             state=dict(type="str", default="present", choices=["present", "absent", "started", "stopped", "restarted"]),
