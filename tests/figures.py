@@ -13,7 +13,8 @@ from collections import Counter
 from pathlib import Path
 
 ENV = "GPUCLOUD_FIGURES_DIR"
-# Printed in this order; the last four must be 0 (each test asserts its own share).
+# Printed in this order. Every count that is not "tried"/"injected"/"served" must be 0 (each test asserts its
+# own share).
 METRICS = (
     "operations tried",
     "faults injected",
@@ -22,6 +23,8 @@ METRICS = (
     "leaked secrets",
     "bad inputs tried",
     "bad inputs that reached the API",
+    "malformed answers served",
+    "raw errors on malformed answers",
 )
 
 

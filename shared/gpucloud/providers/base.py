@@ -8,12 +8,12 @@ resource whose create response was lost, duplicate-name detection and waiting.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, ClassVar, Protocol, TypeVar
 
 import httpx
 
-from gpucloud import errors, waiters
+from gpucloud import errors, waiters, wire
 from gpucloud.capabilities import Capability
 from gpucloud.config import ProviderConfig, env_var
 from gpucloud.httputil import request_id_of, retry_after_seconds
@@ -135,6 +135,14 @@ class Provider(ABC):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    # --- reading answers (every 2xx body goes through wire: see its docstring) ------------------------
+    def _read(self, response: httpx.Response, shape: Any) -> Any:
+        """``response``'s JSON body, checked against ``shape``; a misfit is a :class:`wire.MalformedResponse`."""
+        return wire.read(response, shape, self.name)
+
+    def _get(self, path: str, shape: Any, *, params: Mapping[str, Any] | None = None) -> Any:
+        return self._read(self.transport.request("GET", path, params=params), shape)
 
     # --- capabilities --------------------------------------------------------------------------------
     def supports(self, capability: Capability) -> bool:
@@ -408,8 +416,9 @@ class Provider(ABC):
         try:
             return create()
         except errors.ProviderError as lost:
-            # A 5xx says as little as a lost answer about whether the create was applied.
-            if not (isinstance(lost, ResponseLost) or is_server_failure(lost)):
+            # A 5xx says as little as a lost answer about whether the create was applied; a malformed 2xx says
+            # it was, without telling what was made: find it by name rather than fail with it in place.
+            if not (isinstance(lost, ResponseLost | wire.MalformedResponse) or is_server_failure(lost)):
                 raise
             for _ in range(ADOPT_ATTEMPTS):
                 found = adopt()
