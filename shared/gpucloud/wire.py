@@ -23,8 +23,9 @@ import httpx
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, TypeAdapter, create_model
 from pydantic import ValidationError as ShapeError
 
-from gpucloud import errors
+from gpucloud.errors import MalformedResponse
 
+__all__ = ["MALFORMED", "Count", "Id", "MalformedResponse", "Text", "When", "Wire", "check", "decode", "read"]
 MALFORMED = "malformed_response"
 # Identifiers arrive as strings or numbers; empty strings, booleans and floats are not identifiers.
 Id = Annotated[StrictStr, Field(min_length=1)] | StrictInt
@@ -35,10 +36,6 @@ Count = int | None
 When = datetime | None
 # A bare identifier in a text/plain answer (DataCrunch's create endpoints).
 _TEXT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
-
-
-class MalformedResponse(errors.ProviderError):
-    """A success answer whose body is not what the API documents: the request may have been applied."""
 
 
 class Wire(BaseModel):

@@ -77,7 +77,13 @@ from gpucloud.models import (
 from gpucloud.pagination import Page, fetch_each, fetch_numbered_pages, in_parallel
 from gpucloud.providers.base import Provider, as_float, build_error, json_body, unique_by_name
 from gpucloud.transport import Transport
-from gpucloud.validation import looks_like_public_key, validate_public_key
+from gpucloud.validation import (
+    DISPLAY_NAME_PATTERN,
+    DISPLAY_NAME_RULE,
+    looks_like_public_key,
+    validate_name,
+    validate_public_key,
+)
 from gpucloud.wire import Count, Id, Text, When, Wire
 
 DEFAULT_API_VERSION = "80"
@@ -450,8 +456,8 @@ class ComputeStacks(Provider):
                 "image is required for computestacks: the label of a container image (list_images() lists them)",
                 field="image",
             )
-        if not spec.name.strip():
-            raise errors.ValidationError("name must not be blank", field="name")
+        # The name is the service label and the project name.
+        validate_name(spec.name, "name", pattern=DISPLAY_NAME_PATTERN, rule=DISPLAY_NAME_RULE, min_len=1, max_len=255)
         self._refuse_key_texts(spec.ssh_keys)
 
     def resolve_ssh_keys(self, refs: Sequence[str]) -> tuple[list[str], list[str]]:

@@ -39,7 +39,7 @@ from gpucloud.models import (
 from gpucloud.pagination import Page, fetch_offset_pages, in_parallel
 from gpucloud.providers.base import Provider, as_float, build_error, json_body
 from gpucloud.transport import Transport
-from gpucloud.validation import validate_name
+from gpucloud.validation import DISPLAY_NAME_PATTERN, DISPLAY_NAME_RULE, validate_name
 from gpucloud.wire import Count, Id, Text, When, Wire
 
 # The API's VM statuses are Running, Stopped, StoppedDisassociated (stopped, compute released), Outbid (spot
@@ -340,9 +340,15 @@ class VoltagePark(Provider):
         available = [p for p in matches if p.get("location_ids_with_availability")]
         return (available or matches)[0]
 
+    @staticmethod
+    def _validate_display_name(name: str) -> None:
+        validate_name(name, "name", pattern=DISPLAY_NAME_PATTERN, rule=DISPLAY_NAME_RULE, min_len=1, max_len=255)
+
+    def _validate_volume_spec(self, spec: VolumeSpec) -> None:
+        self._validate_display_name(spec.name)
+
     def _validate_instance_spec(self, spec: InstanceSpec) -> None:
-        if len(spec.name) > 255:
-            raise errors.ValidationError("name must be at most 255 characters", field="name")
+        self._validate_display_name(spec.name)
         if spec.password is not None and len(spec.password) < 8:
             raise errors.ValidationError("password must have at least 8 characters", field="password")
 
