@@ -13,11 +13,10 @@ from collections import Counter
 from pathlib import Path
 
 ENV = "GPUCLOUD_FIGURES_DIR"
-# Printed in this order; duplicates, orphans, leaked secrets, bad inputs that reached the API, leftovers after
-# teardown and hostile answers not contained must be 0 (each test asserts its own share). Orphans: named
-# resources (instances, volumes, keys) a run made without reporting them. Leftovers: anything a teardown scenario
-# left in the emulated account's ledger, including what nobody names (DataCrunch OS volumes and startup scripts,
-# ComputeStacks projects).
+# Printed in this order. Every count that is not "tried"/"injected"/"served"/"scenarios" must be 0 (each test
+# asserts its own share). Orphans: named resources (instances, volumes, keys) a run made without reporting them.
+# Leftovers: anything a teardown scenario left in the emulated account's ledger, including what nobody names
+# (DataCrunch OS volumes and startup scripts, ComputeStacks projects).
 METRICS = (
     "operations tried",
     "faults injected",
@@ -33,6 +32,8 @@ METRICS = (
     # bounded time, with no secret in it.
     "hostile answers tried",
     "hostile answers not contained",
+    "malformed answers served",
+    "raw errors on malformed answers",
 )
 
 

@@ -5,12 +5,22 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Generator
-from typing import Literal
+from typing import Annotated, Literal
 
 import httpx
+from pydantic import Field, StrictStr
 
-from gpucloud import errors
+from gpucloud import errors, wire
 from gpucloud.httputil import retry_after_seconds
+
+
+class _Token(wire.Wire):
+    """A token endpoint's answer, as far as we read it."""
+
+    access_token: Annotated[StrictStr, Field(min_length=1)]
+    refresh_token: StrictStr | None = None
+    expires_in: float | None = None
+
 
 TokenErrorParser = Callable[[httpx.Response], tuple[str | None, str | None]]
 
@@ -89,7 +99,8 @@ class OAuth2ClientCredentials(httpx.Auth):
         return self._access_token is not None and self._clock() < self._expires_at - self._early_refresh
 
     def _store(self, response: httpx.Response) -> None:
-        body = response.json()
+        # A malformed answer (HTML, no access_token...) is a MalformedResponse naming the token endpoint.
+        body = wire.read(response, _Token, self._provider)
         self._access_token = str(body["access_token"])
         self._refresh_token = body.get("refresh_token") or self._refresh_token
         lifetime = float(body.get("expires_in") or 3600)

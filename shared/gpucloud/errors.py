@@ -97,6 +97,12 @@ class ProviderError(GpuCloudError):
     """The provider failed in a way none of the specific classes describe (5xx, malformed answer...)."""
 
 
+class MalformedResponse(ProviderError):
+    """A success answer that is not what the API documents (not JSON, a missing collection or id, a wrong type).
+    The message names the request and where the body misfits, never the body; the request may have been applied,
+    so a create answered this way is adopted by name (see gpucloud.wire)."""
+
+
 class Timeout(GpuCloudError):
     def __init__(self, message: str, *, last_status: str | None = None, **context: Unpack[ErrorContext]) -> None:
         super().__init__(message, **context)

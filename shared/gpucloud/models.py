@@ -5,11 +5,12 @@ Every model keeps the provider's own payload in ``raw`` so nothing the API said 
 
 from __future__ import annotations
 
+import unicodedata
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
 
 class Status(StrEnum):
@@ -23,6 +24,28 @@ class Status(StrEnum):
     DELETED = "deleted"
     ERROR = "error"
     UNKNOWN = "unknown"
+
+
+def _resource_name(value: str) -> str:
+    """No provider takes a blank name or one with control characters (line breaks, NUL, tabs): such a name would
+    also end up unchanged in inventory hostnames and logs. Provider-specific shapes are in each adapter."""
+    if not value.strip():
+        raise ValueError("must not be blank (only whitespace)")
+    bad = sorted({repr(c) for c in value if unicodedata.category(c) in ("Cc", "Cf", "Cs", "Co", "Cn")})
+    if bad:
+        raise ValueError(f"must not contain control or invisible characters (found {', '.join(bad)})")
+    return value
+
+
+def _no_bool(value: Any) -> Any:
+    """``True`` is an int to Python; as a size it is a mistake, not 1."""
+    if isinstance(value, bool):
+        raise ValueError("must be a whole number, not a boolean")
+    return value
+
+
+ResourceName = Annotated[str, Field(min_length=1), AfterValidator(_resource_name)]
+WholeNumber = Annotated[int, BeforeValidator(_no_bool)]
 
 
 class _Model(BaseModel):
@@ -125,7 +148,7 @@ class Location(_Model):
 class InstanceSpec(_Model):
     """What a user asks for; the reconcile logic compares it with an existing :class:`Instance`."""
 
-    name: str = Field(min_length=1)
+    name: ResourceName
     instance_type: str = Field(min_length=1)
     image: str | None = None
     location: str | None = None
@@ -140,15 +163,15 @@ class InstanceSpec(_Model):
 
 
 class VolumeSpec(_Model):
-    name: str = Field(min_length=1)
-    size_gb: int = Field(gt=0)
+    name: ResourceName
+    size_gb: WholeNumber = Field(gt=0)
     volume_type: str | None = None
     location: str | None = None
     attach_to: str | None = None
 
 
 class SshKeySpec(_Model):
-    name: str = Field(min_length=1)
+    name: ResourceName
     public_key: str = Field(min_length=1)
 
 

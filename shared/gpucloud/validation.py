@@ -57,6 +57,15 @@ def validate_public_key(text: str, field: str = "public_key") -> str:
     return text.strip()
 
 
+# Display names (Voltage Park's "My Instant Virtual Machine", ComputeStacks labels): printable ASCII, no space at
+# either end. Their APIs document nothing wider, and the inventory makes names host names unchanged.
+DISPLAY_NAME_PATTERN = r"[!-~]([ -~]*[!-~])?"
+DISPLAY_NAME_RULE = (
+    "printable ASCII letters, digits, spaces and punctuation, not starting or ending with a space "
+    "(no line breaks, control characters or emoji)"
+)
+
+
 def validate_name(value: str, field: str, *, pattern: str, rule: str, min_len: int, max_len: int) -> str:
     if not (min_len <= len(value) <= max_len) or not re.fullmatch(pattern, value):
         raise errors.ValidationError(

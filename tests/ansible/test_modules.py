@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import stat
 import subprocess
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -55,7 +57,9 @@ def _instance_lifecycle(provider: str, ansible: Ansible, emulator: EmulatorServe
     base: dict[str, Any] = {"provider": provider, "name": name, **INSTANCE[provider]}
     with_keys = Capability.SSH_KEYS in caps(provider)
     key_name = f"ans-key-{provider}"
-    create = [task("instance", "inst", **base, ssh_keys=[key_name if with_keys else public], wait_for_ssh=True)]
+    secrets_path = ansible.workdir / "secrets.json"
+    keys = [key_name if with_keys else public]
+    create = [task("instance", "inst", **base, ssh_keys=keys, wait_for_ssh=True, secrets_file=str(secrets_path))]
     if with_keys:
         create.insert(0, task("ssh_key", "key", provider=provider, name=key_name, public_key=public))
 
@@ -68,9 +72,13 @@ def _instance_lifecycle(provider: str, ansible: Ansible, emulator: EmulatorServe
     assert got["ssh_host"] and got["ssh_port"] and got["ssh_user"]
     found = lookup(emulator, provider, "instance", name)
     assert found is not None and found.id == got["id"]
-    # One-time secrets (a root password some providers return at create) only under instance_secrets.
-    for secret in inst.get("instance_secrets", {}).values():
-        assert secret and secret not in str(got) and secret not in first.stdout
+    # One-time secrets (a root password some providers return at create): masked in the result, kept only in the
+    # secrets_file (mode 0600).
+    if inst.get("instance_secrets"):
+        assert set(inst["instance_secrets"].values()) == {"********"}
+        assert stat.S_IMODE(secrets_path.stat().st_mode) == 0o600
+        for secret in json.loads(secrets_path.read_text())[name].values():
+            assert secret and secret not in str(inst) and secret not in first.stdout
 
     # Second run: nothing to do, nothing written.
     before = writes(emulator, provider)

@@ -40,6 +40,11 @@ class NameRule:
         return self.min_len <= len(value) <= self.max_len and re.fullmatch(self.pattern, value) is not None
 
 
+# Display names: Voltage Park documents a free "name string" ("My Instant Virtual Machine"), ComputeStacks a label
+# that is also the project name. Both show printable ASCII only, and a name becomes an inventory host name as is:
+# no line breaks, control characters, emoji, blank names or spaces at either end.
+DISPLAY_NAME = NameRule(r"[!-~]([ -~]*[!-~])?", 1, 255)
+
 # (provider, kind) -> the rule its docs give for names; providers missing here document none.
 NAME_RULES: dict[tuple[str, str], NameRule] = {
     # DataCrunch: the hostname of the machine.
@@ -48,8 +53,18 @@ NAME_RULES: dict[tuple[str, str], NameRule] = {
     ("dcdncloud", "instance"): NameRule(r"[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?", 1, 63),
     # Voltage Park: "name string · min: 3 · max: 64", letters, digits, hyphens and spaces.
     ("voltagepark", "ssh_key"): NameRule(r"[A-Za-z0-9 -]+", 3, 64),
-    ("voltagepark", "instance"): NameRule(r"(?s).+", 1, 255),
+    ("voltagepark", "instance"): DISPLAY_NAME,
+    ("voltagepark", "volume"): DISPLAY_NAME,
+    ("computestacks", "instance"): DISPLAY_NAME,
 }
+
+
+def unusable_names() -> st.SearchStrategy[str]:
+    """Names no provider takes, whatever its own rule: blank, or with a control or invisible character."""
+    blank = st.text(alphabet=" \t\u00a0\u2003", min_size=1, max_size=8)
+    odd = st.sampled_from(["\n", "\r", "\x00", "\t", "\x1b", "\x7f", "\u200b", "\u202e", "\ufeff"])
+    marked = st.tuples(st.text(alphabet="abc1", max_size=6), odd, st.text(alphabet="abc1", max_size=6)).map("".join)
+    return st.one_of(blank, marked)
 
 
 def bad_names(rule: NameRule) -> st.SearchStrategy[str]:

@@ -18,7 +18,7 @@ from gpucloud.emulator import EmulatorServer
 from .. import figures
 from ..ansible.conftest import Ansible, ansible, ansible_home, emulator_env  # noqa: F401 - fixtures
 from ..contract.specs import INSTANCE
-from .strategies import FUZZ, NAME_RULES, bad_names, bad_public_keys, unknown_names
+from .strategies import DISPLAY_NAME, FUZZ, NAME_RULES, bad_names, bad_public_keys, unknown_names, unusable_names
 
 pytestmark = pytest.mark.fuzz
 SAMPLE = 24
@@ -28,7 +28,8 @@ WRITES = ("POST", "PUT", "PATCH", "DELETE")
 @st.composite
 def bad_task(draw: st.DrawFn) -> tuple[str, dict[str, Any], str]:
     """(module, args, option the error must name)."""
-    choice = draw(st.sampled_from(["key_text", "key_name", "instance_name", "size", "timeout", "catalogue"]))
+    choices = ["key_text", "key_name", "instance_name", "display_name", "unusable_name", "size", "timeout", "catalogue"]
+    choice = draw(st.sampled_from(choices))
     if choice == "key_text":
         key = draw(bad_public_keys().filter(lambda k: bool(k.strip())))
         return "ssh_key", {"provider": "datacrunch", "name": "fz-key", "public_key": key}, "public_key"
@@ -39,11 +40,17 @@ def bad_task(draw: st.DrawFn) -> tuple[str, dict[str, Any], str]:
     if choice == "instance_name":
         name = draw(bad_names(NAME_RULES[("dcdncloud", "instance")]).filter(lambda v: bool(v.strip())))
         return "instance", {"provider": "dcdncloud", **INSTANCE["dcdncloud"], "name": name, "wait": False}, "name"
+    if choice in ("display_name", "unusable_name"):
+        provider = draw(
+            st.sampled_from(["voltagepark", "computestacks", "cloudnexus"][: 2 if choice == "display_name" else 3])
+        )
+        name = draw(bad_names(DISPLAY_NAME) if choice == "display_name" else unusable_names())
+        return "instance", {"provider": provider, **INSTANCE[provider], "name": name, "wait": False}, "name"
     if choice == "size":
         size = draw(st.one_of(st.integers(max_value=0), st.just(True)))
         return "volume", {"provider": "datacrunch", "name": "fz-vol", "size": size, "location": "FIN-01"}, "size"
     if choice == "timeout":
-        timeout = draw(st.integers(max_value=0))
+        timeout = draw(st.one_of(st.integers(max_value=0), st.booleans()))  # true is not 1 second
         args = {"provider": "datacrunch", **INSTANCE["datacrunch"], "name": "fz-t", "wait_timeout": timeout}
         return "instance", args, "wait_timeout"
     field = draw(st.sampled_from(["instance_type", "image", "location"]))

@@ -152,3 +152,34 @@ def test_bad_values_fail_naming_the_option_and_change_nothing(
     figures.record("bad inputs that reached the API", sent)
     assert sent == 0, (args, result)
     assert result.get("failed") is True and option in result["msg"], (args, result)
+
+
+# type=int keeps a boolean as it is (bool is an int); type=float turns it into 1.0/0.0 before the module runs,
+# so only int options can be checked.
+NUMBER_OPTIONS = [(m, o, s) for m, o, s in CASES if s.get("type") == "int" and not s.get("choices")]
+
+
+@pytest.mark.parametrize(
+    ("module_name", "option", "spec"), NUMBER_OPTIONS, ids=[f"{m}.{o}" for m, o, _ in NUMBER_OPTIONS]
+)
+@pytest.mark.parametrize("value", [True, False])
+def test_booleans_for_number_options_fail_naming_the_option_without_requests(
+    module_env: None,
+    emulator: EmulatorServer,
+    capsys: pytest.CaptureFixture[str],
+    module_name: str,
+    option: str,
+    spec: dict[str, Any],
+    value: bool,
+) -> None:
+    """Ansible's type=int lets ``true`` through and Python reads it as 1 (``wait_timeout: true`` waited 1 s)."""
+    module = importlib.import_module(f"{PACKAGE}.modules.{module_name}")
+    args = {k: v for k, v in REQUIRED.items() if k in argument_spec(module)} | {option: value}
+    before = emulator.world.request_count()
+    result = _run(module_name, args, capsys)
+    sent = emulator.world.request_count() - before
+    figures.record("bad inputs tried")
+    figures.record("bad inputs that reached the API", int(sent > 0))
+    assert sent == 0
+    assert result.get("failed") is True and result["msg"].startswith(f"{option}: "), (args, result)
+    assert "not a boolean" in result["msg"] and result.get("option") == option

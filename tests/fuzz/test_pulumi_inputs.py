@@ -20,7 +20,7 @@ from .. import figures
 from ..contract.specs import INSTANCE
 from ..pulumi.conftest import PROVIDERS, TYPES, emulator_env, harness, project_dir, unique  # noqa: F401 - fixtures
 from ..pulumi.harness import DynamicProviderHarness, ProviderFailed, program_inputs
-from .strategies import FUZZ, NAME_RULES, bad_names, bad_public_keys, valid_public_key
+from .strategies import FUZZ, NAME_RULES, bad_names, bad_public_keys, unusable_names, valid_public_key
 from .test_core_inputs import writes
 
 pytestmark = pytest.mark.fuzz
@@ -50,8 +50,12 @@ def _wrong_type(kind: type | tuple[type, ...]) -> st.SearchStrategy[Any]:
 @st.composite
 def bad_props(draw: st.DrawFn) -> tuple[str, dict[str, Any], str]:
     """(kind, props, property the failure must name): a value each provider's rules or the schema refuse."""
-    choice = draw(st.sampled_from(["unknown", "size", "instance_name", "key_name", "key"]))
-    kind = {"size": "volume", "instance_name": "instance"}.get(choice, "ssh_key")
+    choice = draw(
+        st.sampled_from(["unknown", "size", "instance_name", "display_name", "unusable_name", "key_name", "key"])
+    )
+    kind = {"size": "volume", "instance_name": "instance", "display_name": "instance"}.get(choice, "ssh_key")
+    if choice == "unusable_name":
+        kind = draw(st.sampled_from(sorted(BASE)))
     if choice == "unknown":
         kind = draw(st.sampled_from(sorted(INPUTS)))
     props = dict(BASE[kind])
@@ -63,6 +67,16 @@ def bad_props(draw: st.DrawFn) -> tuple[str, dict[str, Any], str]:
     if choice == "size":
         props["size_gb"] = draw(st.integers(max_value=0))
         return kind, props, "size_gb"
+    if choice == "display_name":  # Voltage Park and ComputeStacks: printable ASCII only
+        provider = draw(st.sampled_from(["voltagepark", "computestacks"]))
+        props = {"provider": provider, "name": "fz", **INSTANCE[provider]}
+        props["name"] = draw(bad_names(NAME_RULES[(provider, "instance")]))
+        return kind, props, "name"
+    if choice == "unusable_name":  # blank or with control characters: refused for every provider
+        props["provider"] = draw(st.sampled_from(["voltagepark", "cloudnexus", "computestacks"]))
+        props.update(INSTANCE[props["provider"]] if kind == "instance" else {})
+        props["name"] = draw(unusable_names())
+        return kind, props, "name"
     if choice in ("instance_name", "key_name"):
         props["name"] = draw(bad_names(NAME_RULES[(props["provider"], kind)]).filter(lambda v: bool(v.strip())))
         return kind, props, "name"

@@ -15,7 +15,7 @@ from typing import Any, ClassVar, Literal, Protocol, TypeVar
 
 import httpx
 
-from gpucloud import errors, waiters
+from gpucloud import errors, waiters, wire
 from gpucloud.capabilities import Capability
 from gpucloud.config import ProviderConfig, check_base_url, env_var, secret_fields
 from gpucloud.httputil import request_id_of, retry_after_seconds
@@ -169,6 +169,14 @@ class Provider(ABC):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    # --- reading answers (every 2xx body goes through wire: see its docstring) ------------------------
+    def _read(self, response: httpx.Response, shape: Any) -> Any:
+        """``response``'s JSON body, checked against ``shape``; a misfit is a :class:`wire.MalformedResponse`."""
+        return wire.read(response, shape, self.name)
+
+    def _get(self, path: str, shape: Any, *, params: Mapping[str, Any] | None = None) -> Any:
+        return self._read(self.transport.request("GET", path, params=params), shape)
 
     # --- capabilities --------------------------------------------------------------------------------
     def supports(self, capability: Capability) -> bool:
@@ -513,8 +521,9 @@ class Provider(ABC):
         try:
             return create()
         except errors.ProviderError as lost:
-            # A 5xx says as little as a lost answer about whether the create was applied.
-            if not (isinstance(lost, ResponseLost) or is_server_failure(lost)):
+            # A 5xx says as little as a lost answer about whether the create was applied; a malformed 2xx says
+            # it was, without telling what was made: find it by name rather than fail with it in place.
+            if not (isinstance(lost, ResponseLost | wire.MalformedResponse) or is_server_failure(lost)):
                 raise
             for _ in range(ADOPT_ATTEMPTS):
                 found = adopt()

@@ -30,11 +30,12 @@ Decisions where the docs are silent:
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Generic, TypeVar
 
 import httpx
+from pydantic import StrictStr
 
-from gpucloud import errors, waiters
+from gpucloud import errors, waiters, wire
 from gpucloud.auth import BearerAuth
 from gpucloud.capabilities import Capability as C
 from gpucloud.config import ProviderConfig, env_var
@@ -43,6 +44,7 @@ from gpucloud.models import CreatedInstance, Image, Instance, InstanceSpec, Loca
 from gpucloud.pagination import Page, fetch_numbered_pages
 from gpucloud.providers.base import IdKind, IdShape, Provider, build_error, json_body
 from gpucloud.transport import Transport
+from gpucloud.wire import Count, Id, Text, When, Wire
 
 # Endpoints NOT in the captured docs, reconstructed from its conventions. Correct them here.
 INFERRED_PATHS: dict[str, str] = {
@@ -82,11 +84,64 @@ _ERROR_CODES: dict[str, type[errors.GpuCloudError]] = {
 }
 
 
-def _unwrap(body: Any) -> dict[str, Any]:
-    """A single resource, whether it comes bare or as ``{"data": {...}}``."""
+W = TypeVar("W", bound=Wire)
+
+
+# --- answer shapes (what this adapter reads; see gpucloud.wire) ---------------------------------
+class _Instance(Wire):
+    id: Id
+    name: Text = None
+    status: Text = None
+    ipv4: Text = None
+    type: Text = None
+    region: Text = None
+    image: Text = None
+    ssh_keys: list[Id] | None = None
+    tags: dict[str, StrictStr | int | float | bool | None] | None = None
+    created_at: When = None
+
+
+class _Key(Wire):
+    id: Id
+    name: Text = None
+    public_key: Text = None
+    fingerprint: Text = None
+
+
+class _JobError(Wire):
+    code: Text = None
+    message: Text = None
+
+
+class _Job(Wire):
+    status: StrictStr  # without it the poll would wait for a status that never comes
+    resource_id: Id | None = None
+    error: _JobError | None = None
+
+
+class _Accepted(Wire):
+    job_id: Id | None = None
+
+
+class _Pagination(Wire):
+    total: Count = None
+    total_pages: Count = None
+
+
+class _Page(Wire, Generic[W]):
+    """A page of a numbered list: without ``data`` it is malformed, never empty."""
+
+    data: list[W]
+    pagination: _Pagination | None = None
+
+
+def _unwrap(response: httpx.Response, shape: type[Wire]) -> dict[str, Any]:
+    """A single resource, whether it comes bare or as ``{"data": {...}}``, checked against ``shape``."""
+    body = wire.decode(response, "cloudnexus")
     if isinstance(body, dict) and isinstance(body.get("data"), dict):
-        return dict(body["data"])
-    return dict(body) if isinstance(body, dict) else {}
+        body = body["data"]
+    checked: dict[str, Any] = wire.check(body, shape, "cloudnexus", response)
+    return dict(checked)
 
 
 def _error_fields(body: Any) -> tuple[str | None, str | None]:
@@ -161,12 +216,12 @@ class CloudNexus(Provider):
     def _path(self, key: str, **ids: str) -> str:
         return url_path(self.paths[key], **ids)
 
-    def _all(self, path: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    def _all(self, path: str, item: Any) -> list[dict[str, Any]]:
         def fetch(page: int, per_page: int) -> Page[dict[str, Any]]:
-            body = self.transport.get_json(path, params={**(params or {}), "page": page, "per_page": per_page})
+            body = self._get(path, _Page[item], params={"page": page, "per_page": per_page})
             info = body.get("pagination") or {}
             total_pages = int(info.get("total_pages") or 0)
-            return Page(list(body.get("data") or []), info.get("total"), has_next=page < total_pages)
+            return Page(list(body["data"]), info.get("total"), has_next=page < total_pages)
 
         return fetch_numbered_pages(fetch, min(self.page_size, MAX_PER_PAGE), workers=self.config.page_workers)
 
@@ -174,7 +229,7 @@ class CloudNexus(Provider):
         """A field the flow cannot go on without; its absence means the answer is not what we expect."""
         value = body.get(key)
         if not value:
-            raise errors.ProviderError(f"cloudnexus: answer without {key!r}", provider=self.name, details=body)
+            raise wire.malformed(self.name, None, f"{key!r} is missing")
         return str(value)
 
     # --- jobs ---------------------------------------------------------------------------------------
@@ -184,7 +239,7 @@ class CloudNexus(Provider):
         seen: list[dict[str, Any]] = []
 
         def fetch() -> dict[str, Any]:
-            seen.append(_unwrap(self.transport.get_json(path)))
+            seen.append(_unwrap(self.transport.request("GET", path), _Job))
             return seen[-1]
 
         try:
@@ -237,10 +292,11 @@ class CloudNexus(Provider):
         )
 
     def _list_instances(self) -> list[Instance]:
-        return [self._to_instance(d) for d in self._all(INSTANCES_PATH)]
+        return [self._to_instance(d) for d in self._all(INSTANCES_PATH, _Instance)]
 
     def _get_instance(self, instance_id: str) -> Instance:
-        return self._to_instance(_unwrap(self.transport.get_json(self._path("instance", instance_id=instance_id))))
+        path = self._path("instance", instance_id=instance_id)
+        return self._to_instance(_unwrap(self.transport.request("GET", path), _Instance))
 
     def _validate_instance_spec(self, spec: InstanceSpec) -> None:
         if not spec.location:
@@ -264,7 +320,7 @@ class CloudNexus(Provider):
         }
         if spec.tags:
             payload["tags"] = dict(spec.tags)
-        accepted = _unwrap(self.transport.request("POST", INSTANCES_PATH, json=payload).json())
+        accepted = _unwrap(self.transport.request("POST", INSTANCES_PATH, json=payload), _Accepted)
         job = self.wait_for_job(self._field(accepted, "job_id"), f"create instance {spec.name}")
         return CreatedInstance(instance=self._get_instance(self._field(job, "resource_id")))
 
@@ -274,7 +330,7 @@ class CloudNexus(Provider):
     def _action(self, instance_id: str, action: str, **fields: str) -> dict[str, Any]:
         body = {"action": action, **fields}
         return _unwrap(
-            self.transport.request("POST", url_path(ACTIONS_PATH, instance_id=instance_id), json=body).json()
+            self.transport.request("POST", url_path(ACTIONS_PATH, instance_id=instance_id), json=body), _Accepted
         )
 
     def _start_instance(self, instance_id: str) -> None:
@@ -312,14 +368,14 @@ class CloudNexus(Provider):
         )
 
     def _list_ssh_keys(self) -> list[SshKey]:
-        return [self._to_key(d) for d in self._all(self._path("ssh_keys"))]
+        return [self._to_key(d) for d in self._all(self._path("ssh_keys"), _Key)]
 
     def _get_ssh_key(self, key_id: str) -> SshKey:
-        return self._to_key(_unwrap(self.transport.get_json(self._path("ssh_key", key_id=key_id))))
+        return self._to_key(_unwrap(self.transport.request("GET", self._path("ssh_key", key_id=key_id)), _Key))
 
     def _create_ssh_key(self, spec: SshKeySpec) -> SshKey:
         body = {"name": spec.name, "public_key": spec.public_key.strip()}
-        return self._to_key(_unwrap(self.transport.request("POST", self._path("ssh_keys"), json=body).json()))
+        return self._to_key(_unwrap(self.transport.request("POST", self._path("ssh_keys"), json=body), _Key))
 
     def _delete_ssh_key(self, key_id: str) -> None:
         self.transport.request("DELETE", self._path("ssh_key", key_id=key_id))

@@ -57,7 +57,7 @@ from urllib.parse import quote, unquote
 
 import httpx
 
-from gpucloud import errors, waiters
+from gpucloud import errors, waiters, wire
 from gpucloud.auth import OAuth2ClientCredentials
 from gpucloud.capabilities import Capability as C
 from gpucloud.config import ProviderConfig, env_var
@@ -87,7 +87,15 @@ from gpucloud.providers.base import (
     unique_by_name,
 )
 from gpucloud.transport import Transport
-from gpucloud.validation import choose_from, looks_like_public_key, validate_public_key
+from gpucloud.validation import (
+    DISPLAY_NAME_PATTERN,
+    DISPLAY_NAME_RULE,
+    choose_from,
+    looks_like_public_key,
+    validate_name,
+    validate_public_key,
+)
+from gpucloud.wire import Count, Id, Text, When, Wire
 
 DEFAULT_API_VERSION = "80"
 MIN_API_VERSION = 51  # older versions take other request shapes (service update, products)
@@ -106,6 +114,98 @@ _STATUS = {
 }
 _ORDER_LIVE = frozenset({"open", "pending", "awaiting_payment", "processing"})
 _ORDER_FINAL = frozenset({"completed", "failed", "cancelled"})
+
+
+# --- answer shapes (what this adapter reads; see gpucloud.wire) ---------------------------------
+class _Project(Wire):
+    id: Id
+
+
+class _Ref(Wire):
+    """A nested record the adapter reads the id or label of (region, project, package, image...)."""
+
+    id: Id | None = None
+    label: Text = None
+
+
+class _Service(Wire):
+    id: Id
+    label: Text = None
+    current_state: Text = None
+    region: _Ref | None = None
+    package: _Ref | None = None
+    image: _Ref | None = None
+    project: _Project | None = None
+    created_at: When = None
+
+
+class _Bastion(Wire):
+    ip_addr: Text = None
+    port: Count = None
+    username: Text = None
+    status: Text = None
+
+
+class _OrderProject(Wire):
+    name: Text = None
+
+
+class _OrderData(Wire):
+    project: _OrderProject | None = None
+
+
+class _Order(Wire):
+    id: Id
+    status: Text = None
+    project: _Ref | None = None
+    order_data: _OrderData | None = None
+
+
+class _Location(Wire):
+    id: int
+    name: Text = None
+    regions: list[_Project] | None = None  # availability zones: {id, ...}
+
+
+class _Product(Wire):
+    id: Id
+    name: Text = None
+    region: Id | None = None
+    term: Text = None
+
+
+class _Variant(Wire):
+    id: Id
+    is_default: bool | None = None
+
+
+class _Image(Wire):
+    id: Id
+    label: Text = None
+    image_variants: list[_Variant] | dict[str, Any] | None = None
+
+
+class _VolumeParam(Wire):
+    id: Id
+    label: Text = None
+    source_volume_id: Id | None = None
+
+
+class _VolumeMap(Wire):
+    container_service: _Ref | None = None
+
+
+class _Volume(Wire):
+    id: Id
+    label: Text = None
+    region_id: Id | None = None
+    volume_maps: list[_VolumeMap] | None = None
+    created_at: When = None
+
+
+class _Key(Wire):
+    id: Id
+    label: Text = None
 
 
 def encode_key_name(name: str) -> str:
@@ -294,13 +394,21 @@ class ComputeStacks(Provider):
             )
         return build_error(self.name, response, code=code, message=message, details=body)
 
-    def _all(self, path: str, root: str) -> list[dict[str, Any]]:
+    def _wrapped(self, response: httpx.Response, root: str, shape: Any) -> Any:
+        """``body[root]`` of an answer that must be ``{root: <shape>}``."""
+        return self._read(response, wire.envelope(root, shape))[root]
+
+    def _get_wrapped(self, path: str, root: str, shape: Any) -> Any:
+        return self._wrapped(self.transport.request("GET", path), root, shape)
+
+    def _all(self, path: str, root: str, item: Any) -> list[dict[str, Any]]:
         """Every item of a paginated list; the page size is what the server says it used (``Per-Page``)."""
         first = self.transport.request("GET", path, params={"page": 1, "per_page": PER_PAGE})
-        size = int(first.headers.get("Per-Page") or PER_PAGE)
+        per_page = first.headers.get("Per-Page") or ""
+        size = int(per_page) if per_page.isdigit() and int(per_page) > 0 else PER_PAGE
 
         def page(response: httpx.Response) -> Page[dict[str, Any]]:
-            items: list[dict[str, Any]] = response.json()[root]
+            items: list[dict[str, Any]] = self._wrapped(response, root, list[item])
             total = response.headers.get("Total")
             return Page(items, int(total) if total and total.isdigit() else None, len(items) >= size)
 
@@ -315,7 +423,9 @@ class ComputeStacks(Provider):
     def _bastion(self, project_id: Any) -> dict[str, Any] | None:
         """The project's SSH endpoint: a running bastion if there is one."""
         try:
-            bastions = self._all(url_path("api/projects/{project_id}/bastions", project_id=project_id), "bastions")
+            bastions = self._all(
+                url_path("api/projects/{project_id}/bastions", project_id=project_id), "bastions", _Bastion
+            )
         except errors.NotFound:  # the project is being deleted
             return None
         reachable = [b for b in bastions if b.get("ip_addr") and b.get("port")]
@@ -349,21 +459,21 @@ class ComputeStacks(Provider):
         workers = self.config.page_workers
 
         def bastions_by_project() -> dict[Any, dict[str, Any] | None]:
-            projects = self._all("api/projects", "projects")
+            projects = self._all("api/projects", "projects", _Project)
             return fetch_each(self._bastion, [p["id"] for p in projects], workers=workers)
 
         services, bastions = in_parallel(
-            lambda: self._all("api/container_services", "container_services"), bastions_by_project
+            lambda: self._all("api/container_services", "container_services", _Service), bastions_by_project
         )
         used = {s["project"]["id"] for s in services if s.get("project")}
         # A project ordered between the two lists has services but no bastion lookup yet.
-        bastions.update(fetch_each(self._bastion, sorted(used - set(bastions)), workers=workers))
+        bastions.update(fetch_each(self._bastion, sorted(used - set(bastions), key=str), workers=workers))
         return [self._to_instance(s, bastions.get((s.get("project") or {}).get("id"))) for s in services]
 
     def _get_instance(self, instance_id: str) -> Instance:
-        service = self.transport.get_json(url_path("api/container_services/{instance_id}", instance_id=instance_id))[
-            "container_service"
-        ]
+        service = self._get_wrapped(
+            url_path("api/container_services/{instance_id}", instance_id=instance_id), "container_service", _Service
+        )
         return self._with_bastion(service)
 
     def _with_bastion(self, service: dict[str, Any]) -> Instance:
@@ -377,8 +487,8 @@ class ComputeStacks(Provider):
                 "computestacks` or the gpucloud.cloud.image_info module lists them)",
                 field="image",
             )
-        if not spec.name.strip():
-            raise errors.ValidationError("name must not be blank", field="name")
+        # The name is the service label and the project name.
+        validate_name(spec.name, "name", pattern=DISPLAY_NAME_PATTERN, rule=DISPLAY_NAME_RULE, min_len=1, max_len=255)
         self._refuse_key_texts(spec.ssh_keys)
 
     def resolve_ssh_keys(self, refs: Sequence[str]) -> tuple[list[str], list[str]]:
@@ -398,7 +508,7 @@ class ComputeStacks(Provider):
     def _create_instance(self, spec: InstanceSpec) -> CreatedInstance:
         self.resolve_ssh_keys(spec.ssh_keys)  # only checks they exist: every account key reaches the bastion
         payload = {"order": self._order(spec)}
-        order_id = str(self.transport.request("POST", "api/orders", json=payload).json()["order"]["id"])
+        order_id = str(self._wrapped(self.transport.request("POST", "api/orders", json=payload), "order", _Order)["id"])
         return CreatedInstance(instance=self._service_of(self._await_order(order_id, spec.name), spec.name))
 
     def _order(self, spec: InstanceSpec) -> dict[str, Any]:
@@ -421,7 +531,7 @@ class ComputeStacks(Provider):
     def _final_order(self, order_id: str, name: str) -> dict[str, Any]:
         """The order once it stopped changing (completed, failed or cancelled)."""
         order: dict[str, Any] = waiters.poll(
-            lambda: self.transport.get_json(url_path("api/orders/{order_id}", order_id=order_id))["order"],
+            lambda: self._get_wrapped(url_path("api/orders/{order_id}", order_id=order_id), "order", _Order),
             done=lambda o: o.get("status") in _ORDER_FINAL,
             describe=lambda o: str(o.get("status")),
             timeout=ORDER_TIMEOUT,
@@ -449,7 +559,7 @@ class ComputeStacks(Provider):
     def _service_of(self, order: dict[str, Any], name: str) -> Instance:
         project = (order.get("project") or {}).get("id")
         services = (
-            self._all(url_path("api/projects/{project}/services", project=project), "container_services")
+            self._all(url_path("api/projects/{project}/services", project=project), "container_services", _Service)
             if project
             else []
         )
@@ -469,10 +579,10 @@ class ComputeStacks(Provider):
         as the instance keeps the next run from ordering the name a second time. An order that then fails or
         is cancelled made nothing, so it counts as nothing.
         """
-        for row in self._all("api/orders", "orders"):
+        for row in self._all("api/orders", "orders", _Order):
             if row.get("status") not in _ORDER_LIVE:
                 continue
-            order = self.transport.get_json(url_path("api/orders/{id}", id=row["id"]))["order"]
+            order = self._get_wrapped(url_path("api/orders/{id}", id=row["id"]), "order", _Order)
             if ((order.get("order_data") or {}).get("project") or {}).get("name") != name:
                 continue
             final = self._final_order(str(order["id"]), name)
@@ -497,12 +607,12 @@ class ComputeStacks(Provider):
 
     def _delete_instance(self, instance_id: str) -> None:
         service_path = url_path("api/container_services/{instance_id}", instance_id=instance_id)
-        service = self.transport.get_json(service_path)["container_service"]
+        service = self._get_wrapped(service_path, "container_service", _Service)
         project = (service.get("project") or {}).get("id")
         services = url_path("api/projects/{project}/services", project=project) if project else None
         others = [
             s
-            for s in (self._all(services, "container_services") if services else [])
+            for s in (self._all(services, "container_services", _Service) if services else [])
             if str(s.get("id")) != instance_id
         ]
         if project and not others:  # trashing the project trashes the service with it
@@ -523,8 +633,8 @@ class ComputeStacks(Provider):
         body = {"container_service": {"label": name}}
         answer = self.transport.request(
             "PATCH", url_path("api/container_services/{instance_id}", instance_id=instance_id), json=body
-        ).json()
-        return self._with_bastion(answer["container_service"])
+        )
+        return self._with_bastion(self._wrapped(answer, "container_service", _Service))
 
     def canonical_instance_type(self, value: str) -> str:
         return str(self._product(value, None)["name"])
@@ -533,7 +643,7 @@ class ComputeStacks(Provider):
     def _locations(self) -> list[dict[str, Any]]:
         with self._lock:
             if self._locations_cache is None:
-                self._locations_cache = self._all("api/locations", "locations")
+                self._locations_cache = self._all("api/locations", "locations", _Location)
             return self._locations_cache
 
     def _zone_locations(self) -> dict[Any, dict[str, Any]]:
@@ -553,7 +663,7 @@ class ComputeStacks(Provider):
         return int(match["id"])
 
     def _products(self) -> list[dict[str, Any]]:
-        products: list[dict[str, Any]] = self.transport.get_json("api/products")["products"]
+        products: list[dict[str, Any]] = self._get_wrapped("api/products", "products", list[_Product])
         return products
 
     def _product(self, instance_type: str, location: int | None) -> dict[str, Any]:
@@ -588,7 +698,7 @@ class ComputeStacks(Provider):
         return matches[0]
 
     def _image(self, label: str) -> dict[str, Any]:
-        images = self._all("api/container_images", "container_images")
+        images = self._all("api/container_images", "container_images", _Image)
         matches = [i for i in images if i.get("label") == label]
         if len(matches) > 1:
             ids = ", ".join(str(i["id"]) for i in matches)
@@ -635,9 +745,9 @@ class ComputeStacks(Provider):
 
     def _order_volumes(self, image: dict[str, Any], wanted: Sequence[str]) -> list[dict[str, str]]:
         """Create the named volume params of the image and skip the others."""
-        params = self.transport.get_json(url_path("api/container_images/{id}/volume_params", id=image["id"]))[
-            "volume_params"
-        ]
+        params = self._get_wrapped(
+            url_path("api/container_images/{id}/volume_params", id=image["id"]), "volume_params", list[_VolumeParam]
+        )
         labels = [str(p.get("label")) for p in params]
         unknown = [w for w in wanted if w not in labels]
         if unknown:
@@ -669,15 +779,13 @@ class ComputeStacks(Provider):
         )
 
     def _list_volumes(self) -> list[Volume]:
-        volumes = self._all("api/volumes", "volumes")
+        volumes = self._all("api/volumes", "volumes", _Volume)
         zones = self._zone_locations() if volumes else {}
         return [self._to_volume(v, zones) for v in volumes]
 
     def _get_volume(self, volume_id: str) -> Volume:
-        return self._to_volume(
-            self.transport.get_json(url_path("api/volumes/{volume_id}", volume_id=volume_id))["volume"],
-            self._zone_locations(),
-        )
+        volume = self._get_wrapped(url_path("api/volumes/{volume_id}", volume_id=volume_id), "volume", _Volume)
+        return self._to_volume(volume, self._zone_locations())
 
     # --- ssh keys -----------------------------------------------------------------------------------
     def _to_key(self, data: dict[str, Any]) -> SshKey:
@@ -690,15 +798,17 @@ class ComputeStacks(Provider):
         )
 
     def _list_ssh_keys(self) -> list[SshKey]:
-        return [self._to_key(d) for d in self.transport.get_json("api/users/ssh_keys")["ssh_keys"]]
+        return [self._to_key(d) for d in self._get_wrapped("api/users/ssh_keys", "ssh_keys", list[_Key])]
 
     def _get_ssh_key(self, key_id: str) -> SshKey:
-        return self._to_key(self.transport.get_json(url_path("api/users/ssh_keys/{key_id}", key_id=key_id))["ssh_key"])
+        return self._to_key(self._get_wrapped(url_path("api/users/ssh_keys/{key_id}", key_id=key_id), "ssh_key", _Key))
 
     def _create_ssh_key(self, spec: SshKeySpec) -> SshKey:
         key_type, blob = validate_public_key(spec.public_key).split()[:2]
         body = {"user_ssh_key": {"pubkey": f"{key_type} {blob} {encode_key_name(spec.name)}"}}
-        return self._to_key(self.transport.request("POST", "api/users/ssh_keys", json=body).json()["ssh_key"])
+        return self._to_key(
+            self._wrapped(self.transport.request("POST", "api/users/ssh_keys", json=body), "ssh_key", _Key)
+        )
 
     def _delete_ssh_key(self, key_id: str) -> None:
         try:
@@ -750,7 +860,7 @@ class ComputeStacks(Provider):
                 min_memory_gb=None if (mb := as_float(d.get("min_memory"))) is None else round(mb / 1024, 3),
                 raw=d,
             )
-            for d in self._all("api/container_images", "container_images")
+            for d in self._all("api/container_images", "container_images", _Image)
         ]
 
     def _list_locations(self) -> list[Location]:

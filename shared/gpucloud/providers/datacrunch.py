@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import contextlib
 import re
-from collections.abc import Mapping
-from typing import Any, ClassVar
+from collections.abc import Callable, Mapping
+from typing import Annotated, Any, ClassVar, TypeVar
 
 import httpx
+from pydantic import Field, StrictStr
 
-from gpucloud import errors
+from gpucloud import errors, wire
 from gpucloud.auth import OAuth2ClientCredentials
 from gpucloud.capabilities import Capability as C
 from gpucloud.config import ProviderConfig
@@ -37,6 +38,7 @@ from gpucloud.models import (
 from gpucloud.providers.base import UUID_SHAPE, IdKind, IdShape, Provider, as_float, build_error, json_body
 from gpucloud.transport import Transport
 from gpucloud.validation import validate_name
+from gpucloud.wire import Count, Id, Text, When, Wire
 
 _STATUS = {
     "new": Status.PENDING,
@@ -69,6 +71,83 @@ _ERROR_CODES: dict[str, type[errors.GpuCloudError]] = {
 }
 
 DEFAULT_VOLUME_TYPE = "NVMe"
+R = TypeVar("R")
+
+
+# --- answer shapes (what this adapter reads; see gpucloud.wire) ---------------------------------
+class _Gpu(Wire):
+    description: Text = None
+    number_of_gpus: Count = None
+
+
+class _Instance(Wire):
+    id: Id
+    hostname: Text = None
+    status: Text = None
+    ip: Text = None
+    instance_type: Text = None
+    location: Text = None
+    image: Text = None
+    os_volume_id: Text = None
+    volume_ids: list[StrictStr] | None = None
+    ssh_key_ids: list[StrictStr] | None = None
+    gpu: _Gpu | None = None
+    created_at: When = None
+
+
+class _Volume(Wire):
+    id: Id
+    name: Text = None
+    size: Count = None
+    status: Text = None
+    type: Text = None
+    location: Text = None
+    instance_id: Id | None = None
+    created_at: When = None
+
+
+class _Key(Wire):
+    id: Id
+    name: Text = None
+    key: Text = None
+    fingerprint: Text = None
+
+
+class _Script(Wire):
+    id: Id
+    name: Text = None
+    script: Text = None
+
+
+class _Cpu(Wire):
+    number_of_cores: Count = None
+
+
+class _Memory(Wire):
+    size_in_gigabytes: float | None = None
+
+
+class _Type(Wire):
+    instance_type: Annotated[str, Field(min_length=1)]
+    gpu: _Gpu | None = None
+    cpu: _Cpu | None = None
+    memory: _Memory | None = None
+
+
+class _Availability(Wire):
+    location_code: Annotated[str, Field(min_length=1)]
+    availabilities: list[StrictStr] = Field(default_factory=list)
+
+
+class _Image(Wire):
+    image_type: Id
+    name: Text = None
+
+
+class _Location(Wire):
+    code: Id
+    name: Text = None
+    country_code: Text = None
 
 
 def _gpu_model(description: str | None) -> str | None:
@@ -162,10 +241,10 @@ class DataCrunch(Provider):
         )
 
     def _list_instances(self) -> list[Instance]:
-        return [self._to_instance(d) for d in self.transport.get_json("instances")]
+        return [self._to_instance(d) for d in self._get("instances", list[_Instance])]
 
     def _get_instance(self, instance_id: str) -> Instance:
-        return self._to_instance(self.transport.get_json(url_path("instances/{instance_id}", instance_id=instance_id)))
+        return self._to_instance(self._get(url_path("instances/{instance_id}", instance_id=instance_id), _Instance))
 
     def _validate_instance_spec(self, spec: InstanceSpec) -> None:
         validate_name(
@@ -205,17 +284,26 @@ class DataCrunch(Provider):
             "is_spot": False,
             "coupon": None,
         }
-        instance_id = self.transport.request("POST", "instances", json=payload).text.strip()
-        return CreatedInstance(instance=self._get_instance(instance_id))
+        response = self.transport.request("POST", "instances", json=payload)
+        return CreatedInstance(instance=self._created(response, self._get_instance))
+
+    def _created(self, response: httpx.Response, fetch: Callable[[str], R]) -> R:
+        """The resource a create answered the id of. An id that names nothing was no real answer: malformed,
+        so the caller looks the new resource up by name instead."""
+        new_id = wire.text_id(response, self.name)
+        try:
+            return fetch(new_id)
+        except errors.NotFound:
+            raise wire.malformed(self.name, response, f"the id it answered ({new_id}) names no resource") from None
 
     def _startup_script_id(self, spec: InstanceSpec) -> str:
         """DataCrunch takes a script by id: reuse our script for this instance name if its text is unchanged."""
         name = f"gpucloud-{spec.name}"
-        for script in self.transport.get_json("scripts"):
+        for script in self._get("scripts", list[_Script]):
             if script.get("name") == name and script.get("script") == spec.startup_script:
                 return str(script["id"])
         body = {"name": name, "script": spec.startup_script}
-        return self.transport.request("POST", "scripts", json=body).text.strip()
+        return wire.text_id(self.transport.request("POST", "scripts", json=body), self.name)
 
     def _volume_id(self, ref: str) -> str:
         for volume in self.list_volumes():
@@ -239,7 +327,7 @@ class DataCrunch(Provider):
         # Listed, not read from os_volume_id: that stays null until the instance has booted.
         os_volumes = [
             str(v["id"])
-            for v in self.transport.get_json("volumes")
+            for v in self._get("volumes", list[_Volume])
             if v.get("is_os_volume") and str(v.get("instance_id")) == instance_id
         ]
         if keep_os_volume or not os_volumes:
@@ -250,10 +338,10 @@ class DataCrunch(Provider):
 
     def _delete_startup_scripts(self, instance_name: str) -> None:
         name = f"gpucloud-{instance_name}"
-        for script in self.transport.get_json("scripts"):
+        for script in self._get("scripts", list[_Script]):
             if script.get("name") == name:
                 with contextlib.suppress(errors.NotFound):  # another run removed it meanwhile
-                    self.transport.request("DELETE", f"scripts/{script['id']}")
+                    self.transport.request("DELETE", url_path("scripts/{script_id}", script_id=script["id"]))
 
     def _start_instance(self, instance_id: str) -> None:
         self._action(instance_id, "start")
@@ -279,10 +367,10 @@ class DataCrunch(Provider):
         )
 
     def _list_volumes(self) -> list[Volume]:
-        return [self._to_volume(d) for d in self.transport.get_json("volumes")]
+        return [self._to_volume(d) for d in self._get("volumes", list[_Volume])]
 
     def _get_volume(self, volume_id: str) -> Volume:
-        data = self.transport.get_json(url_path("volumes/{volume_id}", volume_id=volume_id))
+        data = self._get(url_path("volumes/{volume_id}", volume_id=volume_id), _Volume)
         if data.get("status") == "deleted":
             # DataCrunch keeps answering for permanently deleted volumes; to callers they are gone.
             raise errors.NotFound(f"datacrunch: volume {volume_id} is deleted", provider=self.name, status_code=200)
@@ -300,8 +388,7 @@ class DataCrunch(Provider):
             "instance_id": self._instance_id(spec.attach_to) if spec.attach_to else None,
             "location_code": spec.location,
         }
-        volume_id = self.transport.request("POST", "volumes", json=payload).text.strip()
-        return self._get_volume(volume_id)
+        return self._created(self.transport.request("POST", "volumes", json=payload), self._get_volume)
 
     def _instance_id(self, ref: str) -> str:
         for instance in self.list_instances():
@@ -346,24 +433,26 @@ class DataCrunch(Provider):
         )
 
     def _list_ssh_keys(self) -> list[SshKey]:
-        return [self._to_key(d) for d in self.transport.get_json("sshkeys")]
+        return [self._to_key(d) for d in self._get("sshkeys", list[_Key])]
 
     def _get_ssh_key(self, key_id: str) -> SshKey:
-        body = self.transport.get_json(url_path("sshkeys/{key_id}", key_id=key_id))
+        # A one-element list (what the SDK reads), or the bare object.
+        body = self._get(
+            url_path("sshkeys/{key_id}", key_id=key_id), Annotated[list[_Key], Field(min_length=1, max_length=1)] | _Key
+        )
         return self._to_key(body[0] if isinstance(body, list) else body)
 
     def _create_ssh_key(self, spec: SshKeySpec) -> SshKey:
         body = {"name": spec.name, "key": spec.public_key.strip()}
-        key_id = self.transport.request("POST", "sshkeys", json=body).text.strip()
-        return self._get_ssh_key(key_id)
+        return self._created(self.transport.request("POST", "sshkeys", json=body), self._get_ssh_key)
 
     def _delete_ssh_key(self, key_id: str) -> None:
         self.transport.request("DELETE", url_path("sshkeys/{key_id}", key_id=key_id))
 
     # --- catalogue ----------------------------------------------------------------------------------
     def _list_offers(self) -> list[Offer]:
-        types = self.transport.get_json("instance-types", params={"currency": "usd"})
-        availability = self.transport.get_json("instance-availability", params={"isSpot": "false"})
+        types = self._get("instance-types", list[_Type], params={"currency": "usd"})
+        availability = self._get("instance-availability", list[_Availability], params={"isSpot": "false"})
         offers = []
         for item in types:
             name = item["instance_type"]
@@ -389,7 +478,7 @@ class DataCrunch(Provider):
     def _list_images(self) -> list[Image]:
         return [
             Image(id=str(d["image_type"]), provider=self.name, name=str(d.get("name") or d["image_type"]), raw=d)
-            for d in self.transport.get_json("images")
+            for d in self._get("images", list[_Image])
         ]
 
     def _list_locations(self) -> list[Location]:
@@ -401,7 +490,7 @@ class DataCrunch(Provider):
                 country=d.get("country_code"),
                 raw=d,
             )
-            for d in self.transport.get_json("locations")
+            for d in self._get("locations", list[_Location])
         ]
 
 

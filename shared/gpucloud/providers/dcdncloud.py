@@ -30,7 +30,7 @@ from typing import Any, ClassVar
 
 import httpx
 
-from gpucloud import errors
+from gpucloud import errors, wire
 from gpucloud.auth import BearerAuth
 from gpucloud.capabilities import Capability as C
 from gpucloud.config import ProviderConfig, env_var
@@ -48,6 +48,7 @@ from gpucloud.models import (
 from gpucloud.providers.base import UUID_SHAPE, IdKind, IdShape, Provider, as_float, build_error, json_body
 from gpucloud.transport import Transport
 from gpucloud.validation import choose_from, validate_name, validate_public_key
+from gpucloud.wire import Count, Id, Text, When, Wire
 
 HOURS_PER_MONTH = 730
 
@@ -71,6 +72,44 @@ _ERROR_CODES: dict[str, type[errors.GpuCloudError]] = {
 
 # Fields the API shows once and that must never be kept or printed.
 _SECRET_FIELDS = ("root_password",)
+
+
+# --- answer shapes (what this adapter reads; see gpucloud.wire) ---------------------------------
+class _Instance(Wire):
+    id: Id
+    name: Text = None
+    status: Text = None
+    ip_address: Text = None
+    ssh_port: Count = None
+    plan: Text = None
+    region: Text = None
+    image: Text = None
+    gpu_model: Text = None
+    gpu_count: Count = None
+    created_at: When = None
+    root_password: Text = None
+
+
+class _Plan(Wire):
+    id: Id
+    cpu_type: Text = None
+    vcpus: Count = None
+    gpu_model: Text = None
+    gpu_count: Count = None
+
+
+class _Region(Wire):
+    id: Id
+    nodes: Count = None
+
+
+class _Image(Wire):
+    id: Id
+    name: Text = None
+
+
+class _Password(Wire):
+    root_password: Id
 
 
 def _hourly(monthly: Any) -> float | None:
@@ -164,14 +203,28 @@ class DcdnCloud(Provider):
             raw=raw,
         )
 
+    def _collection(self, path: str, key: str, item: Any) -> list[dict[str, Any]]:
+        """A list the API answers as ``{key: [...]}`` (or bare); without ``key`` it is malformed, never empty."""
+        response = self.transport.request("GET", path)
+        items: list[dict[str, Any]] = wire.unwrap(
+            wire.decode(response, self.name), key, list[item], self.name, response
+        )
+        return items
+
     def _list_instances(self) -> list[Instance]:
-        body = self.transport.get_json("instances")
-        items = body.get("instances", []) if isinstance(body, dict) else body
-        return [self._to_instance(d) for d in items]
+        return [self._to_instance(d) for d in self._collection("instances", "instances", _Instance)]
+
+    def _one_instance(self, response: httpx.Response) -> Instance:
+        """An instance answered bare or as ``{"instance": {...}}``."""
+        body = wire.decode(response, self.name)
+        if isinstance(body, dict) and "instance" in body:
+            return self._to_instance(wire.unwrap(body, "instance", _Instance, self.name, response))
+        return self._to_instance(wire.check(body, _Instance, self.name, response))
 
     def _get_instance(self, instance_id: str) -> Instance:
-        body = self.transport.get_json(url_path("instances/{instance_id}", instance_id=instance_id))
-        return self._to_instance(body["instance"] if isinstance(body.get("instance"), dict) else body)
+        return self._one_instance(
+            self.transport.request("GET", url_path("instances/{instance_id}", instance_id=instance_id))
+        )
 
     def _validate_instance_spec(self, spec: InstanceSpec) -> None:
         validate_name(
@@ -220,7 +273,8 @@ class DcdnCloud(Provider):
         }
         if plan.get("cpu_type"):
             payload["cpu_type"] = plan["cpu_type"]  # the API defaults to shared, even for a dedicated plan
-        created = self.transport.request("POST", "instances", json=payload).json()
+        response = self.transport.request("POST", "instances", json=payload)
+        created = wire.check(wire.decode(response, self.name), _Instance, self.name, response)
         password = created.get("root_password")
         secrets = {"root_password": str(password)} if password else {}
         return CreatedInstance(instance=self._to_instance(created), secrets=secrets)
@@ -255,30 +309,26 @@ class DcdnCloud(Provider):
         """A new root password (the old one stops working); returned once, never logged or stored."""
         self.require(C.INSTANCES)
         instance_id = self.check_id("instance", instance_id, "instance_id")
-        body = self.transport.request(
-            "POST", url_path("instances/{instance_id}/reset-password", instance_id=instance_id)
-        ).json()
+        body = self._read(
+            self.transport.request("POST", url_path("instances/{instance_id}/reset-password", instance_id=instance_id)),
+            _Password,
+        )
         return str(body["root_password"])
 
     def list_templates(self) -> list[dict[str, Any]]:
         """Deploy templates as the API returns them (no provider-neutral model exists for these)."""
-        body = self.transport.get_json("templates")
-        templates: list[dict[str, Any]] = body.get("templates", []) if isinstance(body, dict) else body
-        return templates
+        return self._collection("templates", "templates", Wire)
 
     # --- catalogue ----------------------------------------------------------------------------------
     def _plan_list(self) -> list[dict[str, Any]]:
         # Cached per adapter: the catalogue rarely changes and every request counts against 60 a minute.
         with self._lock:
             if self._plans is None:
-                body = self.transport.get_json("plans")
-                self._plans = list(body.get("plans", []) if isinstance(body, dict) else body)
+                self._plans = self._collection("plans", "plans", _Plan)
             return self._plans
 
     def _regions(self) -> list[dict[str, Any]]:
-        body = self.transport.get_json("regions")
-        regions: list[dict[str, Any]] = body.get("regions", []) if isinstance(body, dict) else body
-        return regions
+        return self._collection("regions", "regions", _Region)
 
     def _list_offers(self) -> list[Offer]:
         locations = tuple(
@@ -303,8 +353,7 @@ class DcdnCloud(Provider):
         return offers
 
     def _list_images(self) -> list[Image]:
-        body = self.transport.get_json("images")
-        items = body.get("images", []) if isinstance(body, dict) else body
+        items = self._collection("images", "images", _Image)
         return [Image(id=str(d["id"]), provider=self.name, name=str(d.get("name") or d["id"]), raw=d) for d in items]
 
     def _list_locations(self) -> list[Location]:

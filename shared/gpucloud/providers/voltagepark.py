@@ -14,9 +14,10 @@ from __future__ import annotations
 import re
 import threading
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Generic, TypeVar
 
 import httpx
+from pydantic import Field, StrictBool, StrictStr
 
 from gpucloud import errors
 from gpucloud.auth import BearerAuth
@@ -40,7 +41,8 @@ from gpucloud.models import (
 from gpucloud.pagination import Page, fetch_offset_pages, in_parallel
 from gpucloud.providers.base import UUID_SHAPE, IdKind, IdShape, Provider, as_float, build_error, json_body
 from gpucloud.transport import Transport
-from gpucloud.validation import choose_from, validate_name
+from gpucloud.validation import DISPLAY_NAME_PATTERN, DISPLAY_NAME_RULE, choose_from, validate_name
+from gpucloud.wire import Count, Id, Text, When, Wire
 
 # The API's VM statuses are Running, Stopped, StoppedDisassociated (stopped, compute released), Outbid (spot
 # only), Relocating and Terminated. The reference lists no transitional states; the ones below are accepted so
@@ -63,6 +65,96 @@ _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12
 _PAGE_MAX = {"virtual-machines/": 100, "storage/": 100, "organization/ssh-keys": 150, "locations/": 15}
 _NO_CAPACITY: dict[str, type[errors.GpuCloudError]] = {"no_capacity": errors.NoCapacity}
 STARTUP_SCRIPT_PATH = "/var/lib/gpucloud/startup.sh"
+
+
+W = TypeVar("W", bound=Wire)
+
+
+# --- answer shapes (what this adapter reads; see gpucloud.wire) ---------------------------------
+class _GpuCount(Wire):
+    count: Count = None
+
+
+class _Resources(Wire):
+    gpus: dict[str, _GpuCount] | None = None
+    vcpu_count: Count = None
+    ram_gb: Count = None
+
+
+class _PortForward(Wire):
+    internal_port: Count = None
+    external_port: Count = None
+
+
+class _Pricing(Wire):
+    pass
+
+
+class _Vm(Wire):
+    id: Id
+    name: Text = None
+    status: Text = None
+    resources: _Resources | None = None
+    port_forwards: list[_PortForward] | None = None
+    hostnode_id: Id | None = None
+    operating_system: Text = None
+    public_ip: Text = None
+    tags: list[StrictStr] | None = None
+    pricing: _Pricing | None = None
+    timestamp_creation: When = None
+
+
+class _Hostnode(Wire):
+    id: Id
+
+
+class _Location(Wire):
+    id: Id
+    hostnodes: list[_Hostnode] = Field(default_factory=list)
+    city: Text = None
+    region: Text = None
+    country: Text = None
+
+
+class _Preset(Wire):
+    id: StrictStr
+    resources: _Resources
+    operating_system: Text = None
+    location_ids_with_availability: list[StrictStr] | None = None
+
+
+class _Storage(Wire):
+    id: Id
+    name: Text = None
+    size_in_gb: Count = None
+    status: Text = None
+    order_ids: list[Id] | None = None
+
+
+class _Key(Wire):
+    id: Id
+    name: Text = None
+    content: Text = None
+
+
+class _Deployed(Wire):
+    vm_id: Id
+
+
+class _Page(Wire, Generic[W]):
+    """One page of an ``offset``/``limit`` list: without ``results`` it is malformed, never empty."""
+
+    results: list[W]
+    total_result_count: Count = None
+    has_next: StrictBool | None = None
+
+
+_PAGES: dict[str, Any] = {
+    "virtual-machines/": _Page[_Vm],
+    "storage/": _Page[_Storage],
+    "organization/ssh-keys": _Page[_Key],
+    "locations/": _Page[_Location],
+}
 
 
 def first_gpu(resources: dict[str, Any]) -> tuple[str | None, int]:
@@ -157,7 +249,7 @@ class VoltagePark(Provider):
         size = _PAGE_MAX[path]
 
         def fetch(offset: int, limit: int) -> Page[dict[str, Any]]:
-            body = self.transport.get_json(path, params={"offset": offset, "limit": limit})
+            body = self._get(path, _PAGES[path], params={"offset": offset, "limit": limit})
             return Page(body["results"], body.get("total_result_count"), bool(body.get("has_next")))
 
         return fetch_offset_pages(fetch, size, workers=self.config.page_workers)
@@ -176,7 +268,11 @@ class VoltagePark(Provider):
         resources = data.get("resources") or {}
         model, count = first_gpu(resources)
         ssh_port = next(
-            (int(p["external_port"]) for p in data.get("port_forwards") or [] if p.get("internal_port") == 22),
+            (
+                int(p["external_port"])
+                for p in data.get("port_forwards") or []
+                if p.get("internal_port") == 22 and p.get("external_port") is not None
+            ),
             None,
         )
         return Instance(
@@ -215,11 +311,11 @@ class VoltagePark(Provider):
         return [i.model_copy(update={"volume_ids": tuple(attached.get(i.id, ()))}) for i in instances]
 
     def _get_instance(self, instance_id: str) -> Instance:
-        vm = self.transport.get_json(url_path("virtual-machines/{instance_id}", instance_id=instance_id))
+        vm = self._get(url_path("virtual-machines/{instance_id}", instance_id=instance_id), _Vm)
         return self._to_instance(vm, self._locations_by_hostnode())
 
     def _presets(self) -> list[dict[str, Any]]:
-        presets: list[dict[str, Any]] = self.transport.get_json("instant-deploy-presets/")
+        presets: list[dict[str, Any]] = self._get("instant-deploy-presets/", list[_Preset])
         return presets
 
     def _presets_named(self, instance_type: str) -> list[dict[str, Any]]:
@@ -252,7 +348,7 @@ class VoltagePark(Provider):
     def _preset_for(self, spec: InstanceSpec) -> dict[str, Any]:
         matches = self._presets_named(spec.instance_type)
         if spec.image:
-            matches = [p for p in matches if p.get("operating_system", "").lower() == spec.image.lower()]
+            matches = [p for p in matches if (p.get("operating_system") or "").lower() == spec.image.lower()]
             if not matches:
                 raise errors.ValidationError(
                     f"image {spec.image!r} is not offered with {spec.instance_type}; Voltage Park presets fix the "
@@ -263,9 +359,15 @@ class VoltagePark(Provider):
         available = [p for p in matches if p.get("location_ids_with_availability")]
         return (available or matches)[0]
 
+    @staticmethod
+    def _validate_display_name(name: str) -> None:
+        validate_name(name, "name", pattern=DISPLAY_NAME_PATTERN, rule=DISPLAY_NAME_RULE, min_len=1, max_len=255)
+
+    def _validate_volume_spec(self, spec: VolumeSpec) -> None:
+        self._validate_display_name(spec.name)
+
     def _validate_instance_spec(self, spec: InstanceSpec) -> None:
-        if len(spec.name) > 255:
-            raise errors.ValidationError("name must be at most 255 characters", field="name")
+        self._validate_display_name(spec.name)
         if spec.password is not None and len(spec.password) < 8:
             raise errors.ValidationError("password must have at least 8 characters", field="password")
 
@@ -286,7 +388,7 @@ class VoltagePark(Provider):
                 "write_files": [{"path": STARTUP_SCRIPT_PATH, "permissions": "0755", "content": spec.startup_script}],
                 "runcmd": [STARTUP_SCRIPT_PATH],
             }
-        created = self.transport.request("POST", "virtual-machines/instant", json=payload).json()
+        created = self._read(self.transport.request("POST", "virtual-machines/instant", json=payload), _Deployed)
         return CreatedInstance(instance=self._get_instance(created["vm_id"]))
 
     def _delete_instance(self, instance_id: str) -> None:
@@ -331,12 +433,12 @@ class VoltagePark(Provider):
         return [self._to_volume(d) for d in self._all("storage/")]
 
     def _get_volume(self, volume_id: str) -> Volume:
-        return self._to_volume(self.transport.get_json(url_path("storage/{volume_id}", volume_id=volume_id)))
+        return self._to_volume(self._get(url_path("storage/{volume_id}", volume_id=volume_id), _Storage))
 
     def _create_volume(self, spec: VolumeSpec) -> Volume:
         order_ids = [self._instance_id(spec.attach_to)] if spec.attach_to else []
         body = {"size_in_gb": spec.size_gb, "name": spec.name, "order_ids": order_ids}
-        return self._to_volume(self.transport.request("POST", "storage/", json=body).json())
+        return self._to_volume(self._read(self.transport.request("POST", "storage/", json=body), _Storage))
 
     def _instance_id(self, ref: str) -> str:
         if _UUID.fullmatch(ref):
@@ -403,7 +505,7 @@ class VoltagePark(Provider):
 
     def _create_ssh_key(self, spec: SshKeySpec) -> SshKey:
         body = {"name": spec.name, "content": spec.public_key.strip()}
-        return self._to_key(self.transport.request("POST", "organization/ssh-keys", json=body).json())
+        return self._to_key(self._read(self.transport.request("POST", "organization/ssh-keys", json=body), _Key))
 
     def _delete_ssh_key(self, key_id: str) -> None:
         self.transport.request("DELETE", url_path("organization/ssh-keys/{key_id}", key_id=key_id))

@@ -8,6 +8,9 @@ reconcile decision lives in the installed ``gpucloud`` package.
 
 from __future__ import annotations
 
+import json
+import os
+import tempfile
 import traceback
 from typing import ClassVar
 
@@ -101,6 +104,41 @@ def _plain(value):
     return value
 
 
+def write_secrets_file(path, by_name):
+    """Merge ``by_name`` into the JSON file at ``path``, created (and kept) readable by its owner only."""
+    existing = {}
+    if os.path.exists(path):
+        with open(path, encoding="utf-8") as handle:
+            try:
+                existing = json.load(handle)
+            except ValueError:
+                existing = {}
+    if not isinstance(existing, dict):
+        existing = {}
+    existing.update((name, dict(secrets)) for name, secrets in by_name.items())
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, temporary = tempfile.mkstemp(dir=directory, prefix=".gpucloud-secrets-")  # created 0600
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump(existing, handle, indent=2, sort_keys=True)
+        os.replace(temporary, path)
+    except BaseException:
+        os.unlink(temporary)
+        raise
+
+
+def refuse_booleans_as_numbers(module):
+    """Ansible passes ``true`` through ``type=int`` unchanged, and Python counts it as 1: ``wait_timeout: true``
+    would wait one second. A boolean where a number belongs is a mistake; say so naming the option.
+    (``type=float`` converts booleans to 1.0/0.0 before the module sees them: those cannot be told apart.)"""
+    for option, spec in module.argument_spec.items():
+        value = module.params.get(option)
+        if spec.get("type") == "int" and isinstance(value, bool):
+            module.fail_json(
+                msg=f"{option}: must be a number, not a boolean ({value})", error_class="ValidationError", option=option
+            )
+
+
 class GpuCloudModule:
     """Base for the modules: ``STATES`` maps ``state`` to a method; results go under ``represent``."""
 
@@ -120,6 +158,7 @@ class GpuCloudModule:
         module = AnsibleModule(argument_spec=spec, **kwargs)
         if not HAS_GPUCLOUD:
             module.fail_json(msg=missing_required_lib("gpucloud (pip install gpucloud)"), exception=GPUCLOUD_IMP_ERR)
+        refuse_booleans_as_numbers(module)
         return module
 
     # --- options ------------------------------------------------------------------------------------
@@ -133,6 +172,18 @@ class GpuCloudModule:
 
     def option_error(self, option, message):
         self.module.fail_json(msg=f"{option}: {message}", error_class="ValidationError", option=option)
+
+    def keep_secrets(self, by_name):
+        """One-time secrets (name -> {secret: value}): masked like ``no_log`` values everywhere Ansible shows or
+        stores the result, and written to ``secrets_file`` (mode 0600) when the task sets it. Returns the masked
+        mapping for the result."""
+        for secrets in by_name.values():
+            self.module.no_log_values.update(v for v in secrets.values() if v)
+        path = self.params.get("secrets_file")
+        if path:
+            write_secrets_file(path, by_name)
+            self.result["secrets_file"] = path
+        return dict((name, dict((k, "********") for k in secrets)) for name, secrets in by_name.items())
 
     def validate(self):
         """Checks that need no API call; override and call ``option_error``. Runs before connecting."""

@@ -102,6 +102,14 @@ options:
     description: Seconds to wait.
     type: int
     default: 600
+  secrets_file:
+    description:
+      - File to which the secrets a provider shows only once at create (dcdncloud's C(root_password)) are written,
+        as JSON C({"<instance name>": {"root_password": "..."}}), readable by its owner only (mode 0600). Entries for
+        other names already in the file are kept.
+      - Without it these secrets cannot be read back after the task: RV(instance_secrets) only says which exist,
+        with masked values, so they never appear in C(-v) output, registered variables or the fact cache.
+    type: path
   wait_for_ssh:
     description: Also wait until the SSH port answers with an SSH banner.
     type: bool
@@ -216,15 +224,21 @@ updated:
   elements: str
 instances_secrets:
   description:
-    - With O(count) or O(exact_count), member name -> secrets the provider showed once at create. Use C(no_log).
+    - With O(count) or O(exact_count), member name -> the secrets the provider showed once at create, values masked
+      (C(********)). Set O(secrets_file) to keep the values.
   returned: when the provider returned secrets for a created member
   type: dict
 instance_secrets:
   description:
-    - Secrets the provider shows only once, at create (for example C(root_password)). Use C(no_log) on the task
-      or store them right away; they cannot be read again.
+    - The secrets the provider shows only once, at create (for example C(root_password)), values masked
+      (C(********)) so they reach no log or fact cache. Set O(secrets_file) to keep the values; they cannot be read
+      again.
   returned: when the provider returned secrets at create
   type: dict
+secrets_file:
+  description: The O(secrets_file) the one-time secrets of this task were written to.
+  returned: when O(secrets_file) is set and the provider returned secrets at create
+  type: str
 action:
   description: What was done, V(create), V(update), V(replace), V(delete), V(start), V(stop), V(restart) or V(none).
   returned: always
@@ -342,7 +356,7 @@ class Instance(GpuCloudModule):
         )
         self.set_outcome(outcome, shape=instance_result, predicted=self.predicted(spec))
         if outcome.secrets:
-            self.result["instance_secrets"] = dict(outcome.secrets)
+            self.result["instance_secrets"] = self.keep_secrets({spec.name: outcome.secrets})[spec.name]
 
     def fleet(self):
         p = self.params
@@ -382,7 +396,7 @@ class Instance(GpuCloudModule):
             plan={},
         )
         if outcome.secrets:
-            self.result["instances_secrets"] = dict((k, dict(v)) for k, v in outcome.secrets.items())
+            self.result["instances_secrets"] = self.keep_secrets(outcome.secrets)
         if self.module._diff:
             self.result["diff"] = {
                 "before": {"instances": before},
@@ -443,6 +457,7 @@ def main():
             state=dict(type="str", default="present", choices=["present", "absent", "started", "stopped", "restarted"]),
             wait=dict(type="bool", default=True),
             wait_timeout=dict(type="int", default=600),
+            secrets_file=dict(type="path"),
             wait_for_ssh=dict(type="bool", default=False),
             force_replace=dict(type="bool", default=False),
             keep_os_volume=dict(type="bool", default=False),
