@@ -151,11 +151,11 @@ def test_whole_node_preset_uses_up_a_hostnode(vp: httpx.Client) -> None:
 
 def test_storage(vp: httpx.Client) -> None:
     vm_id = _deploy(vp, "with-storage")
-    assert vp.get("/storage/hourly-rate").json()["hourly_rate_per_gb"] == "0.000174"
+    assert vp.get("/storage/hourly-rate").json()["hourly_rate_per_gb"] == "0.017408"  # the doc's example
     created = vp.post("/storage/", json={"size_in_gb": 100, "name": "My Storage Volume", "order_ids": [vm_id]})
     assert created.status_code == 201
     volume = created.json()
-    assert volume["rate_hourly"] == "0.017408" and volume["order_ids"] == [vm_id] and volume["status"] == "active"
+    assert volume["rate_hourly"] == "1.740800" and volume["order_ids"] == [vm_id] and volume["status"] == "active"
     assert vp.get(f"/storage/{volume['id']}").json()["used_capacity_bytes"] == 0
     assert vp.patch(f"/storage/{volume['id']}", json={"size_in_gb": 50}).status_code == 400
     grown = vp.patch(f"/storage/{volume['id']}", json={"size_in_gb": 200, "name": "bigger"}).json()

@@ -28,8 +28,10 @@ Choices where the docs are silent:
 - SSH keys for a VM (``ssh_keys`` texts plus the selected organization keys) are fixed at creation, as the
   docs say for organization keys. Key names must be unique (duplicate -> 400).
 - Storage: ``order_ids`` link a volume to VMs (attach); size can only grow (400); deleting a volume still
-  linked to a live VM -> 400; terminating a VM unlinks it. Storage costs 0.00017408 $/GB/hour
-  (``/storage/hourly-rate`` prints it rounded to 6 places).
+  linked to a live VM -> 400; terminating a VM unlinks it. Storage costs 0.017408 $/GB/hour, the
+  ``hourly_rate_per_gb`` of the doc's ``/storage/hourly-rate`` example, so that endpoint prints it exactly
+  at six places. A volume's ``rate_hourly`` is size x that rate at six places; the doc's storage-list
+  example (100 GB at "0.017408") contradicts the per-GB example and is not reproduced.
 - Bare metal is not emulated: lists are empty, ``POST /bare-metal/`` -> 400 "not available in the
   emulator", operations on a rental id -> 404. Billing transactions and monthly reports are empty.
 """
@@ -56,7 +58,7 @@ PREFIX = "/voltagepark/api/v1"
 _NS = uuid.UUID("9a1c2e47-5b3d-4c8e-8f21-6d0b7e3a4c10")  # stable catalogue ids across runs
 _GPU = "h100-sxm5-80gb"
 _GPU_PRICE = 1.99
-_STORAGE_RATE_PER_GB = 0.00017408
+_STORAGE_RATE_PER_GB = 0.017408
 _TENANT_ID = 1001
 
 # ------------------------------------------------------------------------------------------ catalogue
