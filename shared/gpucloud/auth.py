@@ -50,7 +50,8 @@ class OAuth2ClientCredentials(httpx.Auth):
     """Client-credentials grant with refresh-token renewal.
 
     The token is renewed ``early_refresh`` seconds before ``expires_in`` runs out, and once more if the API
-    still answers 401 (a token revoked server-side). A failing refresh grant falls back to a fresh
+    still refuses it (a token revoked server-side): a 401, or whatever ``token_refused`` recognises for
+    providers that signal it otherwise. A failing refresh grant falls back to a fresh
     client-credentials grant; if that fails too the caller gets an :class:`AuthError`.
     """
 
@@ -66,7 +67,9 @@ class OAuth2ClientCredentials(httpx.Auth):
         body_format: Literal["json", "form"] = "json",
         early_refresh: float = 60.0,
         clock: Callable[[], float] = time.monotonic,
+        token_refused: Callable[[httpx.Response], bool] | None = None,
     ) -> None:
+        self._token_refused = token_refused or (lambda response: response.status_code == 401)
         self._token_url = token_url
         self._client_id = client_id
         self._client_secret = client_secret
@@ -161,7 +164,7 @@ class OAuth2ClientCredentials(httpx.Auth):
             sent_with = self._access_token
         request.headers["Authorization"] = f"Bearer {sent_with}"
         response = yield request
-        if response.status_code != 401:
+        if not self._token_refused(response):
             return
         with self._lock:
             # Another thread may already have renewed the token this request was rejected with.

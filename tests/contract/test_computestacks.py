@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 import gpucloud
@@ -64,6 +65,23 @@ def test_basic_and_oauth_password_grant_both_work(overrides: dict[str, Any], emu
         emulator.world.expire_tokens("computestacks")
         oauth.list_instances()  # no refresh token is ever issued: a new grant, transparently
         assert oauth.auth.token_requests == grants + 1  # type: ignore[attr-defined]
+
+
+def test_refused_oauth_token_is_renewed_then_reported(overrides: dict[str, Any], emulator: EmulatorServer) -> None:
+    """computestacks.txt: an invalid OAuth token gets 403 ``{errors: [...]}`` (not 401)."""
+    with connect(overrides, "computestacks", max_retries=0) as oauth:
+        assert oauth.grant == "password"  # type: ignore[attr-defined]
+        oauth.list_instances()
+        grants = oauth.auth.token_requests  # type: ignore[attr-defined]
+        emulator.world.revoke_access_tokens("computestacks")
+        oauth.list_instances()  # the 403 triggers one new grant, transparently
+        assert oauth.auth.token_requests == grants + 1  # type: ignore[attr-defined]
+        url = overrides["computestacks"]["base_url"].rstrip("/") + "/api/container_services"
+        refused = httpx.get(url, headers={"Authorization": "Bearer not-a-token"}, timeout=10)
+        assert refused.status_code == 403 and refused.json() == {"errors": ["The access token is invalid"]}
+        error = oauth._map_error(refused)  # type: ignore[attr-defined]
+    assert isinstance(error, gpucloud.AuthError) and error.status_code == 403
+    assert "token was refused" in str(error) and "GPUCLOUD_COMPUTESTACKS_CLIENT_SECRET" in str(error)
 
 
 def test_client_credentials_token_reads_public_data_only(overrides: dict[str, Any]) -> None:

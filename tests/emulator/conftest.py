@@ -49,7 +49,9 @@ def dc_http(emu: EmulatorServer) -> Iterator[httpx.Client]:
 def vp(emu: EmulatorServer) -> Iterator[httpx.Client]:
     token = emu.credentials["voltagepark"]["token"]
     with httpx.Client(
-        base_url=emu.base_url("voltagepark"), headers={"Authorization": f"Bearer {token}"}, timeout=10
+        base_url=emu.base_url("voltagepark"),
+        headers={"Authorization": f"Bearer {token}", "x-api-token": token},  # each endpoint reads the one it documents
+        timeout=10,
     ) as client:
         yield client
 

@@ -92,6 +92,24 @@ def test_pagination_limits_and_filters(cn: httpx.Client) -> None:
     assert cn.get("/compute/instances", params={"status": "stopped"}).json()["data"] == []
 
 
+def test_list_filters_by_tags(cn: httpx.Client) -> None:
+    _create(cn, "train-prod", tags={"team": "training", "env": "prod"})
+    _create(cn, "train-dev", tags={"team": "training", "env": "dev"})
+    _create(cn, "untagged")
+
+    def names(tags: str) -> list[str]:
+        answer = cn.get("/compute/instances", params={"tags": tags})
+        assert answer.status_code == 200, answer.text
+        return [i["name"] for i in answer.json()["data"]]
+
+    assert names("team:training") == ["train-prod", "train-dev"]
+    assert names("team:training,env:prod") == ["train-prod"]
+    assert names("team:inference") == []
+    bad = cn.get("/compute/instances", params={"tags": "team"})
+    assert (bad.status_code, bad.json()["error"]["code"]) == (400, "invalid_request")
+    assert "tags" in bad.json()["error"]["message"]
+
+
 def test_create_job_and_ssh_into_the_instance(
     emu: EmulatorServer, cn: httpx.Client, keypair: tuple[Path, str], slow: None
 ) -> None:

@@ -95,7 +95,9 @@ def test_oauth_password_and_client_credentials_grants(emu: EmulatorServer) -> No
 
         emu.world.expire_tokens("computestacks")
         expired = http.get("/api/container_services", headers=bearer)
-        assert expired.status_code == 401 and expired.json()["error_description"] == "The access token expired"
+        assert (expired.status_code, expired.json()) == (403, {"errors": ["The access token expired"]})
+        unknown = http.get("/api/container_services", headers={"Authorization": "Bearer not-a-token"})
+        assert (unknown.status_code, unknown.json()) == (403, {"errors": ["The access token is invalid"]})
 
 
 # ------------------------------------------------------------------------------------------ versioning

@@ -80,6 +80,21 @@ def test_availability_is_a_bare_boolean(dc_http: httpx.Client) -> None:
     assert all(isinstance(t["price_per_hour"], str) and float(t["price_per_hour"]) > 0 for t in types)
 
 
+def test_price_history_is_not_shadowed_by_the_type_route(dc_http: httpx.Client) -> None:
+    answer = dc_http.get("/instance-types/price-history", params={"num_of_months": 2, "currency": "eur"})
+    assert answer.status_code == 200, answer.text
+    history = answer.json()
+    types = {t["instance_type"]: t for t in dc_http.get("/instance-types", params={"currency": "eur"}).json()}
+    assert set(history) == set(types)
+    records = history["1V100.6V"]
+    assert len(records) == 60 and records[0]["date"] > records[-1]["date"]
+    assert records[0]["currency"] == "eur"
+    assert records[0]["fixed_price_per_hour"] == types["1V100.6V"]["price_per_hour"]
+    bad = dc_http.get("/instance-types/price-history", params={"num_of_months": 13})
+    assert bad.status_code == 400 and bad.json()["code"] == "invalid_request"
+    assert dc_http.get("/instance-types/1V100.6V").json()["instance_type"] == "1V100.6V"
+
+
 def test_volume_wire_details(emu: EmulatorServer, dc_http: httpx.Client) -> None:
     vol_id = dc_http.post("/volumes", json={"type": "HDD", "name": "logs", "size": 20, "location_code": "FIN-02"}).text
     volume = dc_http.get(f"/volumes/{vol_id}").json()

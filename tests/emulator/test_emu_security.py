@@ -24,8 +24,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def _running_vm(emu: EmulatorServer, public_key: str) -> dict[str, object]:
-    token = emu.credentials["voltagepark"]["token"]
-    with httpx.Client(base_url=emu.base_url("voltagepark"), headers={"x-api-token": token}, timeout=10) as vp:
+    bearer = {"Authorization": f"Bearer {emu.credentials['voltagepark']['token']}"}
+    with httpx.Client(base_url=emu.base_url("voltagepark"), headers=bearer, timeout=10) as vp:
         config_id = vp.get("/instant-deploy-presets/").json()[0]["id"]
         body = {"config_id": config_id, "name": "mine", "ssh_keys": [public_key]}
         vm_id = vp.post("/virtual-machines/instant", json=body).json()["vm_id"]

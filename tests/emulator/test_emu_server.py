@@ -17,7 +17,7 @@ from tests.emulator.helpers import sshd_pids, wait_for
 
 
 def _running_vm(base_url: str, token: str) -> str:
-    with httpx.Client(base_url=base_url, headers={"x-api-token": token}, timeout=10) as vp:
+    with httpx.Client(base_url=base_url, headers={"Authorization": f"Bearer {token}"}, timeout=10) as vp:
         config_id = vp.get("/instant-deploy-presets/").json()[0]["id"]
         vm_id = vp.post("/virtual-machines/instant", json={"config_id": config_id, "name": "vm"}).json()["vm_id"]
         wait_for(lambda: vp.get(f"/virtual-machines/{vm_id}").json()["status"] == "Running")

@@ -32,15 +32,25 @@ def _vm_in(vp: httpx.Client, vm_id: str, status: str) -> dict[str, Any] | None:
     return vm if vm.get("status") == status else None
 
 
-def test_auth_accepts_bearer_or_api_token_header(emu: EmulatorServer) -> None:
+def test_auth_takes_the_header_each_endpoint_documents(emu: EmulatorServer) -> None:
     base = emu.base_url("voltagepark")
     token = emu.credentials["voltagepark"]["token"]
+    bearer, api_key = {"Authorization": f"Bearer {token}"}, {"x-api-token": token}
     assert httpx.get(base + "/virtual-machines").status_code == 401
-    assert httpx.get(base + "/virtual-machines", headers={"x-api-token": "wrong"}).json() == {
+    assert httpx.get(base + "/virtual-machines", headers={"Authorization": "Bearer wrong"}).json() == {
         "detail": "Invalid API token"
     }
-    assert httpx.get(base + "/virtual-machines", headers={"x-api-token": token}).status_code == 200
-    assert httpx.get(base + "/virtual-machines/", headers={"Authorization": f"Bearer {token}"}).status_code == 200
+    assert httpx.get(base + "/virtual-machines", headers=bearer).status_code == 200
+    assert httpx.get(base + "/virtual-machines/", headers=bearer).status_code == 200
+    # VMs are documented with Bearer: x-api-token alone is refused, naming the header to send
+    refused = httpx.get(base + "/virtual-machines/", headers=api_key)
+    assert refused.status_code == 401 and "Authorization: Bearer" in refused.json()["detail"]
+    # SSH keys and storage are documented with x-api-token: Bearer alone is refused
+    for path in ("/organization/ssh-keys", "/storage/", "/storage/hourly-rate"):
+        assert httpx.get(base + path, headers=api_key).status_code == 200, path
+        refused = httpx.get(base + path, headers=bearer)
+        assert refused.status_code == 401 and "x-api-token" in refused.json()["detail"], path
+    assert httpx.get(base + "/storage/", headers={"x-api-token": "wrong"}).status_code == 401
     presets = httpx.get(base + "/instant-deploy-presets/")  # documented without auth
     assert presets.status_code == 200 and len(presets.json()) >= 2
 
@@ -151,11 +161,11 @@ def test_whole_node_preset_uses_up_a_hostnode(vp: httpx.Client) -> None:
 
 def test_storage(vp: httpx.Client) -> None:
     vm_id = _deploy(vp, "with-storage")
-    assert vp.get("/storage/hourly-rate").json()["hourly_rate_per_gb"] == "0.000174"
+    assert vp.get("/storage/hourly-rate").json()["hourly_rate_per_gb"] == "0.017408"  # the doc's example
     created = vp.post("/storage/", json={"size_in_gb": 100, "name": "My Storage Volume", "order_ids": [vm_id]})
     assert created.status_code == 201
     volume = created.json()
-    assert volume["rate_hourly"] == "0.017408" and volume["order_ids"] == [vm_id] and volume["status"] == "active"
+    assert volume["rate_hourly"] == "1.740800" and volume["order_ids"] == [vm_id] and volume["status"] == "active"
     assert vp.get(f"/storage/{volume['id']}").json()["used_capacity_bytes"] == 0
     assert vp.patch(f"/storage/{volume['id']}", json={"size_in_gb": 50}).status_code == 400
     grown = vp.patch(f"/storage/{volume['id']}", json={"size_in_gb": 200, "name": "bigger"}).json()

@@ -2,11 +2,16 @@
 
 Follows /work/shared/api-docs/cloudnexus.txt: bearer keys with a ``cn_live_``/``cn_test_`` prefix;
 ``GET /compute/instances`` with ``page``/``per_page`` (max 100, above -> 400) and ``region``/``status``
-filters, answering ``{"data": [...], "pagination": {total, page, per_page, total_pages}}``;
+filters (and ``tags``, shape assumed below), answering
+``{"data": [...], "pagination": {total, page, per_page, total_pages}}``;
 ``POST /compute/instances`` answering a job id; ``POST /compute/instances/{id}/actions`` with
 ``start|stop|reboot|resize|snapshot``; 429 beyond 120 requests a minute (the World's default limit).
 
 Inferred (not in the captured docs), built on the same conventions:
+- The list's ``tags`` filter: the doc says "Supports filtering by region, status, and tags" but documents
+  no parameter for tags. Since ``tags`` is a key-value object at create, the emulator takes
+  ``tags=key:value[,key:value...]``: an instance matches when it carries every listed pair (AND). A
+  malformed item (no ``:``, or an empty key) -> 400 ``invalid_request``.
 - ``GET /jobs/{job_id}`` -> ``{id, type, status: queued|running|completed|failed, resource_id, error,
   created_at, updated_at}``; ``error`` is null or ``{code, message}``.
 - ``GET /compute/instances/{id}`` -> the instance; ``DELETE /compute/instances/{id}`` -> 202 with a job.
@@ -337,15 +342,36 @@ def _fail_create(world: World, inst_id: str, job_id: str, message: str) -> Calla
 
 @api.get("/compute/instances", response_model=JSONDict)
 def list_instances(
-    world: WorldDep, page: Page = 1, per_page: PerPage = 20, region: str | None = None, status: str | None = None
+    world: WorldDep,
+    page: Page = 1,
+    per_page: PerPage = 20,
+    region: str | None = None,
+    status: str | None = None,
+    tags: str | None = None,
 ) -> Response:
+    wanted = _tag_filter(tags)
     # Rendered here, under the lock, straight to JSON: FastAPI's response validation and encoding of thousands
     # of instances (seed_hosts) cost more than the listing itself.
     with world.lock:
         items = [
-            i for i in _instances(world).values() if region in (None, i["region"]) and status in (None, i["status"])
+            i
+            for i in _instances(world).values()
+            if region in (None, i["region"]) and status in (None, i["status"]) and wanted.items() <= i["tags"].items()
         ]
         return JSONResponse(_page(items, page, per_page))
+
+
+def _tag_filter(raw: str | None) -> dict[str, str]:
+    """``key:value,key:value`` -> the pairs an instance must all carry (the assumed shape, see the docstring)."""
+    if raw is None:
+        return {}
+    pairs: dict[str, str] = {}
+    for item in raw.split(","):
+        key, sep, value = item.partition(":")
+        if not sep or not key.strip():
+            raise _bad(f"tags: {item!r} is not key:value; use tags=key:value[,key:value...]")
+        pairs[key.strip()] = value.strip()
+    return pairs
 
 
 @api.post("/compute/instances", status_code=202)

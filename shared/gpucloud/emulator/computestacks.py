@@ -16,8 +16,11 @@ published docs and the controller disagree, the controller wins:
   public images and gets 403 ``insufficient_scope`` elsewhere). Refresh tokens are only issued for the
   authorization-code grant, which is not emulated, so none are issued. Doorkeeper's own errors keep its
   OAuth shape ``{"error", "error_description"}``: bad client 401 ``invalid_client``, bad user 400
-  ``invalid_grant``; a missing, unknown or expired bearer token 401 ``invalid_token``. The emulator enforces
-  token expiry (the notes leave open whether 9.3.1 does for user tokens).
+  ``invalid_grant``; a request with no credentials at all 401 ``invalid_token``. An unknown or expired
+  bearer token -> 403 ``{"errors": [...]}``, as computestacks.txt documents ("403 Forbidden: OAuth will
+  return this for invalid tokens"; the controller notes say nothing about invalid tokens, so nothing
+  contradicts it). The emulator enforces token expiry (the notes leave open whether 9.3.1 does for user
+  tokens).
 - Errors are ``{"errors": [...]}`` (422 validation, 404 with a message, 500 exceptions) except where the
   controller renders none: record-not-found is a 404 with an empty body (``head :not_found``), and Rails'
   own exceptions (malformed JSON 400, a routed path whose action does not exist 404, a missing template 500)
@@ -332,7 +335,7 @@ def identify(
     verdict = world.check_access(NAME, bearer.credentials)
     if verdict != "ok":
         text = "The access token expired" if verdict == "expired" else "The access token is invalid"
-        raise ProviderError(401, text, "oauth:invalid_token")
+        raise ProviderError(403, text)  # the documented status and {errors: [...]} body
     with world.lock:
         user = bool(world.private(NAME, _token_key(bearer.credentials)).get("user"))
     return Caller(user=user)

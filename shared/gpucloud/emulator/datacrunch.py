@@ -29,6 +29,11 @@ Choices where the docs are silent:
   image (an image type the instance type supports, or a detached OS volume id), ``ssh_key_ids``,
   ``startup_script_id``, ``existing_volumes`` -> 400; balance < price per hour -> 402
   ``insufficient_funds``; no capacity (``World.set_capacity``) -> 503 ``service_unavailable``.
+- ``GET /instance-types/price-history``: the doc lists only the path; the query (``num_of_months`` 1-12,
+  default 1; ``currency``) and body (``{instance_type: [{date, fixed_price_per_hour,
+  dynamic_price_per_hour, currency}]}``, one record per day, newest first) follow the Go SDK [ext].
+  Prices here never change, so every record repeats today's price. It is declared before
+  ``/instance-types/{instance_type}`` so that route does not shadow it.
 - SSH keys of an instance are resolved when it is created (later key deletions do not lock anyone out,
   as with cloud-init on the real service); its sshd listens on ``<ip>:<settings.ssh_port>``.
 """
@@ -37,6 +42,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Response
@@ -273,6 +279,25 @@ def get_balance(world: WorldDep) -> JSONDict:
 @api.get("/instances/types", include_in_schema=False)
 def list_instance_types(currency: Literal["usd", "eur"] = "usd") -> list[JSONDict]:
     return [_render_type(t, currency) for t in INSTANCE_TYPES.values()]
+
+
+@api.get("/instance-types/price-history")
+def get_price_history(
+    num_of_months: Annotated[int, Query(ge=1, le=12)] = 1,
+    currency: Literal["usd", "eur"] = "usd",
+) -> dict[str, list[JSONDict]]:
+    today = datetime.now(UTC).date()
+    days = [(today - timedelta(days=n)).isoformat() for n in range(num_of_months * 30)]
+    return {name: _price_records(_render_type(t, currency), days) for name, t in INSTANCE_TYPES.items()}
+
+
+def _price_records(rendered: JSONDict, days: list[str]) -> list[JSONDict]:
+    record = {
+        "fixed_price_per_hour": rendered["price_per_hour"],
+        "dynamic_price_per_hour": rendered["dynamic_price"],
+        "currency": rendered["currency"],
+    }
+    return [{"date": day, **record} for day in days]
 
 
 @api.get("/instance-types/{instance_type}")

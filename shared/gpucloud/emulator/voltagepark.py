@@ -2,9 +2,11 @@
 
 Follows /work/shared/api-docs/voltagepark.txt. The real service is a FastAPI app, so request validation
 errors are FastAPI's own 422 ``{"detail": [...]}`` and other errors are ``{"detail": "message"}``.
-Auth: ``Authorization: Bearer <token>`` or ``x-api-token: <token>`` (the docs show both, on different
-endpoints) are accepted on every endpoint; the endpoints documented without auth (instant-deploy presets,
-bare-metal locations, cloud-init validation) stay open. Lists use ``limit``/``offset`` with the documented
+Auth, per endpoint as the doc's examples show it: ``x-api-token: <token>`` on the organization SSH-key
+and storage endpoints (``/organization/ssh-keys*``, ``/storage*``), ``Authorization: Bearer <token>`` on
+all others; the other header alone is refused (401 naming the header to send), so a client that sends the
+wrong one is caught. The endpoints documented without auth (instant-deploy presets, bare-metal locations,
+cloud-init validation) stay open. Lists use ``limit``/``offset`` with the documented
 per-endpoint default and maximum (above the maximum -> 422) and answer
 ``{"results", "total_result_count", "has_previous", "has_next"}``. Ids are UUIDs (a malformed id -> 422).
 
@@ -28,8 +30,10 @@ Choices where the docs are silent:
 - SSH keys for a VM (``ssh_keys`` texts plus the selected organization keys) are fixed at creation, as the
   docs say for organization keys. Key names must be unique (duplicate -> 400).
 - Storage: ``order_ids`` link a volume to VMs (attach); size can only grow (400); deleting a volume still
-  linked to a live VM -> 400; terminating a VM unlinks it. Storage costs 0.00017408 $/GB/hour
-  (``/storage/hourly-rate`` prints it rounded to 6 places).
+  linked to a live VM -> 400; terminating a VM unlinks it. Storage costs 0.017408 $/GB/hour, the
+  ``hourly_rate_per_gb`` of the doc's ``/storage/hourly-rate`` example, so that endpoint prints it exactly
+  at six places. A volume's ``rate_hourly`` is size x that rate at six places; the doc's storage-list
+  example (100 GB at "0.017408") contradicts the per-GB example and is not reproduced.
 - Bare metal is not emulated: lists are empty, ``POST /bare-metal/`` -> 400 "not available in the
   emulator", operations on a rental id -> 404. Billing transactions and monthly reports are empty.
 """
@@ -41,7 +45,7 @@ from collections.abc import Callable
 from datetime import date
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Path, Query, Response
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field, field_validator
@@ -56,7 +60,7 @@ PREFIX = "/voltagepark/api/v1"
 _NS = uuid.UUID("9a1c2e47-5b3d-4c8e-8f21-6d0b7e3a4c10")  # stable catalogue ids across runs
 _GPU = "h100-sxm5-80gb"
 _GPU_PRICE = 1.99
-_STORAGE_RATE_PER_GB = 0.00017408
+_STORAGE_RATE_PER_GB = 0.017408
 _TENANT_ID = 1001
 
 # ------------------------------------------------------------------------------------------ catalogue
@@ -124,15 +128,22 @@ _bearer = HTTPBearer(auto_error=False, description="API key as a bearer token")
 _api_key = APIKeyHeader(name="x-api-token", auto_error=False, description="API key")
 
 
+_API_TOKEN_PATHS = ("/organization/ssh-keys", "/storage")  # documented with x-api-token; the rest with Bearer
+
+
 def require_token(
+    request: Request,
     world: WorldDep,
     bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
     api_key: Annotated[str | None, Depends(_api_key)],
 ) -> None:
-    offered = [t for t in (bearer.credentials if bearer else None, api_key) if t]
+    if request.url.path.removeprefix(PREFIX).startswith(_API_TOKEN_PATHS):
+        offered, wanted = api_key, "the x-api-token header"
+    else:
+        offered, wanted = (bearer.credentials if bearer else None), "an Authorization: Bearer header"
     if not offered:
-        raise ProviderError(401, "Not authenticated")
-    if world.settings.credentials[NAME]["token"] not in offered:
+        raise ProviderError(401, f"Not authenticated: this endpoint takes the API key in {wanted}")
+    if offered != world.settings.credentials[NAME]["token"]:
         raise ProviderError(401, "Invalid API token")
 
 

@@ -259,11 +259,27 @@ def _error_text(body: Any) -> tuple[str | None, str | None]:
     return (error, None) if isinstance(error, str) else (None, None)
 
 
+def _token_refused(response: httpx.Response) -> bool:
+    """computestacks.txt: an invalid (or expired) OAuth token gets 403 ``{errors: [...]}``; a 403 in Doorkeeper's
+    ``{error: insufficient_scope}`` shape is a valid token without the scope, which a new token will not fix."""
+    if response.status_code == 401:
+        return True
+    body = json_body(response)
+    return response.status_code == 403 and isinstance(body, dict) and "errors" in body
+
+
 class _PasswordGrant(OAuth2ClientCredentials):
     """Doorkeeper's password grant: the client plus the API credentials, so the token acts as the user."""
 
     def __init__(self, token_url: str, client_id: str, client_secret: str, *, username: str, password: str) -> None:
-        super().__init__(token_url, client_id, client_secret, provider="computestacks", body_format="form")
+        super().__init__(
+            token_url,
+            client_id,
+            client_secret,
+            provider="computestacks",
+            body_format="form",
+            token_refused=_token_refused,
+        )
         self._username = username
         self._password = password
 
@@ -355,7 +371,14 @@ class ComputeStacks(Provider):
                 self.grant = "password"
                 return _PasswordGrant(token_url, client_id, client_secret, username=username, password=password)
             self.grant = "client_credentials"
-            return OAuth2ClientCredentials(token_url, client_id, client_secret, provider=self.name, body_format="form")
+            return OAuth2ClientCredentials(
+                token_url,
+                client_id,
+                client_secret,
+                provider=self.name,
+                body_format="form",
+                token_refused=_token_refused,
+            )
         if username and password:
             return httpx.BasicAuth(username, password)
         raise errors.AuthError(
@@ -380,10 +403,16 @@ class ComputeStacks(Provider):
                 status_code=status,
                 request_id=request_id_of(response),
             )
-        if status == 403 and self.grant == "client_credentials":
+        if status == 403 and code == "insufficient_scope" and self.grant == "client_credentials":
             message = (
                 f"{message or 'Forbidden'}; a client-credentials token carries no user, so it can only read public "
                 f"data: also set {env_var(self.name, 'username')}/{env_var(self.name, 'password')} (API credentials)"
+            )
+        elif status == 403 and code is None and self.grant != "basic":
+            message = (
+                f"{message or 'Forbidden'}: the OAuth access token was refused even after a new grant (a newly "
+                f"generated API key invalidates earlier tokens); check {env_var(self.name, 'client_id')}, "
+                f"{env_var(self.name, 'client_secret')} and the API credentials"
             )
         if status == 405:
             return errors.Conflict(

@@ -13,14 +13,14 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Mapping
+from collections.abc import Generator, Mapping
 from typing import Any, ClassVar, Generic, TypeVar
 
 import httpx
 from pydantic import Field, StrictBool, StrictStr
 
 from gpucloud import errors
-from gpucloud.auth import BearerAuth
+from gpucloud.auth import BearerAuth, HeaderTokenAuth
 from gpucloud.capabilities import Capability as C
 from gpucloud.config import ProviderConfig
 from gpucloud.httputil import url_path
@@ -157,6 +157,23 @@ _PAGES: dict[str, Any] = {
 }
 
 
+class _DocumentedHeaderAuth(httpx.Auth):
+    """The key in the header each endpoint's doc example shows: ``x-api-token`` for the organization SSH-key and
+    storage calls, ``Authorization: Bearer`` for the rest (the API may refuse the other one)."""
+
+    _API_TOKEN_PATHS = ("organization/ssh-keys", "storage")
+
+    def __init__(self, token: str, base_path: str) -> None:
+        self._base_path = base_path.rstrip("/") + "/"
+        self._bearer = BearerAuth(token)
+        self._api_key = HeaderTokenAuth("x-api-token", token)
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        endpoint = request.url.path.removeprefix(self._base_path)
+        chosen = self._api_key if endpoint.startswith(self._API_TOKEN_PATHS) else self._bearer
+        yield from chosen.auth_flow(request)
+
+
 def first_gpu(resources: dict[str, Any]) -> tuple[str | None, int]:
     """VMs carry one GPU model: ``{"gpus": {"h100-sxm5-80gb": {"count": 1}}}`` -> ("h100-sxm5-80gb", 1)."""
     gpus: dict[str, dict[str, Any]] = resources.get("gpus") or {}
@@ -186,7 +203,7 @@ def tags_from_list(tags: list[str] | None) -> dict[str, str]:
 class VoltagePark(Provider):
     name = "voltagepark"
     title = "Voltage Park"
-    auth_kinds = "bearer"
+    auth_kinds = "bearer; x-api-token for SSH keys, storage"
     ssh_endpoint = "public_ip + port forward of 22"
     default_ssh_user = "ubuntu"
     # Virtual machines, storage volumes and organization SSH keys are all addressed by UUID.
@@ -230,7 +247,8 @@ class VoltagePark(Provider):
                 "voltagepark needs an API key: set GPUCLOUD_VOLTAGEPARK_TOKEN (keys are issued by support)",
                 provider=self.name,
             )
-        return self._transport(config, http_transport, BearerAuth(token))
+        base_path = httpx.URL(str(config.base_url)).path
+        return self._transport(config, http_transport, _DocumentedHeaderAuth(token, base_path))
 
     def _map_error(self, response: httpx.Response) -> errors.GpuCloudError:
         body = json_body(response)
