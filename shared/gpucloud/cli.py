@@ -259,43 +259,59 @@ def _offers_table(rows: list[Offer]) -> None:
     console.print(table)
 
 
+NameFilter = Annotated[str | None, typer.Option(help="Only those whose id or name contains this text.")]
+CatalogueItem = TypeVar("CatalogueItem", Image, Location)
+
+
 @app.command()
 def images(
     provider: ProviderOption = None,
-    name: Annotated[str | None, typer.Option(help="Only images whose id or name contains this text.")] = None,
+    name: NameFilter = None,
     as_json: JsonOption = False,
     with_errors: WithErrorsOption = False,
 ) -> None:
     """Images (operating systems) each provider boots, to pass as an instance's image."""
-    _needs_json(as_json, with_errors)
-    try:
-        found = _gather(_providers(provider), lambda c: c.list_images(), needs=Capability.IMAGES)
-    except errors.GpuCloudError as exc:
-        _fail(exc)
-    rows = sorted((i for i in found.items if mentions(name, i.id, i.name)), key=lambda i: (i.provider, i.id))
-    if _report(found, rows, as_json, with_errors, catalogue_entry):
+
+    def table(rows: list[Image]) -> None:
         _table(f"{len(rows)} images", ("provider", "image", "name"), ((i.provider, i.id, i.name) for i in rows), keep=2)
-        _note_examples(rows)
-    _finish(found)
+
+    _catalogue(Capability.IMAGES, lambda c: c.list_images(), table, provider, name, as_json, with_errors)
 
 
 @app.command()
 def locations(
     provider: ProviderOption = None,
-    name: Annotated[str | None, typer.Option(help="Only locations whose id or name contains this text.")] = None,
+    name: NameFilter = None,
     as_json: JsonOption = False,
     with_errors: WithErrorsOption = False,
 ) -> None:
     """Locations (regions, data centres) each provider offers, to pass as an instance's or volume's location."""
+
+    def table(rows: list[Location]) -> None:
+        cells = ((r.provider, r.id, r.name, r.country or "-") for r in rows)
+        _table(f"{len(rows)} locations", ("provider", "location", "name", "country"), cells, keep=2)
+
+    _catalogue(Capability.LOCATIONS, lambda c: c.list_locations(), table, provider, name, as_json, with_errors)
+
+
+def _catalogue(
+    kind: Capability,
+    listing: Callable[[gpucloud.Provider], list[CatalogueItem]],
+    table: Callable[[list[CatalogueItem]], None],
+    provider: list[str] | None,
+    name: str | None,
+    as_json: bool,
+    with_errors: bool,
+) -> None:
+    """What ``images`` and ``locations`` share: gather, filter by ``name``, sort, then JSON or the table."""
     _needs_json(as_json, with_errors)
     try:
-        found = _gather(_providers(provider), lambda c: c.list_locations(), needs=Capability.LOCATIONS)
+        found = _gather(_providers(provider), listing, needs=kind)
     except errors.GpuCloudError as exc:
         _fail(exc)
-    rows = sorted((loc for loc in found.items if mentions(name, loc.id, loc.name)), key=lambda r: (r.provider, r.id))
+    rows = sorted((r for r in found.items if mentions(name, r.id, r.name)), key=lambda r: (r.provider, r.id))
     if _report(found, rows, as_json, with_errors, catalogue_entry):
-        headers = ("provider", "location", "name", "country")
-        _table(f"{len(rows)} locations", headers, ((r.provider, r.id, r.name, r.country or "-") for r in rows), keep=2)
+        table(rows)
         _note_examples(rows)
     _finish(found)
 
