@@ -104,10 +104,12 @@ options:
     default: 600
   secrets_file:
     description:
-      - File to which the secrets a provider shows only once at create (dcdncloud's C(root_password)) are written,
+      - >-
+        File to which the secrets a provider shows only once at create (dcdncloud's C(root_password)) are written,
         as JSON C({"<instance name>": {"root_password": "..."}}), readable by its owner only (mode 0600). Entries for
         other names already in the file are kept.
-      - Without it these secrets cannot be read back after the task: RV(instance_secrets) only says which exist,
+      - >-
+        Without it these secrets cannot be read back after the task: RV(instance_secrets) only says which exist,
         with masked values, so they never appear in C(-v) output, registered variables or the fact cache.
     type: path
   wait_for_ssh:
