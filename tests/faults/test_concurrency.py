@@ -28,6 +28,7 @@ from tests.ansible.test_modules import task
 from tests.conftest import providers_with
 from tests.contract.specs import INSTANCE
 
+from .. import figures
 from .conftest import Tally, fconnect
 from .test_interruption import slow_boot
 from .test_lost_creates import public_key
@@ -164,6 +165,7 @@ def test_one_api_spelled_three_ways_from_three_environments_gets_one_lock(
         for instance_id in made:
             ensure.ensure_instance_absent(cloud, instance_id=instance_id, wait_timeout=60)
     Tally(operations=len(spellings), duplicates=len(made) - 1).publish()
+    figures.record("lock-gap races tried")
     assert [p.returncode for p in procs] == [0] * len(procs), outputs
     results = [_results(tmp_path / f"out{n}") for n in range(len(spellings))]
     assert len(made) == 1 and len(creates) == 1, outputs
@@ -221,6 +223,7 @@ def test_rerun_after_a_kill_right_after_create_makes_no_duplicate(
                 for instance_id in made:
                     ensure.ensure_instance_absent(cloud, instance_id=instance_id, wait_timeout=60)
     Tally(operations=2, duplicates=max(len(made) - 1, 0)).publish()
+    figures.record("kill-after-create reruns tried")
     assert killed.returncode == 137, killed.stdout + killed.stderr
     assert len(creates) == 1 and made == [rerun.after.id if rerun.after else None]
     assert not rerun.changed
@@ -260,5 +263,6 @@ def test_fleet_rerun_after_a_kill_right_after_an_order_makes_no_duplicate(
                 for instance_id in made:
                     ensure.ensure_instance_absent(cloud, instance_id=instance_id, wait_timeout=60)
     Tally(operations=2, duplicates=max(len(made) - 1, 0)).publish()
+    figures.record("kill-after-create reruns tried")
     assert killed.returncode == 137, killed.stdout + killed.stderr
     assert len(creates) == 1 and len(made) == 1 and [m.id for m in rerun.instances] == made
