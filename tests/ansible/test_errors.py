@@ -29,7 +29,6 @@ def test_bad_option_values_fail_before_any_request(ansible: Ansible, emulator: E
     cases = {  # register name -> (task, option the message must name)
         "bad_state": (failing("instance", "bad_state", **dc, name="x-1", state="exploded"), "state"),
         "bad_timeout": (failing("instance", "bad_timeout", **dc, name="x-1", wait_timeout=0), "wait_timeout"),
-        "no_type": (failing("instance", "no_type", provider="datacrunch", name="x-1"), "instance_type"),
         "bad_tags": (failing("instance", "bad_tags", **dc, name="x-1", tags={"n": 3}), "tags"),
         "bad_provider": (
             failing("instance", "bad_provider", provider="nocloud", name="x-1", instance_type="a"),
@@ -54,6 +53,18 @@ def test_bad_option_values_fail_before_any_request(ansible: Ansible, emulator: E
         assert option in got["msg"], (register, got["msg"])
         assert "Traceback" not in got["msg"]
     assert emulator.world.request_count() == before, [r.path for r in emulator.world.requests[-5:]]
+
+
+def test_instance_type_is_needed_only_to_create(ansible: Ansible, emulator: EmulatorServer) -> None:
+    """Without instance_type the module must look the name up first (an existing instance keeps its type); for a
+    name that does not exist it fails naming instance_type, having only read."""
+    before = len(emulator.world.requests)
+    result = ansible.play([failing("instance", "no_type", provider="datacrunch", name="no-such-instance-x1")])
+    assert result.rc == 0, result.output
+    got = result["no_type"]
+    assert got["failed"] is True and "instance_type" in got["msg"] and "Traceback" not in got["msg"], got
+    sent = [f"{r.method} {r.path}" for r in emulator.world.requests[before:]]
+    assert sent and all(r.startswith("GET ") or "token" in r for r in sent), sent
 
 
 # One option per capability: a provider lacking the capability must refuse it with a clean Unsupported failure.

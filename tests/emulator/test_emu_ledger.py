@@ -16,7 +16,7 @@ from ..contract.specs import INSTANCE
 
 
 def test_ledger_bills_instances_and_volumes_at_their_price(emu: EmulatorServer) -> None:
-    assert {name: account["items"] for name, account in read_ledger(emu.url).items()} == {
+    assert {name: account["items"] for name, account in read_ledger(emu.url, headers=emu.control_headers).items()} == {
         name: [] for name in ("datacrunch", "voltagepark", "dcdncloud", "cloudnexus", "computestacks")
     }
     options = client_overrides(emu.url, emu.settings)["voltagepark"]
@@ -26,7 +26,7 @@ def test_ledger_bills_instances_and_volumes_at_their_price(emu: EmulatorServer) 
         spec = InstanceSpec(name="ledger-vm", ssh_keys=(key,), **INSTANCE["voltagepark"])
         instance = cloud.create_instance(spec).instance
         volume = cloud.create_volume(VolumeSpec(name="ledger-vol", size_gb=100))
-    account = read_ledger(emu.url, "voltagepark")["voltagepark"]
+    account = read_ledger(emu.url, "voltagepark", headers=emu.control_headers)["voltagepark"]
     by_kind = {item["kind"]: item for item in account["items"]}
     assert (by_kind["instance"]["id"], by_kind["volume"]["id"]) == (instance.id, volume.id)
     assert by_kind["volume"]["hourly_usd"] == volume.price_per_hour
@@ -35,4 +35,9 @@ def test_ledger_bills_instances_and_volumes_at_their_price(emu: EmulatorServer) 
 
 
 def test_ledger_of_an_unknown_provider_is_404(emu: EmulatorServer) -> None:
-    assert httpx.get(f"{emu.url}/_emulator/ledger", params={"provider": "nosuchcloud"}).status_code == 404
+    assert (
+        httpx.get(
+            f"{emu.url}/_emulator/ledger", params={"provider": "nosuchcloud"}, headers=emu.control_headers
+        ).status_code
+        == 404
+    )

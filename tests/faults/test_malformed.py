@@ -107,11 +107,14 @@ def reads(cloud: gpucloud.Provider, ids: dict[str, str]) -> dict[str, Callable[[
     if cloud.supports(Capability.SSH_KEYS):
         ops["list ssh keys"] = cloud.list_ssh_keys
         ops["get ssh key"] = lambda: cloud.get_ssh_key(ids["ssh_key"])
-    for capability, op in ((Capability.OFFERS, cloud.list_offers), (Capability.IMAGES, cloud.list_images)):
-        if cloud.supports(capability):
+    # Catalogues made of documentation examples (CloudNexus) send no request: nothing to malform.
+    for capability, op in (
+        (Capability.OFFERS, cloud.list_offers),
+        (Capability.IMAGES, cloud.list_images),
+        (Capability.LOCATIONS, cloud.list_locations),
+    ):
+        if cloud.supports(capability) and capability not in cloud.example_catalogues:
             ops[capability.value] = op
-    if cloud.supports(Capability.LOCATIONS):
-        ops["locations"] = cloud.list_locations
     return ops
 
 

@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 import gpucloud
 from gpucloud import errors
 from gpucloud.capabilities import Capability
-from gpucloud.emulator import EMULATOR_CREDENTIALS
+from gpucloud.emulator import EmulatorSettings
 from gpucloud.providers import implemented, provider_class
 from gpucloud.wire import Wire
 
@@ -105,15 +105,20 @@ def reads(cloud: gpucloud.Provider) -> dict[str, Callable[[], object]]:
         ops |= {"list ssh keys": cloud.list_ssh_keys, "get ssh key": lambda: cloud.get_ssh_key("k-1")}
     if cloud.supports(Capability.OFFERS):
         ops["offers"] = cloud.list_offers
-    if cloud.supports(Capability.IMAGES):
+    # Catalogues made of documentation examples (CloudNexus) send no request: nothing to malform.
+    if cloud.supports(Capability.IMAGES) and Capability.IMAGES not in cloud.example_catalogues:
         ops["images"] = cloud.list_images
-    if cloud.supports(Capability.LOCATIONS):
+    if cloud.supports(Capability.LOCATIONS) and Capability.LOCATIONS not in cloud.example_catalogues:
         ops["locations"] = cloud.list_locations
     return ops
 
 
+CREDENTIALS = EmulatorSettings().credentials
+
+
 def adapter(provider: str, transport: httpx.BaseTransport | None = None) -> gpucloud.Provider:
-    options = {**EMULATOR_CREDENTIALS[provider], "base_url": "http://fuzz.invalid/api", "max_retries": 0}
+    # Never sent anywhere: a MockTransport answers. https, since plain http is refused for remote hosts.
+    options = {**CREDENTIALS[provider], "base_url": "https://fuzz.invalid/api", "max_retries": 0}
     config = gpucloud.load_config(provider, {**options, "requests_per_minute": 10**6}, environ={})
     return provider_class(provider)(config, http_transport=transport)
 
