@@ -16,6 +16,7 @@ import importlib.util
 import sys
 from typing import TYPE_CHECKING, Any
 
+from gpucloud import registry as _registry
 from gpucloud.__about__ import __version__
 
 if TYPE_CHECKING:
@@ -130,13 +131,8 @@ __all__ = [
     "load_config",
 ]
 
-DEFAULT_URLS = {
-    "datacrunch": "https://api.datacrunch.io/v1",
-    "voltagepark": "https://cloud-api.voltagepark.com/api/v1",
-    "dcdncloud": "https://dcdncloud.com/api/v1/compute",
-    "cloudnexus": "https://api.cloudnexus.com/v1",
-    # computestacks: none; each operator hosts its own, so GPUCLOUD_COMPUTESTACKS_URL is required.
-}
+# Providers without one (ComputeStacks: each operator hosts its own) need GPUCLOUD_<PROVIDER>_URL.
+DEFAULT_URLS = {entry.name: entry.default_url for entry in _registry.REGISTRY if entry.default_url}
 
 
 if not TYPE_CHECKING:

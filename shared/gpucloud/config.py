@@ -18,9 +18,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
-from gpucloud import errors
+from gpucloud import errors, registry
 
-PROVIDERS: tuple[str, ...] = ("datacrunch", "voltagepark", "dcdncloud", "computestacks", "cloudnexus")
+PROVIDERS: tuple[str, ...] = registry.NAMES
 
 _SECRET_FIELDS = ("token", "client_secret", "password")
 # Environment suffixes that differ from the field name; every other field uses its upper-cased name.

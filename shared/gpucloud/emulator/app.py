@@ -1,13 +1,16 @@
 """The emulator's FastAPI app: every provider router under its own prefix, the control API, /docs.
 
-Adding a provider: write a router module exposing ``SPEC`` (see :mod:`gpucloud.emulator.base`) and add it
-to :data:`PROVIDERS`. FastAPI exception handlers are app-wide, so the handlers below pick the error body
-shape by path prefix: DataCrunch gets ``{"code", "message"}`` (validation errors as 400), Voltage Park
-and everything else keep FastAPI's ``{"detail": ...}`` (validation errors as 422).
+Adding a provider: write a router module ``gpucloud.emulator.<name>`` exposing ``SPEC`` (see
+:mod:`gpucloud.emulator.base`) and register the provider in :mod:`gpucloud.registry`.
+
+FastAPI exception handlers are app-wide, so the handlers below pick the error body shape by path prefix:
+DataCrunch gets ``{"code", "message"}`` (validation errors as 400), Voltage Park and everything else keep
+FastAPI's ``{"detail": ...}`` (validation errors as 422).
 """
 
 from __future__ import annotations
 
+import importlib
 import secrets
 from typing import Annotated, Any
 
@@ -19,18 +22,12 @@ from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from gpucloud.__about__ import __version__
-from gpucloud.emulator import cloudnexus, computestacks, datacrunch, dcdncloud, voltagepark
 from gpucloud.emulator.base import ProviderError, ProviderSpec, WorldDep
 from gpucloud.emulator.middleware import CONTROL_PREFIX, CONTROL_TOKEN_HEADER, FaultMiddleware
 from gpucloud.emulator.world import JSONDict, World
+from gpucloud.registry import REGISTRY
 
-PROVIDERS: tuple[ProviderSpec, ...] = (
-    datacrunch.SPEC,
-    voltagepark.SPEC,
-    dcdncloud.SPEC,
-    cloudnexus.SPEC,
-    computestacks.SPEC,
-)
+PROVIDERS: tuple[ProviderSpec, ...] = tuple(importlib.import_module(entry.emulator_module).SPEC for entry in REGISTRY)
 
 
 def provider_for(path: str) -> ProviderSpec | None:

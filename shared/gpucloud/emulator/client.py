@@ -23,14 +23,9 @@ from gpucloud.config import env_var
 from gpucloud.emulator import EmulatorSettings
 from gpucloud.emulator.middleware import CONTROL_TOKEN_HEADER
 from gpucloud.emulator.sshd import login_user
+from gpucloud.registry import REGISTRY
 
-PATH_PREFIXES = {
-    "datacrunch": "/datacrunch/v1",
-    "voltagepark": "/voltagepark/api/v1",
-    "dcdncloud": "/dcdncloud/api/v1/compute",
-    "cloudnexus": "/cloudnexus/v1",
-    "computestacks": "/computestacks",
-}
+PATH_PREFIXES = {entry.name: entry.emulator_prefix for entry in REGISTRY}
 UNPACED_PER_MINUTE = 1_000_000.0
 
 

@@ -64,9 +64,10 @@ from gpucloud.emulator.base import (
 )
 from gpucloud.emulator.sshd import SshSpec
 from gpucloud.emulator.world import JSONDict, Step, World
+from gpucloud.registry import registration
 
 NAME = "cloudnexus"
-PREFIX = "/cloudnexus/v1"
+PREFIX = registration(NAME).emulator_prefix
 MAX_PER_PAGE = 100
 
 _CODE_BY_STATUS = {

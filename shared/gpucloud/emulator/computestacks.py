@@ -79,9 +79,10 @@ from starlette.exceptions import HTTPException
 from gpucloud.emulator.base import ProviderError, ProviderSpec, WorldDep, ledger_item, parse_public_key, utc_now
 from gpucloud.emulator.sshd import SshSpec
 from gpucloud.emulator.world import JSONDict, Step, World
+from gpucloud.registry import registration
 
 NAME = "computestacks"
-PREFIX = "/computestacks"
+PREFIX = registration(NAME).emulator_prefix
 CONTROLLER_VERSION = "9.3.1"
 DEFAULT_API_VERSION = 80
 SUPPORTED_VERSIONS = (80,)

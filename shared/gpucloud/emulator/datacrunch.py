@@ -61,9 +61,10 @@ from gpucloud.emulator.base import (
 )
 from gpucloud.emulator.sshd import SshSpec
 from gpucloud.emulator.world import JSONDict, Step, World
+from gpucloud.registry import registration
 
 NAME = "datacrunch"
-PREFIX = "/datacrunch/v1"
+PREFIX = registration(NAME).emulator_prefix
 _NS = uuid.UUID("4f7d6a52-3c1e-4d7b-9a55-0f1f6f0c9d21")  # stable catalogue ids across runs
 _EUR_PER_USD = 0.92
 

@@ -42,9 +42,10 @@ from pydantic import BaseModel, Field
 from gpucloud.emulator.base import ProviderError, ProviderSpec, WorldDep, ledger_item, parse_public_key, utc_now
 from gpucloud.emulator.sshd import SshSpec
 from gpucloud.emulator.world import JSONDict, Step, World
+from gpucloud.registry import registration
 
 NAME = "dcdncloud"
-PREFIX = "/dcdncloud/api/v1/compute"
+PREFIX = registration(NAME).emulator_prefix
 HOURS_PER_MONTH = 730
 
 _CODE_BY_STATUS = {

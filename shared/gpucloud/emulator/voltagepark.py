@@ -54,9 +54,10 @@ from gpucloud.emulator.base import ProviderError, ProviderSpec, WorldDep, ledger
 from gpucloud.emulator.base import with_and_without_slash as both
 from gpucloud.emulator.sshd import SshSpec
 from gpucloud.emulator.world import JSONDict, Step, World
+from gpucloud.registry import registration
 
 NAME = "voltagepark"
-PREFIX = "/voltagepark/api/v1"
+PREFIX = registration(NAME).emulator_prefix
 _NS = uuid.UUID("9a1c2e47-5b3d-4c8e-8f21-6d0b7e3a4c10")  # stable catalogue ids across runs
 _GPU = "h100-sxm5-80gb"
 _GPU_PRICE = 1.99

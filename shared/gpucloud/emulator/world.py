@@ -42,6 +42,7 @@ from gpucloud.emulator.sshd import (
     port_is_free,
     sshd_available,
 )
+from gpucloud.registry import REGISTRY
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +70,9 @@ class Faults:
 
 
 # Published per-user request limits, enforced by default (tests may raise them with World.set_rate_limit).
-PUBLISHED_RATE_LIMITS: dict[str, int] = {"dcdncloud": 60, "cloudnexus": 120}
+PUBLISHED_RATE_LIMITS: dict[str, int] = {
+    entry.name: entry.published_rate_limit for entry in REGISTRY if entry.published_rate_limit
+}
 
 
 def random_credentials() -> dict[str, dict[str, str]]:
@@ -78,19 +81,7 @@ def random_credentials() -> dict[str, dict[str, str]]:
     Never constants: anyone on the machine can reach the emulator's port, so whoever holds these (the env
     file, mode 0600, or the in-process :class:`EmulatorSettings`) is whoever may create machines on it.
     """
-    token = secrets.token_urlsafe
-    return {
-        "datacrunch": {"client_id": f"emulator-{token(6)}", "client_secret": token(24)},
-        "voltagepark": {"token": token(24)},
-        "dcdncloud": {"token": token(24)},
-        "cloudnexus": {"token": f"cn_test_{token(24)}"},  # the adapter checks the cn_test_ prefix
-        "computestacks": {
-            "username": f"emulator-{token(6)}",
-            "password": token(24),
-            "client_id": f"emulator-{token(6)}",
-            "client_secret": token(24),
-        },
-    }
+    return {entry.name: entry.random_credentials() for entry in REGISTRY}
 
 
 @dataclass

@@ -8,14 +8,9 @@ from typing import Any
 from gpucloud.capabilities import Capability
 from gpucloud.models import Image, Location
 from gpucloud.providers.base import Provider
+from gpucloud.registry import REGISTRY
 
-_MODULES = {
-    "datacrunch": "gpucloud.providers.datacrunch",
-    "voltagepark": "gpucloud.providers.voltagepark",
-    "dcdncloud": "gpucloud.providers.dcdncloud",
-    "cloudnexus": "gpucloud.providers.cloudnexus",
-    "computestacks": "gpucloud.providers.computestacks",
-}
+_MODULES = {entry.name: entry.adapter_module for entry in REGISTRY}
 
 
 def implemented() -> tuple[str, ...]:

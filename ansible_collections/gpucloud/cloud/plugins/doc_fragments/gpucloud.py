@@ -13,7 +13,7 @@ options:
       - A provider this installed C(gpucloud) release has no adapter for fails with an C(Unsupported) error.
     type: str
     required: true
-    choices: [datacrunch, voltagepark, dcdncloud, computestacks, cloudnexus]
+    choices: [datacrunch, voltagepark, dcdncloud, cloudnexus, computestacks]
   api_url:
     description:
       - Base URL of the provider's API.

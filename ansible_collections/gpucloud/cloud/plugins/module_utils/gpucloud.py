@@ -30,9 +30,10 @@ except ImportError:
     gpucloud_ensure = None
     HAS_GPUCLOUD = False
 
-# Every provider the gpucloud configuration knows (gpucloud.config.PROVIDERS). A provider this gpucloud release
-# has no adapter for fails with a clean "unsupported" error naming the implemented ones.
-PROVIDERS = ["datacrunch", "voltagepark", "dcdncloud", "computestacks", "cloudnexus"]
+# Every provider gpucloud knows (gpucloud.registry.NAMES): Ansible reads choices from static text, so this is a
+# copy that tests/unit/test_registry.py holds equal. A provider this gpucloud release has no adapter for fails
+# with a clean "unsupported" error naming the implemented ones.
+PROVIDERS = ["datacrunch", "voltagepark", "dcdncloud", "cloudnexus", "computestacks"]
 
 # Ansible option -> gpucloud.connect() keyword.
 CONNECTION_OPTIONS = {
