@@ -16,7 +16,7 @@ from typing import Any, ClassVar, Literal, Protocol, TypeVar
 import httpx
 
 from gpucloud import errors, waiters, wire
-from gpucloud.capabilities import Capability
+from gpucloud.capabilities import Capability, Evidence
 from gpucloud.config import ProviderConfig, check_base_url, env_var, secret_fields
 from gpucloud.httputil import request_id_of, retry_after_seconds
 from gpucloud.models import (
@@ -90,12 +90,15 @@ class Provider(ABC):
     name: ClassVar[str]
     title: ClassVar[str]
     capabilities: ClassVar[frozenset[Capability]]
-    # Capabilities that rest on endpoints the provider's published docs do not show (reconstructed from its
-    # conventions); the capability table marks them "inferred".
+    # What the adapter's capabilities rest on by default: the provider's published docs, or (where those cover
+    # little) its open-source code. The capability table shows it per cell.
+    evidence: ClassVar[Evidence] = Evidence.DOCUMENTED
+    # Capabilities that rest on endpoints, or meanings of fields, the provider's docs do not give
+    # (reconstructed from its conventions); the capability table marks them "inferred".
     inferred: ClassVar[frozenset[Capability]] = frozenset()
-    # Capability-table columns that are documented although their capability as a whole is inferred
-    # (e.g. a documented list call next to an inferred delete call).
-    documented_columns: ClassVar[frozenset[str]] = frozenset()
+    # Capability-table columns whose evidence differs from their capability's as a whole (e.g. a documented
+    # list call next to an inferred delete call), by column label.
+    column_evidence: ClassVar[Mapping[str, Evidence]] = {}
     # Catalogues that list only the values the provider's docs show, not everything its API accepts: shown to
     # users as a starting point, never used to refuse a value.
     example_catalogues: ClassVar[frozenset[Capability]] = frozenset()

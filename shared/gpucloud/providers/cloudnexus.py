@@ -38,6 +38,7 @@ from pydantic import StrictStr
 from gpucloud import errors, waiters, wire
 from gpucloud.auth import BearerAuth
 from gpucloud.capabilities import Capability as C
+from gpucloud.capabilities import Evidence
 from gpucloud.config import ProviderConfig, env_var
 from gpucloud.httputil import url_path
 from gpucloud.models import CreatedInstance, Image, Instance, InstanceSpec, Location, SshKey, SshKeySpec, Status
@@ -181,12 +182,16 @@ class CloudNexus(Provider):
             C.LOCATIONS,
         }
     )
-    # get-by-id, delete and the Jobs API (create) are inferred; so is every SSH key endpoint. Images and
-    # locations are the documentation's examples, not an API listing.
+    # get-by-id, delete and the Jobs API are inferred; so is every SSH key endpoint. Images and locations are
+    # the documentation's examples, not an API listing.
     inferred = frozenset({C.INSTANCES, C.SSH_KEYS, C.IMAGES, C.LOCATIONS})
     example_catalogues = frozenset({C.IMAGES, C.LOCATIONS})
-    # Listing instances is documented (GET /compute/instances); only the other instance calls are inferred.
-    documented_columns = frozenset({"list"})
+    # Listing and creating instances are documented (GET and POST /compute/instances); of create, only
+    # polling its job and reading the new instance by id are inferred (said on the provider page).
+    column_evidence: ClassVar[Mapping[str, Evidence]] = {
+        "list": Evidence.DOCUMENTED,
+        "instance create": Evidence.DOCUMENTED,
+    }
     page_size = MAX_PER_PAGE
     job_timeout = 600.0
     job_interval = 0.25

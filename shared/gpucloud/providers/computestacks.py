@@ -60,6 +60,7 @@ import httpx
 from gpucloud import errors, waiters, wire
 from gpucloud.auth import OAuth2ClientCredentials
 from gpucloud.capabilities import Capability as C
+from gpucloud.capabilities import Evidence
 from gpucloud.config import ProviderConfig, env_var
 from gpucloud.httputil import request_id_of, url_path
 from gpucloud.models import (
@@ -326,6 +327,10 @@ class ComputeStacks(Provider):
             C.LOCATIONS,
         }
     )
+    # The captured docs cover auth, pagination, versioning and errors only: every endpoint below was read from
+    # the open-source controller (computestacks-resources.md), and volumes at create also need a csrn it never
+    # shows.
+    evidence = Evidence.SOURCE
     inferred = frozenset({C.INSTANCE_VOLUMES_AT_CREATE})
 
     def __init__(self, config: ProviderConfig, *, http_transport: httpx.BaseTransport | None = None) -> None:
