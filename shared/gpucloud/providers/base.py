@@ -186,8 +186,10 @@ class Provider(ABC):
         return capability in self.capabilities
 
     def require(self, capability: Capability, hint: str | None = None) -> None:
+        """Unsupported unless the adapter has ``capability``; the provider's own hint, which knows why, wins
+        over the caller's generic one."""
         if capability not in self.capabilities:
-            raise errors.Unsupported(self.name, capability.value, hint or self.unsupported_hints.get(capability))
+            raise errors.Unsupported(self.name, capability.value, self.unsupported_hints.get(capability) or hint)
 
     @property
     def ssh_user(self) -> str:

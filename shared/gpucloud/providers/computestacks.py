@@ -302,7 +302,10 @@ class ComputeStacks(Provider):
     reports_public_keys = False  # keys come back as id + label only
     sells_gpus = False  # container services: the controller has no GPU fields
     unsupported_hints: ClassVar[dict[C, str]] = {
-        C.VOLUME_DELETE: "a volume is trashed with its service: delete the instance"
+        C.VOLUME_DELETE: "a volume is trashed with its service: delete the instance",
+        # The controller takes tag_list on PATCH /api/container_services/{id}, but no view renders a service's
+        # tags: gpucloud could never tell whether they are set, so check mode and diffs would guess.
+        C.INSTANCE_TAGS: "ComputeStacks accepts tags on a service but never shows them back; remove 'tags'",
     }
     default_requests_per_minute = 500.0  # Rack::Attack: 2500 requests per 5 minutes per IP
     # Rails primary keys: container services, volumes and SSH keys are whole numbers (orders are UUIDs).
