@@ -51,6 +51,9 @@ TABLE_COLUMNS: tuple[tuple[str, Capability], ...] = (
     ("images", Capability.IMAGES),
     ("locations", Capability.LOCATIONS),
     ("tag update", Capability.INSTANCE_TAG_UPDATE),
+    ("snapshot", Capability.INSTANCE_SNAPSHOT),
+    ("password reset", Capability.INSTANCE_PASSWORD_RESET),
+    ("add key to instance", Capability.INSTANCE_KEY_ADD),
 )
 # What an instance spec may ask for, per provider.
 OPTION_COLUMNS: tuple[tuple[str, Capability], ...] = (

@@ -86,6 +86,16 @@ def unique_by_name(items: Iterable[N], name: str, kind: str, provider: str) -> N
     return matches[0] if matches else None
 
 
+OneOff = Literal["snapshot", "reset_root_password", "add_ssh_key"]
+# One-off instance operations by the name the front-ends give them: the capability each needs, and what to do
+# on a provider without it.
+ONE_OFF_ACTIONS: Mapping[OneOff, tuple[Capability, str]] = {
+    "snapshot": (Capability.INSTANCE_SNAPSHOT, "take snapshots in the provider's console"),
+    "reset_root_password": (Capability.INSTANCE_PASSWORD_RESET, "log in with an SSH key instead"),
+    "add_ssh_key": (Capability.INSTANCE_KEY_ADD, "this provider takes SSH keys at create only"),
+}
+
+
 class Provider(ABC):
     name: ClassVar[str]
     title: ClassVar[str]
@@ -327,6 +337,27 @@ class Provider(ABC):
         if tags is not None:
             self.require(Capability.INSTANCE_TAG_UPDATE, "tags can only be set at create here")
         return self._update_instance(self.check_id("instance", instance_id), name=name, tags=tags)
+
+    # One-off instance operations: nothing to reconcile, each call acts (no API can list what they made).
+    def require_one_off(self, action: OneOff) -> None:
+        capability, hint = ONE_OFF_ACTIONS[action]
+        self.require(capability, hint)
+
+    def snapshot_instance(self, instance_id: str) -> str:
+        """Snapshot an instance and wait for it; the id returned is usable as ``image`` at create."""
+        self.require_one_off("snapshot")
+        return self._snapshot_instance(self.check_id("instance", instance_id, "instance_id"))
+
+    def reset_root_password(self, instance_id: str) -> str:
+        """A new root password (the old one stops working); returned once, never logged or stored."""
+        self.require_one_off("reset_root_password")
+        return self._reset_root_password(self.check_id("instance", instance_id, "instance_id"))
+
+    def add_instance_ssh_key(self, instance_id: str, public_key: str) -> None:
+        """Authorize one more public key on an existing instance (the key is checked before any request)."""
+        self.require_one_off("add_ssh_key")
+        instance_id = self.check_id("instance", instance_id, "instance_id")
+        self._add_instance_ssh_key(instance_id, validate_public_key(public_key))
 
     def wait_for_instance(
         self, instance_id: str, statuses: Sequence[Status], *, timeout: float = 600.0, interval: float | None = None
@@ -570,6 +601,15 @@ class Provider(ABC):
 
     def _update_instance(self, instance_id: str, *, name: str | None, tags: dict[str, str] | None) -> Instance:
         raise errors.Unsupported(self.name, Capability.INSTANCE_RENAME.value)
+
+    def _snapshot_instance(self, instance_id: str) -> str:
+        raise errors.Unsupported(self.name, Capability.INSTANCE_SNAPSHOT.value)
+
+    def _reset_root_password(self, instance_id: str) -> str:
+        raise errors.Unsupported(self.name, Capability.INSTANCE_PASSWORD_RESET.value)
+
+    def _add_instance_ssh_key(self, instance_id: str, public_key: str) -> None:
+        raise errors.Unsupported(self.name, Capability.INSTANCE_KEY_ADD.value)
 
     def _list_volumes(self) -> list[Volume]:
         raise errors.Unsupported(self.name, Capability.VOLUMES.value)

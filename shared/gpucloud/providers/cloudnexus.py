@@ -177,14 +177,15 @@ class CloudNexus(Provider):
             C.INSTANCE_RESIZE,
             C.INSTANCE_TAGS,
             C.INSTANCE_LOCATION_CHOICE,
+            C.INSTANCE_SNAPSHOT,
             C.SSH_KEYS,
             C.IMAGES,
             C.LOCATIONS,
         }
     )
-    # get-by-id, delete and the Jobs API are inferred; so is every SSH key endpoint. Images and locations are
-    # the documentation's examples, not an API listing.
-    inferred = frozenset({C.INSTANCES, C.SSH_KEYS, C.IMAGES, C.LOCATIONS})
+    # get-by-id, delete and the Jobs API are inferred (a snapshot's id comes from its job); so is every SSH key
+    # endpoint. Images and locations are the documentation's examples, not an API listing.
+    inferred = frozenset({C.INSTANCES, C.INSTANCE_SNAPSHOT, C.SSH_KEYS, C.IMAGES, C.LOCATIONS})
     example_catalogues = frozenset({C.IMAGES, C.LOCATIONS})
     # Listing and creating instances are documented (GET and POST /compute/instances); of create, only
     # polling its job and reading the new instance by id are inferred (said on the provider page).
@@ -352,10 +353,8 @@ class CloudNexus(Provider):
             raise errors.ValidationError("instance_type is required to resize", field="instance_type")
         self._action(instance_id, "resize", type=instance_type)
 
-    def snapshot_instance(self, instance_id: str) -> str:
-        """Snapshot an instance and wait for it; the id returned is usable as ``image`` at create."""
-        self.require(C.INSTANCES)
-        instance_id = self.check_id("instance", instance_id, "instance_id")
+    def _snapshot_instance(self, instance_id: str) -> str:
+        # The action is documented; its job and the snapshot id the job names (resource_id) are inferred.
         accepted = self._action(instance_id, "snapshot")
         return self._field(
             self.wait_for_job(self._field(accepted, "job_id"), f"snapshot of {instance_id}"), "resource_id"
