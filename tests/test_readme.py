@@ -95,6 +95,16 @@ def test_cells_name_the_evidence_they_rest_on() -> None:
     assert "computestacks-resources.md" in pages["computestacks"]
 
 
+def test_provider_pages_explain_every_cell_not_resting_on_the_docs() -> None:
+    """A provider page says *inferred* exactly where its table row has an inferred cell, and names `source` exactly
+    where a cell rests on the provider's code, so a cell and its page cannot drift apart."""
+    for name in implemented():
+        cells = {*_row(name).values(), *_row(name, options=True).values()}
+        page = (ROOT / "docs/providers" / f"{name}.md").read_text()
+        assert ("*inferred*" in page) == (Evidence.INFERRED.value in cells), name
+        assert ("`source`" in page) == (Evidence.SOURCE.value in cells), name
+
+
 def test_the_legend_explains_every_word_the_tables_use() -> None:
     words = {cell for options in (False, True) for row in capability_table(options)[1] for cell in row[1:]}
     words &= {"no", *(tier.value for tier in Evidence)}
