@@ -306,6 +306,7 @@ class ComputeStacks(Provider):
         # The controller takes tag_list on PATCH /api/container_services/{id}, but no view renders a service's
         # tags: gpucloud could never tell whether they are set, so check mode and diffs would guess.
         C.INSTANCE_TAGS: "ComputeStacks accepts tags on a service but never shows them back; remove 'tags'",
+        C.INSTANCE_KEY_ADD: "the project's bastion accepts every account SSH key: register it with ssh_key instead",
     }
     default_requests_per_minute = 500.0  # Rack::Attack: 2500 requests per 5 minutes per IP
     # Rails primary keys: container services, volumes and SSH keys are whole numbers (orders are UUIDs).
