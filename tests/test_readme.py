@@ -4,6 +4,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from gpucloud.capabilities import EVIDENCE_LEGEND, Evidence
 from gpucloud.emulator import EmulatorServer
 from gpucloud.providers import TABLE_COLUMNS, capability_markdown, capability_table, implemented, provider_class
 
@@ -21,7 +22,7 @@ def test_every_provider_and_capability_state_is_in_the_table() -> None:
     headers, rows = capability_table()
     assert [row[0] for row in rows] == [provider_class(name).title for name in implemented()]
     for row in rows:
-        assert set(row[1 : 1 + len(TABLE_COLUMNS)]) <= {"yes", "no", "inferred"}
+        assert set(row[1 : 1 + len(TABLE_COLUMNS)]) <= {"no", *(tier.value for tier in Evidence)}
     assert len(headers) == 1 + len(TABLE_COLUMNS) + 2
 
 
@@ -67,13 +68,49 @@ def test_python_snippet_runs_as_pasted(
             cloud.delete_ssh_key(key.id)
 
 
+def _row(provider: str, options: bool = False) -> dict[str, str]:
+    headers, rows = capability_table(options=options)
+    return dict(zip(headers, next(r for r in rows if r[0] == provider_class(provider).title), strict=True))
+
+
 def test_inferred_marks_only_undocumented_columns() -> None:
-    """CloudNexus documents listing instances but not get/delete/jobs: only the latter read "inferred"."""
-    headers, rows = capability_table()
-    cloudnexus = dict(zip(headers, next(r for r in rows if r[0] == provider_class("cloudnexus").title), strict=True))
-    assert cloudnexus["list"] == "yes"
-    assert cloudnexus["instance create"] == cloudnexus["delete"] == "inferred"
+    """CloudNexus documents listing and creating instances (POST answers a job id) but not get/delete/jobs: only
+    delete reads "inferred" (create's job polling is said on its page)."""
+    cloudnexus = _row("cloudnexus")
+    assert cloudnexus["list"] == cloudnexus["instance create"] == "yes"
+    assert cloudnexus["delete"] == cloudnexus["ssh key create/delete"] == "inferred"
     assert cloudnexus["volume create"] == "no"
+
+
+def test_cells_name_the_evidence_they_rest_on() -> None:
+    """Voltage Park's attach rests on order_ids, whose meaning its docs do not give; ComputeStacks' endpoints come
+    from its controller's source, as its captured docs cover auth only."""
+    voltagepark = _row("voltagepark")
+    assert voltagepark["volume attach"] == "inferred" and voltagepark["volume create"] == "yes"
+    computestacks = {**_row("computestacks"), **_row("computestacks", options=True)}
+    assert computestacks["instance create"] == computestacks["resize"] == computestacks["rename"] == "source"
+    assert computestacks["volumes at create"] == "inferred" and computestacks["volume create"] == "no"
+    pages = {name: (ROOT / "docs/providers" / f"{name}.md").read_text() for name in ("voltagepark", "computestacks")}
+    assert "order_ids" in pages["voltagepark"] and "*inferred*" in pages["voltagepark"]
+    assert "computestacks-resources.md" in pages["computestacks"]
+
+
+def test_provider_pages_explain_every_cell_not_resting_on_the_docs() -> None:
+    """A provider page says *inferred* exactly where its table row has an inferred cell, and names `source` exactly
+    where a cell rests on the provider's code, so a cell and its page cannot drift apart."""
+    for name in implemented():
+        cells = {*_row(name).values(), *_row(name, options=True).values()}
+        page = (ROOT / "docs/providers" / f"{name}.md").read_text()
+        assert ("*inferred*" in page) == (Evidence.INFERRED.value in cells), name
+        assert ("`source`" in page) == (Evidence.SOURCE.value in cells), name
+
+
+def test_the_legend_explains_every_word_the_tables_use() -> None:
+    words = {cell for options in (False, True) for row in capability_table(options)[1] for cell in row[1:]}
+    words &= {"no", *(tier.value for tier in Evidence)}
+    assert words == set(EVIDENCE_LEGEND)
+    for word, meaning in EVIDENCE_LEGEND.items():
+        assert f"- `{word}`: {meaning}\n" in README
 
 
 def _table(text: str, marker: str) -> list[list[str]]:

@@ -17,6 +17,9 @@ class Capability(StrEnum):
     INSTANCE_STARTUP_SCRIPT = "instance startup script / cloud-init"
     INSTANCE_PASSWORD = "instance root password"
     INSTANCE_VOLUMES_AT_CREATE = "attaching volumes at instance create"
+    INSTANCE_SNAPSHOT = "instance snapshots"
+    INSTANCE_PASSWORD_RESET = "resetting an instance's root password"
+    INSTANCE_KEY_ADD = "adding an SSH key to an existing instance"
     VOLUMES = "volumes"
     VOLUME_CREATE = "volume create"
     VOLUME_DELETE = "volume delete"
@@ -30,3 +33,28 @@ class Capability(StrEnum):
     OFFERS = "offers"
     IMAGES = "images"
     LOCATIONS = "locations"
+
+
+class Evidence(StrEnum):
+    """What a capability-table cell rests on; the value is the word the table shows."""
+
+    # The provider's published API docs show the endpoints (the copies gpucloud was written against).
+    DOCUMENTED = "yes"
+    # Read from the provider's open-source code (its controller), not from its published API docs.
+    SOURCE = "source"
+    # Built from the docs' conventions: the endpoint, or what a documented field means, is not shown.
+    INFERRED = "inferred"
+
+
+# The legend printed under the capability tables, one line per cell word.
+EVIDENCE_LEGEND: dict[str, str] = {
+    Evidence.DOCUMENTED.value: "supported, on endpoints the provider's published API docs show",
+    Evidence.SOURCE.value: (
+        "supported, on endpoints read from the code of the provider's open controller (its published docs do not "
+        "cover them)"
+    ),
+    Evidence.INFERRED.value: (
+        "supported, on an endpoint or a field meaning the provider's docs do not give (built from its conventions)"
+    ),
+    "no": "raises gpucloud.Unsupported naming the provider and the capability, before any request is sent",
+}

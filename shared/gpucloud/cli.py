@@ -17,7 +17,7 @@ from rich.table import Table
 
 import gpucloud
 from gpucloud import config, errors, presentation, sshexec
-from gpucloud.capabilities import Capability
+from gpucloud.capabilities import EVIDENCE_LEGEND, Capability
 from gpucloud.gpus import gpu_model_matches, normalise_gpu_model
 from gpucloud.models import Image, Instance, Location, Offer, Status
 from gpucloud.providers import (
@@ -502,7 +502,7 @@ def providers(
     markdown: Annotated[bool, typer.Option("--markdown", help="Print the tables as Markdown (README).")] = False,
     as_json: JsonOption = False,
 ) -> None:
-    """What each implemented provider supports (no = raises Unsupported; inferred = undocumented endpoint)."""
+    """What each implemented provider supports, and what each cell rests on (the legend under the tables)."""
     if markdown:
         sys.stdout.write(capability_markdown())
         return
@@ -524,6 +524,7 @@ def providers(
     for title, options in (("provider capabilities", False), ("instance options", True)):
         headers, rows = capability_table(options=options)
         _transposed(title, headers, rows)
+    _table("", ["cell", "meaning"], ([word, meaning] for word, meaning in EVIDENCE_LEGEND.items()))
 
 
 def _transposed(title: str, headers: list[str], rows: list[list[str]]) -> None:

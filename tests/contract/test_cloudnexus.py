@@ -251,8 +251,15 @@ def test_lost_create_answer_is_adopted_by_name(cloud: CloudNexus, world: World) 
 
 
 def test_inferred_endpoints_are_declared_and_can_be_moved(cloud: CloudNexus, emulator: EmulatorServer) -> None:
-    # Images and locations are the examples its docs show (no listing endpoint), hence inferred too.
-    assert CloudNexus.inferred == {Capability.INSTANCES, Capability.SSH_KEYS, Capability.IMAGES, Capability.LOCATIONS}
+    # Images and locations are the examples its docs show (no listing endpoint), hence inferred too; a snapshot's id
+    # comes from its (inferred) job.
+    assert CloudNexus.inferred == {
+        Capability.INSTANCES,
+        Capability.INSTANCE_SNAPSHOT,
+        Capability.SSH_KEYS,
+        Capability.IMAGES,
+        Capability.LOCATIONS,
+    }
     assert CloudNexus.example_catalogues == {Capability.IMAGES, Capability.LOCATIONS}
     assert set(INFERRED_PATHS) == {"job", "instance", "ssh_keys", "ssh_key"}
     cloud.paths["ssh_keys"] = "keys"

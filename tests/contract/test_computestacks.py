@@ -144,6 +144,13 @@ def test_standalone_volumes_are_unsupported_without_a_request(cs: gpucloud.Provi
     assert emulator.world.request_count() == before
 
 
+def test_tags_are_refused_saying_they_cannot_be_read_back(cs: gpucloud.Provider, emulator: EmulatorServer) -> None:
+    before = emulator.world.request_count()
+    with pytest.raises(gpucloud.Unsupported, match="never shows them back; remove 'tags'"):
+        cs.create_instance(InstanceSpec(name="tagged", **SPEC, tags={"team": "ml"}))
+    assert emulator.world.request_count() == before
+
+
 def test_key_names_survive_the_comment_field(cs: gpucloud.Provider, key: gpucloud.SshKey) -> None:
     assert encode_key_name("cs laptop 100%") == "cs%20laptop%20100%25"
     assert decode_key_name(encode_key_name("a\tb c")) == "a\tb c"

@@ -152,9 +152,9 @@ def test_key_added_to_a_running_instance_lets_ssh_in(
             sshexec.run(running, "true", identity_file=private)
         before = emulator.world.request_count()
         with pytest.raises(gpucloud.ValidationError):
-            cloud.add_ssh_key(created.id, "ssh-rsa not-a-key")
+            cloud.add_instance_ssh_key(created.id, "ssh-rsa not-a-key")
         assert emulator.world.request_count() == before  # refused before any request
-        cloud.add_ssh_key(created.id, public)
+        cloud.add_instance_ssh_key(created.id, public)
         assert sshexec.run(running, "echo in", identity_file=private).strip() == "in"
     finally:
         cloud.delete_instance(created.id)

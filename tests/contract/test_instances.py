@@ -1,3 +1,4 @@
+import re
 from pathlib import Path
 
 import pytest
@@ -5,6 +6,7 @@ import pytest
 import gpucloud
 from gpucloud import InstanceSpec, SshKeySpec, Status, sshexec
 from gpucloud.capabilities import Capability
+from gpucloud.providers.base import ONE_OFF_ACTIONS, OneOff
 from gpucloud.reconcile import Action, plan_instance
 from gpucloud.waiters import ssh_banner
 
@@ -108,3 +110,31 @@ def test_voltagepark_image_picks_the_preset_with_that_os(overrides: dict, emulat
         finally:
             cloud.delete_instance(created.id)
             cloud.wait_for_instance_gone(created.id, timeout=60, interval=0.2)
+
+
+ONE_OFF_CALLS = {
+    "snapshot": lambda cloud: cloud.snapshot_instance("any"),
+    "reset_root_password": lambda cloud: cloud.reset_root_password("any"),
+    "add_ssh_key": lambda cloud: cloud.add_instance_ssh_key("any", "ssh-ed25519 AAAA"),
+}
+UNSUPPORTED_ONE_OFFS = [
+    (provider, action)
+    for action, (capability, _) in ONE_OFF_ACTIONS.items()
+    for provider in providers_without(capability)
+]
+
+
+@pytest.mark.parametrize(("provider", "action"), UNSUPPORTED_ONE_OFFS)
+def test_one_off_operations_are_refused_where_missing_before_any_request(
+    overrides: dict, emulator: object, provider: str, action: OneOff
+) -> None:
+    world = emulator.world  # type: ignore[attr-defined]
+    capability, generic_hint = ONE_OFF_ACTIONS[action]
+    before = world.request_count()
+    with connect(overrides, provider) as cloud:
+        # The provider's own hint (which knows a better way) wins over the generic one.
+        hint = cloud.unsupported_hints.get(capability, generic_hint)
+        with pytest.raises(gpucloud.Unsupported, match=re.escape(hint)) as info:
+            ONE_OFF_CALLS[action](cloud)
+    assert info.value.capability == capability.value
+    assert world.request_count() == before

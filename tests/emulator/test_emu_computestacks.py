@@ -311,3 +311,19 @@ def test_resize_and_rename(cs: httpx.Client) -> None:
     assert (resized["product_id"], resized["package"]["label"]) == (3, "medium")
     renamed = cs.patch(f"/api/container_services/{service['id']}", json={"container_service": {"label": "bigger"}})
     assert renamed.status_code == 202 and renamed.json()["container_service"]["label"] == "bigger"
+
+
+def test_tag_list_is_accepted_but_never_shown(emu: EmulatorServer, cs: httpx.Client) -> None:
+    """The controller permits ``tag_list`` on edit (acts_as_taggable, a comma-separated string) but renders no
+    tags in any view: the edit is kept, and neither its answer nor a later read carries them."""
+    order = _completed(cs, _order(cs, "tagged"))
+    service = cs.get(f"/api/projects/{order['project']['id']}/services").json()["container_services"][0]
+    path = f"/api/container_services/{service['id']}"
+    edited = cs.patch(path, json={"container_service": {"tag_list": "team=ml, gpu ,team=ml"}})
+    assert edited.status_code == 202, edited.text
+    assert emu.world.private("computestacks", f"service-{service['id']}")["tag_list"] == ["team=ml", "gpu"]
+    # An array is not a permitted scalar: strong parameters drop it and the tags stay as they were.
+    assert cs.patch(path, json={"container_service": {"tag_list": ["other"]}}).status_code == 202
+    assert emu.world.private("computestacks", f"service-{service['id']}")["tag_list"] == ["team=ml", "gpu"]
+    for answer in (edited.json(), cs.get(path).json(), cs.get("/api/container_services").json()):
+        assert "team=ml" not in str(answer) and "tag_list" not in str(answer)

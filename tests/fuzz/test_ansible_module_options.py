@@ -34,7 +34,7 @@ MODULES = sorted(
     for p in (Path(__file__).resolve().parents[2] / "ansible_collections/gpucloud/cloud/plugins/modules").glob("*.py")
 )
 # Options that need a value to get past "required" (so the type error is the first thing the module reports).
-REQUIRED = {"provider": "datacrunch", "name": "fz"}
+REQUIRED = {"provider": "datacrunch", "name": "fz", "action": "snapshot"}
 
 
 def writes(emulator: EmulatorServer) -> int:

@@ -1380,9 +1380,12 @@ def show_service(service_id: str, world: WorldDep) -> Any:
     "/api/container_services/{service_id}",
     status_code=202,
     response_model=None,
-    openapi_extra=_documented_body("container_service", {"label": _STR, "command": _STR}),
+    openapi_extra=_documented_body("container_service", {"label": _STR, "command": _STR, "tag_list": _STR}),
 )
 def update_service(service_id: str, body: Body, world: WorldDep) -> Any:
+    """Edit a service. ``tag_list`` is taken as the controller takes it (``acts_as_taggable``: a string of
+    comma-separated tags; anything else is dropped by its strong parameters) and kept out of every answer, as
+    the service view renders no tags."""
     params = body.get("container_service") if isinstance(body, dict) else None
     with world.lock:
         service = _service(world, service_id)
@@ -1396,6 +1399,9 @@ def update_service(service_id: str, body: Body, world: WorldDep) -> Any:
             service.update(label=str(params["label"]), updated_at=utc_now())
         if "command" in params:
             service["command"] = params["command"]
+        if isinstance(params.get("tag_list"), str):
+            tags = [tag.strip() for tag in params["tag_list"].split(",") if tag.strip()]
+            world.private(NAME, _skey(service["id"]))["tag_list"] = list(dict.fromkeys(tags))
         return JSONResponse({"container_service": service, "container_image": _service_image_json(service)}, 202)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from gpucloud.capabilities import Capability
+from gpucloud.capabilities import EVIDENCE_LEGEND, Capability, Evidence
 from gpucloud.models import Image, Location
 from gpucloud.providers.base import Provider
 from gpucloud.registry import REGISTRY
@@ -28,7 +28,8 @@ def provider_class(name: str) -> type[Provider]:
     return cls
 
 
-# The capability table: one row per provider, these columns, each cell yes / no / inferred.
+# The capability table: one row per provider, these columns, each cell no or an evidence word (yes / source /
+# inferred, explained by EVIDENCE_LEGEND).
 TABLE_COLUMNS: tuple[tuple[str, Capability], ...] = (
     ("instance create", Capability.INSTANCES),
     ("list", Capability.INSTANCES),
@@ -45,6 +46,9 @@ TABLE_COLUMNS: tuple[tuple[str, Capability], ...] = (
     ("images", Capability.IMAGES),
     ("locations", Capability.LOCATIONS),
     ("tag update", Capability.INSTANCE_TAG_UPDATE),
+    ("snapshot", Capability.INSTANCE_SNAPSHOT),
+    ("password reset", Capability.INSTANCE_PASSWORD_RESET),
+    ("add key to instance", Capability.INSTANCE_KEY_ADD),
 )
 # What an instance spec may ask for, per provider.
 OPTION_COLUMNS: tuple[tuple[str, Capability], ...] = (
@@ -61,10 +65,12 @@ OPTION_COLUMNS: tuple[tuple[str, Capability], ...] = (
 
 
 def capability_cell(cls: type[Provider], capability: Capability, column: str | None = None) -> str:
+    """``no``, or the word of the evidence the capability rests on (see ``EVIDENCE_LEGEND``)."""
     if capability not in cls.capabilities:
         return "no"
-    documented = column is not None and column in cls.documented_columns
-    return "inferred" if capability in cls.inferred and not documented else "yes"
+    if column is not None and column in cls.column_evidence:
+        return cls.column_evidence[column].value
+    return (Evidence.INFERRED if capability in cls.inferred else cls.evidence).value
 
 
 def capability_table(options: bool = False) -> tuple[list[str], list[list[str]]]:
@@ -87,8 +93,10 @@ def _markdown(headers: list[str], rows: list[list[str]]) -> str:
 
 
 def capability_markdown() -> str:
-    """The README's provider section body: both tables, as `gpucloud providers --markdown` prints them."""
-    return _markdown(*capability_table()) + "\n" + _markdown(*capability_table(options=True))
+    """The README's provider section body: both tables and their legend, as `gpucloud providers --markdown`
+    prints them."""
+    legend = "".join(f"- `{word}`: {meaning}\n" for word, meaning in EVIDENCE_LEGEND.items())
+    return _markdown(*capability_table()) + "\n" + _markdown(*capability_table(options=True)) + "\n" + legend
 
 
 def catalogue_entry(item: Image | Location) -> dict[str, Any]:

@@ -16,7 +16,7 @@ from typing import Any, ClassVar, Literal, Protocol, TypeVar
 import httpx
 
 from gpucloud import errors, waiters, wire
-from gpucloud.capabilities import Capability
+from gpucloud.capabilities import Capability, Evidence
 from gpucloud.config import ProviderConfig, check_base_url, env_var, secret_fields
 from gpucloud.httputil import request_id_of, retry_after_seconds
 from gpucloud.models import (
@@ -86,16 +86,29 @@ def unique_by_name(items: Iterable[N], name: str, kind: str, provider: str) -> N
     return matches[0] if matches else None
 
 
+OneOff = Literal["snapshot", "reset_root_password", "add_ssh_key"]
+# One-off instance operations by the name the front-ends give them: the capability each needs, and what to do
+# on a provider without it.
+ONE_OFF_ACTIONS: Mapping[OneOff, tuple[Capability, str]] = {
+    "snapshot": (Capability.INSTANCE_SNAPSHOT, "take snapshots in the provider's console"),
+    "reset_root_password": (Capability.INSTANCE_PASSWORD_RESET, "log in with an SSH key instead"),
+    "add_ssh_key": (Capability.INSTANCE_KEY_ADD, "this provider takes SSH keys at create only"),
+}
+
+
 class Provider(ABC):
     name: ClassVar[str]
     title: ClassVar[str]
     capabilities: ClassVar[frozenset[Capability]]
-    # Capabilities that rest on endpoints the provider's published docs do not show (reconstructed from its
-    # conventions); the capability table marks them "inferred".
+    # What the adapter's capabilities rest on by default: the provider's published docs, or (where those cover
+    # little) its open-source code. The capability table shows it per cell.
+    evidence: ClassVar[Evidence] = Evidence.DOCUMENTED
+    # Capabilities that rest on endpoints, or meanings of fields, the provider's docs do not give
+    # (reconstructed from its conventions); the capability table marks them "inferred".
     inferred: ClassVar[frozenset[Capability]] = frozenset()
-    # Capability-table columns that are documented although their capability as a whole is inferred
-    # (e.g. a documented list call next to an inferred delete call).
-    documented_columns: ClassVar[frozenset[str]] = frozenset()
+    # Capability-table columns whose evidence differs from their capability's as a whole (e.g. a documented
+    # list call next to an inferred delete call), by column label.
+    column_evidence: ClassVar[Mapping[str, Evidence]] = {}
     # Catalogues that list only the values the provider's docs show, not everything its API accepts: shown to
     # users as a starting point, never used to refuse a value.
     example_catalogues: ClassVar[frozenset[Capability]] = frozenset()
@@ -183,8 +196,10 @@ class Provider(ABC):
         return capability in self.capabilities
 
     def require(self, capability: Capability, hint: str | None = None) -> None:
+        """Unsupported unless the adapter has ``capability``; the provider's own hint, which knows why, wins
+        over the caller's generic one."""
         if capability not in self.capabilities:
-            raise errors.Unsupported(self.name, capability.value, hint or self.unsupported_hints.get(capability))
+            raise errors.Unsupported(self.name, capability.value, self.unsupported_hints.get(capability) or hint)
 
     @property
     def ssh_user(self) -> str:
@@ -322,6 +337,27 @@ class Provider(ABC):
         if tags is not None:
             self.require(Capability.INSTANCE_TAG_UPDATE, "tags can only be set at create here")
         return self._update_instance(self.check_id("instance", instance_id), name=name, tags=tags)
+
+    # One-off instance operations: nothing to reconcile, each call acts (no API can list what they made).
+    def require_one_off(self, action: OneOff) -> None:
+        capability, hint = ONE_OFF_ACTIONS[action]
+        self.require(capability, hint)
+
+    def snapshot_instance(self, instance_id: str) -> str:
+        """Snapshot an instance and wait for it; the id returned is usable as ``image`` at create."""
+        self.require_one_off("snapshot")
+        return self._snapshot_instance(self.check_id("instance", instance_id, "instance_id"))
+
+    def reset_root_password(self, instance_id: str) -> str:
+        """A new root password (the old one stops working); returned once, never logged or stored."""
+        self.require_one_off("reset_root_password")
+        return self._reset_root_password(self.check_id("instance", instance_id, "instance_id"))
+
+    def add_instance_ssh_key(self, instance_id: str, public_key: str) -> None:
+        """Authorize one more public key on an existing instance (the key is checked before any request)."""
+        self.require_one_off("add_ssh_key")
+        instance_id = self.check_id("instance", instance_id, "instance_id")
+        self._add_instance_ssh_key(instance_id, validate_public_key(public_key))
 
     def wait_for_instance(
         self, instance_id: str, statuses: Sequence[Status], *, timeout: float = 600.0, interval: float | None = None
@@ -565,6 +601,15 @@ class Provider(ABC):
 
     def _update_instance(self, instance_id: str, *, name: str | None, tags: dict[str, str] | None) -> Instance:
         raise errors.Unsupported(self.name, Capability.INSTANCE_RENAME.value)
+
+    def _snapshot_instance(self, instance_id: str) -> str:
+        raise errors.Unsupported(self.name, Capability.INSTANCE_SNAPSHOT.value)
+
+    def _reset_root_password(self, instance_id: str) -> str:
+        raise errors.Unsupported(self.name, Capability.INSTANCE_PASSWORD_RESET.value)
+
+    def _add_instance_ssh_key(self, instance_id: str, public_key: str) -> None:
+        raise errors.Unsupported(self.name, Capability.INSTANCE_KEY_ADD.value)
 
     def _list_volumes(self) -> list[Volume]:
         raise errors.Unsupported(self.name, Capability.VOLUMES.value)

@@ -60,6 +60,7 @@ import httpx
 from gpucloud import errors, waiters, wire
 from gpucloud.auth import OAuth2ClientCredentials
 from gpucloud.capabilities import Capability as C
+from gpucloud.capabilities import Evidence
 from gpucloud.config import ProviderConfig, env_var
 from gpucloud.httputil import request_id_of, url_path
 from gpucloud.models import (
@@ -301,7 +302,11 @@ class ComputeStacks(Provider):
     reports_public_keys = False  # keys come back as id + label only
     sells_gpus = False  # container services: the controller has no GPU fields
     unsupported_hints: ClassVar[dict[C, str]] = {
-        C.VOLUME_DELETE: "a volume is trashed with its service: delete the instance"
+        C.VOLUME_DELETE: "a volume is trashed with its service: delete the instance",
+        # The controller takes tag_list on PATCH /api/container_services/{id}, but no view renders a service's
+        # tags: gpucloud could never tell whether they are set, so check mode and diffs would guess.
+        C.INSTANCE_TAGS: "ComputeStacks accepts tags on a service but never shows them back; remove 'tags'",
+        C.INSTANCE_KEY_ADD: "the project's bastion accepts every account SSH key: register it with ssh_key instead",
     }
     default_requests_per_minute = 500.0  # Rack::Attack: 2500 requests per 5 minutes per IP
     # Rails primary keys: container services, volumes and SSH keys are whole numbers (orders are UUIDs).
@@ -326,6 +331,10 @@ class ComputeStacks(Provider):
             C.LOCATIONS,
         }
     )
+    # The captured docs cover auth, pagination, versioning and errors only: every endpoint below was read from
+    # the open-source controller (computestacks-resources.md), and volumes at create also need a csrn it never
+    # shows.
+    evidence = Evidence.SOURCE
     inferred = frozenset({C.INSTANCE_VOLUMES_AT_CREATE})
 
     def __init__(self, config: ProviderConfig, *, http_transport: httpx.BaseTransport | None = None) -> None:

@@ -15,9 +15,9 @@ Decisions where the captured docs are silent:
 - Offers: every plan is offered in every region that has nodes (the API tells nothing finer).
 - ``root_password`` is shown once, at create: it is returned in ``CreatedInstance.secrets`` only and
   stripped from ``Instance.raw``; it is never logged. A create whose answer was lost is adopted by name
-  without it: use :meth:`DcdnCloud.reset_root_password` for a new one.
+  without it: use ``reset_root_password`` for a new one.
 - SSH: ``ip_address`` + ``ssh_port`` from the API; the user is ``root``. Keys are passed by content at
-  create; :meth:`DcdnCloud.add_ssh_key` adds one to an existing instance. The API cannot list an instance's
+  create; ``add_instance_ssh_key`` adds one to an existing instance. The API cannot list an instance's
   keys, so nothing can check which are there: reconcile does not compare them.
 - Instance names become the hostname (``<name>.compute...``), so they are checked as DNS labels.
 """
@@ -47,7 +47,7 @@ from gpucloud.models import (
 )
 from gpucloud.providers.base import UUID_SHAPE, IdKind, IdShape, Provider, as_float, build_error, json_body
 from gpucloud.transport import Transport
-from gpucloud.validation import choose_from, validate_name, validate_public_key
+from gpucloud.validation import choose_from, validate_name
 from gpucloud.wire import Count, Id, Text, When, Wire
 
 HOURS_PER_MONTH = 730
@@ -151,6 +151,8 @@ class DcdnCloud(Provider):
             C.INSTANCE_REBOOT,
             C.INSTANCE_LOCATION_CHOICE,
             C.SSH_KEYS_BY_CONTENT,
+            C.INSTANCE_PASSWORD_RESET,
+            C.INSTANCE_KEY_ADD,
             C.OFFERS,
             C.IMAGES,
             C.LOCATIONS,
@@ -292,23 +294,16 @@ class DcdnCloud(Provider):
         self.transport.request("POST", url_path("instances/{instance_id}/restart", instance_id=instance_id))
 
     # --- dcdncloud-only operations ------------------------------------------------------------------
-    def add_ssh_key(self, instance_id: str, public_key: str) -> None:
-        """Authorize one more public key on an existing instance (the key is checked before any request)."""
-        self.require(C.INSTANCES)
-        instance_id = self.check_id("instance", instance_id, "instance_id")
-        key = validate_public_key(public_key)
+    def _add_instance_ssh_key(self, instance_id: str, public_key: str) -> None:
         # Resending after a lost answer only adds the same key again, so a retry is harmless.
         self.transport.request(
             "POST",
             url_path("instances/{instance_id}/ssh-key", instance_id=instance_id),
-            json={"public_key": key},
+            json={"public_key": public_key},
             idempotent=True,
         )
 
-    def reset_root_password(self, instance_id: str) -> str:
-        """A new root password (the old one stops working); returned once, never logged or stored."""
-        self.require(C.INSTANCES)
-        instance_id = self.check_id("instance", instance_id, "instance_id")
+    def _reset_root_password(self, instance_id: str) -> str:
         body = self._read(
             self.transport.request("POST", url_path("instances/{instance_id}/reset-password", instance_id=instance_id)),
             _Password,

@@ -234,6 +234,7 @@ class VoltagePark(Provider):
             C.LOCATIONS,
         }
     )
+    inferred = frozenset({C.VOLUME_ATTACH})  # the docs never say what a storage's order_ids mean
 
     def __init__(self, config: ProviderConfig, *, http_transport: httpx.BaseTransport | None = None) -> None:
         super().__init__(config, http_transport=http_transport)
