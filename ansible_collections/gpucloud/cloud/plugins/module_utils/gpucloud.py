@@ -257,6 +257,10 @@ class GpuCloudModule:
             self.option_error(first or "options", "; ".join(problems))
             return None
 
+    def to_be_created(self, **fields):
+        """What check mode shows for a resource it would create: no id yet, on this task's provider."""
+        return dict(id=None, provider=self.cloud.name, **fields)
+
     def set_outcome(self, outcome, shape=public, predicted=None):
         """Record an ensure.Outcome: changed, the resource, diff and plan.
 
@@ -286,6 +290,34 @@ class GpuCloudModule:
                 self.result["diff"]["before_header"] = f"{self.represent} (deleted: replaced)"
                 after_header = f"{self.represent} (new: replace, {fields} cannot change in place)"
                 self.result["diff"]["after_header"] = after_header
+
+
+class ResourceInfo(GpuCloudModule):
+    """Base of the ``*_info`` modules for account resources: every resource of ``kind`` on the provider, or the
+    one with the ``name`` or ``id`` option. Subclasses set ``represent`` and ``kind`` (the adapter has
+    ``get_<kind>``, ``find_<kind>`` and ``list_<kind>s``) and may override ``shape``."""
+
+    kind = ""
+    STATES: ClassVar[dict[str, str]] = {"present": "info"}
+
+    @classmethod
+    def run_module(cls):
+        module = cls.define_module(dict(name=dict(type="str"), id=dict(type="str")), supports_check_mode=True)
+        cls(module).run()
+
+    def shape(self, resource):
+        return public(resource)
+
+    def info(self):
+        cloud = self.cloud
+        items = gpucloud_ensure.select(
+            getattr(cloud, "get_" + self.kind),
+            getattr(cloud, "find_" + self.kind),
+            getattr(cloud, "list_" + self.kind + "s"),
+            name=self.params["name"],
+            resource_id=self.params["id"],
+        )
+        self.result[self.represent] = [self.shape(item) for item in items]
 
 
 class CatalogueInfo(GpuCloudModule):

@@ -41,34 +41,22 @@ instances:
   elements: dict
 """
 
-from typing import ClassVar  # noqa: E402
-
 from ansible_collections.gpucloud.cloud.plugins.module_utils.gpucloud import (  # noqa: E402
-    GpuCloudModule,
-    gpucloud_ensure,
+    ResourceInfo,
     instance_result,
 )
 
 
-class InstanceInfo(GpuCloudModule):
+class InstanceInfo(ResourceInfo):
     represent = "instances"
-    STATES: ClassVar[dict[str, str]] = {"present": "info"}
+    kind = "instance"
 
-    def info(self):
-        cloud = self.cloud
-        items = gpucloud_ensure.select(
-            cloud.get_instance,
-            cloud.find_instance,
-            cloud.list_instances,
-            name=self.params["name"],
-            resource_id=self.params["id"],
-        )
-        self.result["instances"] = [instance_result(i) for i in items]
+    def shape(self, resource):
+        return instance_result(resource)
 
 
 def main():
-    module = InstanceInfo.define_module(dict(name=dict(type="str"), id=dict(type="str")), supports_check_mode=True)
-    InstanceInfo(module).run()
+    InstanceInfo.run_module()
 
 
 if __name__ == "__main__":

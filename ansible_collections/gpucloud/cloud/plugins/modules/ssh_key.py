@@ -91,8 +91,7 @@ class SshKey(GpuCloudModule):
     def present(self):
         spec = self.spec(gpucloud.SshKeySpec, name=self.params["name"], public_key=self.params["public_key"].strip())
         outcome = gpucloud_ensure.ensure_ssh_key(self.cloud, spec, check_mode=self.check_mode)
-        predicted = dict(id=None, provider=self.cloud.name, name=spec.name, public_key=spec.public_key)
-        self.set_outcome(outcome, predicted=predicted)
+        self.set_outcome(outcome, predicted=self.to_be_created(name=spec.name, public_key=spec.public_key))
 
     def absent(self):
         outcome = gpucloud_ensure.ensure_ssh_key_absent(

@@ -37,34 +37,18 @@ ssh_keys:
   elements: dict
 """
 
-from typing import ClassVar  # noqa: E402
-
 from ansible_collections.gpucloud.cloud.plugins.module_utils.gpucloud import (  # noqa: E402
-    GpuCloudModule,
-    gpucloud_ensure,
-    public,
+    ResourceInfo,
 )
 
 
-class SshKeyInfo(GpuCloudModule):
+class SshKeyInfo(ResourceInfo):
     represent = "ssh_keys"
-    STATES: ClassVar[dict[str, str]] = {"present": "info"}
-
-    def info(self):
-        cloud = self.cloud
-        items = gpucloud_ensure.select(
-            cloud.get_ssh_key,
-            cloud.find_ssh_key,
-            cloud.list_ssh_keys,
-            name=self.params["name"],
-            resource_id=self.params["id"],
-        )
-        self.result["ssh_keys"] = [public(k) for k in items]
+    kind = "ssh_key"
 
 
 def main():
-    module = SshKeyInfo.define_module(dict(name=dict(type="str"), id=dict(type="str")), supports_check_mode=True)
-    SshKeyInfo(module).run()
+    SshKeyInfo.run_module()
 
 
 if __name__ == "__main__":

@@ -130,9 +130,7 @@ class Volume(GpuCloudModule):
         outcome = gpucloud_ensure.ensure_volume(
             self.cloud, spec, check_mode=self.check_mode, force_replace=p["force_replace"], volume_id=p["id"]
         )
-        predicted = dict(
-            id=None,
-            provider=self.cloud.name,
+        predicted = self.to_be_created(
             name=spec.name,
             size_gb=spec.size_gb,
             volume_type=spec.volume_type,

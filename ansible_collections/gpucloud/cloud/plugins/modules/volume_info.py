@@ -37,34 +37,18 @@ volumes:
   elements: dict
 """
 
-from typing import ClassVar  # noqa: E402
-
 from ansible_collections.gpucloud.cloud.plugins.module_utils.gpucloud import (  # noqa: E402
-    GpuCloudModule,
-    gpucloud_ensure,
-    public,
+    ResourceInfo,
 )
 
 
-class VolumeInfo(GpuCloudModule):
+class VolumeInfo(ResourceInfo):
     represent = "volumes"
-    STATES: ClassVar[dict[str, str]] = {"present": "info"}
-
-    def info(self):
-        cloud = self.cloud
-        items = gpucloud_ensure.select(
-            cloud.get_volume,
-            cloud.find_volume,
-            cloud.list_volumes,
-            name=self.params["name"],
-            resource_id=self.params["id"],
-        )
-        self.result["volumes"] = [public(v) for v in items]
+    kind = "volume"
 
 
 def main():
-    module = VolumeInfo.define_module(dict(name=dict(type="str"), id=dict(type="str")), supports_check_mode=True)
-    VolumeInfo(module).run()
+    VolumeInfo.run_module()
 
 
 if __name__ == "__main__":
