@@ -3,12 +3,14 @@
 Programs of several resources run through the engine-faithful harness (``up`` / ``destroy`` as the engine
 schedules them) on every provider: create -> destroy; create -> replace -> destroy; create -> update in place ->
 destroy; a volume attached to an instance, destroyed in the engine's order (dependents first) and with the
-resource the other depends on removed by an earlier ``up``. What gpucloud made for an instance (DataCrunch OS
+instance removed by an earlier ``up``; the provider process SIGKILLed right after its instance create was sent,
+``up`` again, destroy. What gpucloud made for an instance (DataCrunch OS
 volume and startup script, ComputeStacks project) must go with it.
 """
 
 from __future__ import annotations
 
+import signal
 from pathlib import Path
 from typing import Any
 
@@ -17,18 +19,21 @@ import pytest
 from gpucloud.capabilities import Capability
 from gpucloud.emulator import EmulatorServer
 from gpucloud.providers import provider_class
+from tests import figures
+from tests.faults.test_interruption import instance_creates, interrupted_deploy, slow_boot, wait_for_instance_create
 from tests.ledger import holdings, settle
 
 from ..conftest import connect, providers_with
 from ..contract.specs import INSTANCE, OTHER_TYPE, REPLACING, VOLUME
-from .conftest import attached_by_name, declare, unique
-from .harness import Declared, DynamicProviderHarness, Ref, Stack
+from .conftest import PROJECT, attached_by_name, declare, unique
+from .harness import Declared, DynamicProviderHarness, ProviderFailed, Ref, Stack
 from .test_engine_programs import destroyed_after
 
 Overrides = dict[str, dict[str, object]]
 SCRIPT = "#!/bin/sh\necho ready > /tmp/ready\n"
 ALL = providers_with(Capability.INSTANCES)
 ATTACHING = providers_with(Capability.VOLUME_ATTACH, Capability.VOLUME_DELETE)
+KILL_MARGIN = 2.0  # seconds machines take to boot while a run is being killed
 
 
 def _caps(provider: str) -> frozenset[Capability]:
@@ -205,4 +210,48 @@ def test_attached_volume_leaves_nothing_in_either_order(
             assert cloud.find_instance(box) is None and cloud.get_volume(up.stack[data].id).attached_to == ()
             stacks.append(harness.destroy_stack(dropped.stack).stack)
         assert stacks[-1] == {}
+    assert settle(emulator, provider, before) == []
+
+
+@pytest.mark.parametrize("provider", ALL)
+def test_killed_after_create_then_up_again_and_destroy_leaves_nothing(
+    harness: DynamicProviderHarness,
+    project_dir: Path,
+    emulator_env: dict[str, str],
+    emulator: EmulatorServer,
+    overrides: Overrides,
+    keypair: tuple[Path, str],
+    provider: str,
+) -> None:
+    """The provider process dies (SIGKILL) the moment the API has the instance create: the engine records
+    nothing for the instance. The next ``up`` must adopt what that create made, not make a second one, and
+    ``destroy`` must then take everything, including what was made for the instance before the kill."""
+    names = _names("kill", provider)
+    box = names["box"]
+    program = instance_program(provider, names, keypair[1])
+    before = holdings(emulator, provider)
+    start = len(emulator.world.requests)
+    # A slow boot keeps the create call waiting well past the kill, however loaded the machine.
+    with (
+        slow_boot(emulator, KILL_MARGIN),
+        DynamicProviderHarness(project_dir, project=PROJECT, env=emulator_env) as doomed,
+    ):
+        failures, _ = interrupted_deploy(
+            doomed,
+            lambda: doomed.deploy(program),
+            lambda: wait_for_instance_create(emulator, provider, start),
+            signal.SIGKILL,
+        )
+    assert len(failures) == 1 and isinstance(failures[0], ProviderFailed), failures
+    stacks: list[Stack] = [failures[0].deployment.stack]  # type: ignore[attr-defined]
+    assert box not in stacks[0], "the engine never heard back about the instance"
+    with destroyed_after(harness, stacks), connect(overrides, provider) as cloud:
+        again = harness.deploy(program, stacks[0])
+        stacks.append(again.stack)
+        same_name = [i.id for i in cloud.list_instances() if i.name == box]
+        stacks.append(harness.destroy_stack(again.stack).stack)
+    figures.record("kill-after-create reruns tried")
+    figures.record("duplicates", len(same_name) - 1)
+    assert len(instance_creates(emulator, provider, start)) == 1, "the second up adopted, it did not create"
+    assert same_name == [again.stack[box].id]
     assert settle(emulator, provider, before) == []
