@@ -54,7 +54,7 @@ def test_create_destroy_and_replace_leave_nothing(
     absent = task("instance", "gone", provider=provider, name=name, state="absent", wait_timeout=60)
 
     before = holdings(emulator, provider)
-    run = ansible.play([task("instance", "made", **inst), absent])
+    run = ansible.play([*add_key, task("instance", "made", **inst), absent, *drop_key])
     assert run.rc == 0, run.output
     assert run["made"]["action"] == "create" and run["gone"]["action"] == "delete"
     assert settle(emulator, provider, before) == []
