@@ -48,6 +48,8 @@ PASSWORD = "Round-trip-password-42"
 # Volumes named at create: ComputeStacks creates the image's own volumes by label (the contract image, Nginx,
 # has "html"); elsewhere a volume made beforehand is named.
 IMAGE_VOLUME = {"computestacks": "html"}
+# A volume type other than the one a volume gets when none is asked for (DataCrunch: NVMe by default).
+OTHER_VOLUME_TYPE = {"datacrunch": "HDD"}
 # Adapter operations a round trip may have to reach (spied on, per walk).
 OPERATIONS = (
     "create_instance",
@@ -286,13 +288,12 @@ def _volume(w: Walk) -> Volume:
 
 
 def volume_types(w: Walk) -> None:
-    volume = _volume(w)
-    assert volume.volume_type, "the volume reports no type"
+    default = _volume(w).volume_type
+    wanted = OTHER_VOLUME_TYPE[w.provider]
     typed = ensure_volume(
-        w.cloud,
-        VolumeSpec(name=f"{w.name}-typed", size_gb=10, volume_type=volume.volume_type, **VOLUME[w.provider]),
+        w.cloud, VolumeSpec(name=f"{w.name}-typed", size_gb=10, volume_type=wanted, **VOLUME[w.provider])
     )
-    assert typed.after is not None and typed.after.volume_type == volume.volume_type
+    assert typed.after is not None and w.cloud.get_volume(typed.after.id).volume_type == wanted != default
     ensure_volume_absent(w.cloud, volume_id=typed.after.id)
 
 

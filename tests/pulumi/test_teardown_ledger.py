@@ -4,8 +4,8 @@ Programs of several resources run through the engine-faithful harness (``up`` / 
 schedules them) on every provider: create -> destroy; create -> replace -> destroy; create -> update in place ->
 destroy; a volume attached to an instance, destroyed in the engine's order (dependents first) and with the
 instance removed by an earlier ``up``; the provider process SIGKILLed right after its instance create was sent,
-``up`` again, destroy. What gpucloud made for an instance (DataCrunch OS
-volume and startup script, ComputeStacks project) must go with it.
+``up`` again, destroy. What gpucloud made for an instance (DataCrunch OS volume and startup script,
+ComputeStacks project) must go with it. The emulator is the session one (machines boot in 0.3 s).
 """
 
 from __future__ import annotations
