@@ -1,6 +1,7 @@
 """Teardown through real ansible-playbook runs leaves nothing in the emulated account (its ledger before a play
-equals the ledger after): create -> destroy, create -> replace -> destroy, and an attached volume destroyed
-before or after its instance, on every provider that has the pieces."""
+equals the ledger after): create -> destroy, create -> replace -> destroy, create -> update in place -> destroy,
+an attached volume destroyed before or after its instance, and a playbook SIGKILLed right after its instance
+create was sent, run again, then destroyed, on every provider that has the pieces."""
 
 from __future__ import annotations
 
@@ -11,20 +12,29 @@ import pytest
 
 from gpucloud.capabilities import Capability
 from gpucloud.emulator import EmulatorServer
+from tests import figures
+from tests.faults.test_interruption import instance_creates, killed_playbook, slow_boot, wait_for_instance_create
 from tests.ledger import holdings, settle
 
-from ..contract.specs import INSTANCE, REPLACING, VOLUME
+from ..contract.specs import INSTANCE, OTHER_TYPE, REPLACING, VOLUME
 from .conftest import Ansible
 from .test_modules import IMPLEMENTED, caps, task
 
 SCRIPT = "#!/bin/sh\necho ready > /tmp/ready\n"
 
 
-def _instance(provider: str, name: str, public_key: str) -> tuple[list[dict[str, Any]], dict[str, Any], list[Any]]:
-    """(tasks registering the key, the instance task's arguments, tasks deleting the key)."""
+def _bare(provider: str, name: str) -> dict[str, Any]:
+    """The instance task's arguments without keys (a key is not made for the instance: it is no leftover of
+    it), with a startup script where the provider takes one (DataCrunch keeps it as an account object)."""
     args: dict[str, Any] = {"provider": provider, "name": name, "wait_timeout": 60, **INSTANCE[provider]}
     if Capability.INSTANCE_STARTUP_SCRIPT in caps(provider):
         args["startup_script"] = SCRIPT
+    return args
+
+
+def _instance(provider: str, name: str, public_key: str) -> tuple[list[dict[str, Any]], dict[str, Any], list[Any]]:
+    """(tasks registering the key, the instance task's arguments, tasks deleting the key)."""
+    args = _bare(provider, name)
     if Capability.SSH_KEYS not in caps(provider):
         return [], {**args, "ssh_keys": [public_key]}, []
     key = {"provider": provider, "name": name}
@@ -85,4 +95,65 @@ def test_attached_volume_destroyed_in_either_order_leaves_nothing(
             {"field": "attached_to", "current": [run["made"]["instance"]["id"]], "desired": []}
         ]
     assert run["vol_gone"]["action"] == ("detach+delete" if volume_first else "delete")
+    assert settle(emulator, provider, before) == []
+
+
+@pytest.mark.parametrize("provider", IMPLEMENTED)
+def test_create_update_destroy_leaves_nothing(provider: str, ansible: Ansible, emulator: EmulatorServer) -> None:
+    """Changed in place (resized where the API resizes, tags where it updates them) and stopped, then deleted."""
+    name = f"ans-tdu-{provider}"
+    inst = _bare(provider, name)
+    if Capability.INSTANCE_TAGS in caps(provider):
+        inst["tags"] = {"team": "red"}
+    change: dict[str, Any] = {}
+    if Capability.INSTANCE_RESIZE in caps(provider):
+        change["instance_type"] = OTHER_TYPE[provider]
+    if Capability.INSTANCE_TAG_UPDATE in caps(provider):
+        change["tags"] = {"team": "blue"}
+    updates = [task("instance", "changed", **{**inst, **change})] if change else []
+    stop = task("instance", "stopped", provider=provider, name=name, state="stopped")
+    absent = task("instance", "gone", provider=provider, name=name, state="absent", wait_timeout=60)
+
+    before = holdings(emulator, provider)
+    run = ansible.play([task("instance", "made", **inst), *updates, stop, absent])
+    assert run.rc == 0, run.output
+    made = run["made"]["instance"]
+    if change:
+        assert run["changed"]["action"] == "update" and run["changed"]["instance"]["id"] == made["id"]
+        assert {u["field"] for u in run["changed"]["plan"]["updates"]} == set(change), run["changed"]["plan"]
+    assert run["stopped"]["action"] == "stop" and run["stopped"]["instance"]["status"] == "stopped"
+    assert run["gone"]["action"] == "delete"
+    assert settle(emulator, provider, before) == []
+
+
+KILL_MARGIN = 2.0  # seconds machines take to boot while a playbook is being killed
+
+
+@pytest.mark.parametrize("provider", IMPLEMENTED)
+def test_killed_after_create_then_rerun_and_destroy_leaves_nothing(
+    provider: str, ansible: Ansible, emulator: EmulatorServer, tmp_path: Path
+) -> None:
+    """The playbook dies (SIGKILL, module process included) the moment the API has the instance create. The
+    rerun must adopt that instance rather than create another, and its delete must take everything made
+    for it before the kill (a DataCrunch startup script, a ComputeStacks project)."""
+    name = f"ans-tdk-{provider}"
+    inst = _bare(provider, name)
+    absent = task("instance", "gone", provider=provider, name=name, state="absent", wait_timeout=60)
+
+    before = holdings(emulator, provider)
+    start = len(emulator.world.requests)
+    # A slow boot keeps the create task waiting well past the kill, however loaded the machine.
+    with slow_boot(emulator, KILL_MARGIN):
+        killed_playbook(
+            [task("instance", "made", **inst)],
+            ansible.env,
+            tmp_path,
+            lambda: wait_for_instance_create(emulator, provider, start),
+        )
+    run = ansible.play([task("instance", "made", **inst), absent])
+    figures.record("kill-after-create reruns tried")
+    figures.record("duplicates", len(instance_creates(emulator, provider, start)) - 1)
+    assert run.rc == 0, run.output
+    assert run["made"]["instance"]["status"] == "running" and run["gone"]["action"] == "delete"
+    assert len(instance_creates(emulator, provider, start)) == 1, "the rerun adopted, it did not create"
     assert settle(emulator, provider, before) == []

@@ -1,9 +1,9 @@
 """Teardown leaves nothing behind: the emulator's account ledger before a scenario equals the ledger after it.
 
 Through ``gpucloud.ensure`` (what both front-ends call) on every provider: create -> destroy, create -> replace
--> destroy, and an attached volume destroyed before or after its instance. Everything gpucloud made for an
-instance (DataCrunch OS volume and startup script, ComputeStacks project) must go with it unless
-``keep_os_volume`` asks to keep the OS volume.
+-> destroy, create -> update in place -> destroy, and an attached volume destroyed before or after its
+instance. Everything gpucloud made for an instance (DataCrunch OS volume and startup script, ComputeStacks
+project) must go with it unless ``keep_os_volume`` asks to keep the OS volume.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from gpucloud.providers import provider_class
 from tests.ledger import holdings, settle
 
 from ..conftest import providers_with
-from .specs import INSTANCE, REPLACING, VOLUME
+from .specs import INSTANCE, OTHER_TYPE, REPLACING, VOLUME
 
 FAST = {"wait_timeout": 60.0}
 SCRIPT = "#!/bin/sh\necho ready > /tmp/ready\n"
@@ -81,6 +81,33 @@ def test_create_replace_destroy_leaves_nothing(
     other = spec.model_copy(update=REPLACING[cloud.name])
     second = ensure_instance(cloud, other, force_replace=True, **FAST).after
     assert first is not None and second is not None and second.id != first.id
+    ensure_instance_absent(cloud, name=spec.name, **FAST)
+    _drop_key(cloud, spec)
+    assert settle(emulator, cloud.name, before) == []
+
+
+@pytest.mark.parametrize("cloud", providers_with(Capability.INSTANCES), indirect=True)
+def test_create_update_destroy_leaves_nothing(
+    cloud: gpucloud.Provider, spec: InstanceSpec, keypair: tuple, emulator: EmulatorServer
+) -> None:
+    """Resized where the API resizes, retagged where it updates tags, stopped, then deleted."""
+    before = holdings(emulator, cloud.name)
+    _with_key(cloud, spec, keypair[1])
+    if cloud.supports(Capability.INSTANCE_TAGS):
+        spec = spec.model_copy(update={"tags": {"team": "red"}})
+    first = ensure_instance(cloud, spec, **FAST).after
+    assert first is not None
+    change: dict[str, object] = {}
+    if cloud.supports(Capability.INSTANCE_RESIZE):
+        change["instance_type"] = OTHER_TYPE[cloud.name]
+    if cloud.supports(Capability.INSTANCE_TAG_UPDATE):
+        change["tags"] = {"team": "blue"}
+    if change:
+        updated = ensure_instance(cloud, spec.model_copy(update=change), **FAST)
+        assert updated.action == "update" and set(updated.plan.update_fields) == set(change)
+        assert updated.after is not None and updated.after.id == first.id
+    stopped = ensure_instance_power(cloud, "stopped", name=spec.name, **FAST).after
+    assert stopped is not None and stopped.id == first.id
     ensure_instance_absent(cloud, name=spec.name, **FAST)
     _drop_key(cloud, spec)
     assert settle(emulator, cloud.name, before) == []

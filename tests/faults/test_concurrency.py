@@ -22,7 +22,6 @@ import gpucloud
 from gpucloud import SshKeySpec, ensure, fleet
 from gpucloud.capabilities import Capability
 from gpucloud.emulator import EmulatorServer
-from gpucloud.emulator.app import PROVIDERS
 from tests.ansible.conftest import ansible_binary
 from tests.ansible.test_modules import task
 from tests.conftest import providers_with
@@ -30,7 +29,7 @@ from tests.contract.specs import INSTANCE
 
 from .. import figures
 from .conftest import Tally, fconnect
-from .test_interruption import slow_boot
+from .test_interruption import instance_creates, slow_boot
 from .test_lost_creates import public_key
 
 Overrides = dict[str, dict[str, Any]]
@@ -218,7 +217,7 @@ def test_rerun_after_a_kill_right_after_create_makes_no_duplicate(
             try:
                 rerun = ensure.ensure_instance(cloud, gpucloud.InstanceSpec(**spec), wait=False, wait_timeout=60)
             finally:
-                creates = _instance_creates(fault_emulator, provider, start)
+                creates = instance_creates(fault_emulator, provider, start)
                 made = [i.id for i in cloud.list_instances() if i.name == spec["name"]]
                 for instance_id in made:
                     ensure.ensure_instance_absent(cloud, instance_id=instance_id, wait_timeout=60)
@@ -227,15 +226,6 @@ def test_rerun_after_a_kill_right_after_create_makes_no_duplicate(
     assert killed.returncode == 137, killed.stdout + killed.stderr
     assert len(creates) == 1 and made == [rerun.after.id if rerun.after else None]
     assert not rerun.changed
-
-
-def _instance_creates(server: EmulatorServer, provider: str, start: int) -> list[str]:
-    spec = next(p for p in PROVIDERS if p.name == provider)
-    return [
-        r.path
-        for r in server.world.requests[start:]
-        if r.provider == provider and spec.is_create_request(r.method, r.path) and "ssh" not in r.path
-    ]
 
 
 def test_fleet_rerun_after_a_kill_right_after_an_order_makes_no_duplicate(
@@ -258,7 +248,7 @@ def test_fleet_rerun_after_a_kill_right_after_an_order_makes_no_duplicate(
             try:
                 rerun = fleet.ensure_fleet(cloud, gpucloud.InstanceSpec(**spec), count=1, wait=False)
             finally:
-                creates = _instance_creates(fault_emulator, provider, start)
+                creates = instance_creates(fault_emulator, provider, start)
                 made = [i.id for i in cloud.list_instances() if i.name == "kfleet-1"]
                 for instance_id in made:
                     ensure.ensure_instance_absent(cloud, instance_id=instance_id, wait_timeout=60)

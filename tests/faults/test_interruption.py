@@ -12,16 +12,18 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 
 import gpucloud
 from gpucloud import InstanceSpec, Status, ensure
 from gpucloud.emulator import EmulatorServer
+from gpucloud.emulator.app import PROVIDERS as SPECS
+from gpucloud.emulator.world import RequestRecord
 from tests.ansible.conftest import ansible_binary
 from tests.ansible.test_modules import task
 from tests.contract.specs import INSTANCE
@@ -32,6 +34,9 @@ from .conftest import Tally, fconnect
 
 Overrides = dict[str, dict[str, Any]]
 DC = "datacrunch"
+T = TypeVar("T")
+# Creates that are not the instance's own (a key, a startup script, a volume made before it).
+_NOT_INSTANCE = ("ssh", "script", "volume", "storage")
 
 
 @contextmanager
@@ -54,6 +59,74 @@ def wait_for_poll(server: EmulatorServer, start: int, timeout: float = 60) -> st
                 return r.path.rsplit("/", 1)[-1]
         time.sleep(0.01)
     raise AssertionError("the run never started waiting")
+
+
+def instance_creates(server: EmulatorServer, provider: str, start: int) -> list[RequestRecord]:
+    """The instance create requests (a ComputeStacks order) ``provider`` received after request ``start``."""
+    spec = next(p for p in SPECS if p.name == provider)
+    return [
+        r
+        for r in server.world.requests[start:]
+        if r.provider == provider
+        and spec.is_create_request(r.method, r.path)
+        and not any(word in r.path for word in _NOT_INSTANCE)
+    ]
+
+
+def wait_for_instance_create(server: EmulatorServer, provider: str, start: int, timeout: float = 60) -> None:
+    """Returns once an instance create after ``start`` was handled: the provider has committed it."""
+    deadline = time.monotonic() + timeout
+    while not instance_creates(server, provider, start):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"no {provider} instance create arrived")
+        time.sleep(0.01)
+
+
+def killed_playbook(tasks: list[dict[str, Any]], env: dict[str, str], workdir: Path, until: Callable[[], T]) -> T:
+    """Run a real ansible-playbook of ``tasks`` and SIGKILL it (its module processes too) once ``until()``
+    returns; returns what ``until()`` returned. The playbook must have died of the signal."""
+    book = workdir / "killed.yml"
+    play = {"name": "killed", "hosts": "localhost", "gather_facts": False, "tasks": tasks}
+    book.write_text(yaml.safe_dump([play], sort_keys=False))
+    proc = subprocess.Popen(
+        [ansible_binary("ansible-playbook"), str(book), "-i", "localhost,", "-c", "local"],
+        env={**env, "ANSIBLE_INVENTORY_ANY_UNPARSED_IS_FAILED": "True"},
+        cwd=workdir,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,  # its own process group: the kill reaches the module process too
+    )
+    try:
+        seen = until()
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+    assert proc.returncode == -signal.SIGKILL, proc.returncode
+    return seen
+
+
+def interrupted_deploy(
+    harness: DynamicProviderHarness, deploy: Callable[[], object], until: Callable[[], T], sig: signal.Signals
+) -> tuple[list[BaseException], T]:
+    """Run ``deploy`` (an engine operation through ``harness``) and send ``sig`` to the provider process once
+    ``until()`` returns: (what the deployment raised, what ``until()`` returned)."""
+    failures: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            deploy()
+        except BaseException as exc:
+            failures.append(exc)
+
+    runner = threading.Thread(target=run)
+    runner.start()
+    try:
+        seen = until()
+        assert harness.process is not None
+        harness.process.send_signal(sig)
+    finally:
+        runner.join(timeout=60)
+    return failures, seen
 
 
 def status_now(server: EmulatorServer, instance_id: str) -> str:
@@ -83,33 +156,22 @@ def test_killed_ansible_playbook_is_adopted_by_the_next_run(
     fault_emulator: EmulatorServer, fault_overrides: Overrides, fault_ansible: Any, tmp_path: Path
 ) -> None:
     args = {"provider": DC, "name": "killed-ansible", "wait_timeout": 60, **INSTANCE[DC]}
-    book = tmp_path / "create.yml"
-    play = {"name": "create", "hosts": "localhost", "gather_facts": False, "tasks": [task("instance", "made", **args)]}
-    book.write_text(yaml.safe_dump([play], sort_keys=False))
-    env = {**fault_ansible.env, "ANSIBLE_INVENTORY_ANY_UNPARSED_IS_FAILED": "True"}
     start = len(fault_emulator.world.requests)
+
+    def booting() -> tuple[str, str]:
+        instance_id = wait_for_poll(fault_emulator, start)
+        return instance_id, status_now(fault_emulator, instance_id)
+
     with slow_boot(fault_emulator, 3.0):
-        proc = subprocess.Popen(
-            [ansible_binary("ansible-playbook"), str(book), "-i", "localhost,", "-c", "local"],
-            env=env,
-            cwd=tmp_path,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,  # its own process group: the kill reaches the module process too
+        instance_id, state_at_kill = killed_playbook(
+            [task("instance", "made", **args)], fault_ansible.env, tmp_path, booting
         )
-        try:
-            instance_id = wait_for_poll(fault_emulator, start)
-            state_at_kill = status_now(fault_emulator, instance_id)
-            os.killpg(proc.pid, signal.SIGKILL)
-        finally:
-            proc.wait(timeout=30)
     rerun = fault_ansible.play([task("instance", "made", **args)])
     with fconnect(fault_overrides, DC) as cloud:
         same_name = [i for i in cloud.list_instances() if i.name == args["name"]]
         for inst in same_name:
             ensure.ensure_instance_absent(cloud, instance_id=inst.id, wait_timeout=60)
     Tally(operations=2, faults=1, duplicates=len(same_name) - 1).publish()
-    assert proc.returncode == -signal.SIGKILL
     assert state_at_kill != "running", "killed while the machine was still booting"
     assert rerun.rc == 0, rerun.output[-2000:]
     made = rerun["made"]
@@ -122,23 +184,19 @@ def test_killed_pulumi_provider_is_adopted_by_the_next_up(
     fault_emulator: EmulatorServer, fault_overrides: Overrides, fault_env: dict[str, str], pulumi_project: Path
 ) -> None:
     props = {"provider": DC, "name": "killed-pulumi", "wait_timeout": 60, **INSTANCE[DC]}
-    failures: list[BaseException] = []
     start = len(fault_emulator.world.requests)
     with slow_boot(fault_emulator, 3.0), DynamicProviderHarness(pulumi_project, project=PROJECT, env=fault_env) as h:
 
-        def up() -> None:
-            try:
-                h.up(props["name"], PROVIDERS["instance"], props, TYPES["instance"])
-            except BaseException as exc:
-                failures.append(exc)
+        def booting() -> tuple[str, str]:
+            instance_id = wait_for_poll(fault_emulator, start)
+            return instance_id, status_now(fault_emulator, instance_id)
 
-        runner = threading.Thread(target=up)
-        runner.start()
-        instance_id = wait_for_poll(fault_emulator, start)
-        state_at_kill = status_now(fault_emulator, instance_id)
-        assert h.process is not None
-        h.process.send_signal(signal.SIGTERM)  # the engine is interrupted and takes its plugins down
-        runner.join(timeout=60)
+        failures, (instance_id, state_at_kill) = interrupted_deploy(
+            h,
+            lambda: h.up(props["name"], PROVIDERS["instance"], props, TYPES["instance"]),
+            booting,
+            signal.SIGTERM,  # the engine is interrupted and takes its plugins down
+        )
     # The engine never recorded the resource: the next `pulumi up` creates it again from nothing.
     with DynamicProviderHarness(pulumi_project, project=PROJECT, env=fault_env) as h:
         again = h.up(props["name"], PROVIDERS["instance"], props, TYPES["instance"]).state
