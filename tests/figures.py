@@ -29,6 +29,10 @@ METRICS = (
     # killed right after a create then run again; a lost one shows as a duplicate above.
     "lock-gap races tried",
     "kill-after-create reruns tried",
+    # Desired-state transitions run in check mode (or preview) and then for real; a mismatch is a check-mode
+    # result (changed, action, plan, diff) or a preview Diff that differed from the real run's.
+    "transitions tried",
+    "plan mismatches",
     "teardown scenarios",
     "leftovers after teardown",
     # A hostile or broken server (tests/faults/test_hostile_servers.py): one byte a second, a Retry-After of

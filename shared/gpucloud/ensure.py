@@ -17,7 +17,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, Literal, TypeVar
 
@@ -101,6 +101,14 @@ def _create_once(create: Callable[[], T]) -> T:
             if attempt == CREATE_ATTEMPTS or not unapplied:
                 raise
     raise AssertionError("unreachable")
+
+
+_TO_BE_CREATED = "(to be created: "
+
+
+def to_be_created(ref: str) -> str:
+    """How a plan names a resource that does not exist yet and is taken to be created earlier in the same run."""
+    return f"{_TO_BE_CREATED}{ref})"
 
 
 def _public(resource: BaseModel | None) -> dict[str, Any]:
@@ -223,10 +231,30 @@ def _volume_attachments(
                 field="volumes",
                 provider=cloud.name,
             )
-        wanted.append(found.id if found else f"(to be created: {ref})")
+        wanted.append(found.id if found else to_be_created(ref))
         if found is not None and current.id in found.attached_to:
             attached.append(found.id)
     return attached, wanted
+
+
+def _require_volumes_free(cloud: Provider, spec: InstanceSpec, current: Instance | None) -> None:
+    """An instance's ``volumes`` attached to another instance cannot be attached to this one (APIs refuse it):
+    said before any write, in check mode too. Volumes not created yet are free."""
+    if not spec.volumes or not cloud.supports(Capability.VOLUMES):
+        return
+    volumes = cloud.list_volumes()
+    own = current.id if current is not None else None
+    for index, ref in enumerate(spec.volumes):
+        found = next((v for v in volumes if v.id == ref), None) or unique_by_name(volumes, ref, "volume", cloud.name)
+        others = [i for i in (found.attached_to if found else ()) if i != own]
+        if others:
+            raise errors.Conflict(
+                f"volumes[{index}]: {cloud.name} volume {ref!r} is attached to instance {others[0]}; "
+                "detach it first (its volume task without attach_to, or delete that instance)",
+                provider=cloud.name,
+                code="volume_attached",
+                details={"field": "volumes", "volume": ref, "instance": others[0]},
+            )
 
 
 def wait_until_ready(
@@ -317,6 +345,10 @@ def ensure_instance(
             plan = plan_for_instance(cloud, spec, current, predict=check_mode)
             if plan.action in (Action.CREATE, Action.REPLACE) or "instance_type" in plan.update_fields:
                 validate_instance_catalogue(cloud, spec)  # catalogue reads only: a bad name never reaches the API
+            if plan.action in (Action.CREATE, Action.REPLACE) or "volumes" in plan.update_fields:
+                _require_volumes_free(cloud, spec, current)
+            if current is not None and "volumes" in plan.update_fields and plan.action is Action.UPDATE:
+                require_attachable(cloud, ", ".join(spec.volumes), [current.id], "attach")
             outcome = _converge(
                 "instance",
                 cloud,
@@ -454,6 +486,40 @@ def _act(cloud: Provider, action: Callable[[str], None], instance_id: str, took_
 
 
 # --- volumes ----------------------------------------------------------------------------------------
+def require_attachable(cloud: Provider, volume: str, instance_refs: Sequence[str], doing: str) -> None:
+    """Refuse, before any write and in check mode too, an attach or detach the API refuses in an instance's state.
+
+    ``instance_refs`` are instance ids or plan placeholders (an instance created earlier in the same run is
+    running once its create has waited). DataCrunch, for one, attaches and detaches only offline instances.
+    """
+    allowed = cloud.volume_attach_statuses
+    if allowed is None:
+        return
+    for ref in instance_refs:
+        new = ref.startswith(_TO_BE_CREATED)
+        status = Status.RUNNING if new else cloud.get_instance(ref).status
+        if status not in allowed:
+            wanted = " or ".join(sorted(s.value for s in allowed))
+            raise errors.Conflict(
+                f"{cloud.name} can {doing} volume {volume!r} only while the instance is {wanted}, and instance "
+                f"{ref} {'will be' if new else 'is'} {status.value}; stop it first (state: stopped)",
+                provider=cloud.name,
+                code="instance_state",
+                details={"volume": volume, "instance": ref, "status": status.value},
+            )
+
+
+def _attachments_touched(plan: Plan, current: Volume | None, attach_id: str | None) -> dict[str, list[str]]:
+    """Instances a volume plan detaches from and attaches to."""
+    desired = [attach_id] if attach_id else []
+    if plan.action is Action.CREATE:
+        return {"attach": desired}
+    if plan.action is Action.REPLACE and current is not None:
+        return {"detach": list(current.attached_to), "attach": desired}
+    change = next((c for c in plan.updates if c.field == "attached_to"), None)
+    return {} if change is None else {"detach": list(change.current), "attach": list(change.desired)}
+
+
 def attach_target(cloud: Provider, ref: str | None, *, predict: bool = False) -> str | None:
     """The id of the instance ``ref`` names, by name first, then as an id.
 
@@ -469,7 +535,7 @@ def attach_target(cloud: Provider, ref: str | None, *, predict: bool = False) ->
         except (errors.NotFound, errors.ValidationError):
             found = None
     if found is None and predict:
-        return f"(to be created: {ref})"
+        return to_be_created(ref)
     if found is None:
         raise errors.ValidationError(f"attach_to: no {cloud.name} instance with name or id {ref!r}", field="attach_to")
     return found.id
@@ -493,6 +559,9 @@ def ensure_volume(
         plan = plan_volume(spec, current, cloud.capabilities, desired_attach_id=attach_id)
         if plan.action in (Action.CREATE, Action.REPLACE):
             validate_volume_catalogue(cloud, spec)
+        if plan.action is not Action.REPLACE or force_replace:
+            for doing, refs in _attachments_touched(plan, current, attach_id).items():
+                require_attachable(cloud, spec.name, refs, doing)
         return _converge(
             "volume",
             cloud,
@@ -536,6 +605,7 @@ def ensure_volume_absent(
     current = _find_volume(cloud, name=name, volume_id=volume_id)
     if current is None:
         return Outcome(False, Action.NONE, None, None)
+    require_attachable(cloud, current.name, current.attached_to, "detach")
     if not check_mode:
         cloud.delete_volume(current.id)  # detaches it first
     if current.attached_to:

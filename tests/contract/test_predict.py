@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 import gpucloud
-from gpucloud import InstanceSpec, SshKeySpec, VolumeSpec
+from gpucloud import InstanceSpec, SshKeySpec, Status, VolumeSpec
 from gpucloud.capabilities import Capability
 from gpucloud.ensure import (
     ensure_instance,
@@ -31,6 +31,11 @@ def test_check_mode_predicts_attaching_to_an_instance_not_created_yet(cloud: gpu
     spec = VolumeSpec(
         name=f"pred-vol-{cloud.name}", size_gb=10, attach_to=f"pred-later-{cloud.name}", **VOLUME[cloud.name]
     )
+    if cloud.volume_attach_statuses is not None and Status.RUNNING not in cloud.volume_attach_statuses:
+        # A new instance runs once created, and this API attaches only to stopped ones: the real run would fail.
+        with pytest.raises(gpucloud.Conflict, match="will be running; stop it first"):
+            ensure_volume(cloud, spec, check_mode=True)
+        return
     assert ensure_volume(cloud, spec, check_mode=True).action is Action.CREATE
     volume = ensure_volume(cloud, spec.model_copy(update={"attach_to": None})).after
     assert volume is not None

@@ -126,6 +126,9 @@ class Provider(ABC):
     default_requests_per_minute: ClassVar[float | None] = None
     # True where an instance's OS disk is a volume of its own that outlives the instance unless deleted with it.
     separate_os_volume: ClassVar[bool] = False
+    # Instance statuses in which the API attaches or detaches a volume (deleting an attached one included);
+    # None: any. Checked before any write, in check mode too, so a plan never promises what the API refuses.
+    volume_attach_statuses: ClassVar[frozenset[Status] | None] = None
     # Statuses after which an instance will never come back to life by waiting.
     terminal_statuses: ClassVar[frozenset[Status]] = frozenset({Status.ERROR, Status.DELETED})
     # The shape of the provider's ids per kind: an id given by a user is checked against it before any request

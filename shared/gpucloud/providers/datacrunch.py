@@ -164,6 +164,8 @@ class DataCrunch(Provider):
     ssh_endpoint = "ip (port from config, default 22)"
     default_ssh_user = "root"
     separate_os_volume = True
+    # "The instance must be offline" to attach, detach, or delete an attached volume (also at volume create).
+    volume_attach_statuses = frozenset({Status.STOPPED})
     # Instances, volumes and SSH keys are all addressed by UUID.
     id_shapes: ClassVar[Mapping[IdKind, IdShape]] = {
         "instance": UUID_SHAPE,
