@@ -13,6 +13,9 @@ import string
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import datetime
+from enum import Enum
+from functools import cache
 from typing import Any, TypeVar
 
 from gpucloud import errors
@@ -26,11 +29,23 @@ _INTEGERS = ("gpu_count", "ssh_port")
 T = TypeVar("T")
 
 
+@cache  # asked once per host on the list path
 def instance_fields() -> tuple[str, ...]:
     """The Instance model's fields without the raw payload (imported here, not at module import)."""
     from gpucloud.models import Instance
 
     return tuple(f for f in Instance.model_fields if f != "raw")
+
+
+@cache
+def _fact_keys() -> tuple[str, ...]:
+    """The instance fields with ``location_name`` right after ``location``: the order hosts show facts in."""
+    keys: list[str] = []
+    for field in instance_fields():
+        keys.append(field)
+        if field == "location":
+            keys.append("location_name")
+    return tuple(keys)
 
 
 def instance_facts(instance: Any, location_names: Mapping[str, str] | None = None) -> dict[str, Any]:
@@ -40,23 +55,45 @@ def instance_facts(instance: Any, location_names: Mapping[str, str] | None = Non
     number, and ``location_name`` (a readable name from ``location_names``, else the id) next to ``location``.
     """
     if hasattr(instance, "model_dump"):
-        given: Mapping[str, Any] = instance.model_dump(mode="json", exclude={"raw"})
+        facts = _model_facts(instance)
     else:
-        given = instance
-    facts: dict[str, Any] = {}
-    for key in instance_fields():
-        value = given.get(key)
-        if key in _INTEGERS and isinstance(value, float):
-            value = int(value)
-        facts[key] = value
-        if key == "location":
-            facts["location_name"] = (location_names or {}).get(value, value) if value else None
-    facts["gpu_model"] = normalise_gpu_model(facts.get("gpu_model"))
-    facts["gpu_count"] = int(facts.get("gpu_count") or 0)
-    for key in ("ssh_key_ids", "volume_ids"):
-        facts[key] = list(facts.get(key) or ())
-    facts["tags"] = dict(facts.get("tags") or {})
+        facts = {key: instance.get(key) for key in _fact_keys()}
+        for key in _INTEGERS:
+            if isinstance(facts[key], float):
+                facts[key] = int(facts[key])
+    location = facts["location"]
+    facts["location_name"] = (location_names or {}).get(location, location) if location else None
+    facts["gpu_model"] = normalise_gpu_model(facts["gpu_model"])
+    facts["gpu_count"] = int(facts["gpu_count"] or 0)
+    facts["ssh_key_ids"] = list(facts["ssh_key_ids"] or ())
+    facts["volume_ids"] = list(facts["volume_ids"] or ())
+    facts["tags"] = dict(facts["tags"] or {})
     return facts
+
+
+def _model_facts(instance: Any) -> dict[str, Any]:
+    """An Instance's fields as ``model_dump(mode="json")`` spells them, read straight off the model: the
+    inventory does this for every host, and pydantic's serializer walking each model cost about as much as
+    building it. Only two fields are not JSON already: ``status`` (an enum) and ``created_at`` (a datetime);
+    tuples and the tags dict become lists and a copy in instance_facts."""
+    values = instance.__dict__  # a pydantic model keeps its field values there
+    facts = {key: values.get(key) for key in _fact_keys()}
+    status = facts["status"]
+    if isinstance(status, Enum):
+        facts["status"] = status.value
+    created = facts["created_at"]
+    if isinstance(created, datetime):
+        facts["created_at"] = _json_datetime()(created)
+    return facts
+
+
+@cache
+def _json_datetime() -> Callable[[datetime], Any]:
+    """pydantic's own datetime spelling (``Z`` for UTC), so hosts listed live, from the cache and from Pulumi
+    state agree. Imported on first use: a cached inventory run never loads pydantic."""
+    from pydantic_core import to_jsonable_python
+
+    return to_jsonable_python
 
 
 def host_vars(

@@ -21,9 +21,9 @@ NOOP_CALLS: dict[str, list[tuple[str, str]]] = {
     "datacrunch": [("GET", "/instances"), ("POST", "/oauth2/token")],
     # The VM list and the hostnode -> location map, at once; the type is matched on the VM's own resources.
     "voltagepark": [("GET", "/locations/"), ("GET", "/virtual-machines/")],
+    # The service list, then the bastion of the found service's project only (not every project's).
     "computestacks": [
         ("GET", "/api/container_services"),
-        ("GET", "/api/projects"),
         ("GET", "/api/projects/{id}/bastions"),
         ("POST", "/api/oauth/token"),
     ],
