@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 import string
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
@@ -96,12 +96,43 @@ def _json_datetime() -> Callable[[datetime], Any]:
     return to_jsonable_python
 
 
+def host_var_names(fact_names: Iterable[str] | None = None) -> tuple[str, ...]:
+    """The names (before the prefix) of the fact variables a host can carry: every fact and ``ssh_host``.
+    ``fact_names`` (e.g. the keys of cached facts) spares loading the model to learn them."""
+    return (*(_fact_keys() if fact_names is None else fact_names), "ssh_host")
+
+
+def check_host_var_names(names: Iterable[str], fact_names: Iterable[str] | None = None) -> None:
+    """Every entry names a fact variable; anything else is a ValueError listing the valid ones."""
+    known = host_var_names(fact_names)
+    unknown = [name for name in names if name not in known]
+    if unknown:
+        raise ValueError(
+            f"hostvar_fields: {', '.join(map(repr, unknown))} is not an instance fact; choose from {', '.join(known)}"
+        )
+
+
 def host_vars(
-    facts: Mapping[str, Any], hostname: str, *, prefix: str = PREFIX, connect_with: str = "ssh_endpoint"
+    facts: Mapping[str, Any],
+    hostname: str,
+    *,
+    prefix: str = PREFIX,
+    connect_with: str = "ssh_endpoint",
+    only: Collection[str] | None = None,
+    omit_null: bool = False,
 ) -> dict[str, Any]:
-    """``<prefix><fact>`` for every fact, ``<prefix>ssh_host``, and how Ansible connects (``connect_with``)."""
-    variables = {prefix + key: value for key, value in facts.items()}
-    variables[prefix + "ssh_host"] = facts.get("public_ip")
+    """``<prefix><fact>`` for every fact, ``<prefix>ssh_host``, and how Ansible connects (``connect_with``).
+
+    Lean host variables, for inventories of thousands of hosts (Ansible's own work per host grows with every
+    variable): ``only`` keeps just these facts (names without the prefix), ``omit_null`` leaves out facts
+    whose value is null. How Ansible connects (``ansible_*``) is set either way.
+    """
+    everything = {**facts, "ssh_host": facts.get("public_ip")}
+    variables = {
+        prefix + key: value
+        for key, value in everything.items()
+        if (only is None or key in only) and not (omit_null and value is None)
+    }
     if connect_with == "hostname":
         variables["ansible_host"] = hostname
     elif facts.get("public_ip"):
