@@ -30,12 +30,13 @@ from typing import Any
 
 from benchmarks._core import REPO, Context, Emulator, Result, emulator, run_timed_playbook, scenario
 
-# Headline provider: a static API token, so its no-op is one GET, like the baseline. The others are reported
-# alongside against the same baseline (no target): most need more than one call (an OAuth token, catalogue
-# lookups), which the emulator's latency charges in full.
+# Headline provider: a static API token, so its no-op is one GET, like the baseline (whose request it is).
+# The others are judged against the same baseline and target (issue 18: every provider): those whose API
+# needs more than one round trip (an OAuth token first; ComputeStacks' per-project bastion) pay each in full
+# at the emulator's latency.
 HEADLINE = "dcdncloud"
 OTHERS = ("cloudnexus", "datacrunch", "voltagepark", "computestacks")
-TARGET_RATIO = 1.3
+TARGET_RATIO = 1.2
 MODULE = "gpucloud.cloud.instance"
 
 # Instance shapes the emulator offers (as in tests/contract/specs.py).
@@ -194,7 +195,7 @@ def module_noop(ctx: Context) -> list[Result]:
                 measured_s=module_s,
                 baseline_s=uri_s,
                 api_calls=len(calls[provider]),
-                target=ctx.target(TARGET_RATIO) if provider == HEADLINE else None,
+                target=ctx.target(TARGET_RATIO),
                 detail=(
                     f"medians of {reps - 1} interleaved runs, {ctx.rtt_ms:g} ms RTT; module "
                     f"{(module_s - uri_s) * 1000:+.0f} ms vs one uri GET ({HEADLINE}); calls: {shown}"

@@ -200,9 +200,11 @@ def plan_for_instance(cloud: Provider, spec: InstanceSpec, current: Instance | N
     if spec.ssh_keys and cloud.supports(Capability.SSH_KEYS):
         key_ids, _ = cloud.resolve_ssh_keys(spec.ssh_keys)
     desired_type = spec.instance_type
-    # Spelled exactly as the provider reports it, the type needs no catalogue lookup (an API call on some
-    # providers): the common no-op run stays one list call.
-    if desired_type != current.instance_type:
+    # A type that names the instance's own (as the provider reports it, or a spelling the adapter can match
+    # locally) needs no catalogue lookup (an API call on some providers): the common no-op run stays one list.
+    if cloud.names_instance_type(desired_type, current):
+        desired_type = current.instance_type or desired_type
+    else:
         desired_type = cloud.canonical_instance_type(desired_type)
     return plan_instance(
         spec,

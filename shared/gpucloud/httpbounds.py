@@ -13,6 +13,7 @@ each see their own.
 from __future__ import annotations
 
 import contextvars
+import threading
 import time
 import typing
 from dataclasses import dataclass
@@ -112,6 +113,24 @@ class _BoundedBackend(httpcore.NetworkBackend):
         self._inner.sleep(seconds)
 
 
+class _LazyTLSPool(httpcore.ConnectionPool):
+    """A pool that builds its TLS context on its first https connection. Loading the CA store is the costliest
+    step of setting up a client (more CPU than the whole of a no-op module run's own work) and a client that
+    only ever speaks plain http (the emulator, a local endpoint) never needs it."""
+
+    def __init__(self, **kwargs: typing.Any) -> None:
+        super().__init__(ssl_context=None, **kwargs)
+        self._tls_lock = threading.Lock()
+
+    def create_connection(self, origin: httpcore.Origin) -> httpcore.ConnectionInterface:
+        if origin.scheme == b"https" and self._ssl_context is None:
+            with self._tls_lock:
+                if self._ssl_context is None:
+                    # httpx's own context: certifi, or SSL_CERT_FILE/SSL_CERT_DIR, exactly as before.
+                    self._ssl_context = httpx.create_ssl_context()
+        return super().create_connection(origin)
+
+
 class BoundedHTTPTransport(httpx.HTTPTransport):
     """httpx's own transport (request conversion, error mapping) over a connection pool whose sockets obey the
     running :class:`Attempt`. httpx offers no argument for a network backend, so the pool is built here with
@@ -119,8 +138,7 @@ class BoundedHTTPTransport(httpx.HTTPTransport):
 
     def __init__(self) -> None:
         limits = httpx.Limits(max_connections=100, max_keepalive_connections=20)  # httpx.Client's defaults
-        self._pool = httpcore.ConnectionPool(
-            ssl_context=httpx.create_ssl_context(),
+        self._pool = _LazyTLSPool(
             max_connections=limits.max_connections,
             max_keepalive_connections=limits.max_keepalive_connections,
             keepalive_expiry=limits.keepalive_expiry,

@@ -49,7 +49,7 @@ WholeNumber = Annotated[int, BeforeValidator(_no_bool)]
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
 
 class Instance(_Model):

@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import re
 import string
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import datetime
+from enum import Enum
+from functools import cache
 from typing import Any, TypeVar
 
 from gpucloud import errors
@@ -26,11 +29,23 @@ _INTEGERS = ("gpu_count", "ssh_port")
 T = TypeVar("T")
 
 
+@cache  # asked once per host on the list path
 def instance_fields() -> tuple[str, ...]:
     """The Instance model's fields without the raw payload (imported here, not at module import)."""
     from gpucloud.models import Instance
 
     return tuple(f for f in Instance.model_fields if f != "raw")
+
+
+@cache
+def _fact_keys() -> tuple[str, ...]:
+    """The instance fields with ``location_name`` right after ``location``: the order hosts show facts in."""
+    keys: list[str] = []
+    for field in instance_fields():
+        keys.append(field)
+        if field == "location":
+            keys.append("location_name")
+    return tuple(keys)
 
 
 def instance_facts(instance: Any, location_names: Mapping[str, str] | None = None) -> dict[str, Any]:
@@ -40,31 +55,84 @@ def instance_facts(instance: Any, location_names: Mapping[str, str] | None = Non
     number, and ``location_name`` (a readable name from ``location_names``, else the id) next to ``location``.
     """
     if hasattr(instance, "model_dump"):
-        given: Mapping[str, Any] = instance.model_dump(mode="json", exclude={"raw"})
+        facts = _model_facts(instance)
     else:
-        given = instance
-    facts: dict[str, Any] = {}
-    for key in instance_fields():
-        value = given.get(key)
-        if key in _INTEGERS and isinstance(value, float):
-            value = int(value)
-        facts[key] = value
-        if key == "location":
-            facts["location_name"] = (location_names or {}).get(value, value) if value else None
-    facts["gpu_model"] = normalise_gpu_model(facts.get("gpu_model"))
-    facts["gpu_count"] = int(facts.get("gpu_count") or 0)
-    for key in ("ssh_key_ids", "volume_ids"):
-        facts[key] = list(facts.get(key) or ())
-    facts["tags"] = dict(facts.get("tags") or {})
+        facts = {key: instance.get(key) for key in _fact_keys()}
+        for key in _INTEGERS:
+            if isinstance(facts[key], float):
+                facts[key] = int(facts[key])
+    location = facts["location"]
+    facts["location_name"] = (location_names or {}).get(location, location) if location else None
+    facts["gpu_model"] = normalise_gpu_model(facts["gpu_model"])
+    facts["gpu_count"] = int(facts["gpu_count"] or 0)
+    facts["ssh_key_ids"] = list(facts["ssh_key_ids"] or ())
+    facts["volume_ids"] = list(facts["volume_ids"] or ())
+    facts["tags"] = dict(facts["tags"] or {})
     return facts
 
 
+def _model_facts(instance: Any) -> dict[str, Any]:
+    """An Instance's fields as ``model_dump(mode="json")`` spells them, read straight off the model: the
+    inventory does this for every host, and pydantic's serializer walking each model cost about as much as
+    building it. Only two fields are not JSON already: ``status`` (an enum) and ``created_at`` (a datetime);
+    tuples and the tags dict become lists and a copy in instance_facts."""
+    values = instance.__dict__  # a pydantic model keeps its field values there
+    facts = {key: values.get(key) for key in _fact_keys()}
+    status = facts["status"]
+    if isinstance(status, Enum):
+        facts["status"] = status.value
+    created = facts["created_at"]
+    if isinstance(created, datetime):
+        facts["created_at"] = _json_datetime()(created)
+    return facts
+
+
+@cache
+def _json_datetime() -> Callable[[datetime], Any]:
+    """pydantic's own datetime spelling (``Z`` for UTC), so hosts listed live, from the cache and from Pulumi
+    state agree. Imported on first use: a cached inventory run never loads pydantic."""
+    from pydantic_core import to_jsonable_python
+
+    return to_jsonable_python
+
+
+def host_var_names(fact_names: Iterable[str] | None = None) -> tuple[str, ...]:
+    """The names (before the prefix) of the fact variables a host can carry: every fact and ``ssh_host``.
+    ``fact_names`` (e.g. the keys of cached facts) spares loading the model to learn them."""
+    return (*(_fact_keys() if fact_names is None else fact_names), "ssh_host")
+
+
+def check_host_var_names(names: Iterable[str], fact_names: Iterable[str] | None = None) -> None:
+    """Every entry names a fact variable; anything else is a ValueError listing the valid ones."""
+    known = host_var_names(fact_names)
+    unknown = [name for name in names if name not in known]
+    if unknown:
+        raise ValueError(
+            f"hostvar_fields: {', '.join(map(repr, unknown))} is not an instance fact; choose from {', '.join(known)}"
+        )
+
+
 def host_vars(
-    facts: Mapping[str, Any], hostname: str, *, prefix: str = PREFIX, connect_with: str = "ssh_endpoint"
+    facts: Mapping[str, Any],
+    hostname: str,
+    *,
+    prefix: str = PREFIX,
+    connect_with: str = "ssh_endpoint",
+    only: Collection[str] | None = None,
+    omit_null: bool = False,
 ) -> dict[str, Any]:
-    """``<prefix><fact>`` for every fact, ``<prefix>ssh_host``, and how Ansible connects (``connect_with``)."""
-    variables = {prefix + key: value for key, value in facts.items()}
-    variables[prefix + "ssh_host"] = facts.get("public_ip")
+    """``<prefix><fact>`` for every fact, ``<prefix>ssh_host``, and how Ansible connects (``connect_with``).
+
+    Lean host variables, for inventories of thousands of hosts (Ansible's own work per host grows with every
+    variable): ``only`` keeps just these facts (names without the prefix), ``omit_null`` leaves out facts
+    whose value is null. How Ansible connects (``ansible_*``) is set either way.
+    """
+    everything = {**facts, "ssh_host": facts.get("public_ip")}
+    variables = {
+        prefix + key: value
+        for key, value in everything.items()
+        if (only is None or key in only) and not (omit_null and value is None)
+    }
     if connect_with == "hostname":
         variables["ansible_host"] = hostname
     elif facts.get("public_ip"):

@@ -41,7 +41,7 @@ _TEXT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
 class Wire(BaseModel):
     """Base of the declared shapes: the keys an adapter reads, with their types; other keys pass."""
 
-    model_config = ConfigDict(extra="allow", frozen=True)
+    model_config = ConfigDict(extra="allow", frozen=True, defer_build=True)
 
 
 @functools.lru_cache(maxsize=256)

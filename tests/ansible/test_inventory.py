@@ -360,3 +360,42 @@ def test_voltagepark_hosts_list_their_volumes(
             assert data["_meta"]["hostvars"]["voltagepark-inv-voltagepark"]["gpucloud_volume_ids"] == [volume.id]
         finally:
             cloud.delete_volume(volume.id)  # detaches first
+
+
+def test_lean_hostvars_keep_only_the_facts_asked_for_and_drop_nulls(
+    ansible: Ansible, emulator: EmulatorServer, hosts: dict[str, gpucloud.Instance], tmp_path: Path
+) -> None:
+    full = listing(ansible, write_inventory(tmp_path / "full.gpucloud.yml"))
+    assert any(v is None for got in full["_meta"]["hostvars"].values() for v in got.values()), "some fact is null"
+
+    fields = ["status", "gpu_model", "ssh_host"]
+    lean = listing(
+        ansible,
+        write_inventory(
+            tmp_path / "lean.gpucloud.yml", hostvar_fields=fields, keyed_groups=[{"key": "gpucloud_status"}]
+        ),
+    )
+    assert set(lean["_meta"]["hostvars"]) == set(full["_meta"]["hostvars"])
+    for hostname, got in lean["_meta"]["hostvars"].items():
+        before = full["_meta"]["hostvars"][hostname]
+        kept = {
+            k: v for k, v in before.items() if k in {f"gpucloud_{f}" for f in fields} or not k.startswith("gpucloud_")
+        }
+        assert got == kept  # ansible_host/port/user and compose results stay; other facts are gone
+        assert "gpucloud_id" not in got and got["ansible_host"] == before["ansible_host"]
+    # Built-in groups still come from every fact; keyed groups from the variables that are set.
+    assert {g: v.get("hosts") for g, v in lean.items() if g.startswith("gpucloud_location")} == {
+        g: v.get("hosts") for g, v in full.items() if g.startswith("gpucloud_location")
+    }
+    assert sorted(lean["_running"]["hosts"]) == sorted(lean["_meta"]["hostvars"])
+
+    no_nulls = listing(ansible, write_inventory(tmp_path / "nonull.gpucloud.yml", omit_null_hostvars=True))
+    for hostname, got in no_nulls["_meta"]["hostvars"].items():
+        before = full["_meta"]["hostvars"][hostname]
+        assert got == {k: v for k, v in before.items() if v is not None}
+
+    before_requests = emulator.world.request_count()
+    bad = ansible.inventory(write_inventory(tmp_path / "badf.gpucloud.yml", hostvar_fields=["ip"]), "--list")
+    assert bad.returncode != 0
+    assert "hostvar_fields" in bad.stderr and "'ip'" in bad.stderr and "public_ip" in bad.stderr
+    assert emulator.world.request_count() == before_requests  # refused before asking any provider

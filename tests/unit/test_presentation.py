@@ -94,3 +94,38 @@ def test_presentation_loads_no_pydantic_or_httpx() -> None:
     loaded = set(json.loads(done.stdout))
     assert "gpucloud.presentation" in loaded
     assert not {"pydantic", "httpx", "gpucloud.models"} & loaded
+
+
+@pytest.mark.parametrize(
+    "created_at",
+    [
+        None,
+        "2026-01-02T03:04:05.678Z",  # UTC: pydantic writes Z
+        "2026-01-02T03:04:05+02:00",
+        "2026-01-02T03:04:05",  # naive
+        "2026-01-02T03:04:05.000001-07:30",
+    ],
+)
+def test_facts_read_off_a_model_equal_its_json_dump(created_at: str | None) -> None:
+    from gpucloud.models import Instance
+
+    instance = Instance(
+        **BOX,
+        gpu_model="H100 SXM5 80GB",
+        gpu_count=2,
+        location="u-1",
+        ssh_port=2222,
+        ssh_key_ids=("k1", "k2"),
+        tags={"team": "ml"},
+        price_per_hour=1.5,
+        created_at=created_at,
+        raw={"secret": "not a fact"},
+    )
+    dumped = presentation.instance_facts(instance.model_dump(mode="json", exclude={"raw"}), {"u-1": "Utah 1"})
+    facts = presentation.instance_facts(instance, {"u-1": "Utah 1"})
+    assert facts == dumped and list(facts) == list(dumped)
+    assert facts["status"] == "running" and type(facts["status"]) is str
+    assert facts["ssh_key_ids"] == ["k1", "k2"] and facts["location_name"] == "Utah 1"
+    # The model's own containers are never handed out: changing the facts leaves the instance as it was.
+    facts["tags"]["team"] = "other"
+    assert instance.tags == {"team": "ml"}

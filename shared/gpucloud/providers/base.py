@@ -664,6 +664,11 @@ class Provider(ABC):
     def canonical_instance_type(self, value: str) -> str:
         return value
 
+    def names_instance_type(self, value: str, instance: Instance) -> bool:
+        """Whether ``value`` names ``instance``'s own type without a catalogue lookup (an API call on some
+        providers): a no-op run then compares nothing more. False means "ask canonical_instance_type"."""
+        return value == instance.instance_type
+
 
 _STATUS_ERRORS: dict[int, type[errors.GpuCloudError]] = {
     400: errors.ValidationError,

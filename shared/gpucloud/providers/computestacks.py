@@ -100,7 +100,9 @@ from gpucloud.wire import Count, Id, Text, When, Wire
 
 DEFAULT_API_VERSION = "80"
 MIN_API_VERSION = 51  # older versions take other request shapes (service update, products)
-PER_PAGE = 100
+# api-pagination sets no per_page maximum (docs: Pagination), so lists ask for large pages: 2,000 services are
+# two requests instead of twenty. A server configured with a maximum says so in Per-Page and _all follows it.
+PER_PAGE = 1000
 ORDER_TIMEOUT = 900.0
 _HOURS_PER_TERM = {"hour": 1.0, "month": 730.0, "year": 8760.0}
 
@@ -507,6 +509,14 @@ class ComputeStacks(Provider):
         # A project ordered between the two lists has services but no bastion lookup yet.
         bastions.update(fetch_each(self._bastion, sorted(used - set(bastions), key=str), workers=workers))
         return [self._to_instance(s, bastions.get((s.get("project") or {}).get("id"))) for s in services]
+
+    def find_instance(self, name: str) -> Instance | None:
+        # By name only the found service's project needs its bastion: one lookup however many projects the
+        # account has (the full listing asks every project's), so a no-op run is token, services, bastion.
+        self.require(C.INSTANCES)
+        services = self._all("api/container_services", "container_services", _Service)
+        found = unique_by_name([_Labelled(s) for s in services], name, "instance", self.name)
+        return self._with_bastion(found.data) if found is not None else self._instance_in_flight(name)
 
     def _get_instance(self, instance_id: str) -> Instance:
         service = self._get_wrapped(

@@ -364,6 +364,14 @@ class VoltagePark(Provider):
     def canonical_instance_type(self, value: str) -> str:
         return shape_name(self._presets_named(value)[0]["resources"])
 
+    def names_instance_type(self, value: str, instance: Instance) -> bool:
+        # The short shape (1x-h100-sxm5-80gb) of the VM's own resources names it too: the VM already is what
+        # the spec asks for, so a no-op needs no preset list (which may since have dropped or split the shape).
+        resources = instance.raw.get("resources") or {}
+        return super().names_instance_type(value, instance) or (
+            bool(resources) and value == short_shape_name(resources)
+        )
+
     def _preset_for(self, spec: InstanceSpec) -> dict[str, Any]:
         matches = self._presets_named(spec.instance_type)
         if spec.image:

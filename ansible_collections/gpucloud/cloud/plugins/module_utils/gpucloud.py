@@ -16,6 +16,11 @@ from typing import ClassVar
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
+# pydantic looks for plugins in every installed distribution's entry points the first time it builds a
+# validator: a scan of the whole site-packages on every task. A module process has no use for pydantic
+# plugins; a user who sets the variable keeps their own value.
+os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
+
 GPUCLOUD_IMP_ERR = None
 try:
     import gpucloud

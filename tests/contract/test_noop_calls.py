@@ -1,0 +1,76 @@
+"""What an idempotent run costs in API calls: a fresh client (as each Ansible task builds one) asking for an
+instance that already exists makes the fewest requests each API allows, and still sees drift."""
+
+from __future__ import annotations
+
+import pytest
+
+from gpucloud import Conflict, InstanceSpec
+from gpucloud.emulator import EmulatorServer
+from gpucloud.ensure import ensure_instance
+from gpucloud.providers.voltagepark import shape_name
+from gpucloud.reconcile import Action
+from tests.conftest import connect
+
+from .specs import INSTANCE
+
+# (method, path) of every request a no-op makes, sorted: requests sent at once arrive in any order.
+NOOP_CALLS: dict[str, list[tuple[str, str]]] = {
+    "dcdncloud": [("GET", "/instances")],
+    "cloudnexus": [("GET", "/compute/instances")],
+    "datacrunch": [("GET", "/instances"), ("POST", "/oauth2/token")],
+    # The VM list and the hostnode -> location map, at once; the type is matched on the VM's own resources.
+    "voltagepark": [("GET", "/locations/"), ("GET", "/virtual-machines/")],
+    # The service list, then the bastion of the found service's project only (not every project's).
+    "computestacks": [
+        ("GET", "/api/container_services"),
+        ("GET", "/api/projects/{id}/bastions"),
+        ("POST", "/api/oauth/token"),
+    ],
+}
+
+
+def _calls(emulator: EmulatorServer, provider: str, since: int) -> list[tuple[str, str]]:
+    records = [r for r in emulator.world.requests[since:] if r.provider == provider]
+    # Per-project paths carry an id; the shape of the call is what is pinned.
+    bastions = "/api/projects/{id}/bastions"
+    return sorted((r.method, bastions if r.path.endswith("/bastions") else r.path) for r in records)
+
+
+def _existing(overrides: dict[str, dict[str, object]], provider: str, name: str) -> InstanceSpec:
+    spec = InstanceSpec(name=name, **INSTANCE[provider])
+    with connect(overrides, provider) as cloud:
+        ensure_instance(cloud, spec, wait=True, wait_timeout=60)
+    return spec
+
+
+@pytest.mark.parametrize("provider", sorted(NOOP_CALLS))
+def test_noop_run_makes_the_fewest_calls_the_api_allows(
+    provider: str, emulator: EmulatorServer, overrides: dict[str, dict[str, object]]
+) -> None:
+    spec = _existing(overrides, provider, f"noop-calls-{provider}")
+    since = len(emulator.world.requests)
+    with connect(overrides, provider) as cloud:  # a fresh client: a new token where the API needs one
+        outcome = ensure_instance(cloud, spec, wait=True, wait_timeout=60)
+    assert not outcome.changed and outcome.action is Action.NONE
+    assert _calls(emulator, provider, since) == NOOP_CALLS[provider]
+
+
+def test_voltagepark_type_named_otherwise_is_looked_up_and_drift_is_seen(
+    emulator: EmulatorServer, overrides: dict[str, dict[str, object]]
+) -> None:
+    """Only the VM's own short shape skips the preset list: a preset id goes through the catalogue (and still
+    matches), and another shape is drift."""
+    spec = _existing(overrides, "voltagepark", "noop-calls-vp-spelling")
+    with connect(overrides, "voltagepark") as cloud:
+        current = cloud.find_instance(spec.name)
+        assert current is not None
+        preset = next(p for p in cloud._presets() if shape_name(p["resources"]) == current.instance_type)
+        since = len(emulator.world.requests)
+        by_id = ensure_instance(cloud, spec.model_copy(update={"instance_type": preset["id"]}), check_mode=True)
+        assert not by_id.changed
+        assert ("GET", "/instant-deploy-presets/") in _calls(emulator, "voltagepark", since)
+        bigger = spec.model_copy(update={"instance_type": "8x-h100-sxm5-80gb"})
+        with pytest.raises(Conflict, match="instance_type") as refused:  # a replacement, refused without force
+            ensure_instance(cloud, bigger, check_mode=True)
+        assert refused.value.details == {"fields": ["instance_type"]}
