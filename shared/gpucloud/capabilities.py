@@ -17,6 +17,8 @@ class Capability(StrEnum):
     INSTANCE_STARTUP_SCRIPT = "instance startup script / cloud-init"
     INSTANCE_PASSWORD = "instance root password"
     INSTANCE_VOLUMES_AT_CREATE = "attaching volumes at instance create"
+    INSTANCE_BARE_METAL = "bare-metal instances (kind: bare_metal)"
+    INSTANCE_STOP_RELEASED = "stopping with compute released, billed for storage only (stopped_disassociated)"
     VOLUMES = "volumes"
     VOLUME_CREATE = "volume create"
     VOLUME_DELETE = "volume delete"
