@@ -56,6 +56,9 @@ def instance_facts(instance: Any, location_names: Mapping[str, str] | None = Non
     for key in ("ssh_key_ids", "volume_ids"):
         facts[key] = list(facts.get(key) or ())
     facts["tags"] = dict(facts.get("tags") or {})
+    # Pulumi state written before instances had a kind holds only VMs.
+    facts["kind"] = facts.get("kind") or "vm"
+    facts["compute_released"] = bool(facts.get("compute_released"))
     return facts
 
 
@@ -77,12 +80,18 @@ def host_vars(
 
 
 def group_labels(facts: Mapping[str, Any]) -> list[str]:
-    """The built-in groups of a host, before the prefix: provider, readable location, GPU model, status."""
+    """The built-in groups of a host, before the prefix: provider, readable location, GPU model, status, and
+    instance kind (``kind_vm``, ``kind_bare_metal``)."""
     labels = [str(facts["provider"])]
     location = facts.get("location_name") or facts.get("location")
-    for kind, value in (("location", location), ("gpu", facts.get("gpu_model")), ("status", facts.get("status"))):
+    for group, value in (
+        ("location", location),
+        ("gpu", facts.get("gpu_model")),
+        ("status", facts.get("status")),
+        ("kind", facts.get("kind")),
+    ):
         if value:
-            labels.append(f"{kind}_{value}")
+            labels.append(f"{group}_{value}")
     return labels
 
 
