@@ -3,14 +3,17 @@ and ansible-inventory runs against the emulator: check mode and diff, idempotenc
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
+
+import yaml
 
 from gpucloud.emulator import EmulatorServer
 from tests.ledger import holdings, settle
 
 from ..contract.specs import INSTANCE
-from .conftest import Ansible
+from .conftest import ROOT, Ansible
 from .test_inventory import listing, write_inventory
 from .test_modules import lookup, task, writes
 
@@ -140,3 +143,15 @@ def test_state_stopped_disassociated_with_check_diff_and_a_lower_bill(
         gone = ansible.play([task("instance", "gone", provider="voltagepark", name=name, state="absent")])
     assert gone.rc == 0, gone.output
     assert settle(emulator, "voltagepark", before) == []
+
+
+def test_readme_bare_metal_example_is_a_valid_task(ansible: Ansible, emulator: EmulatorServer) -> None:
+    """The README's bare-metal playbook, run in check mode as pasted: options and instance type are accepted."""
+    section = re.search(r"### Voltage Park bare metal\n(.*?)\n## ", (ROOT / "README.md").read_text(), re.S)
+    assert section, "README lost its bare-metal example"
+    (block,) = re.findall(r"```yaml\n(.*?)```", section.group(1), re.S)
+    (play,) = yaml.safe_load(block)
+    (step,) = play["tasks"]
+    result = ansible.play([{**step, "register": "bm"}], check=True)
+    assert result.rc == 0, result.output
+    assert result["bm"]["action"] == "create" and result["bm"]["instance"]["kind"] == "bare_metal"
