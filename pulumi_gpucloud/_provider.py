@@ -69,6 +69,7 @@ INSTANCE_INPUTS: Final[dict[str, Field]] = {
     "provider": Field(_STR, required=True),
     "name": Field(_STR, required=True),
     "instance_type": Field(_STR, required=True),
+    "kind": Field(_STR, default="vm"),
     "image": Field(_STR),
     "location": Field(_STR),
     "ssh_keys": Field(list, item=str),
@@ -80,6 +81,7 @@ INSTANCE_INPUTS: Final[dict[str, Field]] = {
     "wait_timeout": Field(_NUM, default=ensure.DEFAULT_TIMEOUT),
     "adopt": Field(_BOOL),
     "keep_os_volume": Field(_BOOL, default=False),
+    "power_state": Field(_STR),
 }
 VOLUME_INPUTS: Final[dict[str, Field]] = {
     "provider": Field(_STR, required=True),
@@ -123,6 +125,8 @@ _LOCAL_ONLY: Final[dict[str, tuple[str, ...]]] = {
 _CREATE_FLAGS: Final = ("adopt",)
 # Which input needs which capability (for naming the property of an Unsupported failure).
 _CAPABILITY_INPUT: Final[dict[Capability, str]] = {
+    Capability.INSTANCE_BARE_METAL: "kind",
+    Capability.INSTANCE_STOP_RELEASED: "power_state",
     Capability.INSTANCE_TAGS: "tags",
     Capability.INSTANCE_STARTUP_SCRIPT: "startup_script",
     Capability.INSTANCE_PASSWORD: "password",
@@ -218,6 +222,7 @@ def _instance_spec(props: Mapping[str, Any]) -> InstanceSpec:
     return InstanceSpec(
         name=props["name"],
         instance_type=props["instance_type"],
+        kind=props.get("kind") or "vm",
         image=props.get("image"),
         location=props.get("location"),
         ssh_keys=tuple(props.get("ssh_keys") or ()),
@@ -256,12 +261,57 @@ def _instance_from_state(id_: str, provider: str, olds: Mapping[str, Any]) -> In
         name=olds["name"],
         status=Status(olds.get("status") or "unknown"),
         raw_status=olds.get("raw_status") or "",
+        kind=olds.get("kind") or "vm",
+        compute_released=bool(olds.get("compute_released")),
         instance_type=olds.get("instance_type"),
         location=olds.get("location"),
         image=olds.get("image"),
         ssh_key_ids=tuple(olds.get("ssh_key_ids") or ()),
         tags=dict(olds.get("tags") or {}),
     )
+
+
+# power_state input -> the ensure power state; None (not given) leaves power alone.
+_POWER_STATES: Final[dict[str, ensure.PowerState]] = {
+    "running": "started",
+    "stopped": "stopped",
+    "stopped_disassociated": "stopped_disassociated",
+}
+
+
+def _power_state_failure(provider: str, props: Mapping[str, Any]) -> CheckFailure | None:
+    """``power_state`` must be one of :data:`_POWER_STATES` that this provider and this kind of instance have."""
+    wanted = props.get("power_state")
+    if wanted is None or is_unknown(wanted):
+        return None
+    if wanted not in _POWER_STATES:
+        return CheckFailure("power_state", f"power_state {wanted!r}: choose one of {', '.join(_POWER_STATES)}")
+    adapter = _offline(provider)
+    stand_in = Instance(
+        id="-", provider=provider, name="-", status=Status.RUNNING, raw_status="", kind=props.get("kind") or "vm"
+    )
+    if wanted != "running" and not adapter.supports(Capability.INSTANCE_START_STOP):
+        return CheckFailure("power_state", f"power_state: {provider} instances cannot be stopped; remove it")
+    if wanted == "stopped_disassociated" and not adapter.supports(Capability.INSTANCE_STOP_RELEASED):
+        refusal = errors.Unsupported(provider, Capability.INSTANCE_STOP_RELEASED.value, "use stopped")
+        return CheckFailure("power_state", f"power_state: {refusal}")
+    if wanted == "stopped_disassociated" and not adapter.can_release(stand_in):
+        return CheckFailure(
+            "power_state",
+            f"power_state: {provider} {stand_in.kind} instances cannot be stopped with their compute released; "
+            "use stopped",
+        )
+    return None
+
+
+def _power_matches(state: Mapping[str, Any], wanted: str | None) -> bool:
+    """Whether the instance's last known outputs already show the ``power_state`` asked for."""
+    if wanted is None:
+        return True
+    status, released = state.get("status"), bool(state.get("compute_released"))
+    if wanted == "running":
+        return status in (Status.RUNNING.value, Status.PENDING.value)
+    return status == Status.STOPPED.value and (released or wanted == "stopped")
 
 
 def volume_outputs(volume: Volume) -> dict[str, Any]:
@@ -383,6 +433,8 @@ class GpuCloudProvider(ResourceProvider):
             )
         if not failures and isinstance(provider, str):
             failures += self._check_with_adapter(provider, inputs, _clean(_olds))
+            power = _power_state_failure(provider, inputs) if self.kind == "instance" else None
+            failures += [power] if power else []
         for name in SECRET_OUTPUTS[self.kind]:
             if inputs.get(name) is not None and not is_unknown(inputs[name]):
                 inputs[name] = rpc.wrap_rpc_secret(inputs[name])
@@ -444,6 +496,10 @@ class GpuCloudProvider(ResourceProvider):
                 default = schema[name].default
                 if name not in unknown and news.get(name, default) != olds.get(name, default):
                     changes.append(name)
+            if self.kind == "instance" and (
+                is_unknown(news.get("power_state")) or not _power_matches(olds, news.get("power_state"))
+            ):
+                changes.append("power_state")
         replaces = sorted(set(replaces))
         changed = bool(replaces or changes)
         # Names are unique per account (lookups by name refuse duplicates): keep the name -> delete first.
@@ -500,8 +556,9 @@ class GpuCloudProvider(ResourceProvider):
                     wait_timeout=float(inputs.get("wait_timeout") or ensure.DEFAULT_TIMEOUT),
                 )
                 assert outcome.after is not None
+                after = self._apply_power(cloud, outcome.after, inputs)
                 root_password = outcome.secrets.get("root_password") or outcome.secrets.get("password")
-                outs = self._outputs(inputs, instance_outputs(outcome.after), root_password=root_password)
+                outs = self._outputs(inputs, instance_outputs(after), root_password=root_password)
                 return CreateResult(outcome.after.id, outs)
             if self.kind == "volume":
                 volume = ensure.ensure_volume(cloud, _volume_spec(inputs)).after
@@ -525,7 +582,7 @@ class GpuCloudProvider(ResourceProvider):
                     wait_timeout=float(inputs.get("wait_timeout") or ensure.DEFAULT_TIMEOUT),
                 )
                 assert outcome.after is not None
-                outs = instance_outputs(outcome.after)
+                outs = instance_outputs(self._apply_power(cloud, outcome.after, inputs))
                 return UpdateResult(self._outputs(inputs, outs, root_password=olds.get("root_password")))
             if self.kind == "volume":
                 volume = ensure.ensure_volume(cloud, _volume_spec(inputs), volume_id=id_).after
@@ -534,6 +591,22 @@ class GpuCloudProvider(ResourceProvider):
             key = ensure.ensure_ssh_key(cloud, _ssh_key_spec(inputs)).after
             assert key is not None
             return UpdateResult(self._outputs(inputs, ssh_key_outputs(key)))
+
+    @staticmethod
+    def _apply_power(cloud: gpucloud.Provider, instance: Instance, inputs: Mapping[str, Any]) -> Instance:
+        """Bring the instance to its ``power_state`` (if given) once it exists and matches the other inputs."""
+        wanted = inputs.get("power_state")
+        if wanted is None:
+            return instance
+        outcome = ensure.ensure_instance_power(
+            cloud,
+            _POWER_STATES[wanted],
+            instance_id=instance.id,
+            wait=True,
+            wait_for_ssh=bool(inputs.get("wait_for_ssh")) and wanted == "running",
+            wait_timeout=float(inputs.get("wait_timeout") or ensure.DEFAULT_TIMEOUT),
+        )
+        return outcome.after or instance
 
     def _refuse_existing(self, cloud: gpucloud.Provider, name: str) -> None:
         """``adopt=False``: a resource of this name that exists already is an error, not this resource."""

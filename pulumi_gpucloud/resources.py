@@ -27,6 +27,9 @@ class InstanceArgs:
 
     instance_type: pulumi.Input[str]
     name: pulumi.Input[str] | None = None  # default: the Pulumi resource name
+    # "vm" (default) or "bare_metal" (Voltage Park bare-metal rentals); other providers refuse bare_metal at
+    # preview. A change replaces the instance.
+    kind: pulumi.Input[str] | None = None
     provider: pulumi.Input[str] | None = None
     image: pulumi.Input[str] | None = None
     location: pulumi.Input[str] | None = None
@@ -41,6 +44,9 @@ class InstanceArgs:
     # Deleting (or replacing) it also deletes its OS volume where that is billed separately (DataCrunch);
     # True keeps that volume, detached and billed until deleted.
     keep_os_volume: pulumi.Input[bool] | None = None
+    # None: power is not managed. "running", "stopped", or "stopped_disassociated" (Voltage Park VMs: stopped
+    # with the compute released, billed for storage only; refused at preview elsewhere). Changes in place.
+    power_state: pulumi.Input[str] | None = None
 
 
 @dataclass
@@ -157,6 +163,9 @@ class Instance(_GpuCloudResource, module="gpucloud", name="Instance"):
 
     _kind = "instance"
     instance_type: pulumi.Output[str]
+    kind: pulumi.Output[str]
+    power_state: pulumi.Output[str | None]
+    compute_released: pulumi.Output[bool]
     image: pulumi.Output[str | None]
     location: pulumi.Output[str | None]
     ssh_keys: pulumi.Output[list[str] | None]
@@ -184,6 +193,7 @@ class Instance(_GpuCloudResource, module="gpucloud", name="Instance"):
     OUTPUTS: ClassVar[tuple[str, ...]] = (
         "status",
         "raw_status",
+        "compute_released",
         "gpu_model",
         "gpu_count",
         "public_ip",

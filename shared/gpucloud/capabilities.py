@@ -20,6 +20,8 @@ class Capability(StrEnum):
     INSTANCE_SNAPSHOT = "instance snapshots"
     INSTANCE_PASSWORD_RESET = "resetting an instance's root password"
     INSTANCE_KEY_ADD = "adding an SSH key to an existing instance"
+    INSTANCE_BARE_METAL = "bare-metal instances (kind: bare_metal)"
+    INSTANCE_STOP_RELEASED = "stopping with compute released, billed for storage only (stopped_disassociated)"
     VOLUMES = "volumes"
     VOLUME_CREATE = "volume create"
     VOLUME_DELETE = "volume delete"

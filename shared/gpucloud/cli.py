@@ -238,7 +238,7 @@ def _offers_table(rows: list[Offer]) -> None:
     """One row per offer. Below 100 columns the provider and GPUs go on a second line under the instance
     type, so the table fits 80 columns without splitting an instance type, a GPU model or a number."""
     wide = console.width >= 100
-    first = ("provider", "instance type", "gpus") if wide else ("instance type / provider, gpus",)
+    first = ("provider", "instance type", "kind", "gpus") if wide else ("instance type / provider, kind, gpus",)
     # No box: rich crops the last column of a boxed table with a min_width column instead of wrapping it.
     table = Table(title=f"{len(rows)} offers", box=None, header_style="bold underline")
     for header in first:
@@ -248,7 +248,10 @@ def _offers_table(rows: list[Offer]) -> None:
     table.add_column("available in")
     for o in rows:
         gpus = f"{o.gpu_count}x {normalise_gpu_model(o.gpu_model)}" if o.gpu_count else "no GPU"
-        shape = (o.provider, o.instance_type, gpus) if wide else (f"{o.instance_type}\n{o.provider}, {gpus}",)
+        kind = o.kind.replace("_", " ")
+        shape = (
+            (o.provider, o.instance_type, kind, gpus) if wide else (f"{o.instance_type}\n{o.provider}, {kind}, {gpus}",)
+        )
         table.add_row(
             *shape,
             str(o.vcpus or "?"),

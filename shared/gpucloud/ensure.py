@@ -33,7 +33,9 @@ from gpucloud.validation import validate_instance_catalogue, validate_volume_cat
 
 R = TypeVar("R", bound=BaseModel)
 T = TypeVar("T")
-PowerState = Literal["started", "stopped", "restarted"]
+# "stopped_disassociated": stopped with the compute released, billed for storage only (Voltage Park VMs).
+PowerState = Literal["started", "stopped", "restarted", "stopped_disassociated"]
+PowerAction = Literal["start", "stop", "restart", "stop_disassociated"]
 DEFAULT_TIMEOUT = 600.0
 # How long a volume or key create waits for another run creating the same name (instances use wait_timeout).
 LOCK_TIMEOUT = 120.0
@@ -41,17 +43,18 @@ LOCK_TIMEOUT = 120.0
 # that failed transiently; every further attempt first checks whether the earlier one took effect.
 CREATE_ATTEMPTS = 3
 ACTION_ATTEMPTS = 4
-_POWER_ACTIONS: dict[PowerState, Literal["start", "stop", "restart"]] = {
+_POWER_ACTIONS: dict[PowerState, PowerAction] = {
     "started": "start",
     "stopped": "stop",
     "restarted": "restart",
+    "stopped_disassociated": "stop_disassociated",
 }
 
 
 @dataclass(frozen=True)
 class Outcome(Generic[R]):
     changed: bool
-    action: Action | Literal["delete", "detach+delete", "start", "stop", "restart"]
+    action: Action | Literal["delete", "detach+delete"] | PowerAction
     before: R | None
     after: R | None
     plan: Plan = field(default_factory=lambda: Plan(Action.NONE))
@@ -418,6 +421,10 @@ def ensure_instance_power(
 ) -> Outcome[Instance]:
     """Start, stop or restart an existing instance. A provider without a reboot call is stopped then started."""
     cloud.require(Capability.INSTANCE_START_STOP)
+    if state == "stopped_disassociated":
+        cloud.require(
+            Capability.INSTANCE_STOP_RELEASED, "use state: stopped (the machine stays reserved and billed as running)"
+        )
     with time_limit(cloud, wait_timeout):
         return _ensure_power(cloud, state, name, instance_id, check_mode, wait, wait_timeout, wait_for_ssh)
 
@@ -434,12 +441,21 @@ def _ensure_power(
 ) -> Outcome[Instance]:
     current = find_instance(cloud, name=name, instance_id=instance_id)
     if current is None:
-        raise errors.NotFound(f"no {cloud.name} instance {instance_id or name!r} to {state[:-2]}", provider=cloud.name)
+        raise errors.NotFound(
+            f"no {cloud.name} instance {instance_id or name!r} to {_POWER_ACTIONS[state].replace('_', ' ')}",
+            provider=cloud.name,
+        )
     if state == "started" and current.status in (Status.RUNNING, Status.PENDING):
         return _unchanged(current)
     if state == "stopped" and current.status in (Status.STOPPED, Status.STOPPING):
         return _unchanged(current)
-    action: Literal["start", "stop", "restart"] = {"started": "start", "stopped": "stop", "restarted": "restart"}[state]  # type: ignore[assignment]
+    if state == "stopped_disassociated" and not cloud.can_release(current):
+        raise errors.Unsupported(
+            cloud.name, f"state stopped_disassociated for {current.kind} instances", "use state: stopped"
+        )
+    if state == "stopped_disassociated" and current.status is Status.STOPPED and current.compute_released:
+        return _unchanged(current)
+    action = _POWER_ACTIONS[state]
     if check_mode:
         return Outcome(True, action, current, None)
     after = _power(cloud, current, state, wait=wait, timeout=wait_timeout, wait_for_ssh=wait_for_ssh)
@@ -449,6 +465,11 @@ def _ensure_power(
 def _power(
     cloud: Provider, current: Instance, state: PowerState, *, wait: bool, timeout: float, wait_for_ssh: bool
 ) -> Instance:
+    if state == "stopped_disassociated":
+        _act(cloud, cloud.stop_instance_released, current.id, lambda inst: inst.compute_released)
+        if not wait:
+            return current
+        return cloud.wait_for_instance(current.id, [Status.STOPPED], timeout=_remaining(cloud, timeout))
     if state == "stopped":
         _act(cloud, cloud.stop_instance, current.id, (Status.STOPPING, Status.STOPPED))
         if not wait:
@@ -457,7 +478,7 @@ def _power(
     if state == "restarted" and current.status is Status.STOPPED:
         state = "started"  # restarting a stopped machine is starting it
     if state == "restarted":
-        if cloud.supports(Capability.INSTANCE_REBOOT):
+        if cloud.reboots(current):
             _act(cloud, cloud.reboot_instance, current.id, ())  # a second reboot is harmless: no state check
         else:
             _act(cloud, cloud.stop_instance, current.id, (Status.STOPPING, Status.STOPPED))
@@ -470,8 +491,14 @@ def _power(
     return wait_until_ready(cloud, current, timeout=_remaining(cloud, timeout), wait_for_ssh=wait_for_ssh)
 
 
-def _act(cloud: Provider, action: Callable[[str], None], instance_id: str, took_effect: tuple[Status, ...]) -> None:
-    """Send a power action; after a transient failure, send it again unless the instance shows it took effect.
+def _act(
+    cloud: Provider,
+    action: Callable[[str], None],
+    instance_id: str,
+    took_effect: tuple[Status, ...] | Callable[[Instance], bool],
+) -> None:
+    """Send a power action; after a transient failure, send it again unless the instance shows it took effect
+    (one of the ``took_effect`` statuses, or the predicate holds).
 
     A 5xx or lost answer does not say whether the provider acted; sending "stop" to a stopping machine would
     be refused, so the state decides.
@@ -483,7 +510,10 @@ def _act(cloud: Provider, action: Callable[[str], None], instance_id: str, took_
         except errors.GpuCloudError as exc:
             if attempt == ACTION_ATTEMPTS or not is_transient(exc):
                 raise
-        if took_effect and cloud.get_instance(instance_id).status in took_effect:
+        if not took_effect:
+            continue
+        now = cloud.get_instance(instance_id)
+        if now.status in took_effect if isinstance(took_effect, tuple) else took_effect(now):
             return
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import unicodedata
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
@@ -48,6 +48,11 @@ ResourceName = Annotated[str, Field(min_length=1), AfterValidator(_resource_name
 WholeNumber = Annotated[int, BeforeValidator(_no_bool)]
 
 
+# What an instance is: a virtual machine, or a whole rented machine (Voltage Park bare metal). Providers without
+# the second refuse it before any request.
+InstanceKind = Literal["vm", "bare_metal"]
+
+
 class _Model(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
@@ -58,6 +63,9 @@ class Instance(_Model):
     name: str
     status: Status
     raw_status: str
+    kind: InstanceKind = "vm"
+    # Stopped with its compute released (Voltage Park ``StoppedDisassociated``): billed for storage only.
+    compute_released: bool = False
     instance_type: str | None = None
     gpu_model: str | None = None
     gpu_count: int = 0
@@ -117,6 +125,7 @@ class Offer(_Model):
     instance_type: str
     gpu_model: str | None
     gpu_count: int
+    kind: InstanceKind = "vm"
     vcpus: int | None = None
     memory_gb: float | None = None
     price_per_hour: float | None = None
@@ -150,6 +159,7 @@ class InstanceSpec(_Model):
 
     name: ResourceName
     instance_type: str = Field(min_length=1)
+    kind: InstanceKind = "vm"
     image: str | None = None
     location: str | None = None
     ssh_keys: tuple[str, ...] = ()

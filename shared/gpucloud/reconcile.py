@@ -82,6 +82,7 @@ def plan_instance(
     updates: list[Change] = []
     replacements: list[Change] = []
     immutable = {
+        "kind": (current.kind, desired.kind),
         "location": (current.location, desired.location),
         "image": (current.image, desired.image),
     }

@@ -7,8 +7,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from gpucloud.emulator import EmulatorServer
+from gpucloud.emulator.client import read_ledger
 from tests.emulator.helpers import run_ssh, ssh_argv, wait_for
 
 
@@ -177,11 +179,108 @@ def test_storage(vp: httpx.Client) -> None:
     assert vp.post("/storage/", json={"size_in_gb": 0, "name": "zero"}).status_code == 422
 
 
-def test_bare_metal_is_not_emulated(vp: httpx.Client) -> None:
+def _bm_location(vp: httpx.Client, network: str = "infiniband") -> dict[str, Any]:
+    """A bare-metal location with a free node of ``network`` (documented without auth)."""
+    rows = httpx.get(str(vp.base_url).rstrip("/") + "/bare-metal/locations").json()["results"]
+    return next(row for row in rows if row[f"gpu_count_{network}"] >= 8)
+
+
+def _rental(vp: httpx.Client, rental_id: str) -> dict[str, Any] | None:
+    # The doc has no GET /bare-metal/{id}: the list is the read.
+    return next((r for r in vp.get("/bare-metal/").json()["results"] if r["id"] == rental_id), None)
+
+
+def _rental_in(vp: httpx.Client, rental_id: str, status: str, power: str) -> dict[str, Any] | None:
+    rental = _rental(vp, rental_id)
+    return rental if rental and (rental["status"], rental["power_status"]) == (status, power) else None
+
+
+def test_bare_metal_rental_lifecycle_with_real_ssh(
+    emu: EmulatorServer, vp: httpx.Client, keypair: tuple[Path, str]
+) -> None:
+    private, public = keypair
+    location = _bm_location(vp)
+    assert location["specs_per_node"]["gpu_count"] == 8 and location["gpu_price_infiniband"] > 0
+    body = {"location_id": location["id"], "gpu_count": 8, "name": "bm-1", "network_type": "infiniband",
+            "ssh_keys": [public], "tags": ["team=research"]}  # fmt: skip
+    created = vp.post("/bare-metal/", json=body)
+    assert created.status_code == 201, created.text
+    rental_id = created.json()["rental_id"]
+    assert set(created.json()) == {"rental_id", "warning"}
+    pending = _rental(vp, rental_id)
+    assert pending is not None and pending["status"] == "Pending" and pending["node_count"] == 1
+    rows = httpx.get(str(vp.base_url).rstrip("/") + "/bare-metal/locations").json()["results"]
+    now_free = next(row for row in rows if row["id"] == location["id"])["gpu_count_infiniband"]
+    assert now_free == location["gpu_count_infiniband"] - 8  # the node is taken while the rental lives
+
+    rental = wait_for(lambda: _rental_in(vp, rental_id, "Running", "Running"))
+    (node,) = rental["node_networking"]
+    assert rental["username"] == "ubuntu"  # emulated hosts log in as the emulator's own account (world.ssh_user)
+    ssh = (private, emu.world.ssh_user, node["public_ip"], emu.settings.ssh_port)
+    assert run_ssh(*ssh, "echo metal").stdout.strip() == "metal"
+    assert float(rental["rate_hourly"]) == pytest.approx(8 * location["gpu_price_infiniband"])
+    ledger = {
+        i["id"]: i for i in read_ledger(emu.url, "voltagepark", headers=emu.control_headers)["voltagepark"]["items"]
+    }
+    assert ledger[rental_id]["kind"] == "bare_metal" and ledger[rental_id]["hourly_usd"] == float(rental["rate_hourly"])
+
+    assert vp.patch(f"/bare-metal/{rental_id}", json={"name": "bm-renamed"}).json() == {
+        "name": "bm-renamed", "tags": ["team=research"]}  # fmt: skip
+    assert vp.post(f"/bare-metal/{rental_id}/reboot", json={"public_ips": ["10.9.9.9"]}).status_code == 400
+    assert vp.post(f"/bare-metal/{rental_id}/reboot", json={"public_ips": [node["public_ip"]]}).status_code == 201
+    assert _rental(vp, rental_id)["status"] == "Pending"  # type: ignore[index]
+    wait_for(lambda: _rental_in(vp, rental_id, "Running", "Running"))
+    assert run_ssh(*ssh, "echo rebooted").stdout.strip() == "rebooted"
+
+    assert vp.put(f"/bare-metal/{rental_id}/power-status", json={"status": "stopped"}).status_code == 200
+    wait_for(lambda: _rental_in(vp, rental_id, "Running", "Stopped"))
+    assert run_ssh(*ssh, "true").returncode != 0
+    assert vp.put(f"/bare-metal/{rental_id}/power-status", json={"status": "stopped_disassociated"}).status_code == 422
+    assert vp.put(f"/bare-metal/{rental_id}/power-status", json={"status": "started"}).status_code == 200
+    wait_for(lambda: _rental_in(vp, rental_id, "Running", "Running"))
+
+    assert vp.delete(f"/bare-metal/{rental_id}").status_code == 202
+    assert _rental(vp, rental_id)["status"] == "Terminating"  # type: ignore[index]
+    assert vp.put(f"/bare-metal/{rental_id}/power-status", json={"status": "started"}).status_code == 400
+    wait_for(lambda: _rental(vp, rental_id) is None)
+    assert vp.delete(f"/bare-metal/{rental_id}").status_code == 404
+    assert read_ledger(emu.url, "voltagepark", headers=emu.control_headers)["voltagepark"]["items"] == []
+
+
+def test_bare_metal_create_errors_and_capacity(emu: EmulatorServer, vp: httpx.Client) -> None:
+    location = _bm_location(vp, "ethernet")
+    body = {"location_id": location["id"], "gpu_count": 8, "name": "bm", "network_type": "ethernet"}
+    assert vp.post("/bare-metal/", json={**body, "gpu_count": 4}).status_code == 400  # whole nodes only
+    assert vp.post("/bare-metal/", json={**body, "network_type": "token-ring"}).status_code == 422
+    unknown = vp.post("/bare-metal/", json={**body, "location_id": "00000000-0000-4000-8000-000000000000"})
+    assert unknown.status_code == 400 and "not found" in unknown.json()["detail"]
+    too_many = vp.post("/bare-metal/", json={**body, "gpu_count": location["gpu_count_ethernet"] + 8})
+    assert too_many.status_code == 400 and too_many.json()["detail"].startswith("No availability")
+    emu.world.set_capacity("voltagepark", "bare-metal-ethernet", location["id"], False)
+    refused = vp.post("/bare-metal/", json=body)
+    assert refused.status_code == 400 and refused.json()["detail"].startswith("No availability")
     assert vp.get("/bare-metal/").json()["results"] == []
-    refused = vp.post(
-        "/bare-metal/",
-        json={"location_id": "00000000-0000-4000-8000-000000000000", "gpu_count": 8, "name": "bm",
-              "network_type": "infiniband"},
-    )  # fmt: skip
-    assert refused.status_code == 400 and "not available in the emulator" in refused.json()["detail"]
+    assert vp.put("/bare-metal/00000000-0000-4000-8000-000000000000/power-status",
+                  json={"status": "started"}).status_code == 404  # fmt: skip
+    token = emu.credentials["voltagepark"]["token"]
+    base = emu.base_url("voltagepark")  # documented with Bearer: x-api-token alone is refused
+    assert httpx.get(base + "/bare-metal/", headers={"x-api-token": token}).status_code == 401
+
+
+def test_stopped_disassociated_bills_storage_only(emu: EmulatorServer, vp: httpx.Client) -> None:
+    vm_id = _deploy(vp, "cheap-stop")
+    vm = wait_for(lambda: _vm_in(vp, vm_id, "Running"))
+
+    def billed() -> float:
+        items = read_ledger(emu.url, "voltagepark", headers=emu.control_headers)["voltagepark"]["items"]
+        return float(next(i["hourly_usd"] for i in items if i["id"] == vm_id))
+
+    assert billed() == float(vm["pricing"]["total_associated_per_hr"])
+    vp.put(f"/virtual-machines/{vm_id}/power-status", json={"status": "stopped"})
+    wait_for(lambda: _vm_in(vp, vm_id, "Stopped"))
+    assert billed() == float(vm["pricing"]["total_associated_per_hr"])  # the doc: stopped bills as running
+    vp.put(f"/virtual-machines/{vm_id}/power-status", json={"status": "stopped_disassociated"})
+    wait_for(lambda: _vm_in(vp, vm_id, "StoppedDisassociated"))
+    assert (
+        billed() == float(vm["pricing"]["total_disassociated_per_hr"]) < float(vm["pricing"]["total_associated_per_hr"])
+    )

@@ -52,6 +52,7 @@ def test_facts_from_a_mapping_fill_every_field_and_name_the_location() -> None:
         "gpucloud_location_ashburn",
         "gpucloud_gpu_h100_sxm5_80gb",
         "gpucloud_status_running",
+        "gpucloud_kind_vm",  # no kind in the mapping (Pulumi state from before kinds): a VM
     ]
     assert presentation.instance_facts({**BOX, "location": "u-2"})["location_name"] == "u-2"
 

@@ -34,8 +34,22 @@ Choices where the docs are silent:
   ``hourly_rate_per_gb`` of the doc's ``/storage/hourly-rate`` example, so that endpoint prints it exactly
   at six places. A volume's ``rate_hourly`` is size x that rate at six places; the doc's storage-list
   example (100 GB at "0.017408") contradicts the per-GB example and is not reproduced.
-- Bare metal is not emulated: lists are empty, ``POST /bare-metal/`` -> 400 "not available in the
-  emulator", operations on a rental id -> 404. Billing transactions and monthly reports are empty.
+- Billing: ``Stopped`` VMs are billed as running ones and ``StoppedDisassociated`` ones for storage only, as the
+  power-status doc says. Billing transactions and monthly reports are empty.
+- Bare metal: whole 8-GPU nodes (``specs_per_node``), a pool of its own per location and network type;
+  ``/bare-metal/locations`` lists the free GPUs (whole nodes) per network type, 0 where
+  ``World.set_capacity("voltagepark", "bare-metal-<network>", <location id or None>, False)`` switched it off.
+  ``POST /bare-metal/``: ``gpu_count`` must be a multiple of 8 (400), an unknown location or storage id is a
+  400, too few free nodes a 400 "No availability ...". A rental is ``Pending`` (``power_status`` too), then
+  ``Running``/``Running`` after P with sshd on its first node's ``public_ip`` at the emulator's SSH port (bare
+  metal has no port forward; one sshd per rental, not per node); user ``ubuntu``. Power ``stopped`` ->
+  ``power_status`` ``Stopping`` -> ``Stopped`` (P/2), ``started`` -> ``Starting`` -> ``Running`` (P); asking
+  for the current power state is a no-op; power or reboot while pending, terminating or changing -> 400.
+  Reboot (``public_ips`` of its nodes, else 400) makes the rental ``Pending`` for P/2 (sshd restarts).
+  ``DELETE`` -> 202, ``Terminating`` (sshd stops at once), gone after P/2. A rental is billed ``rate_hourly``
+  (GPUs x the location's per-GPU price) until terminated, stopped or not. The doc lists no
+  ``GET /bare-metal/{id}``, so there is none: the list is the only read. ``limit`` is a number (the doc's
+  alternative string enum names no values).
 """
 
 from __future__ import annotations
@@ -238,11 +252,6 @@ def get_preset(instant_deploy_preset_id: uuid.UUID, world: WorldDep) -> JSONDict
         return _preset(world, preset)
 
 
-@both(open_api.get, "/bare-metal/locations")
-def list_bare_metal_locations() -> JSONDict:
-    return _page([], 20, 0)
-
-
 class CloudInitCheck(BaseModel):
     type: Literal["instant-vm", "bare-metal"]
     content: str | dict[str, Any]
@@ -372,7 +381,7 @@ def _vm_or_404(world: World, vm_id: uuid.UUID) -> JSONDict:
     return vm
 
 
-def _vm_keys(world: World, body: VmCreate) -> tuple[str, ...]:
+def _vm_keys(world: World, body: VmCreate | BareMetalCreate) -> tuple[str, ...]:
     org = body.organization_ssh_keys
     keys = list(body.ssh_keys)
     if isinstance(org, OrgKeysAll):
@@ -630,6 +639,8 @@ def delete_storage(storage_id: uuid.UUID, world: WorldDep) -> Response:
         volume = _storage_or_404(world, storage_id)
         if volume["order_ids"]:
             raise _bad("Storage volume is attached to virtual machines; remove its order_ids first")
+        if any(r["storage_id"] == volume["id"] for r in _rentals(world).values()):
+            raise _bad("Storage volume is in use by a bare metal rental; terminate the rental first")
         world.forget(NAME, "volumes", volume["id"])
     return Response(status_code=204)
 
@@ -645,6 +656,7 @@ def hourly_rate(world: WorldDep) -> JSONDict:
             elif vm["status"] == "StoppedDisassociated":
                 total += float(vm["pricing"]["total_disassociated_per_hr"])
         total += sum(v["size_in_gb"] * _STORAGE_RATE_PER_GB for v in _storage(world).values())
+        total += sum(float(r["rate_hourly"]) for r in _rentals(world).values())
     return {"rate_hourly": _fmt(total)}
 
 
@@ -671,11 +683,33 @@ def monthly_report(year: Annotated[int, Path(ge=2000)], month: Annotated[int, Pa
 
 
 # ------------------------------------------------------------------------------------------ bare metal
+# Whole 8-GPU nodes per location and network type (a pool apart from the VM hostnodes), and the per-GPU price.
+_BM_NODES = {
+    "Seattle": {"infiniband": 2, "ethernet": 2},
+    "Salt Lake City": {"infiniband": 1, "ethernet": 1},
+    "Dallas": {"ethernet": 1},
+    "Ashburn": {"infiniband": 1},
+}
+_BM_GPU_PRICE = {"infiniband": 2.25, "ethernet": 1.95}
+_BM_SPECS: JSONDict = {
+    "gpu_model": _GPU,
+    "gpu_count": 8,
+    "cpu_model": "Intel Xeon Platinum 8470",
+    "cpu_count": 2,
+    "ram_gb": 2048,
+    "storage_gb": 30000,
+}
+_BM_CITY = {loc["id"]: loc["city"] for loc in LOCATIONS}
+_BM_LIVE = ("Pending", "Running")  # rental statuses that hold nodes ("Terminating" gives them back)
+_BM_USER = "ubuntu"
+NetworkType = Literal["infiniband", "ethernet"]
+
+
 class BareMetalCreate(BaseModel):
     location_id: uuid.UUID
     gpu_count: int
-    name: str
-    network_type: Literal["infiniband", "ethernet"]
+    name: str = Field(min_length=1)
+    network_type: NetworkType
     organization_ssh_keys: Annotated[OrgKeysNone | OrgKeysAll | OrgKeysSelective, Field(discriminator="mode")] = (
         OrgKeysNone(mode="none")
     )
@@ -685,28 +719,214 @@ class BareMetalCreate(BaseModel):
     tags: list[str] = []
     cloudinit_script: dict[str, Any] | None = None
 
+    @field_validator("ssh_keys")
+    @classmethod
+    def _valid_keys(cls, keys: list[str]) -> list[str]:
+        return [_check_key(k) for k in keys]
+
+
+class BareMetalPower(BaseModel):
+    status: Literal["started", "stopped"]
+
+
+class BareMetalReboot(BaseModel):
+    public_ips: list[str]
+
+
+def _rentals(world: World) -> dict[str, JSONDict]:
+    return world.collection(NAME, "bare_metal")
+
+
+def _rental_or_404(world: World, rental_id: uuid.UUID) -> JSONDict:
+    rental = _rentals(world).get(str(rental_id))
+    if rental is None:
+        raise _not_found("Bare metal rental not found")
+    return rental
+
+
+def _free_bm_gpus(world: World, location_id: str, network: str) -> int:
+    """GPUs in whole free nodes of ``network`` at the location (0 while capacity is switched off there)."""
+    if not world.has_capacity(NAME, f"bare-metal-{network}", location_id):
+        return 0
+    total = _BM_NODES.get(_BM_CITY[location_id], {}).get(network, 0)
+    used = sum(
+        r["node_count"]
+        for r in _rentals(world).values()
+        if r["network_type"] == network
+        and r["status"] in _BM_LIVE
+        and world.private(NAME, r["id"])["location"] == location_id
+    )
+    return int(total - used) * int(_BM_SPECS["gpu_count"])
+
+
+def _bm_location(world: World, location_id: str) -> JSONDict:
+    row: JSONDict = {"id": location_id}
+    for network in ("ethernet", "infiniband"):
+        row[f"gpu_count_{network}"] = _free_bm_gpus(world, location_id, network)
+        row[f"gpu_price_{network}"] = _BM_GPU_PRICE[network]
+    row["specs_per_node"] = dict(_BM_SPECS)
+    return row
+
+
+@both(open_api.get, "/bare-metal/locations")
+def list_bare_metal_locations(world: WorldDep) -> JSONDict:
+    with world.lock:
+        rows = [_bm_location(world, loc["id"]) for loc in LOCATIONS if _BM_NODES.get(loc["city"])]
+    return _page(rows, len(rows), 0)
+
 
 @both(api.get, "/bare-metal/")
-def list_bare_metal(limit: Annotated[int, Query(ge=1, le=100)] = 20, offset: Offset = 0) -> JSONDict:
-    return _page([], limit, offset)
+def list_bare_metal(world: WorldDep, limit: Annotated[int, Query(ge=1, le=100)] = 20, offset: Offset = 0) -> JSONDict:
+    with world.lock:
+        return _page(list(_rentals(world).values()), limit, offset)
+
+
+def _check_bm_order(world: World, body: BareMetalCreate) -> str:
+    """The location id, once the order can be met; else the 400 the doc lists for a refused deploy."""
+    location_id = str(body.location_id)
+    if location_id not in _BM_CITY or not _BM_NODES.get(_BM_CITY[location_id]):
+        raise _bad(f"Bare metal location {location_id} not found")
+    per_node = int(_BM_SPECS["gpu_count"])
+    if body.gpu_count < per_node or body.gpu_count % per_node:
+        raise _bad(f"gpu_count must be a whole number of nodes: a multiple of {per_node} (got {body.gpu_count})")
+    if body.storage_id is not None and str(body.storage_id) not in _storage(world):
+        raise _bad(f"Storage volume {body.storage_id} not found")
+    free = _free_bm_gpus(world, location_id, body.network_type)
+    if free < body.gpu_count:
+        raise _bad(
+            f"No availability for {body.gpu_count} {body.network_type} GPUs at location {location_id} "
+            f"({free} available): try another location or network type"
+        )
+    return location_id
+
+
+def _new_rental(world: World, body: BareMetalCreate, location_id: str, keys: tuple[str, ...]) -> JSONDict:
+    rental_id, nodes = world.new_id(), body.gpu_count // int(_BM_SPECS["gpu_count"])
+    port = world.settings.ssh_port  # bare metal answers SSH on the machine itself: no port forward
+    ips = [world.allocate_ip(port) for _ in range(nodes)]
+    rental: JSONDict = {
+        "id": rental_id,
+        "name": body.name,
+        "creation_timestamp": utc_now(),
+        "status": "Pending",
+        "power_status": "Pending",
+        "node_count": nodes,
+        "specs_per_node": dict(_BM_SPECS),
+        "rate_hourly": _fmt(body.gpu_count * _BM_GPU_PRICE[body.network_type]),
+        "network_type": body.network_type,
+        "username": _BM_USER,
+        "node_networking": [
+            {"public_ip": ip, "private_ip": f"192.168.{n // 250}.{n % 250 + 2}"} for n, ip in enumerate(ips)
+        ],
+        "sub_order": None if body.sub_order is None else str(body.sub_order),
+        "storage_id": None if body.storage_id is None else str(body.storage_id),
+        "storage_pv": None,
+        "storage_pvc": None,
+        "k8s_cluster_id": world.new_id(),
+        "kubeconfig": None,
+        "tags": list(body.tags),
+    }
+    _rentals(world)[rental_id] = rental
+    # One sshd per rental, on its first node (the emulator does not run one per node).
+    world.private(NAME, rental_id).update(location=location_id, ssh=SshSpec(ip=ips[0], port=port, authorized_keys=keys))
+    return rental
+
+
+def _rental_to(world: World, rental_id: str, **fields: str) -> Callable[[], None]:
+    def apply() -> None:
+        rental = _rentals(world).get(rental_id)
+        if rental is not None:
+            rental.update(fields)
+
+    return apply
 
 
 @both(api.post, "/bare-metal/", status_code=201)
-def create_bare_metal(body: BareMetalCreate) -> JSONDict:
-    raise _bad("Bare metal rentals are not available in the emulator")
+def create_bare_metal(body: BareMetalCreate, world: WorldDep) -> JSONDict:
+    with world.lock:
+        keys = _vm_keys(world, body)
+        location_id = _check_bm_order(world, body)
+        rental_id = _new_rental(world, body, location_id, keys)["id"]
+    up = _rental_to(world, rental_id, status="Running", power_status="Running")
+    world.run_steps(NAME, rental_id, [Step(at=world.settings.provision_seconds, ssh="up", apply=up)])
+    return {"rental_id": rental_id, "warning": None}
 
 
-def _no_rental(baremetal_rental_id: uuid.UUID) -> None:
-    raise _not_found("Bare metal rental not found")
+@both(api.patch, "/bare-metal/{baremetal_rental_id}")
+def patch_bare_metal(baremetal_rental_id: uuid.UUID, body: VmPatch, world: WorldDep) -> JSONDict:
+    with world.lock:
+        rental = _rental_or_404(world, baremetal_rental_id)
+        if rental["status"] == "Terminating":
+            raise _bad("Bare metal rental is terminating")
+        if body.name is not None:
+            rental["name"] = body.name
+        if body.tags is not None:
+            rental["tags"] = list(body.tags)
+        return {"name": rental["name"], "tags": rental["tags"]}
 
 
-for _method, _path in (
-    ("delete", "/bare-metal/{baremetal_rental_id}"),
-    ("patch", "/bare-metal/{baremetal_rental_id}"),
-    ("put", "/bare-metal/{baremetal_rental_id}/power-status"),
-    ("post", "/bare-metal/{baremetal_rental_id}/reboot"),
-):
-    api.add_api_route(_path, _no_rental, methods=[_method.upper()], name=f"bare_metal_{_method}")
+@both(api.delete, "/bare-metal/{baremetal_rental_id}", status_code=202)
+def delete_bare_metal(baremetal_rental_id: uuid.UUID, world: WorldDep) -> None:
+    with world.lock:
+        rental = _rental_or_404(world, baremetal_rental_id)
+        if rental["status"] == "Terminating":
+            return  # already on its way out: deleting again is harmless
+        rental["status"] = "Terminating"
+    rental_id = rental["id"]
+    world.run_steps(
+        NAME,
+        rental_id,
+        [
+            Step(at=0, ssh="down", apply=lambda: None),
+            Step(at=world.settings.provision_seconds / 2, apply=lambda: world.forget(NAME, "bare_metal", rental_id)),
+        ],
+    )
+
+
+def _settled(rental: JSONDict, action: str) -> None:
+    """Power and reboot need a rental that is neither terminating nor in the middle of a change."""
+    if rental["status"] != "Running" or rental["power_status"] in ("Starting", "Stopping"):
+        state = rental["status"] if rental["status"] != "Running" else rental["power_status"]
+        raise _bad(f"Bare metal rental is {state.lower()}; {action} it once that is over")
+
+
+@both(api.put, "/bare-metal/{baremetal_rental_id}/power-status")
+def set_bare_metal_power(baremetal_rental_id: uuid.UUID, body: BareMetalPower, world: WorldDep) -> Response:
+    p = world.settings.provision_seconds
+    with world.lock:
+        rental = _rental_or_404(world, baremetal_rental_id)
+        wanted = "Running" if body.status == "started" else "Stopped"
+        if rental["status"] == "Running" and rental["power_status"] == wanted:
+            return Response(status_code=200)
+        _settled(rental, "start" if body.status == "started" else "stop")
+        rental_id = rental["id"]
+        if body.status == "started":
+            rental["power_status"] = "Starting"
+            steps = [Step(at=p, ssh="up", apply=_rental_to(world, rental_id, power_status="Running"))]
+        else:
+            rental["power_status"] = "Stopping"
+            steps = [Step(at=p / 2, ssh="down", apply=_rental_to(world, rental_id, power_status="Stopped"))]
+    world.run_steps(NAME, rental_id, steps)
+    return Response(status_code=200)
+
+
+@both(api.post, "/bare-metal/{baremetal_rental_id}/reboot", status_code=201)
+def reboot_bare_metal(baremetal_rental_id: uuid.UUID, body: BareMetalReboot, world: WorldDep) -> Response:
+    with world.lock:
+        rental = _rental_or_404(world, baremetal_rental_id)
+        ips = {node["public_ip"] for node in rental["node_networking"]}
+        unknown = sorted(set(body.public_ips) - ips)
+        if not body.public_ips or unknown:
+            raise _bad(f"Not nodes of this rental: {', '.join(unknown) or '(no public_ips given)'}")
+        _settled(rental, "reboot")
+        if rental["power_status"] != "Running":
+            raise _bad("Bare metal rental is stopped; start it instead of rebooting")
+        rental["status"] = "Pending"  # as the doc says a reboot does
+        rental_id = rental["id"]
+    back = _rental_to(world, rental_id, status="Running")
+    half = world.settings.provision_seconds / 2
+    world.run_steps(NAME, rental_id, [Step(at=0, ssh="down", apply=lambda: None), Step(at=half, ssh="up", apply=back)])
+    return Response(status_code=201)
 
 
 # ------------------------------------------------------------------------------------------ seeding
@@ -756,12 +976,17 @@ _CREATE_PATHS = {"/virtual-machines/instant", "/storage", "/organization/ssh-key
 
 
 def ledger(world: World) -> list[JSONDict]:
-    """VMs (a stopped VM still pays for its storage: ``total_disassociated_per_hr``), storage volumes, org keys."""
+    """VMs (a ``Stopped`` VM is billed as a running one, as the doc says; a ``StoppedDisassociated`` one only for
+    its storage: ``total_disassociated_per_hr``), bare-metal rentals (``rate_hourly`` until terminated, stopped or
+    not: the nodes stay reserved), storage volumes, org keys."""
     with world.lock:
         items = []
         for vm in _vms(world).values():
-            rate = "total_disassociated_per_hr" if vm["status"] == "Stopped" else "total_associated_per_hr"
+            rate = "total_disassociated_per_hr" if vm["status"] == "StoppedDisassociated" else "total_associated_per_hr"
             items.append(ledger_item("instance", vm["id"], vm["name"], float(vm["pricing"][rate])))
+        items += [
+            ledger_item("bare_metal", r["id"], r["name"], float(r["rate_hourly"])) for r in _rentals(world).values()
+        ]
         items += [ledger_item("volume", v["id"], v["name"], float(v["rate_hourly"])) for v in _storage(world).values()]
         items += [ledger_item("ssh_key", k["id"], k["name"], None, billed=False) for k in _org_keys(world).values()]
         return items

@@ -61,6 +61,8 @@ OPTION_COLUMNS: tuple[tuple[str, Capability], ...] = (
     ("rename", Capability.INSTANCE_RENAME),
     ("volume rename", Capability.VOLUME_RENAME),
     ("volume types", Capability.VOLUME_TYPES),
+    ("bare metal", Capability.INSTANCE_BARE_METAL),
+    ("stop, storage-only billing", Capability.INSTANCE_STOP_RELEASED),
 )
 
 

@@ -259,13 +259,15 @@ class Provider(ABC):
     def validate_instance_spec(self, spec: InstanceSpec) -> None:
         """Everything we can reject without a request: capabilities first, then provider rules."""
         self.require(Capability.INSTANCES)
+        if spec.kind != "vm":
+            self.require(Capability.INSTANCE_BARE_METAL, "remove 'kind' (or set kind: vm)")
         if spec.tags:
             self.require(Capability.INSTANCE_TAGS, "remove 'tags'")
         if spec.startup_script:
             self.require(Capability.INSTANCE_STARTUP_SCRIPT, "remove 'startup_script'")
         if spec.password:
             self.require(Capability.INSTANCE_PASSWORD, "use ssh_keys instead of a password")
-        if spec.location:
+        if spec.location and not self._chooses_location(spec):
             self.require(Capability.INSTANCE_LOCATION_CHOICE, "remove 'location'; the provider places it")
         if spec.volumes:
             self.require(Capability.INSTANCE_VOLUMES_AT_CREATE, "attach volumes after create")
@@ -276,6 +278,10 @@ class Provider(ABC):
 
     def _validate_instance_spec(self, spec: InstanceSpec) -> None:
         """Provider-specific rules; the default has none."""
+
+    def _chooses_location(self, spec: InstanceSpec) -> bool:
+        """Where a location can be chosen for some kinds of instance only (Voltage Park bare metal), say so here."""
+        return False
 
     def create_instance(self, spec: InstanceSpec) -> CreatedInstance:
         """Create without waiting. If the response is lost, adopt what the server committed under the name.
@@ -323,6 +329,21 @@ class Provider(ABC):
     def stop_instance(self, instance_id: str) -> None:
         self.require(Capability.INSTANCE_START_STOP)
         self._stop_instance(self.check_id("instance", instance_id))
+
+    def stop_instance_released(self, instance_id: str) -> None:
+        """Stop and release the compute, so only storage is billed (and a start needs capacity again)."""
+        self.require(
+            Capability.INSTANCE_STOP_RELEASED, "use state: stopped (the machine stays reserved and billed as running)"
+        )
+        self._stop_instance_released(self.check_id("instance", instance_id))
+
+    def can_release(self, instance: Instance) -> bool:
+        """Whether ``instance`` (not only its provider) can be stopped with its compute released."""
+        return self.supports(Capability.INSTANCE_STOP_RELEASED)
+
+    def reboots(self, instance: Instance) -> bool:
+        """Whether ``instance`` has a reboot call (else a restart is a stop then a start)."""
+        return self.supports(Capability.INSTANCE_REBOOT)
 
     def reboot_instance(self, instance_id: str) -> None:
         self.require(Capability.INSTANCE_REBOOT, "use state=stopped then state=started")
@@ -595,6 +616,9 @@ class Provider(ABC):
 
     def _stop_instance(self, instance_id: str) -> None:
         raise errors.Unsupported(self.name, Capability.INSTANCE_START_STOP.value)
+
+    def _stop_instance_released(self, instance_id: str) -> None:
+        raise errors.Unsupported(self.name, Capability.INSTANCE_STOP_RELEASED.value)
 
     def _reboot_instance(self, instance_id: str) -> None:
         raise errors.Unsupported(self.name, Capability.INSTANCE_REBOOT.value)

@@ -7,17 +7,27 @@ Mapping choices (the API has no direct equivalent for these):
 - location: instant deploy places the VM itself, so it cannot be chosen; it is read back from the hostnode.
 - volumes: shared storage, "attached" to VMs through its ``order_ids``.
 - startup script: sent as cloud-init that writes the script to a file and runs it.
+- bare metal (``kind: bare_metal``): a rental of whole 8-GPU nodes, typed
+  ``baremetal-<gpus>x-<gpu model>-<infiniband|ethernet>`` (``gpus`` a multiple of 8); offers come from
+  ``/bare-metal/locations``. Its location can be chosen (by id); the rental list does not report it, so it reads
+  back empty. SSH goes to the first node's ``public_ip`` at ``ssh_port`` (default 22) as the rental's
+  ``username``. The doc has no GET for one rental: the list is read instead. A rental id and a VM id look alike,
+  so an operation on an id tries the VM endpoint first and the bare-metal one on a 404 (ids already seen as
+  rentals go straight there).
+- ``stopped_disassociated``: a VM stopped with its compute released (``StoppedDisassociated``), billed for
+  storage only; starting it again needs free capacity on its hostnode. Bare-metal rentals only stop.
 """
 
 from __future__ import annotations
 
+import contextlib
 import re
 import threading
-from collections.abc import Generator, Mapping
+from collections.abc import Callable, Generator, Mapping
 from typing import Any, ClassVar, Generic, TypeVar
 
 import httpx
-from pydantic import Field, StrictBool, StrictStr
+from pydantic import Field, StrictBool, StrictFloat, StrictInt, StrictStr
 
 from gpucloud import errors
 from gpucloud.auth import BearerAuth, HeaderTokenAuth
@@ -54,6 +64,7 @@ _STATUS = {
     "stopping": Status.STOPPING,
     "terminating": Status.DELETING,
     "running": Status.RUNNING,
+    "pending": Status.PENDING,  # bare-metal rentals (deploying, rebooting)
     "stopped": Status.STOPPED,
     "stoppeddisassociated": Status.STOPPED,
     "outbid": Status.STOPPED,
@@ -62,12 +73,22 @@ _STATUS = {
 
 _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.IGNORECASE)
 # Page-size maxima from the API reference, per list endpoint.
-_PAGE_MAX = {"virtual-machines/": 100, "storage/": 100, "organization/ssh-keys": 150, "locations/": 15}
+_PAGE_MAX = {
+    "virtual-machines/": 100,
+    "bare-metal/": 100,
+    "storage/": 100,
+    "organization/ssh-keys": 150,
+    "locations/": 15,
+}
 _NO_CAPACITY: dict[str, type[errors.GpuCloudError]] = {"no_capacity": errors.NoCapacity}
 STARTUP_SCRIPT_PATH = "/var/lib/gpucloud/startup.sh"
+BARE_METAL_PREFIX = "baremetal-"
+_BARE_METAL_TYPE = re.compile(r"baremetal-(?P<gpus>[0-9]+)x-(?P<model>.+)-(?P<network>infiniband|ethernet)")
+_NETWORKS = ("infiniband", "ethernet")
 
 
 W = TypeVar("W", bound=Wire)
+R = TypeVar("R")
 
 
 # --- answer shapes (what this adapter reads; see gpucloud.wire) ---------------------------------
@@ -141,6 +162,44 @@ class _Deployed(Wire):
     vm_id: Id
 
 
+class _NodeSpecs(Wire):
+    gpu_model: Text = None
+    gpu_count: Count = None
+    ram_gb: Count = None
+
+
+class _Node(Wire):
+    public_ip: Text = None
+
+
+class _Rental(Wire):
+    id: Id
+    name: Text = None
+    status: Text = None
+    power_status: Text = None
+    node_count: Count = None
+    specs_per_node: _NodeSpecs | None = None
+    rate_hourly: Text = None
+    network_type: Text = None
+    username: Text = None
+    node_networking: list[_Node] | None = None
+    tags: list[StrictStr] | None = None
+    creation_timestamp: When = None
+
+
+class _BareMetalLocation(Wire):
+    id: Id
+    gpu_count_ethernet: Count = None
+    gpu_price_ethernet: StrictFloat | StrictInt | None = None
+    gpu_count_infiniband: Count = None
+    gpu_price_infiniband: StrictFloat | StrictInt | None = None
+    specs_per_node: _NodeSpecs | None = None
+
+
+class _Rented(Wire):
+    rental_id: Id
+
+
 class _Page(Wire, Generic[W]):
     """One page of an ``offset``/``limit`` list: without ``results`` it is malformed, never empty."""
 
@@ -151,6 +210,7 @@ class _Page(Wire, Generic[W]):
 
 _PAGES: dict[str, Any] = {
     "virtual-machines/": _Page[_Vm],
+    "bare-metal/": _Page[_Rental],
     "storage/": _Page[_Storage],
     "organization/ssh-keys": _Page[_Key],
     "locations/": _Page[_Location],
@@ -191,6 +251,18 @@ def shape_name(resources: dict[str, Any]) -> str:
     return f"{short_shape_name(resources)}-{resources.get('vcpu_count', 0)}vcpu-{resources.get('ram_gb', 0)}gb"
 
 
+def bare_metal_type(gpus: int, model: str, network: str) -> str:
+    return f"{BARE_METAL_PREFIX}{gpus}x-{model}-{network}"
+
+
+def parse_bare_metal_type(value: str) -> tuple[int, str, str] | None:
+    """(GPUs, GPU model, network type) of a bare-metal instance type, or None when it is not one."""
+    match = _BARE_METAL_TYPE.fullmatch(value)
+    if match is None:
+        return None
+    return int(match["gpus"]), match["model"], match["network"]
+
+
 def tags_to_list(tags: dict[str, str]) -> list[str]:
     return [f"{k}={v}" if v else k for k, v in sorted(tags.items())]
 
@@ -221,6 +293,8 @@ class VoltagePark(Provider):
             C.INSTANCE_TAG_UPDATE,
             C.INSTANCE_STARTUP_SCRIPT,
             C.INSTANCE_PASSWORD,
+            C.INSTANCE_BARE_METAL,
+            C.INSTANCE_STOP_RELEASED,
             C.VOLUMES,
             C.VOLUME_CREATE,
             C.VOLUME_DELETE,
@@ -239,6 +313,7 @@ class VoltagePark(Provider):
     def __init__(self, config: ProviderConfig, *, http_transport: httpx.BaseTransport | None = None) -> None:
         super().__init__(config, http_transport=http_transport)
         self._hostnode_locations: dict[str, str] | None = None
+        self._rental_ids: set[str] = set()  # ids seen as bare-metal rentals: their operations go there first
         self._lock = threading.Lock()
 
     def _make_transport(self, config: ProviderConfig, http_transport: httpx.BaseTransport | None) -> Transport:
@@ -284,6 +359,7 @@ class VoltagePark(Provider):
 
     def _to_instance(self, data: dict[str, Any], locations: dict[str, str]) -> Instance:
         raw_status = str(data.get("status") or "unknown")
+        released = raw_status.lower() == "stoppeddisassociated"
         resources = data.get("resources") or {}
         model, count = first_gpu(resources)
         ssh_port = next(
@@ -309,15 +385,50 @@ class VoltagePark(Provider):
             ssh_port=ssh_port if data.get("public_ip") else None,
             ssh_user=self.ssh_user,
             tags=tags_from_list(data.get("tags")),
-            price_per_hour=as_float((data.get("pricing") or {}).get("total_associated_per_hr")),
+            compute_released=released,
+            # Released, only storage is billed (total_disassociated_per_hr); stopped or not, the whole rate.
+            price_per_hour=as_float(
+                (data.get("pricing") or {}).get(f"total_{'dis' if released else ''}associated_per_hr")
+            ),
             created_at=data.get("timestamp_creation"),
             raw=data,
         )
 
+    def _rental_to_instance(self, data: dict[str, Any]) -> Instance:
+        """A bare-metal rental: ``status`` says deployed or not, ``power_status`` whether its nodes run."""
+        status, power = str(data.get("status") or "unknown"), data.get("power_status")
+        raw_status = str(power) if status.lower() == "running" and power else status
+        specs = data.get("specs_per_node") or {}
+        gpus = int(data.get("node_count") or 1) * int(specs.get("gpu_count") or 0)
+        model = specs.get("gpu_model")
+        ip = next((n.get("public_ip") for n in data.get("node_networking") or [] if n.get("public_ip")), None)
+        self._rental_ids.add(str(data["id"]))
+        return Instance(
+            id=str(data["id"]),
+            provider=self.name,
+            name=str(data.get("name") or ""),
+            status=_STATUS.get(raw_status.lower(), Status.UNKNOWN),
+            raw_status=raw_status,
+            kind="bare_metal",
+            instance_type=bare_metal_type(gpus, model or "gpu", str(data.get("network_type") or "")),
+            gpu_model=model,
+            gpu_count=gpus,
+            public_ip=ip,
+            ssh_port=(self.config.ssh_port or 22) if ip else None,
+            ssh_user=self.config.ssh_user or data.get("username") or self.default_ssh_user,
+            tags=tags_from_list(data.get("tags")),
+            price_per_hour=as_float(data.get("rate_hourly")),
+            created_at=data.get("creation_timestamp"),
+            raw=data,
+        )
+
     def _list_instances(self) -> list[Instance]:
-        # The hostnode -> location map is a list of its own: fetch it while the VM pages come in.
-        vms, locations = in_parallel(lambda: self._all("virtual-machines/"), self._locations_by_hostnode)
-        return [self._to_instance(vm, locations) for vm in vms]
+        # The hostnode -> location map and the bare-metal rentals are lists of their own: fetched alongside.
+        (vms, rentals), locations = in_parallel(
+            lambda: in_parallel(lambda: self._all("virtual-machines/"), lambda: self._all("bare-metal/")),
+            self._locations_by_hostnode,
+        )
+        return [self._to_instance(vm, locations) for vm in vms] + [self._rental_to_instance(r) for r in rentals]
 
     def list_instances_detailed(self) -> list[Instance]:
         # A VM names no volumes; each volume names its VMs (order_ids). The volume list comes in alongside
@@ -330,8 +441,27 @@ class VoltagePark(Provider):
         return [i.model_copy(update={"volume_ids": tuple(attached.get(i.id, ()))}) for i in instances]
 
     def _get_instance(self, instance_id: str) -> Instance:
+        return self._by_kind(instance_id, lambda: self._get_vm(instance_id), lambda: self._get_rental(instance_id))
+
+    def _get_vm(self, instance_id: str) -> Instance:
         vm = self._get(url_path("virtual-machines/{instance_id}", instance_id=instance_id), _Vm)
         return self._to_instance(vm, self._locations_by_hostnode())
+
+    def _get_rental(self, rental_id: str) -> Instance:
+        # The API documents no GET for one rental: the list is the only read.
+        for rental in self._all("bare-metal/"):
+            if str(rental["id"]) == rental_id:
+                return self._rental_to_instance(rental)
+        raise errors.NotFound(f"{self.name}: instance {rental_id} not found", provider=self.name, status_code=404)
+
+    def _by_kind(self, instance_id: str, vm: Callable[[], R], bare_metal: Callable[[], R]) -> R:
+        """Run the VM or the bare-metal form of an operation on ``instance_id``: ids do not say which it is."""
+        if instance_id in self._rental_ids:
+            return bare_metal()
+        try:
+            return vm()
+        except errors.NotFound:
+            return bare_metal()
 
     def _presets(self) -> list[dict[str, Any]]:
         presets: list[dict[str, Any]] = self._get("instant-deploy-presets/", list[_Preset])
@@ -362,6 +492,8 @@ class VoltagePark(Provider):
         return short
 
     def canonical_instance_type(self, value: str) -> str:
+        if parse_bare_metal_type(value) is not None:
+            return value
         return shape_name(self._presets_named(value)[0]["resources"])
 
     def names_instance_type(self, value: str, instance: Instance) -> bool:
@@ -397,35 +529,114 @@ class VoltagePark(Provider):
         self._validate_display_name(spec.name)
         if spec.password is not None and len(spec.password) < 8:
             raise errors.ValidationError("password must have at least 8 characters", field="password")
+        if spec.kind == "bare_metal":
+            self._validate_bare_metal_spec(spec)
+        elif spec.instance_type.startswith(BARE_METAL_PREFIX):
+            raise errors.ValidationError(
+                f"instance_type {spec.instance_type!r} is a bare-metal type: set kind: bare_metal (or pick a VM "
+                "shape from the offers)",
+                field="kind",
+                provider=self.name,
+            )
 
-    def _create_instance(self, spec: InstanceSpec) -> CreatedInstance:
-        preset = self._preset_for(spec)
+    def _validate_bare_metal_spec(self, spec: InstanceSpec) -> None:
+        def refuse(field: str, message: str) -> errors.ValidationError:
+            return errors.ValidationError(f"{field} {message}", field=field, provider=self.name)
+
+        parsed = parse_bare_metal_type(spec.instance_type)
+        if parsed is None or parsed[0] < 8 or parsed[0] % 8:
+            raise refuse(
+                "instance_type",
+                f"{spec.instance_type!r} is not a bare-metal type; kind bare_metal takes whole 8-GPU nodes, "
+                "e.g. baremetal-8x-h100-sxm5-80gb-infiniband (see `gpucloud offers voltagepark`)",
+            )
+        if spec.password:
+            raise refuse("password", "is not taken by bare-metal rentals; log in with ssh_keys")
+        if spec.image:
+            raise refuse("image", "cannot be chosen for bare-metal rentals (the provider installs the OS); remove it")
+        if spec.location and not _UUID.fullmatch(spec.location):
+            raise refuse(
+                "location",
+                f"{spec.location!r}: bare-metal rentals take a location id (see `gpucloud offers voltagepark`)",
+            )
+
+    def _chooses_location(self, spec: InstanceSpec) -> bool:
+        return spec.kind == "bare_metal"
+
+    def _common_payload(self, spec: InstanceSpec) -> dict[str, Any]:
+        """What VM and bare-metal deploys share: name, SSH keys (registered by id, others by content), tags."""
         key_ids, key_texts = self.resolve_ssh_keys(spec.ssh_keys)
-        payload: dict[str, Any] = {
-            "config_id": preset["id"],
+        return {
             "name": spec.name,
             "organization_ssh_keys": {"mode": "selective", "ssh_key_ids": key_ids} if key_ids else {"mode": "none"},
             "ssh_keys": key_texts,
             "tags": tags_to_list(spec.tags or {}),
         }
+
+    @staticmethod
+    def _cloud_init(script: str) -> dict[str, Any]:
+        return {
+            "write_files": [{"path": STARTUP_SCRIPT_PATH, "permissions": "0755", "content": script}],
+            "runcmd": [STARTUP_SCRIPT_PATH],
+        }
+
+    def _create_instance(self, spec: InstanceSpec) -> CreatedInstance:
+        if spec.kind == "bare_metal":
+            return self._create_rental(spec)
+        preset = self._preset_for(spec)
+        payload: dict[str, Any] = {"config_id": preset["id"], **self._common_payload(spec)}
         if spec.password:
             payload["password"] = spec.password
         if spec.startup_script:
-            payload["cloud_init"] = {
-                "write_files": [{"path": STARTUP_SCRIPT_PATH, "permissions": "0755", "content": spec.startup_script}],
-                "runcmd": [STARTUP_SCRIPT_PATH],
-            }
+            payload["cloud_init"] = self._cloud_init(spec.startup_script)
         created = self._read(self.transport.request("POST", "virtual-machines/instant", json=payload), _Deployed)
-        return CreatedInstance(instance=self._get_instance(created["vm_id"]))
+        return CreatedInstance(instance=self._get_vm(str(created["vm_id"])))
+
+    def _create_rental(self, spec: InstanceSpec) -> CreatedInstance:
+        parsed = parse_bare_metal_type(spec.instance_type)
+        assert parsed is not None  # validate_instance_spec refused anything else
+        gpus, _model, network = parsed
+        payload: dict[str, Any] = {
+            "location_id": spec.location or self._bare_metal_location_for(network, gpus),
+            "gpu_count": gpus,
+            "network_type": network,
+            **self._common_payload(spec),
+        }
+        if spec.startup_script:
+            payload["cloudinit_script"] = self._cloud_init(spec.startup_script)
+        created = self._read(self.transport.request("POST", "bare-metal/", json=payload), _Rented)
+        return CreatedInstance(instance=self._get_rental(str(created["rental_id"])))
+
+    def _bare_metal_locations(self) -> list[dict[str, Any]]:
+        body = self._get("bare-metal/locations", _Page[_BareMetalLocation])
+        rows: list[dict[str, Any]] = body["results"]
+        return rows
+
+    def _bare_metal_location_for(self, network: str, gpus: int) -> str:
+        """The first location with ``gpus`` free GPUs on ``network``; with none, the first one (whose refusal
+        then says there is no capacity)."""
+        rows = self._bare_metal_locations()
+        if not rows:
+            raise errors.NoCapacity(f"{self.name}: no bare-metal locations are offered", provider=self.name)
+        free = [r for r in rows if int(r.get(f"gpu_count_{network}") or 0) >= gpus]
+        return str((free or rows)[0]["id"])
 
     def _delete_instance(self, instance_id: str) -> None:
-        self.transport.request("DELETE", url_path("virtual-machines/{instance_id}", instance_id=instance_id))
+        self._by_kind(
+            instance_id,
+            lambda: self._send("DELETE", "virtual-machines/{instance_id}", instance_id),
+            lambda: self._send("DELETE", "bare-metal/{instance_id}", instance_id),
+        )
+
+    def _send(self, method: str, template: str, instance_id: str, body: dict[str, Any] | None = None) -> None:
+        self.transport.request(method, url_path(template, instance_id=instance_id), json=body)
 
     def _power(self, instance_id: str, status: str) -> None:
-        self.transport.request(
-            "PUT",
-            url_path("virtual-machines/{instance_id}/power-status", instance_id=instance_id),
-            json={"status": status},
+        body = {"status": status}
+        self._by_kind(
+            instance_id,
+            lambda: self._send("PUT", "virtual-machines/{instance_id}/power-status", instance_id, body),
+            lambda: self._send("PUT", "bare-metal/{instance_id}/power-status", instance_id, body),
         )
 
     def _start_instance(self, instance_id: str) -> None:
@@ -434,13 +645,40 @@ class VoltagePark(Provider):
     def _stop_instance(self, instance_id: str) -> None:
         self._power(instance_id, "stopped")
 
+    def can_release(self, instance: Instance) -> bool:
+        return instance.kind == "vm"
+
+    def _stop_instance_released(self, instance_id: str) -> None:
+        # VMs only (can_release): a rental id answers 404 here, which is the truth for that endpoint.
+        self._send(
+            "PUT", "virtual-machines/{instance_id}/power-status", instance_id, {"status": "stopped_disassociated"}
+        )
+
+    def reboots(self, instance: Instance) -> bool:
+        return instance.kind == "bare_metal"  # VMs have no reboot call: a restart stops and starts them
+
+    def reboot_instance(self, instance_id: str) -> None:
+        rental = None
+        if UUID_SHAPE.matches(instance_id):
+            with contextlib.suppress(errors.NotFound):
+                rental = self._get_rental(instance_id)
+        if rental is None:  # VMs have no reboot call: the base refuses, saying what to do instead
+            super().reboot_instance(instance_id)
+            return
+        ips = [str(n["public_ip"]) for n in rental.raw.get("node_networking") or [] if n.get("public_ip")]
+        self._send("POST", "bare-metal/{instance_id}/reboot", rental.id, {"public_ips": ips})
+
     def _update_instance(self, instance_id: str, *, name: str | None, tags: dict[str, str] | None) -> Instance:
         body: dict[str, Any] = {}
         if name is not None:
             body["name"] = name
         if tags is not None:
             body["tags"] = tags_to_list(tags)
-        self.transport.request("PATCH", url_path("virtual-machines/{instance_id}", instance_id=instance_id), json=body)
+        self._by_kind(
+            instance_id,
+            lambda: self._send("PATCH", "virtual-machines/{instance_id}", instance_id, body),
+            lambda: self._send("PATCH", "bare-metal/{instance_id}", instance_id, body),
+        )
         return self._get_instance(instance_id)
 
     # --- volumes ------------------------------------------------------------------------------------
@@ -544,7 +782,40 @@ class VoltagePark(Provider):
         by_shape: dict[str, list[dict[str, Any]]] = {}
         for preset in self._presets():
             by_shape.setdefault(shape_name(preset.get("resources") or {}), []).append(preset)
-        return [self._offer(shape, presets, names) for shape, presets in by_shape.items()]
+        offers = [self._offer(shape, presets, names) for shape, presets in by_shape.items()]
+        return offers + self._bare_metal_offers(names)
+
+    def _bare_metal_offers(self, names: dict[str, str]) -> list[Offer]:
+        """One node (8 GPUs) per network type; its price is the cheapest location's, for the whole node."""
+        rows = self._bare_metal_locations()
+        offers = []
+        for network in _NETWORKS:
+            priced = [r for r in rows if r.get(f"gpu_price_{network}") is not None]
+            if not priced:
+                continue
+            specs = priced[0].get("specs_per_node") or {}
+            per_node = int(specs.get("gpu_count") or 8)
+            model = str(specs.get("gpu_model") or "gpu")
+            offers.append(
+                Offer(
+                    provider=self.name,
+                    instance_type=bare_metal_type(per_node, model, network),
+                    kind="bare_metal",
+                    gpu_model=model,
+                    gpu_count=per_node,
+                    memory_gb=specs.get("ram_gb"),
+                    price_per_hour=min(float(r[f"gpu_price_{network}"]) for r in priced) * per_node,
+                    locations=tuple(
+                        LocationAvailability(
+                            location=str(r["id"]),
+                            available=int(r.get(f"gpu_count_{network}") or 0) >= per_node,
+                            name=names.get(str(r["id"])),
+                        )
+                        for r in priced
+                    ),
+                )
+            )
+        return offers
 
     def _offer(self, shape: str, presets: list[dict[str, Any]], names: dict[str, str]) -> Offer:
         resources = presets[0].get("resources") or {}

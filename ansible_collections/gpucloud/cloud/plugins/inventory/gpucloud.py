@@ -11,7 +11,7 @@ description:
   - The inventory file name must end with C(gpucloud.yml) or C(gpucloud.yaml).
   - Hosts get C(ansible_host), C(ansible_port) and C(ansible_user) from the SSH endpoint the provider reports,
     every normalised instance field as a host variable under O(prefix), and groups per provider, location,
-    GPU model and status.
+    GPU model, status and instance kind.
   - Host variables look the same on every provider. C(gpucloud_gpu_model) is vendor-neutral
     (V(h100-sxm5-80gb) whether the API says C(H100 SXM5 80GB) or C(h100-sxm5-80gb)), C(gpucloud_gpu_count) is
     a number (0 without GPUs), and C(gpucloud_location_name) is a readable name next to the location id
@@ -19,7 +19,8 @@ description:
     numeric id; the id itself where the API names no locations).
   - Built-in groups are lower case; the location group uses the readable name
     (C(gpucloud_location_finland_1), C(gpucloud_location_ashburn)), the GPU group the
-    vendor-neutral model (C(gpucloud_gpu_h100_sxm5_80gb)).
+    vendor-neutral model (C(gpucloud_gpu_h100_sxm5_80gb)), the kind group C(gpucloud_kind_vm) or
+    C(gpucloud_kind_bare_metal) (Voltage Park bare-metal rentals; the host variable C(gpucloud_kind) says the same).
   - If a provider fails (wrong credentials, outage), the inventory fails naming it, so a playbook never acts
     on a subset of the hosts without being told. O(on_provider_error=warn) lists the other providers' hosts
     and warns naming the provider that failed.
@@ -114,7 +115,7 @@ options:
     type: str
     default: gpucloud_
   default_groups:
-    description: Add the built-in groups per provider, location, GPU model and status.
+    description: Add the built-in groups per provider, location, GPU model, status and instance kind.
     type: bool
     default: true
   hostvar_fields:

@@ -50,6 +50,15 @@ options:
     description:
       - The provider's machine shape (see M(gpucloud.cloud.offer_info)). Required to create an instance.
     type: str
+  kind:
+    description:
+      - What to create. V(vm) is a virtual machine. V(bare_metal) rents whole machines (Voltage Park bare metal,
+        8-GPU nodes; C(instance_type) C(baremetal-8x-<gpu model>-infiniband) or C(-ethernet), see
+        M(gpucloud.cloud.offer_info)); other providers refuse it before any request.
+      - An existing instance of the other kind is only replaced with O(force_replace=true).
+    type: str
+    default: vm
+    choices: [vm, bare_metal]
   image:
     description: OS image name or id.
     type: str
@@ -91,9 +100,12 @@ options:
     description:
       - V(present) creates or updates; V(started), V(stopped) and V(restarted) change power of an existing
         instance (V(started) also creates it when O(instance_type) is given); V(absent) deletes.
+      - V(stopped_disassociated) stops a Voltage Park VM and releases its compute, so only its storage is billed
+        until it is started again (which needs free capacity). A plain V(stopped) VM is billed as a running
+        one. Other providers and bare-metal rentals refuse it before changing anything.
     type: str
     default: present
-    choices: [present, absent, started, stopped, restarted]
+    choices: [present, absent, started, stopped, restarted, stopped_disassociated]
   wait:
     description: Wait until the instance is running (or stopped / gone).
     type: bool
@@ -154,6 +166,21 @@ EXAMPLES = r"""
     name: trainer-1
     state: absent
 
+- name: A Voltage Park bare-metal node (8 GPUs, InfiniBand)
+  gpucloud.cloud.instance:
+    provider: voltagepark
+    name: big-trainer
+    kind: bare_metal
+    instance_type: baremetal-8x-h100-sxm5-80gb-infiniband
+    ssh_keys: [my-laptop]
+    wait_for_ssh: true
+
+- name: Park a Voltage Park VM, paying for its storage only
+  gpucloud.cloud.instance:
+    provider: voltagepark
+    name: notebook-1
+    state: stopped_disassociated
+
 - name: Four trainers, trainer-1 .. trainer-4, created concurrently
   gpucloud.cloud.instance:
     provider: datacrunch
@@ -188,6 +215,9 @@ instance:
     status: {description: "Normalised status: pending, running, stopping, stopped, deleting, deleted, error, unknown.",
              type: str, returned: success}
     raw_status: {description: The provider's own status word., type: str, returned: success}
+    kind: {description: "V(vm) or V(bare_metal).", type: str, returned: success}
+    compute_released: {description: "Stopped with its compute released, billed for storage only
+                         (O(state=stopped_disassociated)).", type: bool, returned: success}
     instance_type: {description: Machine shape., type: str, returned: success}
     gpu_model: {description: GPU model., type: str, returned: success}
     gpu_count: {description: Number of GPUs., type: int, returned: success}
@@ -242,7 +272,9 @@ secrets_file:
   returned: when O(secrets_file) is set and the provider returned secrets at create
   type: str
 action:
-  description: What was done, V(create), V(update), V(replace), V(delete), V(start), V(stop), V(restart) or V(none).
+  description: >-
+    What was done, V(create), V(update), V(replace), V(delete), V(start), V(stop), V(restart),
+    V(stop_disassociated) or V(none).
   returned: always
   type: str
 plan:
@@ -277,6 +309,7 @@ class Instance(GpuCloudModule):
         "started": "power",
         "stopped": "power",
         "restarted": "power",
+        "stopped_disassociated": "power",
     }
 
     def validate(self):
@@ -305,6 +338,7 @@ class Instance(GpuCloudModule):
             gpucloud.InstanceSpec,
             name=p["name"],
             instance_type=p["instance_type"] or "-",  # "-": not given; present() fills in the existing type
+            kind=p["kind"],
             image=p["image"],
             location=p["location"],
             ssh_keys=tuple(p["ssh_keys"] or ()),
@@ -324,6 +358,7 @@ class Instance(GpuCloudModule):
             provider=self.cloud.name,
             name=spec.name,
             status="running" if self.params["wait"] else "pending",
+            kind=spec.kind,
             instance_type=spec.instance_type,
             image=spec.image,
             location=spec.location,
@@ -425,7 +460,11 @@ class Instance(GpuCloudModule):
         )
         predicted = None
         if outcome.before is not None:
-            predicted = dict(instance_result(outcome.before), status="stopped" if state == "stopped" else "running")
+            stops = state in ("stopped", "stopped_disassociated")
+            predicted = dict(instance_result(outcome.before), status="stopped" if stops else "running")
+            predicted["compute_released"] = state == "stopped_disassociated" or (
+                stops and predicted.get("compute_released", False)
+            )
         self.set_outcome(outcome, shape=instance_result, predicted=predicted)
 
     def absent(self):
@@ -448,6 +487,7 @@ def main():
             exact_count=dict(type="int"),
             id=dict(type="str"),
             instance_type=dict(type="str"),
+            kind=dict(type="str", default="vm", choices=["vm", "bare_metal"]),
             image=dict(type="str"),
             location=dict(type="str"),
             ssh_keys=dict(type="list", elements="str", default=[], no_log=False),
@@ -456,7 +496,11 @@ def main():
             purge_tags=dict(type="bool", default=True),
             startup_script=dict(type="str", aliases=["cloud_init", "user_data"]),
             password=dict(type="str", no_log=True),
-            state=dict(type="str", default="present", choices=["present", "absent", "started", "stopped", "restarted"]),
+            state=dict(
+                type="str",
+                default="present",
+                choices=["present", "absent", "started", "stopped", "restarted", "stopped_disassociated"],
+            ),
             wait=dict(type="bool", default=True),
             wait_timeout=dict(type="int", default=600),
             secrets_file=dict(type="path"),

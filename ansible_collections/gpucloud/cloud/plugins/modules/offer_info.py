@@ -67,6 +67,8 @@ offers:
   contains:
     provider: {description: Provider name., type: str, returned: success}
     instance_type: {description: Instance type to pass to M(gpucloud.cloud.instance)., type: str, returned: success}
+    kind: {description: "The O(gpucloud.cloud.instance#module:kind) to create it with: V(vm) or V(bare_metal).",
+           type: str, returned: success}
     gpu_model: {description: GPU model., type: str, returned: success}
     gpu_count: {description: Number of GPUs., type: int, returned: success}
     vcpus: {description: vCPUs., type: int, returned: success}
