@@ -17,6 +17,11 @@ class Capability(StrEnum):
     INSTANCE_STARTUP_SCRIPT = "instance startup script / cloud-init"
     INSTANCE_PASSWORD = "instance root password"
     INSTANCE_VOLUMES_AT_CREATE = "attaching volumes at instance create"
+    INSTANCE_SPOT = "spot instances"
+    INSTANCE_OS_DISK_SIZE = "choosing the OS disk size at create"
+    INSTANCE_HIBERNATE = "instance hibernate/restore"
+    # Create asks the API whether the type is in stock first and fails fast naming where it is.
+    INSTANCE_AVAILABILITY_CHECK = "stock check before create"
     VOLUMES = "volumes"
     VOLUME_CREATE = "volume create"
     VOLUME_DELETE = "volume delete"

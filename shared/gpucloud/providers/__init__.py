@@ -62,6 +62,10 @@ OPTION_COLUMNS: tuple[tuple[str, Capability], ...] = (
     ("rename", Capability.INSTANCE_RENAME),
     ("volume rename", Capability.VOLUME_RENAME),
     ("volume types", Capability.VOLUME_TYPES),
+    ("spot", Capability.INSTANCE_SPOT),
+    ("OS disk size", Capability.INSTANCE_OS_DISK_SIZE),
+    ("stock check before create", Capability.INSTANCE_AVAILABILITY_CHECK),
+    ("hibernate", Capability.INSTANCE_HIBERNATE),
 )
 
 

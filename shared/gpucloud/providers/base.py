@@ -114,7 +114,7 @@ class Provider(ABC):
     # True where an instance's OS disk is a volume of its own that outlives the instance unless deleted with it.
     separate_os_volume: ClassVar[bool] = False
     # Statuses after which an instance will never come back to life by waiting.
-    terminal_statuses: ClassVar[frozenset[Status]] = frozenset({Status.ERROR, Status.DELETED})
+    terminal_statuses: ClassVar[frozenset[Status]] = frozenset({Status.ERROR, Status.DELETED, Status.DISCONTINUED})
     # The shape of the provider's ids per kind: an id given by a user is checked against it before any request
     # (a kind without a shape only gets the generic check: no path or query characters).
     id_shapes: ClassVar[Mapping[IdKind, IdShape]] = {}
@@ -251,6 +251,16 @@ class Provider(ABC):
             self.require(Capability.INSTANCE_LOCATION_CHOICE, "remove 'location'; the provider places it")
         if spec.volumes:
             self.require(Capability.INSTANCE_VOLUMES_AT_CREATE, "attach volumes after create")
+        if spec.spot:
+            self.require(Capability.INSTANCE_SPOT, "remove 'spot' (this provider sells on-demand instances only)")
+        if spec.on_spot_discontinue is not None and not spec.spot:
+            raise errors.ValidationError(
+                "on_spot_discontinue applies to spot instances only; set spot: true or remove it",
+                field="on_spot_discontinue",
+                provider=self.name,
+            )
+        if spec.os_disk_size_gb is not None:
+            self.require(Capability.INSTANCE_OS_DISK_SIZE, "remove 'os_disk_size_gb'; the image decides the disk")
         for index, key in enumerate(spec.ssh_keys):
             if looks_like_public_key(key):
                 validate_public_key(key, field=f"ssh_keys[{index}]")
@@ -305,6 +315,10 @@ class Provider(ABC):
     def stop_instance(self, instance_id: str) -> None:
         self.require(Capability.INSTANCE_START_STOP)
         self._stop_instance(self.check_id("instance", instance_id))
+
+    def os_disk_size_gb(self, instance: Instance) -> int | None:
+        """The size of ``instance``'s OS disk where it can be chosen at create (one more read); None: unknown."""
+        return None
 
     def reboot_instance(self, instance_id: str) -> None:
         self.require(Capability.INSTANCE_REBOOT, "use state=stopped then state=started")
