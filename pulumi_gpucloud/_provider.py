@@ -80,7 +80,7 @@ INSTANCE_INPUTS: Final[dict[str, Field]] = {
     "wait_timeout": Field(_NUM, default=ensure.DEFAULT_TIMEOUT),
     "adopt": Field(_BOOL),
     "keep_os_volume": Field(_BOOL, default=False),
-    "spot": Field(_BOOL, default=False),
+    "spot": Field(_BOOL),
     "on_spot_discontinue": Field(_STR),
     "os_disk_size_gb": Field(_INT),
     "recreate_discontinued": Field(_BOOL, default=False),
@@ -113,7 +113,8 @@ SECRET_OUTPUTS: Final[dict[str, tuple[str, ...]]] = {
 }
 # Inputs no API reports back: only their previous value can show a change, and they take effect at create only.
 _CREATE_ONLY: Final[dict[str, tuple[str, ...]]] = {
-    "instance": ("startup_script", "password", "volumes", "on_spot_discontinue", "os_disk_size_gb"),
+    # spot is also reported back (and compared by the plan); here so that removing spot=True replaces too.
+    "instance": ("startup_script", "password", "volumes", "spot", "on_spot_discontinue", "os_disk_size_gb"),
     "volume": (),
     "ssh_key": (),
 }
@@ -231,7 +232,7 @@ def _instance_spec(props: Mapping[str, Any]) -> InstanceSpec:
         tags=None if props.get("tags") is None else dict(props["tags"]),  # omitted: tags are not managed
         startup_script=props.get("startup_script"),
         password=props.get("password"),
-        spot=bool(props.get("spot")),
+        spot=props.get("spot"),
         on_spot_discontinue=props.get("on_spot_discontinue"),
         os_disk_size_gb=props.get("os_disk_size_gb"),
     )

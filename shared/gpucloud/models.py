@@ -167,8 +167,9 @@ class InstanceSpec(_Model):
     purge_tags: bool = True
     startup_script: str | None = None
     password: str | None = Field(default=None, repr=False)
-    # Create-only choices: a different value means a new instance.
-    spot: bool = False
+    # Create-only choices: a different value means a new instance. spot None: not managed (a create makes an
+    # on-demand instance; an existing instance is not compared).
+    spot: bool | None = None
     # What happens to the OS volume when the provider discontinues the spot instance (provider's own words).
     on_spot_discontinue: str | None = None
     # None: the provider's default OS disk size.

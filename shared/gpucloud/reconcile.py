@@ -119,7 +119,7 @@ def plan_instance(
 def _create_only_changes(desired: InstanceSpec, current: Instance, current_os_disk_gb: int | None) -> list[Change]:
     """Choices made at create that no API changes later: spot or on-demand, the OS disk size."""
     changes = []
-    if desired.spot != current.spot:
+    if desired.spot is not None and desired.spot != current.spot:
         changes.append(Change("spot", current.spot, desired.spot))
     if _differs(current_os_disk_gb, desired.os_disk_size_gb):
         changes.append(Change("os_disk_size_gb", current_os_disk_gb, desired.os_disk_size_gb))

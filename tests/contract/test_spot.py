@@ -61,6 +61,8 @@ def test_spot_create_bills_the_spot_price_and_offers_show_both_prices(
         assert outcome.after.price_per_hour == offer.spot_price_per_hour
         assert outcome.after.raw["is_spot"] is True and outcome.after.raw["contract"] == "SPOT"
         assert ensure_instance(dc, spec, **FAST).action is Action.NONE  # spot is reported back: no drift
+        unmanaged = spec.model_copy(update={"spot": None})  # not given: the existing instance is left as it is
+        assert ensure_instance(dc, unmanaged, check_mode=True, **FAST).action is Action.NONE
     finally:
         ensure_instance_absent(dc, name=spec.name, **FAST)
 

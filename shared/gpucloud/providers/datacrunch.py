@@ -309,7 +309,7 @@ class DataCrunch(Provider):
             "os_volume": _os_volume(spec),
             "volumes": [],
             "existing_volumes": [self._volume_id(ref) for ref in spec.volumes],
-            "is_spot": spec.spot,
+            "is_spot": bool(spec.spot),
             "coupon": None,
         }
         response = self.transport.request("POST", "instances", json=payload)

@@ -91,9 +91,9 @@ options:
     description:
       - Create a spot instance (cheaper, but the provider may discontinue it at any time), where the provider
         sells them (DataCrunch). M(gpucloud.cloud.offer_info) shows the spot price next to the on-demand one.
-      - Chosen at create only; a different value replaces the instance (needs O(force_replace)).
+      - Chosen at create only; a different value replaces the instance (needs O(force_replace)). Not given, a create
+        makes an on-demand instance and an existing instance is left as it is.
     type: bool
-    default: false
   on_spot_discontinue:
     description:
       - What happens to the OS volume when the provider discontinues the spot instance, in the provider's words
@@ -374,7 +374,7 @@ class Instance(GpuCloudModule):
             image=spec.image,
             location=spec.location,
             tags=dict(spec.tags or {}),
-            spot=spec.spot,
+            spot=bool(spec.spot),
         )
         return data
 
@@ -509,7 +509,7 @@ def main():
             purge_tags=dict(type="bool", default=True),
             startup_script=dict(type="str", aliases=["cloud_init", "user_data"]),
             password=dict(type="str", no_log=True),
-            spot=dict(type="bool", default=False),
+            spot=dict(type="bool"),
             on_spot_discontinue=dict(type="str"),
             os_disk_size_gb=dict(type="int"),
             recreate_discontinued=dict(type="bool", default=False),
