@@ -42,7 +42,7 @@ def test_discontinue_follows_each_volume_policy(emu: EmulatorServer, dc: verda.V
     )
     spot_price = float(next(t for t in dc.instance_types.get() if t.instance_type == TYPE).spot_price_per_hour)
     assert instance.is_spot and instance.price_per_hour == spot_price
-    running = wait_for(lambda: (i := dc.instances.get_by_id(instance.id)).status == "running" and i or None)
+    running = wait_for(lambda: ((i := dc.instances.get_by_id(instance.id)).status == "running" and i) or None)
     volumes = {v.name: v for v in dc.volumes.get()}
     assert volumes["os-spot"].size == 40 and volumes["os-spot"].id == running.os_volume_id
 
