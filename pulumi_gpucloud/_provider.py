@@ -82,6 +82,10 @@ INSTANCE_INPUTS: Final[dict[str, Field]] = {
     "adopt": Field(_BOOL),
     "keep_os_volume": Field(_BOOL, default=False),
     "power_state": Field(_STR),
+    "spot": Field(_BOOL),
+    "on_spot_discontinue": Field(_STR),
+    "os_disk_size_gb": Field(_INT),
+    "recreate_discontinued": Field(_BOOL, default=False),
 }
 VOLUME_INPUTS: Final[dict[str, Field]] = {
     "provider": Field(_STR, required=True),
@@ -111,13 +115,14 @@ SECRET_OUTPUTS: Final[dict[str, tuple[str, ...]]] = {
 }
 # Inputs no API reports back: only their previous value can show a change, and they take effect at create only.
 _CREATE_ONLY: Final[dict[str, tuple[str, ...]]] = {
-    "instance": ("startup_script", "password", "volumes"),
+    # spot is also reported back (and compared by the plan); here so that removing spot=True replaces too.
+    "instance": ("startup_script", "password", "volumes", "spot", "on_spot_discontinue", "os_disk_size_gb"),
     "volume": (),
     "ssh_key": (),
 }
 # Inputs that steer this provider, not the cloud resource: a change is an update that calls no API.
 _LOCAL_ONLY: Final[dict[str, tuple[str, ...]]] = {
-    "instance": ("wait_for_ssh", "wait_timeout", "keep_os_volume"),
+    "instance": ("wait_for_ssh", "wait_timeout", "keep_os_volume", "recreate_discontinued"),
     "volume": (),
     "ssh_key": (),
 }
@@ -132,6 +137,8 @@ _CAPABILITY_INPUT: Final[dict[Capability, str]] = {
     Capability.INSTANCE_PASSWORD: "password",
     Capability.INSTANCE_LOCATION_CHOICE: "location",
     Capability.INSTANCE_VOLUMES_AT_CREATE: "volumes",
+    Capability.INSTANCE_SPOT: "spot",
+    Capability.INSTANCE_OS_DISK_SIZE: "os_disk_size_gb",
     Capability.VOLUME_TYPES: "volume_type",
     Capability.VOLUME_LOCATION: "location",
     Capability.VOLUME_ATTACH: "attach_to",
@@ -230,6 +237,9 @@ def _instance_spec(props: Mapping[str, Any]) -> InstanceSpec:
         tags=None if props.get("tags") is None else dict(props["tags"]),  # omitted: tags are not managed
         startup_script=props.get("startup_script"),
         password=props.get("password"),
+        spot=props.get("spot"),
+        on_spot_discontinue=props.get("on_spot_discontinue"),
+        os_disk_size_gb=props.get("os_disk_size_gb"),
     )
 
 
@@ -268,6 +278,7 @@ def _instance_from_state(id_: str, provider: str, olds: Mapping[str, Any]) -> In
         image=olds.get("image"),
         ssh_key_ids=tuple(olds.get("ssh_key_ids") or ()),
         tags=dict(olds.get("tags") or {}),
+        spot=bool(olds.get("spot")),
     )
 
 
@@ -533,7 +544,13 @@ class GpuCloudProvider(ResourceProvider):
             if self.kind == "instance":
                 current = _instance_from_state(id_, provider, olds)
                 # A diff plans; what it names may be created earlier in the same update (predicted, not refused).
-                return ensure.plan_for_instance(cloud, _instance_spec(news), current, predict=True)
+                return ensure.plan_for_instance(
+                    cloud,
+                    _instance_spec(news),
+                    current,
+                    predict=True,
+                    recreate_discontinued=bool(news.get("recreate_discontinued")),
+                )
             spec = _volume_spec(news)
             attach_id = ensure.attach_target(cloud, spec.attach_to, predict=True)
             return plan_volume(
@@ -554,6 +571,7 @@ class GpuCloudProvider(ResourceProvider):
                     wait=True,
                     wait_for_ssh=bool(inputs.get("wait_for_ssh")),
                     wait_timeout=float(inputs.get("wait_timeout") or ensure.DEFAULT_TIMEOUT),
+                    recreate_discontinued=bool(inputs.get("recreate_discontinued")),
                 )
                 assert outcome.after is not None
                 after = self._apply_power(cloud, outcome.after, inputs)

@@ -47,6 +47,14 @@ class InstanceArgs:
     # None: power is not managed. "running", "stopped", or "stopped_disassociated" (Voltage Park VMs: stopped
     # with the compute released, billed for storage only; refused at preview elsewhere). Changes in place.
     power_state: pulumi.Input[str] | None = None
+    # Create-only (a change replaces it): a spot instance (DataCrunch), what its OS volume does when the provider
+    # discontinues it (keep_detached / move_to_trash / delete_permanently; needs os_disk_size_gb), the OS disk size.
+    spot: pulumi.Input[bool] | None = None
+    on_spot_discontinue: pulumi.Input[str] | None = None
+    os_disk_size_gb: pulumi.Input[int] | None = None
+    # A spot instance the provider discontinued (status "discontinued" after a refresh) is replaced on the next
+    # update; without it, it is kept in the state as it is.
+    recreate_discontinued: pulumi.Input[bool] | None = None
 
 
 @dataclass
@@ -176,6 +184,10 @@ class Instance(_GpuCloudResource, module="gpucloud", name="Instance"):
     wait_for_ssh: pulumi.Output[bool]
     wait_timeout: pulumi.Output[float]
     keep_os_volume: pulumi.Output[bool]
+    spot: pulumi.Output[bool]
+    on_spot_discontinue: pulumi.Output[str | None]
+    os_disk_size_gb: pulumi.Output[int | None]
+    recreate_discontinued: pulumi.Output[bool]
     status: pulumi.Output[str]
     raw_status: pulumi.Output[str]
     gpu_model: pulumi.Output[str | None]

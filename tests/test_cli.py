@@ -337,6 +337,10 @@ def test_offers_table_fits_80_columns_with_every_number_whole(env: dict[str, str
         (row,) = [line.split() for line in lines if line.split()[:1] == [offer["instance_type"]]]
         assert f"{offer['price_per_hour']:.2f}" in row and str(offer["vcpus"] or "?") in row, row
         assert (f"{offer['memory_gb']:g}" if offer["memory_gb"] else "?") in row, row
+        spot = offer["spot_price_per_hour"]
+        assert (f"{spot:.2f}" if spot is not None else "-") in row, row
+    spot_rows = [o for o in offers if o["spot_price_per_hour"] is not None]
+    assert spot_rows and {o["provider"] for o in spot_rows} == {"datacrunch"}, "spot prices are DataCrunch's"
 
 
 def test_providers_tables_fit_80_columns_without_breaking_a_cell(env: dict[str, str]) -> None:

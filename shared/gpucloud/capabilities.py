@@ -22,6 +22,11 @@ class Capability(StrEnum):
     INSTANCE_KEY_ADD = "adding an SSH key to an existing instance"
     INSTANCE_BARE_METAL = "bare-metal instances (kind: bare_metal)"
     INSTANCE_STOP_RELEASED = "stopping with compute released, billed for storage only (stopped_disassociated)"
+    INSTANCE_SPOT = "spot instances"
+    INSTANCE_OS_DISK_SIZE = "choosing the OS disk size at create"
+    INSTANCE_HIBERNATE = "instance hibernate/restore"
+    # Create asks the API whether the type is in stock first and fails fast naming where it is.
+    INSTANCE_AVAILABILITY_CHECK = "stock check before create"
     VOLUMES = "volumes"
     VOLUME_CREATE = "volume create"
     VOLUME_DELETE = "volume delete"

@@ -243,7 +243,8 @@ def _offers_table(rows: list[Offer]) -> None:
     table = Table(title=f"{len(rows)} offers", box=None, header_style="bold underline")
     for header in first:
         table.add_column(header, no_wrap=header != "gpus")
-    for header in ("vCPU", "GB", "$/h"):
+    # "spot": the $/h of the same machine as a spot instance, where the provider sells spot ("-": it does not).
+    for header in ("vCPU", "GB", "$/h", "spot"):
         table.add_column(header, no_wrap=True, justify="right")
     table.add_column("available in")
     for o in rows:
@@ -257,6 +258,7 @@ def _offers_table(rows: list[Offer]) -> None:
             str(o.vcpus or "?"),
             f"{o.memory_gb:g}" if o.memory_gb else "?",
             f"{o.price_per_hour:.2f}" if o.price_per_hour is not None else "?",
+            f"{o.spot_price_per_hour:.2f}" if o.spot_price_per_hour is not None else "-",
             ", ".join(loc.name or loc.location for loc in o.locations if loc.available) or "-",
         )
     console.print(table)

@@ -191,11 +191,19 @@ def find_instance(cloud: Provider, *, name: str | None = None, instance_id: str 
     return cloud.find_instance(name)
 
 
-def plan_for_instance(cloud: Provider, spec: InstanceSpec, current: Instance | None, *, predict: bool = False) -> Plan:
+def plan_for_instance(
+    cloud: Provider,
+    spec: InstanceSpec,
+    current: Instance | None,
+    *,
+    predict: bool = False,
+    recreate_discontinued: bool = False,
+) -> Plan:
     """Reconcile with the spec translated into the provider's own spelling of types and key ids.
 
     ``predict`` (check mode, previews): a volume that does not exist yet is taken to be created earlier in
-    the same run, so the plan says it will be attached instead of failing.
+    the same run, so the plan says it will be attached instead of failing. ``recreate_discontinued``: a spot
+    instance the provider discontinued is to be replaced (otherwise it is reported as it is).
     """
     if current is None:
         return Plan(Action.CREATE)
@@ -216,6 +224,9 @@ def plan_for_instance(cloud: Provider, spec: InstanceSpec, current: Instance | N
         desired_instance_type=desired_type,
         desired_ssh_key_ids=key_ids,
         volume_attachments=_volume_attachments(cloud, spec, current, predict=predict),
+        # One more read, only where the spec asks for a size: the common no-op run stays one list call.
+        current_os_disk_gb=cloud.os_disk_size_gb(current) if spec.os_disk_size_gb is not None else None,
+        recreate_discontinued=recreate_discontinued,
     )
 
 
@@ -325,10 +336,14 @@ def ensure_instance(
     force_replace: bool = False,
     instance_id: str | None = None,
     keep_os_volume: bool = False,
+    recreate_discontinued: bool = False,
 ) -> Outcome[Instance]:
     """Make an instance named ``spec.name`` (or with ``instance_id``) match ``spec``, all within ``wait_timeout``.
 
     A replaced instance goes with what was made for it; ``keep_os_volume`` keeps its OS volume (where separate).
+    A spot instance the provider discontinued is left as it is (its status says so) unless
+    ``recreate_discontinued``: then its remains are deleted and it is created again (no force_replace needed:
+    nothing runs there any more).
 
     The name lock covers the lookup and the create call, not the boot: a concurrent run for the same name
     waits for the create, then finds the new instance and waits for it to boot instead of creating another.
@@ -347,7 +362,10 @@ def ensure_instance(
     with time_limit(cloud, wait_timeout):
         with _creating(cloud, "instance", spec.name, enabled=not check_mode, timeout=wait_timeout):
             current = find_instance(cloud, name=spec.name, instance_id=instance_id)
-            plan = plan_for_instance(cloud, spec, current, predict=check_mode)
+            plan = plan_for_instance(
+                cloud, spec, current, predict=check_mode, recreate_discontinued=recreate_discontinued
+            )
+            discontinued = current is not None and current.status is Status.DISCONTINUED
             if plan.action in (Action.CREATE, Action.REPLACE) or "instance_type" in plan.update_fields:
                 validate_instance_catalogue(cloud, spec)  # catalogue reads only: a bad name never reaches the API
             if plan.action in (Action.CREATE, Action.REPLACE) or "volumes" in plan.update_fields:
@@ -360,7 +378,7 @@ def ensure_instance(
                 current,
                 plan,
                 check_mode=check_mode,
-                force_replace=force_replace,
+                force_replace=force_replace or (recreate_discontinued and discontinued),
                 update=lambda have: apply_instance_updates(cloud, have, plan),
                 delete=lambda have: _delete_instance(
                     cloud, have.id, wait=True, timeout=left(), keep_os_volume=keep_os_volume
@@ -410,7 +428,7 @@ def ensure_instance_absent(
 
 def ensure_instance_power(
     cloud: Provider,
-    state: PowerState,
+    state: PowerState | Literal["hibernated"],
     *,
     name: str | None = None,
     instance_id: str | None = None,
@@ -420,6 +438,10 @@ def ensure_instance_power(
     wait_for_ssh: bool = False,
 ) -> Outcome[Instance]:
     """Start, stop or restart an existing instance. A provider without a reboot call is stopped then started."""
+    if state == "hibernated":
+        # Documented by no provider's captured API docs (see docs/providers/datacrunch.md): always refused.
+        cloud.require(Capability.INSTANCE_HIBERNATE, "use state=stopped")
+        raise errors.Unsupported(cloud.name, Capability.INSTANCE_HIBERNATE.value, "use state=stopped")
     cloud.require(Capability.INSTANCE_START_STOP)
     if state == "stopped_disassociated":
         cloud.require(
@@ -444,6 +466,13 @@ def _ensure_power(
         raise errors.NotFound(
             f"no {cloud.name} instance {instance_id or name!r} to {_POWER_ACTIONS[state].replace('_', ' ')}",
             provider=cloud.name,
+        )
+    if current.status is Status.DISCONTINUED:
+        raise errors.Conflict(
+            f"{cloud.name} discontinued spot instance {current.name!r} ({current.id}); it cannot be powered on "
+            "again: recreate it with state=present and recreate_discontinued=true, or delete it with state=absent",
+            provider=cloud.name,
+            code="discontinued",
         )
     if state == "started" and current.status in (Status.RUNNING, Status.PENDING):
         return _unchanged(current)

@@ -22,6 +22,9 @@ class Status(StrEnum):
     STOPPED = "stopped"
     DELETING = "deleting"
     DELETED = "deleted"
+    # A spot instance the provider took back: it no longer runs and never will again, but its record (and the
+    # volumes kept per its discontinue policy) stay in the account until deleted.
+    DISCONTINUED = "discontinued"
     ERROR = "error"
     UNKNOWN = "unknown"
 
@@ -78,6 +81,8 @@ class Instance(_Model):
     volume_ids: tuple[str, ...] = ()
     tags: dict[str, str] = Field(default_factory=dict)
     price_per_hour: float | None = None
+    # A spot (interruptible, cheaper) instance: the provider may discontinue it at any time.
+    spot: bool = False
     created_at: datetime | None = None
     raw: dict[str, Any] = Field(default_factory=dict, repr=False)
 
@@ -129,6 +134,8 @@ class Offer(_Model):
     vcpus: int | None = None
     memory_gb: float | None = None
     price_per_hour: float | None = None
+    # The price of the same machine as a spot instance, where the provider sells spot (None: no spot offer).
+    spot_price_per_hour: float | None = None
     locations: tuple[LocationAvailability, ...] = ()
 
     @property
@@ -170,6 +177,13 @@ class InstanceSpec(_Model):
     purge_tags: bool = True
     startup_script: str | None = None
     password: str | None = Field(default=None, repr=False)
+    # Create-only choices: a different value means a new instance. spot None: not managed (a create makes an
+    # on-demand instance; an existing instance is not compared).
+    spot: bool | None = None
+    # What happens to the OS volume when the provider discontinues the spot instance (provider's own words).
+    on_spot_discontinue: str | None = None
+    # None: the provider's default OS disk size.
+    os_disk_size_gb: WholeNumber | None = Field(default=None, gt=0)
 
 
 class VolumeSpec(_Model):

@@ -57,7 +57,6 @@ def instance_facts(instance: Any, location_names: Mapping[str, str] | None = Non
     if hasattr(instance, "model_dump"):
         facts = _model_facts(instance)
     else:
-<<<<<<< HEAD
         facts = {key: instance.get(key) for key in _fact_keys()}
         for key in _INTEGERS:
             if isinstance(facts[key], float):
@@ -69,25 +68,9 @@ def instance_facts(instance: Any, location_names: Mapping[str, str] | None = Non
     facts["ssh_key_ids"] = list(facts["ssh_key_ids"] or ())
     facts["volume_ids"] = list(facts["volume_ids"] or ())
     facts["tags"] = dict(facts["tags"] or {})
-=======
-        given = instance
-    facts: dict[str, Any] = {}
-    for key in instance_fields():
-        value = given.get(key)
-        if key in _INTEGERS and isinstance(value, float):
-            value = int(value)
-        facts[key] = value
-        if key == "location":
-            facts["location_name"] = (location_names or {}).get(value, value) if value else None
-    facts["gpu_model"] = normalise_gpu_model(facts.get("gpu_model"))
-    facts["gpu_count"] = int(facts.get("gpu_count") or 0)
-    for key in ("ssh_key_ids", "volume_ids"):
-        facts[key] = list(facts.get(key) or ())
-    facts["tags"] = dict(facts.get("tags") or {})
     # Pulumi state written before instances had a kind holds only VMs.
     facts["kind"] = facts.get("kind") or "vm"
     facts["compute_released"] = bool(facts.get("compute_released"))
->>>>>>> h-baremetal
     return facts
 
 

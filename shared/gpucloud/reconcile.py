@@ -13,7 +13,7 @@ from typing import Any
 
 from gpucloud import errors
 from gpucloud.capabilities import Capability
-from gpucloud.models import Instance, InstanceSpec, SshKey, SshKeySpec, Volume, VolumeSpec
+from gpucloud.models import Instance, InstanceSpec, SshKey, SshKeySpec, Status, Volume, VolumeSpec
 from gpucloud.validation import public_key_identity
 
 
@@ -74,13 +74,19 @@ def plan_instance(
     desired_instance_type: str | None = None,
     desired_ssh_key_ids: list[str] | None = None,
     volume_attachments: tuple[list[str], list[str]] | None = None,
+    current_os_disk_gb: int | None = None,
+    recreate_discontinued: bool = False,
 ) -> Plan:
     """``desired_instance_type``/``desired_ssh_key_ids`` are the spec's values as the provider spells them;
-    ``volume_attachments`` is (the spec's volumes already attached, all of them) where volumes attach in place."""
+    ``volume_attachments`` is (the spec's volumes already attached, all of them) where volumes attach in place;
+    ``current_os_disk_gb`` the OS disk's size where known. A discontinued spot instance is replaced only when
+    ``recreate_discontinued`` says so (otherwise it is reported as it is)."""
     if current is None:
         return Plan(Action.CREATE)
     updates: list[Change] = []
-    replacements: list[Change] = []
+    replacements: list[Change] = _create_only_changes(desired, current, current_os_disk_gb)
+    if recreate_discontinued and current.status is Status.DISCONTINUED:
+        replacements.append(Change("status", current.status.value, Status.RUNNING.value))
     immutable = {
         "kind": (current.kind, desired.kind),
         "location": (current.location, desired.location),
@@ -109,6 +115,16 @@ def plan_instance(
         # Only attaches: volumes attached by other means (an OS volume, a volume's attach_to) are left alone.
         updates.append(Change("volumes", sorted(volume_attachments[0]), sorted(volume_attachments[1])))
     return _decide(updates, replacements)
+
+
+def _create_only_changes(desired: InstanceSpec, current: Instance, current_os_disk_gb: int | None) -> list[Change]:
+    """Choices made at create that no API changes later: spot or on-demand, the OS disk size."""
+    changes = []
+    if desired.spot is not None and desired.spot != current.spot:
+        changes.append(Change("spot", current.spot, desired.spot))
+    if _differs(current_os_disk_gb, desired.os_disk_size_gb):
+        changes.append(Change("os_disk_size_gb", current_os_disk_gb, desired.os_disk_size_gb))
+    return changes
 
 
 def _wanted_tags(desired: InstanceSpec, current: Instance) -> dict[str, str] | None:

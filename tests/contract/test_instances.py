@@ -69,6 +69,8 @@ OPTION_NEEDS = {
     Capability.INSTANCE_STARTUP_SCRIPT: {"startup_script": "echo hi"},
     Capability.INSTANCE_PASSWORD: {"password": "long-enough-password"},
     Capability.INSTANCE_VOLUMES_AT_CREATE: {"volumes": ("data",)},
+    Capability.INSTANCE_SPOT: {"spot": True},
+    Capability.INSTANCE_OS_DISK_SIZE: {"os_disk_size_gb": 80},
 }
 UNSUPPORTED_OPTIONS = [(p, c) for c in OPTION_NEEDS for p in providers_without(c)]
 

@@ -19,6 +19,7 @@ import gpucloud
 from gpucloud.capabilities import Capability
 from gpucloud.emulator import EmulatorServer
 from gpucloud.emulator.client import client_env
+from gpucloud.providers import provider_class
 from pulumi_gpucloud import ansible, get_images, get_instance, get_locations, get_offers
 
 from ..ansible.conftest import base_env
@@ -146,6 +147,10 @@ def test_get_offers(in_process_env: None, provider: str) -> None:
     cheap = get_offers(provider, min_gpus=0, max_price_per_hour=prices[0])
     assert cheap and all((o.price_per_hour or 0) <= prices[0] for o in cheap)
     assert get_offers(provider, min_gpus=10_000) == []
+    spot = [o.spot_price_per_hour for o in offers if o.spot_price_per_hour is not None]
+    # Spot prices next to the on-demand ones where the provider sells spot instances, and only there.
+    assert bool(spot) == (Capability.INSTANCE_SPOT in provider_class(provider).capabilities)
+    assert all(o.spot_price_per_hour < (o.price_per_hour or 0) for o in offers if o.spot_price_per_hour is not None)
 
 
 @pytest.mark.parametrize("provider", providers_with(Capability.IMAGES, Capability.LOCATIONS))

@@ -47,6 +47,14 @@ def build_app(world: World) -> FastAPI:
         app.include_router(spec.router, prefix=spec.prefix)
     app.include_router(open_control, prefix=CONTROL_PREFIX, tags=["emulator control"])
     app.include_router(control, prefix=CONTROL_PREFIX, tags=["emulator control"])
+    for spec in PROVIDERS:
+        if spec.control is not None:  # this provider's own emulator controls (e.g. discontinue a spot instance)
+            app.include_router(
+                spec.control,
+                prefix=f"{CONTROL_PREFIX}/{spec.name}",
+                dependencies=[Depends(require_control_token)],
+                tags=["emulator control"],
+            )
     app.add_exception_handler(ProviderError, _on_provider_error)
     app.add_exception_handler(RequestValidationError, _on_validation_error)
     app.add_exception_handler(StarletteHTTPException, _on_http_error)

@@ -61,6 +61,8 @@ class ProviderSpec:
     seed: Seeder | None = None
     # Everything the account holds that the provider bills or keeps (see :func:`ledger_item`); hold no lock.
     ledger: Callable[[World], list[JSONDict]] | None = None
+    # Controls of this provider's own (served under /_emulator/<name>, control token required); None: none.
+    control: APIRouter | None = None
 
     def owns(self, path: str) -> bool:
         return path == self.prefix or path.startswith(self.prefix + "/")

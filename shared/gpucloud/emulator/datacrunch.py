@@ -34,6 +34,13 @@ Choices where the docs are silent:
   dynamic_price_per_hour, currency}]}``, one record per day, newest first) follow the Go SDK [ext].
   Prices here never change, so every record repeats today's price. It is declared before
   ``/instance-types/{instance_type}`` so that route does not shadow it.
+- Spot: ``is_spot`` instances bill the type's ``spot_price``. The control API call
+  ``POST /_emulator/datacrunch/discontinue {"instance_id"}`` does what the real cloud does when it takes a spot
+  instance back: status ``discontinued`` (sshd stops, billing stops), each volume created with it handled per its
+  ``on_spot_discontinue`` (``keep_detached``, the default here, detaches and keeps it; ``move_to_trash`` and
+  ``delete_permanently`` delete it), existing volumes detached. The record stays listed until a ``delete``.
+- Availability: ``GET /instance-availability[/{type}]`` answers from the world's capacity switches
+  (``POST /_emulator/capacity``); ``isSpot`` is accepted, and spot and on-demand stock are the same switches.
 - SSH keys of an instance are resolved when it is created (later key deletions do not lock anyone out,
   as with cloud-init on the real service); its sshd listens on ``<ip>:<settings.ssh_port>``.
 """
@@ -771,10 +778,13 @@ _VOLUME_ACTIONS: dict[str, Callable[[World, list[str], VolumeAction], Response]]
 
 
 # ------------------------------------------------------------------------------------------ instances (store)
+OnSpotDiscontinue = Literal["keep_detached", "move_to_trash", "delete_permanently"]
+
+
 class OsVolumeSpec(BaseModel):
     name: str = Field(min_length=1)
     size: int = Field(ge=1)
-    on_spot_discontinue: str | None = None
+    on_spot_discontinue: OnSpotDiscontinue | None = None
 
 
 class NewVolumeSpec(BaseModel):
@@ -782,7 +792,7 @@ class NewVolumeSpec(BaseModel):
     size: int = Field(ge=1)
     type: str = "NVMe"
     location_code: str | None = None
-    on_spot_discontinue: str | None = None
+    on_spot_discontinue: OnSpotDiscontinue | None = None
 
 
 class InstanceCreate(BaseModel):
@@ -885,9 +895,13 @@ def _create_volumes(world: World, body: InstanceCreate, instance: JSONDict, os_v
         os_volume = _new_volume(world, spec.name, spec.size, "NVMe", body.location_code, is_os=True)
     private = world.private(NAME, instance["id"])
     private["os_volume"] = os_volume["id"]
+    # What each volume made with the instance does if the spot instance is discontinued (default: kept).
+    policies = private.setdefault("on_spot_discontinue", {})
+    policies[os_volume["id"]] = (body.os_volume and body.os_volume.on_spot_discontinue) or "keep_detached"
     _attach(world, os_volume, instance, status="creating")
     for spec_v in body.volumes:
         vol = _new_volume(world, spec_v.name, spec_v.size, spec_v.type, spec_v.location_code or body.location_code)
+        policies[vol["id"]] = spec_v.on_spot_discontinue or "keep_detached"
         _attach(world, vol, instance, status="creating")
     for vol_id in body.existing_volumes:
         _attach(world, _volumes(world)[vol_id], instance, status="creating")
@@ -988,6 +1002,26 @@ def _act_delete(world: World, instance: JSONDict, body: InstanceAction) -> None:
     )
 
 
+def discontinue_spot(world: World, inst_id: str) -> JSONDict:
+    """The cloud takes a spot instance back (control API): see the module docstring."""
+    with world.lock:
+        instance = _instances(world).get(inst_id)
+        if instance is None:
+            raise _not_found("Instance", inst_id)
+        if not instance["is_spot"] or instance["status"] in ("deleting", "discontinued"):
+            raise _bad(f"Instance {inst_id} is not a live spot instance ({instance['status']})")
+        policies = world.private(NAME, inst_id).get("on_spot_discontinue", {})
+        for volume in [v for v in _volumes(world).values() if v["instance_id"] == inst_id]:
+            policy = policies.get(volume["id"], "keep_detached")
+            if policy == "keep_detached":
+                _detach(world, volume)
+            else:
+                _delete_volume(world, volume, permanent=policy == "delete_permanently")
+        instance.update(status="discontinued", ip=None)
+        world.run_steps(NAME, inst_id, [Step(at=0, ssh="down", apply=lambda: None)])
+        return instance
+
+
 _ANY_LIVE = (
     "ordered",
     "provisioning",
@@ -1005,7 +1039,7 @@ _INSTANCE_ACTIONS: dict[str, tuple[tuple[str, ...], Callable[[World, JSONDict, I
     "force_shutdown": (("ordered", "provisioning", "running", "error"), _act_force_shutdown),
     "hibernate": (("running", "offline"), _act_hibernate),
     "restore": (("hibernating",), _act_restore),
-    "delete": (_ANY_LIVE, _act_delete),
+    "delete": ((*_ANY_LIVE, "discontinued"), _act_delete),  # a discontinued one's record goes only this way
     "discontinue": (_ANY_LIVE, _act_delete),
 }
 
@@ -1113,6 +1147,19 @@ def seed_instances(world: World, count: int, first: int) -> None:
         world.private(NAME, inst_id)["ssh"] = SshSpec(ip=ip, port=world.settings.ssh_port, authorized_keys=())
 
 
+class DiscontinueBody(BaseModel):
+    instance_id: str
+
+
+# Mounted by the app under the control API prefix (its token required): what the cloud does on its own.
+control = APIRouter()
+
+
+@control.post("/discontinue")
+def control_discontinue(body: DiscontinueBody, world: WorldDep) -> JSONDict:
+    return discontinue_spot(world, body.instance_id)
+
+
 # Routes are copied when a router is included, so this must come after every route above.
 router = APIRouter()
 router.include_router(token_router, tags=["datacrunch: authentication"])
@@ -1126,7 +1173,12 @@ def ledger(world: World) -> list[JSONDict]:
     in trash (kept, not billed here: the docs name no trash price), startup scripts and SSH keys."""
     with world.lock:
         instances = _instances(world).values()
-        items = [ledger_item("instance", i["id"], i["hostname"], i["price_per_hour"]) for i in instances]
+        items = [
+            ledger_item("instance", i["id"], i["hostname"], i["price_per_hour"])
+            if i["status"] != "discontinued"
+            else ledger_item("instance (discontinued)", i["id"], i["hostname"], None, billed=False)
+            for i in instances
+        ]
         for volume in _volumes(world).values():
             kind = "os_volume" if volume["is_os_volume"] else "volume"
             if volume["status"] != "deleted":
@@ -1151,4 +1203,5 @@ SPEC = ProviderSpec(
     is_create_request=lambda method, path: method == "POST" and path.rstrip("/") in _CREATE_PATHS,
     seed=seed_instances,
     ledger=ledger,
+    control=control,
 )

@@ -63,6 +63,10 @@ OPTION_COLUMNS: tuple[tuple[str, Capability], ...] = (
     ("volume types", Capability.VOLUME_TYPES),
     ("bare metal", Capability.INSTANCE_BARE_METAL),
     ("stop, storage-only billing", Capability.INSTANCE_STOP_RELEASED),
+    ("spot", Capability.INSTANCE_SPOT),
+    ("OS disk size", Capability.INSTANCE_OS_DISK_SIZE),
+    ("stock check before create", Capability.INSTANCE_AVAILABILITY_CHECK),
+    ("hibernate", Capability.INSTANCE_HIBERNATE),
 )
 
 

@@ -130,7 +130,7 @@ class Provider(ABC):
     # None: any. Checked before any write, in check mode too, so a plan never promises what the API refuses.
     volume_attach_statuses: ClassVar[frozenset[Status] | None] = None
     # Statuses after which an instance will never come back to life by waiting.
-    terminal_statuses: ClassVar[frozenset[Status]] = frozenset({Status.ERROR, Status.DELETED})
+    terminal_statuses: ClassVar[frozenset[Status]] = frozenset({Status.ERROR, Status.DELETED, Status.DISCONTINUED})
     # The shape of the provider's ids per kind: an id given by a user is checked against it before any request
     # (a kind without a shape only gets the generic check: no path or query characters).
     id_shapes: ClassVar[Mapping[IdKind, IdShape]] = {}
@@ -271,6 +271,16 @@ class Provider(ABC):
             self.require(Capability.INSTANCE_LOCATION_CHOICE, "remove 'location'; the provider places it")
         if spec.volumes:
             self.require(Capability.INSTANCE_VOLUMES_AT_CREATE, "attach volumes after create")
+        if spec.spot:
+            self.require(Capability.INSTANCE_SPOT, "remove 'spot' (this provider sells on-demand instances only)")
+        if spec.on_spot_discontinue is not None and not spec.spot:
+            raise errors.ValidationError(
+                "on_spot_discontinue applies to spot instances only; set spot: true or remove it",
+                field="on_spot_discontinue",
+                provider=self.name,
+            )
+        if spec.os_disk_size_gb is not None:
+            self.require(Capability.INSTANCE_OS_DISK_SIZE, "remove 'os_disk_size_gb'; the image decides the disk")
         for index, key in enumerate(spec.ssh_keys):
             if looks_like_public_key(key):
                 validate_public_key(key, field=f"ssh_keys[{index}]")
@@ -344,6 +354,9 @@ class Provider(ABC):
     def reboots(self, instance: Instance) -> bool:
         """Whether ``instance`` has a reboot call (else a restart is a stop then a start)."""
         return self.supports(Capability.INSTANCE_REBOOT)
+    def os_disk_size_gb(self, instance: Instance) -> int | None:
+        """The size of ``instance``'s OS disk where it can be chosen at create (one more read); None: unknown."""
+        return None
 
     def reboot_instance(self, instance_id: str) -> None:
         self.require(Capability.INSTANCE_REBOOT, "use state=stopped then state=started")

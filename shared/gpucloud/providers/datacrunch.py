@@ -4,6 +4,13 @@ Wire facts follow the official Python SDK ``verda``: create endpoints answer wit
 ``GET /sshkeys/{id}`` answers a one-element list, actions are ``PUT /instances`` / ``PUT /volumes`` bodies.
 The API reports no SSH port, so the port comes from configuration (default 22) and the user from
 ``ssh_user`` (default ``root``, which DataCrunch images use).
+
+Spot instances: ``is_spot`` at create, and the OS volume's ``on_spot_discontinue`` (``keep_detached``,
+``move_to_trash`` or ``delete_permanently``); a discontinued one keeps answering with status ``discontinued``
+until deleted. Before a create, ``GET /instance-availability/{type}`` says whether the type is in stock at the
+location (a bare boolean); when it is not, the create fails fast naming the locations that have it.
+Hibernate/restore are not offered: the captured API doc lists no action names, and the official SDK marks
+``hibernate`` deprecated.
 """
 
 from __future__ import annotations
@@ -52,7 +59,7 @@ _STATUS = {
     "offline": Status.STOPPED,
     "hibernating": Status.STOPPED,
     "deleting": Status.DELETING,
-    "discontinued": Status.DELETED,
+    "discontinued": Status.DISCONTINUED,
     "deleted": Status.DELETED,
     "notfound": Status.DELETED,
     "error": Status.ERROR,
@@ -71,6 +78,8 @@ _ERROR_CODES: dict[str, type[errors.GpuCloudError]] = {
 }
 
 DEFAULT_VOLUME_TYPE = "NVMe"
+# What the OS volume of a spot instance does when DataCrunch discontinues the instance (SDK constants).
+ON_SPOT_DISCONTINUE = ("keep_detached", "move_to_trash", "delete_permanently")
 R = TypeVar("R")
 
 
@@ -89,6 +98,7 @@ class _Instance(Wire):
     location: Text = None
     image: Text = None
     os_volume_id: Text = None
+    is_spot: bool | None = None
     volume_ids: list[StrictStr] | None = None
     ssh_key_ids: list[StrictStr] | None = None
     gpu: _Gpu | None = None
@@ -179,6 +189,9 @@ class DataCrunch(Provider):
             C.INSTANCE_LOCATION_CHOICE,
             C.INSTANCE_STARTUP_SCRIPT,
             C.INSTANCE_VOLUMES_AT_CREATE,
+            C.INSTANCE_SPOT,
+            C.INSTANCE_OS_DISK_SIZE,
+            C.INSTANCE_AVAILABILITY_CHECK,
             C.VOLUMES,
             C.VOLUME_CREATE,
             C.VOLUME_DELETE,
@@ -238,6 +251,7 @@ class DataCrunch(Provider):
             ssh_key_ids=tuple(data.get("ssh_key_ids") or ()),
             volume_ids=tuple(volume_ids),
             price_per_hour=as_float(data.get("price_per_hour")),
+            spot=bool(data.get("is_spot")),
             created_at=data.get("created_at"),
             raw=data,
         )
@@ -269,8 +283,22 @@ class DataCrunch(Provider):
                 "`gpucloud images --provider datacrunch` or the gpucloud.cloud.image_info module lists them)",
                 field="image",
             )
+        if spec.on_spot_discontinue is not None and spec.on_spot_discontinue not in ON_SPOT_DISCONTINUE:
+            raise errors.ValidationError(
+                f"on_spot_discontinue {spec.on_spot_discontinue!r} is not a datacrunch choice; use one of "
+                f"{', '.join(ON_SPOT_DISCONTINUE)}",
+                field="on_spot_discontinue",
+                provider=self.name,
+            )
+        if spec.on_spot_discontinue is not None and spec.os_disk_size_gb is None:
+            raise errors.ValidationError(
+                "on_spot_discontinue needs os_disk_size_gb: datacrunch takes both in one os_volume description",
+                field="os_disk_size_gb",
+                provider=self.name,
+            )
 
     def _create_instance(self, spec: InstanceSpec) -> CreatedInstance:
+        self._check_availability(spec)
         key_ids, _ = self.resolve_ssh_keys(spec.ssh_keys)
         payload = {
             "instance_type": spec.instance_type,
@@ -280,14 +308,54 @@ class DataCrunch(Provider):
             "hostname": spec.name,
             "description": spec.name,
             "location_code": spec.location,
-            "os_volume": None,
+            "os_volume": _os_volume(spec),
             "volumes": [],
             "existing_volumes": [self._volume_id(ref) for ref in spec.volumes],
-            "is_spot": False,
+            "is_spot": bool(spec.spot),
             "coupon": None,
         }
         response = self.transport.request("POST", "instances", json=payload)
         return CreatedInstance(instance=self._created(response, self._get_instance))
+
+    def _check_availability(self, spec: InstanceSpec) -> None:
+        """Fail fast, before the order, where the type is out of stock at the location (spot stock is its own)."""
+        location = str(spec.location)
+        spot = "true" if spec.spot else "false"
+        path = url_path("instance-availability/{instance_type}", instance_type=spec.instance_type)
+        try:
+            if self._get(path, bool, params={"isSpot": spot, "location_code": location}):
+                return
+        except errors.NotFound:  # the API knows no such type
+            raise errors.ValidationError(
+                f"instance_type {spec.instance_type!r} is not a datacrunch instance type; "
+                "`gpucloud offers --provider datacrunch` lists them",
+                field="instance_type",
+                provider=self.name,
+            ) from None
+        stock = self._get("instance-availability", list[_Availability], params={"isSpot": spot})
+        elsewhere = sorted(
+            str(loc["location_code"])
+            for loc in stock
+            if spec.instance_type in loc.get("availabilities", []) and loc["location_code"] != location
+        )
+        kind = "spot " if spec.spot else ""
+        where = f"in stock at {', '.join(elsewhere)}" if elsewhere else "in stock nowhere right now; try again later"
+        raise errors.NoCapacity(
+            f"datacrunch: no {kind}{spec.instance_type} in stock at {location} (nothing was ordered); it is {where}",
+            provider=self.name,
+            code="no_capacity",
+            details={"instance_type": spec.instance_type, "location": location, "alternatives": elsewhere},
+        )
+
+    def os_disk_size_gb(self, instance: Instance) -> int | None:
+        os_volume_id = instance.raw.get("os_volume_id") or self._get_instance(instance.id).raw.get("os_volume_id")
+        if not os_volume_id:  # not booted yet: the OS volume is only listed under its instance
+            owned = [v for v in self._list_volumes() if v.raw.get("is_os_volume") and instance.id in v.attached_to]
+            return owned[0].size_gb if owned else None
+        try:
+            return self._get_volume(str(os_volume_id)).size_gb
+        except errors.NotFound:  # deleted with its discontinued spot instance: no disk left to compare
+            return None
 
     def _created(self, response: httpx.Response, fetch: Callable[[str], R]) -> R:
         """The resource a create answered the id of. An id that names nothing was no real answer: malformed,
@@ -326,11 +394,13 @@ class DataCrunch(Provider):
         """The OS volume outlives its instance (billed, detached) unless named in ``volume_ids``; our
         ``gpucloud-<name>`` startup script stays in the account unless deleted too."""
         instance = self._get_instance(instance_id)  # a clean NotFound for ids that are already gone
-        # Listed, not read from os_volume_id: that stays null until the instance has booted.
+        # Listed, not only read from os_volume_id: that stays null until the instance has booted. A discontinued
+        # spot instance's OS volume is detached (kept_detached) but still named by its os_volume_id.
+        os_volume_id = instance.raw.get("os_volume_id")
         os_volumes = [
             str(v["id"])
             for v in self._get("volumes", list[_Volume])
-            if v.get("is_os_volume") and str(v.get("instance_id")) == instance_id
+            if v.get("is_os_volume") and (str(v.get("instance_id")) == instance_id or v["id"] == os_volume_id)
         ]
         if keep_os_volume or not os_volumes:
             self._action(instance_id, "delete")
@@ -472,6 +542,7 @@ class DataCrunch(Provider):
                     vcpus=(item.get("cpu") or {}).get("number_of_cores"),
                     memory_gb=(item.get("memory") or {}).get("size_in_gigabytes"),
                     price_per_hour=as_float(item.get("price_per_hour")),
+                    spot_price_per_hour=as_float(item.get("spot_price")),
                     locations=locations,
                 )
             )
@@ -494,6 +565,16 @@ class DataCrunch(Provider):
             )
             for d in self._get("locations", list[_Location])
         ]
+
+
+def _os_volume(spec: InstanceSpec) -> dict[str, Any] | None:
+    """The create body's ``os_volume``: null leaves the OS disk to DataCrunch's defaults."""
+    if spec.os_disk_size_gb is None:
+        return None
+    volume: dict[str, Any] = {"name": f"OS-{spec.name}", "size": spec.os_disk_size_gb}
+    if spec.on_spot_discontinue is not None:
+        volume["on_spot_discontinue"] = spec.on_spot_discontinue
+    return volume
 
 
 PROVIDER = DataCrunch

@@ -96,6 +96,31 @@ options:
   password:
     description: Root password to set at create, where the provider supports it.
     type: str
+  spot:
+    description:
+      - Create a spot instance (cheaper, but the provider may discontinue it at any time), where the provider
+        sells them (DataCrunch). M(gpucloud.cloud.offer_info) shows the spot price next to the on-demand one.
+      - Chosen at create only; a different value replaces the instance (needs O(force_replace)). Not given, a create
+        makes an on-demand instance and an existing instance is left as it is.
+    type: bool
+  on_spot_discontinue:
+    description:
+      - What happens to the OS volume when the provider discontinues the spot instance, in the provider's words
+        (DataCrunch C(keep_detached), C(move_to_trash) or C(delete_permanently)). Needs O(spot=true) and
+        O(os_disk_size_gb). Not given, the provider's default applies.
+    type: str
+  os_disk_size_gb:
+    description:
+      - Size of the OS disk in GB at create, where the provider lets you choose it (DataCrunch). Not given, the
+        provider's default size.
+      - Chosen at create only; a different size replaces the instance (needs O(force_replace)).
+    type: int
+  recreate_discontinued:
+    description:
+      - With O(state=present), a spot instance the provider discontinued (status C(discontinued)) is deleted with
+        what was made for it and created again. By default it is reported as it is, with a warning.
+    type: bool
+    default: false
   state:
     description:
       - V(present) creates or updates; V(started), V(stopped) and V(restarted) change power of an existing
@@ -103,9 +128,11 @@ options:
       - V(stopped_disassociated) stops a Voltage Park VM and releases its compute, so only its storage is billed
         until it is started again (which needs free capacity). A plain V(stopped) VM is billed as a running
         one. Other providers and bare-metal rentals refuse it before changing anything.
+      - V(hibernated) is refused on every provider (no provider's captured API documents hibernate/restore); use
+        V(stopped).
     type: str
     default: present
-    choices: [present, absent, started, stopped, restarted, stopped_disassociated]
+    choices: [present, absent, started, stopped, restarted, stopped_disassociated, hibernated]
   wait:
     description: Wait until the instance is running (or stopped / gone).
     type: bool
@@ -200,6 +227,18 @@ EXAMPLES = r"""
     instance_type: 1V100.6V
     image: ubuntu-24.04-cuda-12.8-open-docker
     location: FIN-01
+
+- name: A spot instance (cheaper, may be discontinued) with a 100 GB OS disk, recreated if it was discontinued
+  gpucloud.cloud.instance:
+    provider: datacrunch
+    name: spot-trainer
+    instance_type: 1V100.6V
+    image: ubuntu-24.04-cuda-12.8-open-docker
+    location: FIN-01
+    spot: true
+    os_disk_size_gb: 100
+    on_spot_discontinue: keep_detached
+    recreate_discontinued: true
 """
 
 RETURN = r"""
@@ -212,8 +251,8 @@ instance:
     id: {description: Provider id., type: str, returned: success}
     provider: {description: Provider name., type: str, returned: success}
     name: {description: Instance name., type: str, returned: success}
-    status: {description: "Normalised status: pending, running, stopping, stopped, deleting, deleted, error, unknown.",
-             type: str, returned: success}
+    status: {description: "Normalised status: pending, running, stopping, stopped, deleting, deleted, discontinued (a
+             spot instance the provider took back), error, unknown.", type: str, returned: success}
     raw_status: {description: The provider's own status word., type: str, returned: success}
     kind: {description: "V(vm) or V(bare_metal).", type: str, returned: success}
     compute_released: {description: "Stopped with its compute released, billed for storage only
@@ -231,6 +270,7 @@ instance:
     volume_ids: {description: Attached volume ids., type: list, elements: str, returned: success}
     tags: {description: Tags., type: dict, returned: success}
     price_per_hour: {description: Price per hour., type: float, returned: success}
+    spot: {description: Whether it is a spot instance., type: bool, returned: success}
     created_at: {description: Creation time., type: str, returned: success}
 instances:
   description:
@@ -310,6 +350,7 @@ class Instance(GpuCloudModule):
         "stopped": "power",
         "restarted": "power",
         "stopped_disassociated": "power",
+        "hibernated": "power",
     }
 
     def validate(self):
@@ -331,6 +372,8 @@ class Instance(GpuCloudModule):
                 self.option_error("tags", f"value of {key!r} must be a string, got {type(value).__name__}")
         if p["startup_script"] is not None and not p["startup_script"].strip():
             self.option_error("startup_script", "must not be empty")
+        if p["os_disk_size_gb"] is not None and p["os_disk_size_gb"] <= 0:
+            self.option_error("os_disk_size_gb", "must be a positive number of GB, got {}".format(p["os_disk_size_gb"]))
 
     def build_spec(self):
         p = self.params
@@ -347,6 +390,9 @@ class Instance(GpuCloudModule):
             purge_tags=p["purge_tags"],
             startup_script=p["startup_script"],
             password=p["password"],
+            spot=p["spot"],
+            on_spot_discontinue=p["on_spot_discontinue"],
+            os_disk_size_gb=p["os_disk_size_gb"],
         )
 
     def _waits(self):
@@ -363,6 +409,7 @@ class Instance(GpuCloudModule):
             image=spec.image,
             location=spec.location,
             tags=dict(spec.tags or {}),
+            spot=bool(spec.spot),
         )
         return data
 
@@ -389,9 +436,15 @@ class Instance(GpuCloudModule):
             force_replace=self.params["force_replace"],
             instance_id=self.params["id"],
             keep_os_volume=self.params["keep_os_volume"],
+            recreate_discontinued=self.params["recreate_discontinued"],
             **self._waits(),
         )
         self.set_outcome(outcome, shape=instance_result, predicted=self.predicted(spec))
+        if outcome.after is not None and str(outcome.after.status) == "discontinued":
+            self.module.warn(
+                f"instance {spec.name!r} is a spot instance the provider discontinued; set "
+                "recreate_discontinued: true to create it again, or state: absent to delete what is left of it"
+            )
         if outcome.secrets:
             self.result["instance_secrets"] = self.keep_secrets({spec.name: outcome.secrets})[spec.name]
 
@@ -496,10 +549,14 @@ def main():
             purge_tags=dict(type="bool", default=True),
             startup_script=dict(type="str", aliases=["cloud_init", "user_data"]),
             password=dict(type="str", no_log=True),
+            spot=dict(type="bool"),
+            on_spot_discontinue=dict(type="str"),
+            os_disk_size_gb=dict(type="int"),
+            recreate_discontinued=dict(type="bool", default=False),
             state=dict(
                 type="str",
                 default="present",
-                choices=["present", "absent", "started", "stopped", "restarted", "stopped_disassociated"],
+                choices=["present", "absent", "started", "stopped", "restarted", "stopped_disassociated", "hibernated"],
             ),
             wait=dict(type="bool", default=True),
             wait_timeout=dict(type="int", default=600),

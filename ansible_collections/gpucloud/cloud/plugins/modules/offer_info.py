@@ -73,7 +73,12 @@ offers:
     gpu_count: {description: Number of GPUs., type: int, returned: success}
     vcpus: {description: vCPUs., type: int, returned: success}
     memory_gb: {description: Memory in GB., type: float, returned: success}
-    price_per_hour: {description: Price per hour., type: float, returned: success}
+    price_per_hour: {description: Price per hour (on demand)., type: float, returned: success}
+    spot_price_per_hour:
+      description: Price per hour as a spot instance (option C(spot) of M(gpucloud.cloud.instance)); null where the
+        provider sells no spot instances.
+      type: float
+      returned: success
     available: {description: Whether it can be had somewhere now., type: bool, returned: success}
     available_locations: {description: Locations with capacity now., type: list, elements: str, returned: success}
     locations: {description: Every location with its availability., type: list, elements: dict, returned: success}
