@@ -19,8 +19,9 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
+import pydantic
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from gpucloud import ensure, errors
@@ -31,6 +32,7 @@ from gpucloud.models import Instance, InstanceSpec, Offer, ResourceName, Status
 from gpucloud.providers.base import Provider
 from gpucloud.reconcile import Action
 
+M = TypeVar("M", bound=BaseModel)
 # Error codes (besides NoCapacity and InsufficientFunds) that say "not here, not now" rather than "wrong request":
 # CloudNexus's failed create job (capacity_unavailable); a ComputeStacks order that ended failed, whose API gives
 # no reason (the project's event log does), is taken to be the same.
@@ -211,6 +213,8 @@ class Placement:
     attempts: tuple[Attempt, ...] = ()
     requirement: Requirement = field(default_factory=Requirement)
     note: str = ""
+    # Check mode: every candidate in the order a run would try them now.
+    ranked: tuple[Candidate, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """The record both front-ends report (Ansible result and host facts, Pulumi outputs)."""
@@ -226,10 +230,22 @@ class Placement:
             "attempts": [a.to_dict() for a in self.attempts],
             "requirement": self.requirement.as_facts(),
             "note": self.note,
+            **({"candidates": [c.to_dict() for c in self.ranked]} if self.ranked else {}),
         }
 
 
 Clouds = Mapping[str, Provider]
+
+
+def parse(model: type[M], values: Mapping[str, Any], prefix: str = "") -> M:
+    """``model`` from user input, or a ValidationError naming the first bad field and what it takes."""
+    try:
+        return model.model_validate({k: v for k, v in values.items() if v is not None})
+    except pydantic.ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or model.__name__.lower()
+        message = str(first["msg"]).removeprefix("Value error, ")
+        raise errors.ValidationError(f"{prefix}{where}: {message}", field=f"{prefix}{where}") from None
 
 
 def gather_offers(
@@ -390,6 +406,7 @@ def _replace(
             tuple(failed),
             requirement,
             note,
+            tuple(ranked),
         )
     cloud = clouds[current.provider]
     cloud.delete_instance(current.id)
@@ -415,6 +432,7 @@ def _place_new(
             tuple(failed),
             requirement,
             note,
+            tuple(ranked),
         )
     placed = _try_in_order(clouds, ranked, failed, template, run)
     return Placement(placed.outcome, placed.chosen, placed.provider, placed.attempts, requirement, placed.note)
