@@ -60,7 +60,7 @@ def test_place_fails_over_and_a_rerun_changes_nothing(
     ("args", "named"),
     [
         (("-p", "aws"), "providers"),
-        (("--gpu-count", "2"), "gpu_count needs gpu"),
+        (("--gpu-count", "2"), "gpu_count: needs gpu"),
         (("--max-price", "0"), "max_price_per_hour"),
     ],
 )

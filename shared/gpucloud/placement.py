@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Annotated, Any, TypeVar
 
 import pydantic
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from gpucloud import ensure, errors
 from gpucloud.capabilities import Capability
@@ -73,11 +73,12 @@ class Requirement(BaseModel):
     # Also the preference order among offers at the same price; empty: every provider, in PROVIDERS order.
     providers: Annotated[tuple[str, ...], AfterValidator(_providers)] = ()
 
-    @model_validator(mode="after")
-    def _count_needs_gpu(self) -> Requirement:
-        if self.gpu_count and self.gpu is None:
-            raise ValueError("gpu_count needs gpu (the model to count); set gpu: h100, for example")
-        return self
+    @field_validator("gpu_count")
+    @classmethod
+    def _count_needs_gpu(cls, value: int | None, info: ValidationInfo) -> int | None:
+        if value and info.data.get("gpu") is None:
+            raise ValueError("needs gpu (the model to count); set gpu: h100, for example")
+        return value
 
     @property
     def wanted_gpus(self) -> int | None:
