@@ -500,10 +500,13 @@ def _clean_up(cloud: Provider, name: str) -> str | None:
         return f"cleanup failed: {exc.message}"
 
 
-def connect_configured(overrides: Mapping[str, Mapping[str, Any]] | None = None) -> dict[str, Provider]:
+def connect_configured(
+    overrides: Mapping[str, Mapping[str, Any]] | None = None, connect: Callable[..., Provider] | None = None
+) -> dict[str, Provider]:
     """An adapter for every provider with credentials (``overrides`` > environment > config file): placement
-    looks for a placed instance on all of them and places on the allowed ones."""
-    from gpucloud import connect
+    looks for a placed instance on all of them and places on the allowed ones. ``connect(name, **options)``
+    makes the adapter (default :func:`gpucloud.connect`; Pulumi's provider passes its cached ones)."""
+    from gpucloud import connect as default_connect
     from gpucloud.config import load_config
 
     clouds: dict[str, Provider] = {}
@@ -511,5 +514,5 @@ def connect_configured(overrides: Mapping[str, Mapping[str, Any]] | None = None)
         options = {k: v for k, v in (overrides or {}).get(name, {}).items() if v is not None}
         config = load_config(name, options)
         if config.is_configured() and (config.base_url or name != "computestacks"):
-            clouds[name] = connect(name, **options)
+            clouds[name] = (connect or default_connect)(name, **options)
     return clouds
