@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -10,9 +12,10 @@ import pytest
 from gpucloud.emulator import EmulatorServer
 from tests import ledger
 
-from .conftest import Ansible
+from .conftest import ROOT, Ansible, ansible_binary
 from .test_modules import lookup, task
 
+EXAMPLES = ROOT / "examples" / "ansible"
 H100_VP = "1x-h100-sxm5-80gb-26vcpu-120gb"
 AUTO: dict[str, Any] = {
     "provider": "auto",
@@ -106,3 +109,24 @@ def test_bad_placement_options_fail_naming_the_option_before_any_request(
     bad = result["bad"]
     assert bad["failed"] and bad["option"] == option and words in bad["msg"], bad["msg"]
     assert not emulator.world.requests
+
+
+def test_the_example_playbook_places_reruns_unchanged_and_removes(
+    emulator: EmulatorServer, emulator_env: dict[str, str], tmp_path: Path, account: None
+) -> None:
+    def playbook(*args: str) -> subprocess.CompletedProcess[str]:
+        cmd = [ansible_binary("ansible-playbook"), "-i", "localhost,", "-c", "local", "placement.yml", *args]
+        return subprocess.run(cmd, cwd=EXAMPLES, env=emulator_env, capture_output=True, text=True, timeout=600)
+
+    checked = playbook("--check")
+    assert checked.returncode == 0 and "would try voltagepark" in checked.stdout, checked.stdout + checked.stderr
+    assert lookup(emulator, "voltagepark", "instance", "gpucloud-example-h100") is None
+    try:
+        placed = playbook()
+        assert placed.returncode == 0 and "placed on voltagepark" in placed.stdout, placed.stdout + placed.stderr
+        again = playbook()
+        assert "changed=0" in again.stdout and "kept where it is" in again.stdout, again.stdout
+    finally:
+        gone = playbook("-e", "placement_state=absent")
+    assert gone.returncode == 0, gone.stdout + gone.stderr
+    assert lookup(emulator, "voltagepark", "instance", "gpucloud-example-h100") is None

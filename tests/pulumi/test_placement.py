@@ -4,17 +4,25 @@ the instance no longer meets is a replace, destroy leaves nothing."""
 
 from __future__ import annotations
 
+import importlib.util
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
+import pulumi
 import pytest
 
 from gpucloud.emulator import EmulatorServer
 from pulumi_gpucloud._placement import PlacementProvider
 from tests import ledger
 
+from ..conftest import connect
 from .conftest import TYPES, unique
 from .harness import DynamicProviderHarness, reveal
+from .test_program_mocks import ExecutingMocks, emulator_in_process
+
+__all__ = ["emulator_in_process"]  # the fixture, re-exported for pytest
 
 H100_VP = "1x-h100-sxm5-80gb-26vcpu-120gb"
 PROVIDER = PlacementProvider()
@@ -98,3 +106,40 @@ def test_bad_requirements_fail_check_naming_the_input(harness: DynamicProviderHa
     ):
         _, failures, _ = harness.preview(name, PROVIDER, _props(name, **changes), TYPES["instance"])
         assert [p for p, _ in failures] == [prop], failures
+
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "pulumi-placement" / "__main__.py"
+
+
+@pytest.fixture
+def example_run(emulator_in_process: None, overrides: dict[str, dict[str, object]]) -> Iterator[ExecutingMocks]:
+    mocks = ExecutingMocks()
+    pulumi.runtime.set_mocks(mocks, project="gpucloud-placement", stack=unique("pl-ex"), preview=False)
+    yield mocks
+    for provider in PLACED:
+        with connect(overrides, provider) as cloud:
+            found = cloud.find_instance("trainer-h100")
+            if found is not None:
+                cloud.delete_instance(found.id)
+                cloud.wait_for_instance_gone(found.id, timeout=60, interval=0.2)
+
+
+@pulumi.runtime.test
+def test_example_program_places_the_h100_and_exports_the_choice(
+    account: None,
+    example_run: ExecutingMocks,  # account first: its leftover check runs after the cleanup
+) -> Any:
+    sys.modules.pop("__main__placement", None)
+    spec = importlib.util.spec_from_file_location("__main__placement", EXAMPLE)
+    assert spec is not None and spec.loader is not None
+    program = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(program)
+
+    def check(values: list[Any]) -> None:
+        provider, record = values
+        assert provider == "voltagepark" and record["offer"]["instance_type"] == H100_VP
+        assert record["requirement"]["max_price_per_hour"] == 3.0
+        typ, _, outs = example_run.created["trainer-h100"]
+        assert typ.endswith(":Instance") and outs["status"] == "running"
+
+    return pulumi.Output.all(program.trainer.placed_provider, program.trainer.placement).apply(check)
