@@ -17,7 +17,7 @@ from rich.table import Table
 from benchmarks._core import SCENARIOS, Context, Result
 
 # Each module registers its scenarios with @scenario on import.
-SCENARIO_MODULES = ("inventory", "module_noop", "waiters", "fleet", "pulumi_overhead")
+SCENARIO_MODULES = ("inventory", "module_noop", "waiters", "fleet", "pulumi_overhead", "placement")
 
 
 def _load() -> None:

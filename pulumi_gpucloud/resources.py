@@ -18,6 +18,8 @@ import pulumi
 import pulumi.dynamic
 
 from pulumi_gpucloud._pickling import pickler_restored
+from pulumi_gpucloud._placement import KIND as PLACED
+from pulumi_gpucloud._placement import PLACED_INPUTS, PLACED_OUTPUTS, PlacementProvider
 from pulumi_gpucloud._provider import CONFIG_NAMESPACE, GET_MARKER, INPUTS, SECRET_OUTPUTS, GpuCloudProvider
 
 
@@ -25,12 +27,12 @@ from pulumi_gpucloud._provider import CONFIG_NAMESPACE, GET_MARKER, INPUTS, SECR
 class InstanceArgs:
     """Inputs of :class:`Instance`. ``instance_type``/``location``/``image``/``ssh_keys`` changes replace it."""
 
-    instance_type: pulumi.Input[str]
+    instance_type: pulumi.Input[str] | None = None  # required unless provider="auto"
     name: pulumi.Input[str] | None = None  # default: the Pulumi resource name
     # "vm" (default) or "bare_metal" (Voltage Park bare-metal rentals); other providers refuse bare_metal at
     # preview. A change replaces the instance.
     kind: pulumi.Input[str] | None = None
-    provider: pulumi.Input[str] | None = None
+    provider: pulumi.Input[str] | None = None  # "auto": placed by the requirement below (gpucloud.placement)
     image: pulumi.Input[str] | None = None
     location: pulumi.Input[str] | None = None
     ssh_keys: pulumi.Input[list[pulumi.Input[str]]] | None = None  # names, ids or public key texts
@@ -55,6 +57,17 @@ class InstanceArgs:
     # A spot instance the provider discontinued (status "discontinued" after a refresh) is replaced on the next
     # update; without it, it is kept in the state as it is.
     recreate_discontinued: pulumi.Input[bool] | None = None
+    # --- placement (provider="auto"): keep this block together. The cheapest matching offer with capacity,
+    # failing over when a provider has none; the choice is in the outputs placed_provider and placement.
+    gpu: pulumi.Input[str] | None = None  # any spelling or part of one: h100, a100-80gb
+    gpu_count: pulumi.Input[int] | None = None  # exactly; default 1 with gpu
+    min_vcpus: pulumi.Input[int] | None = None
+    min_memory_gb: pulumi.Input[float] | None = None
+    locations: pulumi.Input[list[pulumi.Input[str]]] | None = None  # allowed; empty: any
+    max_price: pulumi.Input[float] | None = None  # USD per hour, on-demand
+    providers: pulumi.Input[list[pulumi.Input[str]]] | None = None  # allowed, in order of preference
+    images: pulumi.Input[dict[str, pulumi.Input[str]]] | None = None  # provider -> image, over image
+    force_replace: pulumi.Input[bool] | None = None  # replace it when it no longer meets the requirement
 
 
 @dataclass
@@ -95,7 +108,9 @@ class _GpuCloudResource(pulumi.dynamic.Resource):
         outputs: tuple[str, ...],
         *,
         read: bool = False,
+        kind: str | None = None,
     ) -> None:
+        kind = kind or self._kind
         props: dict[str, Any] = {k: v for k, v in args.items() if v is not None}
         if not read:
             props.setdefault("name", resource_name)
@@ -106,17 +121,18 @@ class _GpuCloudResource(pulumi.dynamic.Resource):
                     f"{type(self).__name__} {resource_name!r}: set provider= or the stack config gpucloud:provider"
                 )
             props["provider"] = default
-        for name, field in INPUTS[self._kind].items():
+        schema = PLACED_INPUTS if kind == PLACED else INPUTS[kind]
+        for name, field in schema.items():
             if field.secret and props.get(name) is not None:
                 props[name] = pulumi.Output.secret(props[name])
-        for name in (*INPUTS[self._kind], *outputs):
+        for name in (*schema, *outputs):
             props.setdefault(name, None)  # only keys present here become output attributes
-        secret = pulumi.ResourceOptions(additional_secret_outputs=list(SECRET_OUTPUTS[self._kind]))
+        secrets = SECRET_OUTPUTS["instance" if kind == PLACED else kind]
+        secret = pulumi.ResourceOptions(additional_secret_outputs=list(secrets))
+        provider = PlacementProvider() if kind == PLACED else GpuCloudProvider(kind)
         # The SDK serialises the provider synchronously inside __init__; see _pickling for why it is guarded.
         with pickler_restored():
-            super().__init__(
-                GpuCloudProvider(self._kind), resource_name, props, pulumi.ResourceOptions.merge(secret, opts)
-            )
+            super().__init__(provider, resource_name, props, pulumi.ResourceOptions.merge(secret, opts))
 
     @classmethod
     def get(
@@ -201,6 +217,8 @@ class Instance(_GpuCloudResource, module="gpucloud", name="Instance"):
     price_per_hour: pulumi.Output[float | None]
     created_at: pulumi.Output[str | None]
     root_password: pulumi.Output[str | None]  # secret; set when the provider generates one
+    placed_provider: pulumi.Output[str]  # provider="auto": where it was placed
+    placement: pulumi.Output[dict[str, Any]]  # provider="auto": the offer, failed attempts, requirement
 
     OUTPUTS: ClassVar[tuple[str, ...]] = (
         "status",
@@ -226,7 +244,14 @@ class Instance(_GpuCloudResource, module="gpucloud", name="Instance"):
         opts: pulumi.ResourceOptions | None = None,
         **kwargs: Any,
     ) -> None:
-        self._register(resource_name, _args(args, kwargs, InstanceArgs), opts, self.OUTPUTS)
+        values = _args(args, kwargs, InstanceArgs)
+        if values.get("provider") == "auto":
+            self._register(resource_name, values, opts, (*self.OUTPUTS, *PLACED_OUTPUTS), kind=PLACED)
+            return
+        placing = sorted(k for k in PLACED_INPUTS if k not in INPUTS["instance"] and values.get(k) is not None)
+        if placing:
+            raise ValueError(f"Instance {resource_name!r}: {', '.join(placing)} need provider='auto'")
+        self._register(resource_name, {k: v for k, v in values.items() if k in INPUTS["instance"]}, opts, self.OUTPUTS)
 
 
 class Volume(_GpuCloudResource, module="gpucloud", name="Volume"):

@@ -186,7 +186,7 @@ def _leaf_commands() -> dict[str, object]:
     return found
 
 
-# Commands that list or report something; `instances ssh`, `emulator` and `demo` run things instead.
+# Commands that list or report something; `instances ssh`, `emulator`, `demo` and `place` run things instead.
 LIST_COMMANDS = (
     "offers",
     "providers",
@@ -206,7 +206,7 @@ GATHERING_COMMANDS = ("offers", "instances list", "volumes list", "keys list", "
 
 def test_every_list_command_has_json() -> None:
     commands = _leaf_commands()
-    assert set(LIST_COMMANDS) | {"instances ssh", "emulator", "demo"} == set(commands), "classify new commands"
+    assert set(LIST_COMMANDS) | {"instances ssh", "emulator", "demo", "place"} == set(commands), "classify new commands"
     for path in LIST_COMMANDS:
         options = {opt for param in commands[path].params for opt in param.opts}  # type: ignore[attr-defined]
         assert "--json" in options, f"`gpucloud {path}` has no --json"

@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Generic, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, Generic, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
@@ -29,6 +29,9 @@ from gpucloud.providers import (
     provider_class,
 )
 from gpucloud.validation import public_key_identity
+
+if TYPE_CHECKING:
+    from gpucloud.placement import Placement  # imported when used: the other commands need none of it
 
 # Exit codes scripts can rely on; the README's table and `gpucloud --help` are made from this (a test checks).
 EXIT_OK = 0
@@ -234,6 +237,10 @@ def offers(
     _finish(found)
 
 
+def _price(value: float | None) -> str:
+    return f"{value:.2f}" if value is not None else "?"
+
+
 def _offers_table(rows: list[Offer]) -> None:
     """One row per offer. Below 100 columns the provider and GPUs go on a second line under the instance
     type, so the table fits 80 columns without splitting an instance type, a GPU model or a number."""
@@ -257,11 +264,111 @@ def _offers_table(rows: list[Offer]) -> None:
             *shape,
             str(o.vcpus or "?"),
             f"{o.memory_gb:g}" if o.memory_gb else "?",
-            f"{o.price_per_hour:.2f}" if o.price_per_hour is not None else "?",
+            _price(o.price_per_hour),
             f"{o.spot_price_per_hour:.2f}" if o.spot_price_per_hour is not None else "-",
             ", ".join(loc.name or loc.location for loc in o.locations if loc.available) or "-",
         )
     console.print(table)
+
+
+@app.command()
+def place(
+    name: Annotated[str, typer.Argument(help="Instance name; one placed earlier is found on whichever provider.")],
+    gpu: Annotated[str | None, typer.Option(help="GPU model, any spelling or part of one: h100, a100-80gb.")] = None,
+    gpu_count: Annotated[int | None, typer.Option(min=0, help="Exactly this many GPUs (default 1 with --gpu).")] = None,
+    min_vcpus: Annotated[int | None, typer.Option(min=1, help="At least this many vCPUs.")] = None,
+    min_memory_gb: Annotated[float | None, typer.Option(help="At least this much memory (GB).")] = None,
+    location: Annotated[list[str] | None, typer.Option(help="Allowed location id or name (repeatable).")] = None,
+    max_price: Annotated[float | None, typer.Option(help="Maximum on-demand price per hour (USD).")] = None,
+    provider: Annotated[
+        list[str] | None,
+        typer.Option("--provider", "-p", help="Allowed provider, in order of preference (repeatable)."),
+    ] = None,
+    image: Annotated[
+        list[str] | None, typer.Option(help="Image for every provider, or PROVIDER=IMAGE for one (repeatable).")
+    ] = None,
+    ssh_key: Annotated[list[str] | None, typer.Option(help="SSH key name, id or public key (repeatable).")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only tell which offer would be tried first.")] = False,
+    force_replace: Annotated[
+        bool, typer.Option(help="Replace a placed instance that no longer meets the requirement.")
+    ] = False,
+    wait_timeout: Annotated[float, typer.Option(min=1, help="Deadline for the whole placement (seconds).")] = 600.0,
+    as_json: JsonOption = False,
+) -> None:
+    """Place an instance by requirement on the cheapest matching offer, failing over on no capacity."""
+    from gpucloud import placement
+
+    try:  # bad input is bad usage (exit 2), before any request
+        requirement = placement.parse(
+            placement.Requirement,
+            {
+                "gpu": gpu,
+                "gpu_count": gpu_count,
+                "min_vcpus": min_vcpus,
+                "min_memory_gb": min_memory_gb,
+                "locations": location,
+                "max_price_per_hour": max_price,
+                "providers": provider,
+            },
+        )
+        template = placement.parse(placement.Template, {"name": name, **_images(image), "ssh_keys": ssh_key})
+    except errors.ValidationError as exc:
+        raise typer.BadParameter(exc.message) from None
+    try:
+        clouds = placement.connect_configured()
+        if not clouds:
+            _providers(None)  # raises NotConfigured with the usual hint
+        result = placement.place(
+            clouds, requirement, template, check_mode=dry_run, wait_timeout=wait_timeout, force_replace=force_replace
+        )
+    except errors.GpuCloudError as exc:
+        _fail(exc)
+    record = {"changed": result.outcome.changed, "action": str(result.outcome.action), **result.to_dict()}
+    if as_json:
+        _print_json({**record, "instance": result.outcome.diff()["after"] or None})
+        return
+    _placement_table(result)
+
+
+def _images(values: list[str] | None) -> dict[str, Any]:
+    """``--image IMAGE`` for every provider, ``--image PROVIDER=IMAGE`` for one."""
+    images: dict[str, str] = {}
+    default: str | None = None
+    for value in values or ():
+        head, sep, tail = value.partition("=")
+        if sep and head in config.PROVIDERS:
+            images[head] = tail
+        else:
+            default = value
+    return {"image": default, "images": images}
+
+
+def _placement_table(result: Placement) -> None:
+    console.print(f"[bold]{result.outcome.action}[/]: {result.note}")
+    rows = [
+        (
+            str(index),
+            a.provider,
+            a.candidate.offer.instance_type if a.candidate else "-",
+            (a.candidate.location or "-") if a.candidate else "-",
+            a.error,
+        )
+        for index, a in enumerate(result.attempts, 1)
+    ]
+    if rows:
+        _table("failed attempts", ("#", "provider", "instance type", "location", "error"), rows, keep=2)
+    if result.ranked:
+        ranked = [(c.provider, c.offer.instance_type, c.location or "-", _price(c.price)) for c in result.ranked]
+        _table(
+            "candidates, in the order they would be tried",
+            ("provider", "instance type", "location", "$/h"),
+            ranked[:10],
+            keep=2,
+            numbers=("$/h",),
+        )
+    after = result.outcome.after
+    if after is not None:
+        console.print(f"{after.provider} {after.id}: {after.instance_type} at {after.location or '-'}, {after.status}")
 
 
 NameFilter = Annotated[str | None, typer.Option(help="Only those whose id or name contains this text.")]

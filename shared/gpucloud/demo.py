@@ -1,16 +1,18 @@
 """The README demo: on each provider create an SSH key, a volume and an instance, run a command over SSH
-on the instance, then delete everything, and print what happened."""
+on the instance, then delete everything; then place an H100 by requirement while the cheapest provider is out of
+stock, so the placement fails over; and print what happened."""
 
 from __future__ import annotations
 
 import contextlib
+import os
 import subprocess
 import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from rich.console import Console
 from rich.table import Table
@@ -18,6 +20,9 @@ from rich.table import Table
 import gpucloud
 from gpucloud import sshexec
 from gpucloud.models import InstanceSpec, SshKeySpec, Status, VolumeSpec
+
+if TYPE_CHECKING:
+    from gpucloud.placement import Placement
 
 # What to ask each provider for: a small GPU shape the emulator (and the real catalogue) offers.
 DEMO_SPECS: dict[str, dict[str, Any]] = {
@@ -109,23 +114,88 @@ def _delete(delete: Callable[[str], None], resource_id: str) -> str:
     return f"{resource_id} deleted"
 
 
+# The placement part: an H100 under $3/h; the emulator's stock control empties the cheapest offer first.
+PLACE_REQUIREMENT: dict[str, Any] = {"gpu": "h100", "max_price_per_hour": 3, "providers": ("voltagepark", "datacrunch")}
+PLACE_IMAGES = {"datacrunch": DEMO_SPECS["datacrunch"]["image"]}
+OUT_OF_STOCK = ("voltagepark", "1x-h100-sxm5-80gb-26vcpu-120gb")
+# Sets (a dict of stock fields) or clears (None) the stock of OUT_OF_STOCK on the emulator.
+StockControl = Callable[[dict[str, Any] | None], None]
+
+
 @contextlib.contextmanager
-def _clients(emulator_url: str | None) -> Iterator[dict[str, dict[str, Any]]]:
-    """Connection overrides per provider: a private emulator, or whatever the environment configures."""
+def _clients(emulator_url: str | None) -> Iterator[tuple[dict[str, dict[str, Any]], StockControl]]:
+    """Connection overrides per provider and the emulator's stock control: a private emulator, or the one at
+    ``emulator_url`` with whatever the environment configures (its control token included)."""
     if emulator_url is not None:
-        yield {name: {} for name in DEMO_SPECS}
+        yield {name: {} for name in DEMO_SPECS}, _remote_stock(emulator_url)
         return
     from gpucloud.emulator import EmulatorServer
     from gpucloud.emulator.client import client_overrides
 
     with EmulatorServer(provision_seconds=1.0) as server:
-        yield client_overrides(server.url, server.settings)
+
+        def control(stock: dict[str, Any] | None) -> None:
+            if stock is None:
+                server.world.clear_stock()
+            else:
+                server.world.set_stock(*OUT_OF_STOCK, **stock)
+
+        # Only the providers the demo has shapes for (the emulator serves all five).
+        options = client_overrides(server.url, server.settings)
+        yield {name: options[name] for name in DEMO_SPECS}, control
+
+
+def _remote_stock(url: str) -> StockControl:
+    import httpx
+
+    from gpucloud.emulator.client import CONTROL_TOKEN_ENV, control_headers
+
+    headers = control_headers({CONTROL_TOKEN_ENV: os.environ.get(CONTROL_TOKEN_ENV, "")})
+
+    def control(stock: dict[str, Any] | None) -> None:
+        if stock is None:
+            httpx.delete(f"{url}/_emulator/stock", headers=headers, timeout=10).raise_for_status()
+            return
+        body = {"provider": OUT_OF_STOCK[0], "instance_type": OUT_OF_STOCK[1], **stock}
+        httpx.post(f"{url}/_emulator/stock", json=body, headers=headers, timeout=10).raise_for_status()
+
+    return control
+
+
+def _run_placement(step: _Recorder, overrides: dict[str, dict[str, Any]], control: StockControl) -> None:
+    """Place an H100 under $3/h while the cheapest one is out of stock (the catalogue does not know yet)."""
+    from gpucloud import placement
+
+    label = "placement"
+    step(label, "empty voltagepark's H100 stock", lambda: control({"left": 0, "stale_catalogue": True}), lambda _: "")
+    clouds = {name: gpucloud.connect(name, **overrides.get(name, {})) for name in PLACE_REQUIREMENT["providers"]}
+    try:
+        requirement = placement.Requirement(**PLACE_REQUIREMENT)
+        template = placement.Template(name="gpucloud-demo-placed", images=PLACE_IMAGES)
+        placed = step(
+            label,
+            "place an H100 under $3/h",
+            lambda: placement.place(clouds, requirement, template, wait_timeout=300),
+            _describe_placement,
+        )
+        after = placed.outcome.after
+        if after is not None:
+            step(label, "delete placed instance", lambda: _delete_instance(clouds[after.provider], after.id))
+    finally:
+        control(None)
+        for cloud in clouds.values():
+            cloud.close()
+
+
+def _describe_placement(result: Placement) -> str:
+    tried = "; ".join(f"{a.provider} {a.error_class}" for a in result.attempts)
+    return result.note + (f" (tried: {tried})" if tried else "")
 
 
 def run_demo(console: Console, *, emulator_url: str | None = None) -> bool:
     recorder = _Recorder(console)
     failures = 0
-    with tempfile.TemporaryDirectory(prefix="gpucloud-demo-") as tmp, _clients(emulator_url) as overrides:
+    with tempfile.TemporaryDirectory(prefix="gpucloud-demo-") as tmp, _clients(emulator_url) as (overrides, control):
         private_key, public_key = _keypair(Path(tmp))
         for provider, options in overrides.items():
             try:
@@ -134,6 +204,11 @@ def run_demo(console: Console, *, emulator_url: str | None = None) -> bool:
             except gpucloud.GpuCloudError as exc:
                 failures += 1
                 console.print(f"[red]{provider} failed:[/] {exc}")
+        try:
+            _run_placement(recorder, overrides, control)
+        except gpucloud.GpuCloudError as exc:
+            failures += 1
+            console.print(f"[red]placement failed:[/] {exc}")
     table = Table(title="gpucloud demo")
     for column in ("provider", "step", "result", "seconds"):
         table.add_column(column)
@@ -141,7 +216,7 @@ def run_demo(console: Console, *, emulator_url: str | None = None) -> bool:
         table.add_row(s.provider, s.action, s.detail if s.ok else f"[red]{s.detail}[/]", f"{s.seconds:.2f}")
     console.print(table)
     console.print(
-        "[green]demo finished: every resource was created, used over SSH and deleted[/]"
+        "[green]demo finished: every resource was created, used over SSH and deleted; the placement failed over[/]"
         if not failures
         else f"[red]demo failed on {failures} provider(s)[/]"
     )

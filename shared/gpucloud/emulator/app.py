@@ -150,6 +150,16 @@ class CapacityBody(BaseModel):
     available: bool
 
 
+class StockBody(BaseModel):
+    """One type's stock at every location (see World.set_stock); a new body replaces the type's control."""
+
+    provider: str
+    instance_type: str
+    left: int | None = Field(default=None, ge=0)  # creates that succeed before it is exhausted; None: unlimited
+    flap: bool = False  # creates alternate refused / accepted, the first refused
+    stale_catalogue: bool = False  # the catalogue shows it available even when creates are refused
+
+
 class BalanceBody(BaseModel):
     provider: str = "datacrunch"
     amount: float
@@ -224,6 +234,30 @@ def revoke_refresh_tokens(world: WorldDep, body: RevokeBody | None = None) -> JS
 def set_capacity(body: CapacityBody, world: WorldDep) -> JSONDict:
     world.set_capacity(body.provider, body.instance_type, body.location, body.available)
     return body.model_dump()
+
+
+@control.post("/stock")
+def set_stock(body: StockBody, world: WorldDep) -> JSONDict:
+    if body.provider not in {p.name for p in PROVIDERS}:
+        raise StarletteHTTPException(404, f"unknown provider {body.provider!r}")
+    fields = body.model_dump(exclude={"provider", "instance_type"})
+    return {
+        "provider": body.provider,
+        "instance_type": body.instance_type,
+        **vars(world.set_stock(body.provider, body.instance_type, **fields)),
+    }
+
+
+@control.get("/stock")
+def get_stock(world: WorldDep) -> JSONDict:
+    """Every stock control with how many creates it let through (``taken``) and refused."""
+    return {p: {t: vars(s) for t, s in types.items()} for p, types in world.stock().items()}
+
+
+@control.delete("/stock", status_code=204)
+def clear_stock(world: WorldDep, provider: str | None = None) -> Response:
+    world.clear_stock(provider)
+    return Response(status_code=204)
 
 
 @control.post("/balance")

@@ -397,7 +397,7 @@ def create_instance(body: InstanceCreate, world: WorldDep) -> JSONDict:
             "created_at": utc_now(),
         }
         job = _new_job(world, "instance.create", inst_id)
-        capacity = world.has_capacity(NAME, body.type, body.region)
+        capacity = world.take_capacity(NAME, body.type, body.region)
     p = world.settings.provision_seconds
     if capacity:
         done = Step(at=p, ssh="up", apply=_set(world, inst_id, job["id"], status="running"))

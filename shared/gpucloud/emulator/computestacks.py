@@ -1039,7 +1039,7 @@ def _process_order(world: World, order_id: str, items: list[_OrderItem]) -> None
     project = _coll(world, "projects").get(str(data["project"]["id"])) or _new_project(world, data)
     order["project"] = _ref(project)
     location = str(data["location_id"])
-    if not all(world.has_capacity(NAME, i.product["name"], location) for i in items):
+    if not all(world.take_capacity(NAME, i.product["name"], location) for i in items):
         order.update(status="failed", updated_at=utc_now())
         return
     for item in items:

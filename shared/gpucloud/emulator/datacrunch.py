@@ -850,7 +850,7 @@ def _check_funds_and_capacity(world: World, body: InstanceCreate, entry: JSONDic
     price = float(entry["spot_price"] if body.is_spot else entry["price_per_hour"])
     if world.balance(NAME) < price:
         raise ProviderError(402, "Not enough funds to deploy this instance", "insufficient_funds")
-    if not world.has_capacity(NAME, body.instance_type, body.location_code):
+    if not world.take_capacity(NAME, body.instance_type, body.location_code):
         raise ProviderError(
             503,
             f"No capacity for {body.instance_type} in {body.location_code}, try again later",

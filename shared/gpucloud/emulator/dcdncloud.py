@@ -241,7 +241,7 @@ def _check_create(world: World, body: InstanceCreate) -> JSONDict:
         raise ProviderError(409, f"Name {body.name!r} is already in use", "name_in_use")
     if world.balance(NAME) < plan["price_usd"] / HOURS_PER_MONTH:
         raise ProviderError(402, "Insufficient credits: top up your balance", "insufficient_credits")
-    if not world.has_capacity(NAME, body.plan, body.region):
+    if not world.take_capacity(NAME, body.plan, body.region):
         raise ProviderError(503, f"No node in {body.region} can take plan {body.plan} right now", "no_capacity")
     return plan
 

@@ -68,6 +68,7 @@ from gpucloud.emulator.base import ProviderError, ProviderSpec, WorldDep, ledger
 from gpucloud.emulator.base import with_and_without_slash as both
 from gpucloud.emulator.sshd import SshSpec
 from gpucloud.emulator.world import JSONDict, Step, World
+from gpucloud.providers.voltagepark import shape_name  # stock is set per machine shape, the offers' type
 from gpucloud.registry import registration
 
 NAME = "voltagepark"
@@ -222,7 +223,7 @@ def _location(world: World, loc: JSONDict) -> JSONDict:
 def _placement(world: World, preset: JSONDict, location_id: str) -> str | None:
     """A hostnode at ``location_id`` that can take ``preset`` now, or None."""
     loc = next(loc for loc in LOCATIONS if loc["id"] == location_id)
-    if not world.has_capacity(NAME, preset["id"], location_id):
+    if not world.has_capacity(NAME, preset["id"], location_id, shape_name(preset["resources"])):
         return None
     need = _gpus_of(preset["resources"])
     return next((n for n in loc["hostnode_ids"] if _free_gpus(world, n) >= need), None)
@@ -453,9 +454,10 @@ def create_vm(body: VmCreate, world: WorldDep) -> JSONDict:
         if preset is None:
             raise _bad(f"Instant deploy preset {body.config_id} not found")
         keys = _vm_keys(world, body)
-        node = next((n for loc in LOCATIONS if (n := _placement(world, preset, loc["id"]))), None)
-        if node is None:
+        spot = next(((loc["id"], n) for loc in LOCATIONS if (n := _placement(world, preset, loc["id"]))), None)
+        if spot is None or not world.take_capacity(NAME, preset["id"], spot[0], shape_name(preset["resources"])):
             raise _bad(f"No availability for instant deploy preset {body.config_id}: try again later")
+        node = spot[1]
         vm_id = _new_vm(world, body, preset, node, keys)["id"]
     p = world.settings.provision_seconds
     world.run_steps(NAME, vm_id, [Step(at=p, ssh="up", apply=_to_status(world, vm_id, "Running"))])

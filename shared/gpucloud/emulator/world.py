@@ -109,6 +109,20 @@ class EmulatorSettings:
     allow_remote: bool = False
 
 
+@dataclass
+class Stock:
+    """A capacity control for one provider's type (see :meth:`World.set_stock`), with what creates met."""
+
+    left: int | None = None
+    flap: bool = False
+    stale_catalogue: bool = False
+    flap_refuse_next: bool = True  # flips on every create while flapping
+    taken: int = 0
+    # Creates this control refused; one a provider refuses by its own catalogue check first (Voltage Park finds
+    # no hostnode for exhausted stock) is not counted here.
+    refused: int = 0
+
+
 # Adds ``count`` running instances of one provider, named from index ``first`` on (see World.seed_hosts).
 Seeder = Callable[["World", int, int], None]
 
@@ -289,6 +303,7 @@ class World:
         self._requests: list[RequestRecord] = []
         self._tokens = _Tokens()
         self._capacity: dict[tuple[str, str, str], bool] = {}
+        self._stock: dict[tuple[str, str], Stock] = {}
         self._balances: dict[str, float] = {
             "datacrunch": self.settings.datacrunch_balance,
             "dcdncloud": self.settings.dcdncloud_balance,
@@ -617,12 +632,79 @@ class World:
                 location = "*"
             self._capacity[(provider, instance_type, location)] = available
 
-    def has_capacity(self, provider: str, instance_type: str, location: str) -> bool:
+    def has_capacity(self, provider: str, instance_type: str, location: str, stock_type: str | None = None) -> bool:
+        """What the provider's catalogue shows: the location switch, then the type's stock (unless stale).
+
+        ``stock_type``: the name stock is set under when it differs from ``instance_type`` (the type users see,
+        where the API's create names something finer, such as Voltage Park's per-OS presets of one shape)."""
         with self.lock:
-            specific = self._capacity.get((provider, instance_type, location))
-            if specific is not None:
-                return specific
-            return self._capacity.get((provider, instance_type, "*"), True)
+            stock = self._stock.get((provider, stock_type or instance_type))
+            if stock is not None and stock.left == 0 and not stock.stale_catalogue:
+                return False
+            return self._switched_on(provider, instance_type, location)
+
+    def _switched_on(self, provider: str, instance_type: str, location: str) -> bool:
+        specific = self._capacity.get((provider, instance_type, location))
+        if specific is not None:
+            return specific
+        return self._capacity.get((provider, instance_type, "*"), True)
+
+    def take_capacity(self, provider: str, instance_type: str, location: str, stock_type: str | None = None) -> bool:
+        """A create's check (each provider's create path calls it once): True takes one unit of stock."""
+        with self.lock:
+            stock = self._stock.get((provider, stock_type or instance_type))
+            if not self._switched_on(provider, instance_type, location):
+                return self._count_take(stock, False)
+            if stock is None:
+                return True
+            if stock.flap:
+                refuse, stock.flap_refuse_next = stock.flap_refuse_next, not stock.flap_refuse_next
+                if refuse:
+                    return self._count_take(stock, False)
+            if stock.left == 0:
+                return self._count_take(stock, False)
+            if stock.left is not None:
+                stock.left -= 1
+            return self._count_take(stock, True)
+
+    @staticmethod
+    def _count_take(stock: Stock | None, taken: bool) -> bool:
+        if stock is not None:
+            if taken:
+                stock.taken += 1
+            else:
+                stock.refused += 1
+        return taken
+
+    def set_stock(
+        self,
+        provider: str,
+        instance_type: str,
+        *,
+        left: int | None = None,
+        flap: bool = False,
+        stale_catalogue: bool = False,
+    ) -> Stock:
+        """Stock of one type at every location: ``left`` creates succeed, then it is exhausted (None: unlimited;
+        0: none now). ``flap``: creates alternate refused / accepted, the first refused. ``stale_catalogue``:
+        the catalogue keeps showing it available when creates are refused (capacity known only at create)."""
+        with self.lock:
+            stock = Stock(left=left, flap=flap, stale_catalogue=stale_catalogue)
+            self._stock[(provider, instance_type)] = stock
+            return replace(stock)
+
+    def clear_stock(self, provider: str | None = None) -> None:
+        with self.lock:
+            for key in [k for k in self._stock if provider in (None, k[0])]:
+                del self._stock[key]
+
+    def stock(self) -> dict[str, dict[str, Stock]]:
+        """Every stock control set, per provider and type (copies)."""
+        with self.lock:
+            found: dict[str, dict[str, Stock]] = defaultdict(dict)
+            for (provider, instance_type), stock in self._stock.items():
+                found[provider][instance_type] = replace(stock)
+            return dict(found)
 
     def set_balance(self, provider: str, amount: float) -> None:
         with self.lock:

@@ -592,6 +592,8 @@ class ComputeStacks(Provider):
         order = self._final_order(order_id, name)
         if order["status"] != "completed":
             project = (order.get("project") or {}).get("id")
+            if project:
+                self._drop_empty_project(str(project))
             raise errors.ProviderError(
                 f"{self.name}: order {order_id} for {name!r} ended {order['status']}"
                 + (
@@ -600,9 +602,18 @@ class ComputeStacks(Provider):
                     else ""
                 ),
                 provider=self.name,
+                code="order_failed",
                 details={"order": order_id, "project": project},
             )
         return order
+
+    def _drop_empty_project(self, project: str) -> None:
+        """A failed order leaves the project it made first; with no service in it, nothing else will delete it."""
+        services = self._all(
+            url_path("api/projects/{project}/services", project=project), "container_services", _Service
+        )
+        if not services:
+            self.transport.request("DELETE", url_path("api/projects/{project}", project=project))
 
     def _service_of(self, order: dict[str, Any], name: str) -> Instance:
         project = (order.get("project") or {}).get("id")

@@ -167,6 +167,40 @@ options:
       - Providers without a separate OS volume reject V(true). Fleets (O(count), O(exact_count)) do not use it.
     type: bool
     default: false
+  # --- placement (provider=auto): keep this block together ---
+  provider:
+    description:
+      - The GPU cloud provider to talk to, or V(auto) to place the instance by O(placement) on whichever allowed
+        provider has the cheapest matching offer with capacity.
+      - With V(auto) every provider with credentials in the environment or the profile file is used (connection
+        options such as O(api_token) name one provider's and are refused).
+    type: str
+    required: true
+    choices: [datacrunch, voltagepark, dcdncloud, computestacks, cloudnexus, auto]
+  placement:
+    description:
+      - With O(provider=auto), what the instance must be instead of O(instance_type) and O(location). The offers
+        that meet it are tried cheapest first (then in O(placement.providers) order); a provider without capacity,
+        stock or quota is skipped for the next, and whatever a failed attempt left is deleted.
+      - An instance already called O(name) on any configured provider is kept where it is (never moved to a
+        cheaper offer); if it no longer meets the requirement it is replaced, with O(force_replace=true).
+      - Check mode reports the offer that would be tried first; capacity is only known at create.
+      - The choice is returned in RV(placement).
+    type: dict
+    suboptions:
+      gpu: {description: "GPU model, any spelling or part of one (V(h100), V(a100-80gb)).", type: str}
+      gpu_count: {description: Exact number of GPUs (default 1 with O(placement.gpu)., type: int}
+      min_vcpus: {description: At least this many vCPUs., type: int}
+      min_memory_gb: {description: At least this much memory in GB., type: float}
+      locations: {description: Allowed location ids or names; empty allows any., type: list, elements: str}
+      max_price_per_hour: {description: Highest on-demand price per hour (USD)., type: float}
+      providers:
+        description: Allowed providers in order of preference at equal price; empty allows every configured one.
+        type: list
+        elements: str
+      images:
+        description: Image per provider (names differ), winning over O(image) for that provider.
+        type: dict
 """
 
 EXAMPLES = r"""
@@ -218,6 +252,18 @@ EXAMPLES = r"""
     location: FIN-01
     ssh_keys: [my-laptop]
   register: trainers
+
+- name: An H100 under $3/h wherever there is one (cheapest first, failing over when a provider has none)
+  gpucloud.cloud.instance:
+    provider: auto
+    name: trainer-h100
+    placement:
+      gpu: h100
+      max_price_per_hour: 3
+      providers: [voltagepark, datacrunch]
+      images: {datacrunch: ubuntu-24.04-cuda-12.8-open-docker}
+    ssh_keys: [my-laptop]
+  register: placed  # placed.placement.provider says where it went
 
 - name: Scale down to two (deletes trainer-4 and trainer-3)
   gpucloud.cloud.instance:
@@ -321,11 +367,29 @@ plan:
   description: The reconcile plan (fields to update in place and to replace).
   returned: always
   type: dict
+placement:
+  description:
+    - With O(provider=auto), the choice (with O(count) or O(exact_count), member name -> the choice), the same in
+      check mode with the offer that would be tried first.
+  returned: with provider=auto
+  type: dict
+  contains:
+    provider: {description: Where the instance is (would be)., type: str, returned: success}
+    instance_type: {description: The offer's machine shape., type: str, returned: success}
+    location: {description: Its location., type: str, returned: success}
+    price_per_hour: {description: The offer's price (null for an instance kept from an earlier run)., type: float,
+                     returned: success}
+    attempts: {description: "Failed attempts before it: provider, instance_type, location, error, error_class.",
+               type: list, elements: dict, returned: success}
+    requirement: {description: The requirement it was placed for (fields given only)., type: dict, returned: success}
+    note: {description: "What was decided, in words.", type: str, returned: success}
 """
 
 from typing import ClassVar  # noqa: E402
 
 from ansible_collections.gpucloud.cloud.plugins.module_utils.gpucloud import (  # noqa: E402
+    CONNECTION_OPTIONS,
+    PROVIDERS,
     GpuCloudModule,
     gpucloud,
     gpucloud_ensure,
@@ -334,11 +398,29 @@ from ansible_collections.gpucloud.cloud.plugins.module_utils.gpucloud import (  
 )
 
 
+def gpucloud_placement():
+    """gpucloud.placement, imported when a task places by requirement (provider=auto)."""
+    from gpucloud import placement
+
+    return placement
+
+
 def gpucloud_fleet():
     """gpucloud.fleet, imported once gpucloud is known to be installed (define_module checks that)."""
     from gpucloud import fleet
 
     return fleet
+
+
+class _AllClouds:
+    """Every configured provider's adapter, closed together (provider=auto)."""
+
+    def __init__(self, clouds):
+        self.clouds = clouds
+
+    def close(self):
+        for cloud in self.clouds.values():
+            cloud.close()
 
 
 class Instance(GpuCloudModule):
@@ -355,6 +437,8 @@ class Instance(GpuCloudModule):
 
     def validate(self):
         p = self.params
+        if p["provider"] == "auto" or p["placement"] is not None:
+            return self.validate_auto()
         fleet_option = self.fleet_option()
         if fleet_option:
             if p["state"] != "present":
@@ -363,10 +447,16 @@ class Instance(GpuCloudModule):
                 gpucloud_fleet().validate_pattern(p["name"], p[fleet_option], count_option=fleet_option)
             except gpucloud_errors.ValidationError as exc:
                 self.option_error(exc.field or fleet_option, exc.message)
-        if p["wait_timeout"] <= 0:
-            self.option_error("wait_timeout", "must be a positive number of seconds, got {}".format(p["wait_timeout"]))
         if p["state"] == "present" and not p["instance_type"] and fleet_option and p[fleet_option] != 0:
             self.option_error("instance_type", f"is required with {fleet_option} (it creates members)")
+        self.validate_common()
+        return None
+
+    def validate_common(self):
+        """Checks of options that mean the same with a provider or with provider=auto."""
+        p = self.params
+        if p["wait_timeout"] <= 0:
+            self.option_error("wait_timeout", "must be a positive number of seconds, got {}".format(p["wait_timeout"]))
         for key, value in (p["tags"] or {}).items():
             if not isinstance(value, str):
                 self.option_error("tags", f"value of {key!r} must be a string, got {type(value).__name__}")
@@ -520,6 +610,154 @@ class Instance(GpuCloudModule):
             )
         self.set_outcome(outcome, shape=instance_result, predicted=predicted)
 
+    # --- placement (provider=auto): keep this block together -----------------------------------------
+    AUTO_REFUSED = ("instance_type", "location", "id", "volumes", "password", "keep_os_volume")
+
+    def validate_auto(self):
+        p = self.params
+        if p["provider"] != "auto":
+            self.option_error("placement", "is only valid with provider=auto")
+        if p["placement"] is None and p["state"] != "absent":
+            self.option_error("placement", "is required with provider=auto (what the instance must be)")
+        for option in self.AUTO_REFUSED:
+            if p[option] not in (None, [], False):
+                self.option_error(option, "is chosen by placement with provider=auto; remove it")
+        for option in CONNECTION_OPTIONS:
+            if p.get(option) is not None:
+                self.option_error(
+                    option,
+                    "names one provider's connection; with provider=auto each provider's comes "
+                    "from GPUCLOUD_<PROVIDER>_* or the profile file",
+                )
+        if p["state"] not in ("present", "absent"):
+            self.option_error("state", "must be present or absent with provider=auto")
+        self.validate_common()
+        if self.fleet_option():
+            try:
+                gpucloud_fleet().validate_pattern(p["name"], p[self.fleet_option()], count_option=self.fleet_option())
+            except gpucloud_errors.ValidationError as exc:
+                self.option_error(exc.field or self.fleet_option(), exc.message)
+        placement = gpucloud_placement()
+        try:
+            wanted = dict((k, v) for k, v in (p["placement"] or {}).items() if k != "images")
+            self.requirement = placement.parse(placement.Requirement, wanted, prefix="placement.")
+            first = gpucloud_fleet().member_name(p["name"], 1) if self.fleet_option() else p["name"]
+            values = dict(
+                name=first,
+                image=p["image"],
+                images=(p["placement"] or {}).get("images") or {},
+                ssh_keys=tuple(p["ssh_keys"] or ()),
+                tags=p["tags"],
+                startup_script=p["startup_script"],
+            )
+            self.template = placement.parse(placement.Template, values)
+        except gpucloud_errors.ValidationError as exc:
+            self.option_error(exc.field or "placement", exc.message.split(": ", 1)[-1])
+        return None
+
+    def member_names(self):
+        return gpucloud_fleet().member_names(self.params["name"], self.params[self.fleet_option()])
+
+    def auto_connect(self):
+        self.clouds = gpucloud_placement().connect_configured()
+        if not self.clouds:
+            self.option_error("provider", "auto needs at least one provider with credentials (GPUCLOUD_<PROVIDER>_*)")
+        return _AllClouds(self.clouds)
+
+    def auto_place(self, name):
+        result = gpucloud_placement().place(
+            self.clouds,
+            self.requirement,
+            self.template.model_copy(update={"name": name}),
+            check_mode=self.check_mode,
+            wait_for_ssh=self.params["wait_for_ssh"],
+            force_replace=self.params["force_replace"],
+            **self._waits(),
+        )
+        if result.outcome.secrets:
+            self.result.setdefault("instances_secrets", {}).update(self.keep_secrets({name: result.outcome.secrets}))
+        return result
+
+    def auto_predicted(self, result, name):
+        chosen = result.chosen
+        return dict(
+            id=None,
+            provider=result.provider,
+            name=name,
+            status="running" if self.params["wait"] else "pending",
+            instance_type=chosen.offer.instance_type if chosen else None,
+            location=chosen.location if chosen else None,
+            image=self.template.images.get(result.provider, self.template.image),
+        )
+
+    def auto_present(self):
+        if not self.fleet_option():
+            result = self.auto_place(self.params["name"])
+            self.set_outcome(
+                result.outcome, shape=instance_result, predicted=self.auto_predicted(result, self.params["name"])
+            )
+            self.result["placement"] = result.to_dict()
+            secrets = self.result.pop("instances_secrets", None)
+            if secrets:
+                self.result["instance_secrets"] = secrets[self.params["name"]]
+            return
+        names = self.member_names()
+        results = dict((name, self.auto_place(name)) for name in names)
+        removed = self.auto_surplus(names) if self.fleet_option() == "exact_count" else []
+        instances = [
+            instance_result(r.outcome.after)
+            if r.outcome.after and not (self.check_mode and r.outcome.changed)
+            else self.auto_predicted(r, name)
+            for name, r in results.items()
+        ]
+        created = [n for n, r in results.items() if str(r.outcome.action) == "create"]
+        updated = [n for n, r in results.items() if str(r.outcome.action) == "replace"]
+        self.result.update(
+            changed=bool(created or updated or removed),
+            action="create" if created else ("update" if updated else ("delete" if removed else "none")),
+            instances=instances,
+            created=created,
+            removed=removed,
+            updated=updated,
+            plan={},
+            placement=dict((n, r.to_dict()) for n, r in results.items()),
+        )
+
+    def auto_surplus(self, names):
+        """exact_count: members numbered above the count, wherever they were placed, deleted highest first."""
+        fleet = gpucloud_fleet()
+        found = []
+        for cloud in self.clouds.values():
+            for inst in cloud.list_instances():
+                index = fleet.index_of(self.params["name"], inst.name)
+                if index is not None and inst.name not in names and str(inst.status) != "deleted":
+                    found.append((index, cloud, inst))
+        found.sort(key=lambda member: -member[0])
+        for member in found:
+            if not self.check_mode:
+                gpucloud_ensure.ensure_instance_absent(member[1], instance_id=member[2].id, **self._waits())
+        return [member[2].name for member in found]
+
+    def auto_absent(self):
+        names = self.member_names() if self.fleet_option() else [self.params["name"]]
+        for name in names:
+            current = gpucloud_placement().find_placed(self.clouds, name)
+            if current is None:
+                continue
+            outcome = gpucloud_ensure.ensure_instance_absent(
+                self.clouds[current.provider], instance_id=current.id, check_mode=self.check_mode, **self._waits()
+            )
+            self.set_outcome(outcome, shape=instance_result)
+        self.result.setdefault("action", "none")
+
+    def connect(self):
+        if self.params["provider"] == "auto":
+            self.cloud = self.auto_connect()
+            return self.cloud
+        return super().connect()
+
+    # --- end of the placement block ----------------------------------------------------------------------
+
     def absent(self):
         outcome = gpucloud_ensure.ensure_instance_absent(
             self.cloud,
@@ -564,11 +802,29 @@ def main():
             wait_for_ssh=dict(type="bool", default=False),
             force_replace=dict(type="bool", default=False),
             keep_os_volume=dict(type="bool", default=False),
+            # --- placement (provider=auto): keep this block together
+            provider=dict(type="str", required=True, choices=[*PROVIDERS, "auto"]),
+            placement=dict(
+                type="dict",
+                options=dict(
+                    gpu=dict(type="str"),
+                    gpu_count=dict(type="int"),
+                    min_vcpus=dict(type="int"),
+                    min_memory_gb=dict(type="float"),
+                    locations=dict(type="list", elements="str"),
+                    max_price_per_hour=dict(type="float"),
+                    providers=dict(type="list", elements="str"),
+                    images=dict(type="dict"),
+                ),
+            ),
         ),
         supports_check_mode=True,
         mutually_exclusive=[("count", "exact_count"), ("count", "id"), ("exact_count", "id")],
     )
-    Instance(module).run()
+    instance = Instance(module)
+    if module.params["provider"] == "auto":
+        instance.STATES = dict(present="auto_present", absent="auto_absent")
+    instance.run()
 
 
 if __name__ == "__main__":

@@ -1,0 +1,518 @@
+"""Placement: an instance asked for by requirement ("an H100 under $3/h, wherever there is one"), not by provider.
+
+- :class:`Requirement` is what the user asks for; :func:`candidates` ranks every matching offer at every allowed
+  location (price first, then the user's provider preference, then names, so the order is stable).
+- :func:`place` makes the named instance exist somewhere the requirement allows: a rerun finds it by name on
+  whatever provider it went to and changes nothing (a cheaper offer appearing later does not move it); when
+  none exists it tries the candidates in order, moving on when a provider says it has no capacity (or quota),
+  deleting whatever a failed attempt left under the name, until one succeeds, the list ends or the deadline
+  passes; then one :class:`PlacementFailed` lists every attempt and why it failed.
+- An instance that no longer meets a changed requirement is replaced (with ``force_replace``, as for any
+  replace), and check mode says so with the offer it would move to.
+
+Capacity is known only at create time: offers say what a provider sells and, where its API says so, where it
+has stock now; check mode names the offer that would be tried first.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Annotated, Any, TypeVar
+
+import pydantic
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+
+from gpucloud import ensure, errors
+from gpucloud.capabilities import Capability
+from gpucloud.config import PROVIDERS
+from gpucloud.gpus import normalise_gpu_model
+from gpucloud.models import Instance, InstanceSpec, Offer, ResourceName, Status
+from gpucloud.providers.base import Provider
+from gpucloud.reconcile import Action
+
+M = TypeVar("M", bound=BaseModel)
+# Error codes (besides NoCapacity and InsufficientFunds) that say "not here, not now" rather than "wrong request":
+# CloudNexus's failed create job (capacity_unavailable); a ComputeStacks order that ended failed, whose API gives
+# no reason (the project's event log does), is taken to be the same.
+FAILOVER_CODES = frozenset({"no_capacity", "capacity_unavailable", "out_of_stock", "quota_exceeded", "order_failed"})
+
+
+def _gpu(value: str | None) -> str | None:
+    if value is None:
+        return None
+    normalised = normalise_gpu_model(value)
+    if normalised is None:
+        raise ValueError("must name a GPU model such as h100 or a100-80gb")
+    return normalised
+
+
+def _providers(value: tuple[str, ...]) -> tuple[str, ...]:
+    unknown = [p for p in value if p not in PROVIDERS]
+    if unknown:
+        raise ValueError(f"unknown provider(s) {', '.join(unknown)}; choose from {', '.join(PROVIDERS)} or 'auto'")
+    if len(set(value)) != len(value):
+        raise ValueError("lists a provider twice; the order is the preference, so name each once")
+    return value
+
+
+class Requirement(BaseModel):
+    """What an instance must be, whoever provides it. Every field left out allows anything."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    gpu: Annotated[str | None, AfterValidator(_gpu)] = Field(
+        default=None, description="GPU model, any spelling or part of one (h100, a100-80gb), compared normalised"
+    )
+    gpu_count: int | None = Field(default=None, ge=0, description="exact number of GPUs; default 1 with a gpu")
+    min_vcpus: int | None = Field(default=None, ge=1)
+    min_memory_gb: float | None = Field(default=None, gt=0)
+    locations: tuple[str, ...] = Field(default=(), description="location ids or names allowed; empty: any")
+    max_price_per_hour: float | None = Field(default=None, gt=0, description="USD per hour, on-demand price")
+    # Also the preference order among offers at the same price; empty: every provider, in PROVIDERS order.
+    providers: Annotated[tuple[str, ...], AfterValidator(_providers)] = ()
+
+    @field_validator("gpu_count")
+    @classmethod
+    def _count_needs_gpu(cls, value: int | None, info: ValidationInfo) -> int | None:
+        if value and info.data.get("gpu") is None:
+            raise ValueError("needs gpu (the model to count); set gpu: h100, for example")
+        return value
+
+    @property
+    def wanted_gpus(self) -> int | None:
+        return self.gpu_count if self.gpu_count is not None else (1 if self.gpu else None)
+
+    @property
+    def allowed_providers(self) -> tuple[str, ...]:
+        return self.providers or PROVIDERS
+
+    def as_facts(self) -> dict[str, Any]:
+        """The requirement as plain data (Ansible host vars, Pulumi outputs), without the fields left out."""
+        return self.model_dump(mode="json", exclude_defaults=True)
+
+    def unmet_by(self, offer: Offer, location: str | None) -> list[str]:
+        """Why ``offer`` at ``location`` does not meet the requirement (empty: it does)."""
+        reasons = []
+        wanted = self.wanted_gpus
+        if self.gpu and (offer.gpu_model is None or self.gpu not in (normalise_gpu_model(offer.gpu_model) or "")):
+            reasons.append(f"gpu {offer.gpu_model or 'none'} is not {self.gpu}")
+        if wanted is not None and offer.gpu_count != wanted:
+            reasons.append(f"{offer.gpu_count} GPUs, not {wanted}")
+        if self.min_vcpus and (offer.vcpus or 0) < self.min_vcpus:
+            reasons.append(f"{offer.vcpus or 'unknown'} vCPUs < {self.min_vcpus}")
+        if self.min_memory_gb and (offer.memory_gb or 0) < self.min_memory_gb:
+            reasons.append(f"{offer.memory_gb or 'unknown'} GB memory < {self.min_memory_gb}")
+        if self.max_price_per_hour is not None and (
+            offer.price_per_hour is None or offer.price_per_hour > self.max_price_per_hour
+        ):
+            reasons.append(f"price {offer.price_per_hour} > {self.max_price_per_hour}/h")
+        if self.locations and location is not None and not self._location_allowed(offer, location):
+            reasons.append(f"location {location} is not one of {', '.join(self.locations)}")
+        return reasons
+
+    def _location_allowed(self, offer: Offer, location: str) -> bool:
+        names = {loc.location: loc.name for loc in offer.locations}
+        allowed = {value.casefold() for value in self.locations}
+        return location.casefold() in allowed or (names.get(location) or "").casefold() in allowed
+
+
+class Template(BaseModel):
+    """Everything of the instance that is not chosen by placement: the name and how to set it up."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: ResourceName
+    image: str | None = None
+    # Image names differ per provider: these win over ``image`` for their provider.
+    images: dict[str, str] = Field(default_factory=dict)
+    ssh_keys: tuple[str, ...] = ()
+    tags: dict[str, str] | None = None
+    startup_script: str | None = None
+
+    def spec(self, candidate: Candidate, *, location_choice: bool) -> InstanceSpec:
+        return InstanceSpec(
+            name=self.name,
+            instance_type=candidate.offer.instance_type,
+            image=self.images.get(candidate.provider, self.image),
+            location=candidate.location if location_choice else None,
+            ssh_keys=self.ssh_keys,
+            tags=self.tags,
+            startup_script=self.startup_script,
+        )
+
+
+@dataclass(frozen=True)
+class Candidate:
+    offer: Offer
+    location: str | None  # None: the provider places it (no location choice or no listed locations)
+    preference: int
+
+    @property
+    def provider(self) -> str:
+        return self.offer.provider
+
+    @property
+    def price(self) -> float | None:
+        return self.offer.price_per_hour
+
+    def sort_key(self) -> tuple[float, int, str, str]:
+        price = self.price if self.price is not None else float("inf")
+        return (price, self.preference, self.offer.instance_type, self.location or "")
+
+    def describe(self) -> str:
+        where = f" at {self.location}" if self.location else ""
+        price = f"${self.price:.4g}/h" if self.price is not None else "price unknown"
+        return f"{self.provider} {self.offer.instance_type}{where} ({price})"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "provider": self.provider,
+            "instance_type": self.offer.instance_type,
+            "location": self.location,
+            "price_per_hour": self.price,
+            "gpu_model": normalise_gpu_model(self.offer.gpu_model),
+            "gpu_count": self.offer.gpu_count,
+        }
+
+
+@dataclass(frozen=True)
+class Attempt:
+    candidate: Candidate | None  # None: the provider failed before any offer (its catalogue could not be read)
+    provider: str
+    error: str
+    error_class: str
+    seconds: float = 0.0
+    cleaned_up: str | None = None  # what a failed attempt left and was deleted
+
+    def to_dict(self) -> dict[str, Any]:
+        offer = self.candidate.to_dict() if self.candidate else {"provider": self.provider}
+        return {**offer, "error": self.error, "error_class": self.error_class, "cleaned_up": self.cleaned_up}
+
+
+class PlacementFailed(errors.GpuCloudError):
+    """No candidate could be placed: every attempt, in order, with why it failed."""
+
+    def __init__(self, message: str, attempts: Sequence[Attempt], *, code: str = "placement_failed") -> None:
+        lines = [
+            f"  {i}. {a.candidate.describe() if a.candidate else a.provider}: {a.error}"
+            for i, a in enumerate(attempts, 1)
+        ]
+        text = message + (":\n" + "\n".join(lines) if lines else "")
+        super().__init__(text, code=code, details={"attempts": [a.to_dict() for a in attempts]})
+        self.attempts = tuple(attempts)
+
+
+@dataclass(frozen=True)
+class Placement:
+    """What :func:`place` did: the outcome as for any instance, the offer chosen and the attempts before it."""
+
+    outcome: ensure.Outcome[Instance]
+    chosen: Candidate | None  # None: an existing instance kept where it is
+    provider: str | None
+    attempts: tuple[Attempt, ...] = ()
+    requirement: Requirement = field(default_factory=Requirement)
+    note: str = ""
+    # Check mode: every candidate in the order a run would try them now.
+    ranked: tuple[Candidate, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        """The record both front-ends report (Ansible result and host facts, Pulumi outputs)."""
+        after = self.outcome.after
+        return {
+            "provider": self.provider,
+            "instance_type": after.instance_type
+            if after
+            else (self.chosen.offer.instance_type if self.chosen else None),
+            "location": after.location if after else (self.chosen.location if self.chosen else None),
+            "price_per_hour": self.chosen.price if self.chosen else (after.price_per_hour if after else None),
+            "offer": self.chosen.to_dict() if self.chosen else None,
+            "attempts": [a.to_dict() for a in self.attempts],
+            "requirement": self.requirement.as_facts(),
+            "note": self.note,
+            **({"candidates": [c.to_dict() for c in self.ranked]} if self.ranked else {}),
+        }
+
+
+Clouds = Mapping[str, Provider]
+
+
+def parse(model: type[M], values: Mapping[str, Any], prefix: str = "") -> M:
+    """``model`` from user input, or a ValidationError naming the first bad field and what it takes."""
+    try:
+        return model.model_validate({k: v for k, v in values.items() if v is not None})
+    except pydantic.ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or model.__name__.lower()
+        message = str(first["msg"]).removeprefix("Value error, ")
+        raise errors.ValidationError(f"{prefix}{where}: {message}", field=f"{prefix}{where}") from None
+
+
+def gather_offers(
+    clouds: Clouds, requirement: Requirement, left: Callable[[], float] | None = None
+) -> tuple[list[Offer], list[Attempt]]:
+    """One catalogue read per allowed provider; a provider whose catalogue fails is an attempt, not the end.
+
+    ``left``: what is left of the placement's deadline; each read ends within it."""
+    offers: list[Offer] = []
+    failed: list[Attempt] = []
+    for name in requirement.allowed_providers:
+        cloud = clouds.get(name)
+        if cloud is None or not cloud.supports(Capability.OFFERS):
+            continue
+        try:
+            with ensure.time_limit(cloud, left() if left else ensure.DEFAULT_TIMEOUT):
+                offers.extend(cloud.list_offers())
+        except errors.GpuCloudError as exc:
+            failed.append(Attempt(None, name, f"offers could not be read: {exc}", type(exc).__name__))
+    return offers, failed
+
+
+def candidates(offers: Sequence[Offer], requirement: Requirement, clouds: Clouds) -> list[Candidate]:
+    """Every (offer, location) that meets the requirement and the catalogue shows in stock, best first."""
+    preference = {name: index for index, name in enumerate(requirement.allowed_providers)}
+    found: list[Candidate] = []
+    for offer in offers:
+        if offer.provider not in preference:
+            continue
+        cloud = clouds.get(offer.provider)
+        choice = cloud is not None and cloud.supports(Capability.INSTANCE_LOCATION_CHOICE)
+        if choice and offer.locations:
+            places: list[str | None] = [loc.location for loc in offer.locations if loc.available]
+        elif requirement.locations:
+            continue  # the provider places it where it likes: a location requirement cannot be met
+        else:
+            places = [None] if (offer.available or not offer.locations) else []
+        for place_ in places:
+            if not requirement.unmet_by(offer, place_):
+                found.append(Candidate(offer, place_, preference[offer.provider]))
+    return sorted(found, key=Candidate.sort_key)
+
+
+def is_failover(exc: errors.GpuCloudError) -> bool:
+    """Whether another offer may succeed where this one failed: no capacity, stock or quota here right now."""
+    return isinstance(exc, errors.NoCapacity | errors.InsufficientFunds) or (exc.code or "") in FAILOVER_CODES
+
+
+def find_placed(clouds: Clouds, name: str) -> Instance | None:
+    """The instance called ``name`` on whichever given provider has it, allowed now or not (a provider dropped
+    from the requirement still holds what was placed there); on two it is an error (no guessing)."""
+    found = [
+        i for cloud in clouds.values() if cloud.supports(Capability.INSTANCES) and (i := cloud.find_instance(name))
+    ]
+    found = [i for i in found if i.status is not Status.DELETED]
+    if len(found) > 1:
+        where = ", ".join(f"{i.provider} ({i.id})" for i in found)
+        raise errors.Conflict(f"instances named {name!r} exist on {where}; delete all but one", code="duplicate")
+    return found[0] if found else None
+
+
+def place(
+    clouds: Clouds,
+    requirement: Requirement,
+    template: Template,
+    *,
+    check_mode: bool = False,
+    wait: bool = True,
+    wait_timeout: float = ensure.DEFAULT_TIMEOUT,
+    wait_for_ssh: bool = False,
+    force_replace: bool = False,
+) -> Placement:
+    """Make ``template.name`` exist on the best offer with capacity; see the module docstring."""
+    started = time.monotonic()
+    missing = [p for p in requirement.providers if p not in clouds]
+    if missing:
+        raise errors.ValidationError(
+            f"providers: {', '.join(missing)} not configured; configure them or remove them from providers",
+            field="providers",
+        )
+    current = find_placed(clouds, template.name)
+    if current is not None:
+        unmet = _unmet_by_instance(clouds[current.provider], requirement, current)
+        if not unmet:
+            note = "placed earlier; kept where it is (placement never moves an instance that meets the requirement)"
+            return Placement(ensure._unchanged(current), None, current.provider, (), requirement, note)
+        return _replace(
+            clouds,
+            requirement,
+            template,
+            current,
+            unmet,
+            check_mode=check_mode,
+            force_replace=force_replace,
+            run=_Run(started, wait, wait_timeout, wait_for_ssh),
+        )
+    return _place_new(
+        clouds, requirement, template, check_mode=check_mode, run=_Run(started, wait, wait_timeout, wait_for_ssh)
+    )
+
+
+@dataclass(frozen=True)
+class _Run:
+    started: float
+    wait: bool
+    timeout: float
+    wait_for_ssh: bool
+
+    def left(self) -> float:
+        return max(self.timeout - (time.monotonic() - self.started), 0.0)
+
+
+def _unmet_by_instance(cloud: Provider, requirement: Requirement, instance: Instance) -> list[str]:
+    """Why a placed instance no longer meets the requirement, judged by its provider's offer for its type."""
+    if instance.provider not in requirement.allowed_providers:
+        return [f"provider {instance.provider} is not one of {', '.join(requirement.allowed_providers)}"]
+    offer = next((o for o in cloud.list_offers() if o.instance_type == instance.instance_type), None)
+    if offer is None:
+        return [f"{instance.provider} no longer offers its type {instance.instance_type}"]
+    # Price and stock of the running instance's own offer do not count: it was placed at the price it pays.
+    kept = requirement.model_copy(update={"max_price_per_hour": None})
+    reasons = kept.unmet_by(offer, instance.location)
+    if requirement.locations and instance.location is None:
+        reasons.append("its location is unknown")
+    return reasons
+
+
+def _replace(
+    clouds: Clouds,
+    requirement: Requirement,
+    template: Template,
+    current: Instance,
+    unmet: list[str],
+    *,
+    check_mode: bool,
+    force_replace: bool,
+    run: _Run,
+) -> Placement:
+    offers, failed = gather_offers(clouds, requirement, run.left)
+    ranked = candidates(offers, requirement, clouds)
+    target = ranked[0].describe() if ranked else "no offer meets it now"
+    if not force_replace:
+        raise errors.Conflict(
+            f"instance {current.name!r} on {current.provider} ({current.instance_type}) no longer meets the "
+            f"requirement ({'; '.join(unmet)}) and must be replaced, on {target}; set force_replace to allow "
+            "deleting and recreating it",
+            provider=current.provider,
+            code="replace_required",
+            details={"unmet": unmet, "target": ranked[0].to_dict() if ranked else None},
+        )
+    plan_note = f"replace: {'; '.join(unmet)}"
+    if check_mode:
+        note = f"{plan_note}; would move to {target} (capacity is known only at create time)"
+        return Placement(
+            ensure.Outcome(True, Action.REPLACE, current, None),
+            ranked[0] if ranked else None,
+            ranked[0].provider if ranked else None,
+            tuple(failed),
+            requirement,
+            note,
+            tuple(ranked),
+        )
+    cloud = clouds[current.provider]
+    cloud.delete_instance(current.id)
+    cloud.wait_for_instance_gone(current.id, timeout=run.left())
+    placed = _try_in_order(clouds, ranked, failed, template, run)
+    outcome = ensure.Outcome(True, Action.REPLACE, current, placed.outcome.after, secrets=placed.outcome.secrets)
+    return Placement(outcome, placed.chosen, placed.provider, placed.attempts, requirement, plan_note)
+
+
+def _place_new(
+    clouds: Clouds, requirement: Requirement, template: Template, *, check_mode: bool, run: _Run
+) -> Placement:
+    offers, failed = gather_offers(clouds, requirement, run.left)
+    ranked = candidates(offers, requirement, clouds)
+    if check_mode:
+        if not ranked:
+            raise PlacementFailed("no offer meets the requirement", failed, code="no_offer")
+        note = f"would try {ranked[0].describe()} first (capacity is known only at create time)"
+        return Placement(
+            ensure.Outcome(True, Action.CREATE, None, None),
+            ranked[0],
+            ranked[0].provider,
+            tuple(failed),
+            requirement,
+            note,
+            tuple(ranked),
+        )
+    placed = _try_in_order(clouds, ranked, failed, template, run)
+    return Placement(placed.outcome, placed.chosen, placed.provider, placed.attempts, requirement, placed.note)
+
+
+def _try_in_order(
+    clouds: Clouds, ranked: Sequence[Candidate], failed: Sequence[Attempt], template: Template, run: _Run
+) -> Placement:
+    attempts = list(failed)
+    if not ranked and run.left() > 0:
+        raise PlacementFailed("no offer meets the requirement", attempts, code="no_offer")
+    for candidate in ranked:
+        if run.left() <= 0:
+            break
+        cloud = clouds[candidate.provider]
+        spec = template.spec(candidate, location_choice=cloud.supports(Capability.INSTANCE_LOCATION_CHOICE))
+        try:
+            cloud.validate_instance_spec(spec)  # no request: e.g. this provider needs an image none was given for
+        except errors.ValidationError as exc:
+            attempts.append(Attempt(candidate, candidate.provider, f"skipped: {exc.message}", type(exc).__name__))
+            continue
+        began = time.monotonic()
+        try:
+            outcome = _attempt(cloud, spec, run)
+        except errors.GpuCloudError as exc:
+            cleaned = _clean_up(cloud, template.name)
+            seconds = time.monotonic() - began
+            attempts.append(Attempt(candidate, candidate.provider, exc.message, type(exc).__name__, seconds, cleaned))
+            if not is_failover(exc) and not isinstance(exc, errors.Timeout):
+                raise PlacementFailed(
+                    "placement stopped at an error another offer would not fix", attempts, code="attempt_failed"
+                ) from exc
+            continue
+        note = f"placed on {candidate.describe()}" + (f" after {len(attempts)} failed attempt(s)" if attempts else "")
+        return Placement(outcome, candidate, candidate.provider, tuple(attempts), note=note)
+    if run.left() <= 0:
+        raise PlacementFailed(
+            f"deadline of {run.timeout:g}s passed before a placement succeeded", attempts, code="deadline"
+        )
+    raise PlacementFailed("no offer could be placed", attempts, code="exhausted")
+
+
+def _attempt(cloud: Provider, spec: InstanceSpec, run: _Run) -> ensure.Outcome[Instance]:
+    """One create (under the provider's name lock) and its wait, within what is left of the deadline."""
+    with ensure.time_limit(cloud, run.left()):
+        with ensure._creating(cloud, "instance", spec.name, enabled=True, timeout=run.left()):
+            made = ensure._create(cloud, spec)
+        after = made.instance
+        if run.wait:
+            after = ensure.wait_until_ready(cloud, after, timeout=run.left(), wait_for_ssh=run.wait_for_ssh)
+    return ensure.Outcome(True, Action.CREATE, None, after, secrets=made.secrets)
+
+
+def _clean_up(cloud: Provider, name: str) -> str | None:
+    """Delete whatever a failed attempt left under ``name`` (an instance in error, a half-made order)."""
+    try:
+        left = cloud.find_instance(name)
+        if left is None:
+            return None
+        cloud.delete_instance(left.id)
+        cloud.wait_for_instance_gone(left.id, timeout=ensure.DEFAULT_TIMEOUT)
+        return left.id
+    except errors.GpuCloudError as exc:
+        return f"cleanup failed: {exc.message}"
+
+
+def connect_configured(
+    overrides: Mapping[str, Mapping[str, Any]] | None = None, connect: Callable[..., Provider] | None = None
+) -> dict[str, Provider]:
+    """An adapter for every provider with credentials (``overrides`` > environment > config file): placement
+    looks for a placed instance on all of them and places on the allowed ones. ``connect(name, **options)``
+    makes the adapter (default :func:`gpucloud.connect`; Pulumi's provider passes its cached ones)."""
+    from gpucloud import connect as default_connect
+    from gpucloud.config import load_config
+
+    clouds: dict[str, Provider] = {}
+    for name in PROVIDERS:
+        options = {k: v for k, v in (overrides or {}).get(name, {}).items() if v is not None}
+        config = load_config(name, options)
+        if config.is_configured() and (config.base_url or name != "computestacks"):
+            clouds[name] = (connect or default_connect)(name, **options)
+    return clouds

@@ -1,0 +1,132 @@
+"""gpucloud.cloud.instance with provider=auto: real ansible-playbook runs placing by requirement on the emulator."""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gpucloud.emulator import EmulatorServer
+from tests import ledger
+
+from .conftest import ROOT, Ansible, ansible_binary
+from .test_modules import lookup, task
+
+EXAMPLES = ROOT / "examples" / "ansible"
+H100_VP = "1x-h100-sxm5-80gb-26vcpu-120gb"
+AUTO: dict[str, Any] = {
+    "provider": "auto",
+    "placement": {
+        "gpu": "h100",
+        "max_price_per_hour": 3,
+        "providers": ["voltagepark", "datacrunch"],
+        "images": {"datacrunch": "ubuntu-24.04-cuda-12.8-open-docker"},
+    },
+}
+PROVIDERS = ("voltagepark", "datacrunch")
+
+
+@pytest.fixture
+def account(emulator: EmulatorServer) -> Iterator[None]:
+    before = {p: ledger.holdings(emulator, p) for p in PROVIDERS}
+    yield
+    emulator.world.clear_stock()
+    left = {p: ledger.settle(emulator, p, items) for p, items in before.items()}
+    assert left == {p: [] for p in PROVIDERS}
+
+
+def _writes(emulator: EmulatorServer) -> list[str]:
+    return [f"{r.method} {r.full_path}" for r in emulator.world.requests if r.method != "GET" and "token" not in r.path]
+
+
+def test_check_mode_then_failover_then_rerun_then_absent(
+    ansible: Ansible, emulator: EmulatorServer, account: None
+) -> None:
+    emulator.world.clear_requests()
+    checked = ansible.play([task("instance", "plan", name="ans-place", **AUTO)], check=True)
+    assert checked.rc == 0, checked.output
+    plan = checked["plan"]
+    assert plan["changed"] and plan["action"] == "create" and plan["instance"]["id"] is None
+    assert (plan["placement"]["provider"], plan["instance"]["instance_type"]) == ("voltagepark", H100_VP)
+    assert "capacity is known only at create time" in plan["placement"]["note"]
+    assert _writes(emulator) == [], "check mode sends no write"
+
+    emulator.world.set_stock("voltagepark", H100_VP, left=0, stale_catalogue=True)
+    made = ansible.play([task("instance", "made", name="ans-place", **AUTO)])
+    assert made.rc == 0, made.output
+    record = made["made"]["placement"]
+    assert made["made"]["changed"] and record["provider"] == "datacrunch"
+    assert made["made"]["instance"]["provider"] == "datacrunch" and made["made"]["instance"]["status"] == "running"
+    assert [(a["provider"], a["error_class"]) for a in record["attempts"]] == [("voltagepark", "NoCapacity")]
+    assert record["requirement"]["gpu"] == "h100"
+
+    emulator.world.clear_stock()  # the cheaper offer is back: the instance stays where it is
+    emulator.world.clear_requests()
+    again = ansible.play([task("instance", "again", name="ans-place", **AUTO)])
+    assert again.rc == 0, again.output
+    assert again["again"]["changed"] is False and again["again"]["placement"]["provider"] == "datacrunch"
+    assert again["again"]["instance"]["id"] == made["made"]["instance"]["id"]
+    assert _writes(emulator) == []
+
+    gone = ansible.play([task("instance", "gone", name="ans-place", provider="auto", state="absent")])
+    assert gone.rc == 0, gone.output
+    assert gone["gone"]["changed"] and gone["gone"]["action"] == "delete"
+    assert lookup(emulator, "datacrunch", "instance", "ans-place") is None
+
+
+def test_a_fleet_is_placed_member_by_member(ansible: Ansible, emulator: EmulatorServer, account: None) -> None:
+    # One Voltage Park H100 left: the first member takes it, the second goes to DataCrunch.
+    emulator.world.set_stock("voltagepark", H100_VP, left=1)
+    fleet = {"name": "ans-pf-{index}", **AUTO}
+    made = ansible.play([task("instance", "made", **fleet, count=2)])
+    assert made.rc == 0, made.output
+    assert made["made"]["created"] == ["ans-pf-1", "ans-pf-2"]
+    assert [m["provider"] for m in made["made"]["instances"]] == ["voltagepark", "datacrunch"]
+    assert made["made"]["placement"]["ans-pf-2"]["provider"] == "datacrunch"
+    removed = ansible.play([task("instance", "removed", **fleet, exact_count=0)])
+    assert removed.rc == 0, removed.output
+    assert removed["removed"]["removed"] == ["ans-pf-2", "ans-pf-1"]
+
+
+@pytest.mark.parametrize(
+    ("args", "option", "words"),
+    [
+        ({"placement": {"gpu_count": 2}}, "placement.gpu_count", "needs gpu"),
+        ({"placement": {"providers": ["aws"]}}, "placement.providers", "unknown provider"),
+        ({**AUTO, "instance_type": "1V100.6V"}, "instance_type", "chosen by placement"),
+        ({**AUTO, "api_token": "x"}, "api_token", "one provider's connection"),
+        ({"placement": {"gpu": "h100"}, "provider": "datacrunch"}, "placement", "only valid with provider=auto"),
+    ],
+)
+def test_bad_placement_options_fail_naming_the_option_before_any_request(
+    ansible: Ansible, emulator: EmulatorServer, args: dict[str, Any], option: str, words: str
+) -> None:
+    emulator.world.clear_requests()
+    result = ansible.play([task("instance", "bad", name="ans-bad", ignore_errors=True, **{"provider": "auto", **args})])
+    bad = result["bad"]
+    assert bad["failed"] and bad["option"] == option and words in bad["msg"], bad["msg"]
+    assert not emulator.world.requests
+
+
+def test_the_example_playbook_places_reruns_unchanged_and_removes(
+    emulator: EmulatorServer, emulator_env: dict[str, str], tmp_path: Path, account: None
+) -> None:
+    def playbook(*args: str) -> subprocess.CompletedProcess[str]:
+        cmd = [ansible_binary("ansible-playbook"), "-i", "localhost,", "-c", "local", "placement.yml", *args]
+        return subprocess.run(cmd, cwd=EXAMPLES, env=emulator_env, capture_output=True, text=True, timeout=600)
+
+    checked = playbook("--check")
+    assert checked.returncode == 0 and "would try voltagepark" in checked.stdout, checked.stdout + checked.stderr
+    assert lookup(emulator, "voltagepark", "instance", "gpucloud-example-h100") is None
+    try:
+        placed = playbook()
+        assert placed.returncode == 0 and "placed on voltagepark" in placed.stdout, placed.stdout + placed.stderr
+        again = playbook()
+        assert "changed=0" in again.stdout and "kept where it is" in again.stdout, again.stdout
+    finally:
+        gone = playbook("-e", "placement_state=absent")
+    assert gone.returncode == 0, gone.stdout + gone.stderr
+    assert lookup(emulator, "voltagepark", "instance", "gpucloud-example-h100") is None
