@@ -16,6 +16,9 @@ from gpucloud.emulator.client import client_overrides
 from .conftest import BIN, COLLECTION
 
 
+# molecule's whole create/converge/idempotence/verify/destroy sequence runs in one subprocess bounded at
+# 600 s below; the suite's 300 s default would cut it first on a loaded machine.
+@pytest.mark.timeout(900)
 @pytest.mark.parametrize("provider", ["datacrunch"])
 def test_molecule_scenario_against_the_emulator(
     emulator: EmulatorServer, emulator_env: dict[str, str], tmp_path: Path, provider: str
