@@ -389,7 +389,7 @@ class VoltagePark(Provider):
             ssh_user=self.ssh_user,
             tags=tags_from_list(data.get("tags")),
             compute_released=released,
-            # Released, only storage is billed (total_disassociated_per_hr); stopped or not, the whole rate.
+            # Released: only storage is billed (total_disassociated_per_hr); otherwise, stopped or not, the whole rate.
             price_per_hour=as_float(
                 (data.get("pricing") or {}).get(f"total_{'dis' if released else ''}associated_per_hr")
             ),
