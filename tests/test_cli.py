@@ -42,6 +42,14 @@ def test_offers_table_and_provider_filter(env: dict[str, str]) -> None:
     assert "voltagepark" in result.stdout and "datacrunch" not in result.stdout
 
 
+def test_offers_show_the_instance_kind(env: dict[str, str]) -> None:
+    offers = json.loads(run(env, "offers", "--json", "--provider", "voltagepark", "--min-gpus", "8").stdout)
+    kinds = {o["instance_type"]: o["kind"] for o in offers}
+    assert kinds["baremetal-8x-h100-sxm5-80gb-infiniband"] == "bare_metal" and "vm" in kinds.values()
+    table = run(env, "offers", "--provider", "voltagepark", "--min-gpus", "8")
+    assert table.returncode == 0 and "bare metal" in table.stdout, table.stdout + table.stderr
+
+
 def test_instances_list_json(env: dict[str, str]) -> None:
     result = run(env, "instances", "list", "--json")
     assert result.returncode == 0, result.stderr

@@ -83,11 +83,15 @@ def test_bare_metal_lifecycle_through_ensure_with_real_ssh(
 
 
 def test_bare_metal_check_mode_sends_no_write(overrides: dict[str, Any], emulator: EmulatorServer) -> None:
-    spec = _spec("bm-check")
     start = len(emulator.world.requests)
     with connect(overrides, "voltagepark") as vp:
-        outcome = ensure.ensure_instance(vp, spec, check_mode=True)
-    assert outcome.action is Action.CREATE and outcome.after is None
+        (offer,) = [o for o in vp.list_offers() if o.instance_type == BARE_METAL]
+        where = next(loc.location for loc in offer.locations if loc.available)
+        outcome = ensure.ensure_instance(vp, _spec("bm-check", location=where), check_mode=True)
+        assert outcome.action is Action.CREATE and outcome.after is None
+        with pytest.raises(gpucloud.ValidationError) as info:  # a UUID, but no location of the catalogue
+            ensure.ensure_instance(vp, _spec("bm-check", location="00000000-0000-4000-8000-000000000000"))
+        assert info.value.field == "location"
     sent = [r for r in emulator.world.requests[start:] if r.provider == "voltagepark"]
     assert sent and all(r.method == "GET" for r in sent)
 

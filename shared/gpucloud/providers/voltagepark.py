@@ -8,8 +8,8 @@ Mapping choices (the API has no direct equivalent for these):
 - volumes: shared storage, "attached" to VMs through its ``order_ids``.
 - startup script: sent as cloud-init that writes the script to a file and runs it.
 - bare metal (``kind: bare_metal``): a rental of whole 8-GPU nodes, typed
-  ``baremetal-<gpus>x-<gpu model>-<infiniband|ethernet>`` (``gpus`` a multiple of 8); offers come from
-  ``/bare-metal/locations``. Its location can be chosen (by id); the rental list does not report it, so it reads
+  ``baremetal-<gpus>x-<gpu model>-<infiniband|ethernet>``; an instance is one node (the offers, from
+  ``/bare-metal/locations``). Its location can be chosen (by id); the rental list does not report it, so it reads
   back empty. SSH goes to the first node's ``public_ip`` at ``ssh_port`` (default 22) as the rental's
   ``username``. The doc has no GET for one rental: the list is read instead. A rental id and a VM id look alike,
   so an operation on an id tries the VM endpoint first and the bare-metal one on a 404 (ids already seen as
@@ -263,6 +263,10 @@ def parse_bare_metal_type(value: str) -> tuple[int, str, str] | None:
     return int(match["gpus"]), match["model"], match["network"]
 
 
+def _location_name(location: dict[str, Any]) -> str:
+    return str(location.get("city") or location.get("region") or location["id"])
+
+
 def tags_to_list(tags: dict[str, str]) -> list[str]:
     return [f"{k}={v}" if v else k for k, v in sorted(tags.items())]
 
@@ -386,7 +390,7 @@ class VoltagePark(Provider):
             ssh_user=self.ssh_user,
             tags=tags_from_list(data.get("tags")),
             compute_released=released,
-            # Released, only storage is billed (total_disassociated_per_hr); stopped or not, the whole rate.
+            # Released: only storage is billed (total_disassociated_per_hr); otherwise, stopped or not, the whole rate.
             price_per_hour=as_float(
                 (data.get("pricing") or {}).get(f"total_{'dis' if released else ''}associated_per_hr")
             ),
@@ -778,16 +782,16 @@ class VoltagePark(Provider):
     # --- catalogue ----------------------------------------------------------------------------------
     def _list_offers(self) -> list[Offer]:
         """One offer per shape: presets that differ only in operating system are one machine type."""
-        names = {loc.id: loc.name for loc in self._list_locations()}
+        vm_rows, bare_metal = in_parallel(lambda: self._all("locations/"), self._bare_metal_locations)
+        names = {str(d["id"]): _location_name(d) for d in vm_rows}
         by_shape: dict[str, list[dict[str, Any]]] = {}
         for preset in self._presets():
             by_shape.setdefault(shape_name(preset.get("resources") or {}), []).append(preset)
         offers = [self._offer(shape, presets, names) for shape, presets in by_shape.items()]
-        return offers + self._bare_metal_offers(names)
+        return offers + self._bare_metal_offers(bare_metal, names)
 
-    def _bare_metal_offers(self, names: dict[str, str]) -> list[Offer]:
+    def _bare_metal_offers(self, rows: list[dict[str, Any]], names: dict[str, str]) -> list[Offer]:
         """One node (8 GPUs) per network type; its price is the cheapest location's, for the whole node."""
-        rows = self._bare_metal_locations()
         offers = []
         for network in _NETWORKS:
             priced = [r for r in rows if r.get(f"gpu_price_{network}") is not None]
@@ -840,16 +844,22 @@ class VoltagePark(Provider):
         return [Image(id=os_name, provider=self.name, name=os_name) for os_name in systems]
 
     def _list_locations(self) -> list[Location]:
-        return [
+        # Bare-metal locations come from a list of their own; any the VM list lacks are listed by id, so a
+        # bare-metal location passes the catalogue check.
+        vm_rows, bare_metal = in_parallel(lambda: self._all("locations/"), self._bare_metal_locations)
+        locations = [
             Location(
                 id=str(d["id"]),
                 provider=self.name,
-                name=str(d.get("city") or d.get("region") or d["id"]),
+                name=_location_name(d),
                 country=d.get("country"),
                 raw={k: v for k, v in d.items() if k != "hostnodes"},
             )
-            for d in self._all("locations/")
+            for d in vm_rows
         ]
+        known = {loc.id for loc in locations}
+        extra = [str(r["id"]) for r in bare_metal if str(r["id"]) not in known]
+        return locations + [Location(id=i, provider=self.name, name=i) for i in extra]
 
 
 PROVIDER = VoltagePark
