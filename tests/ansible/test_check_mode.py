@@ -6,9 +6,11 @@ from pathlib import Path
 
 import pytest
 
+import gpucloud
 from gpucloud import Status
 from gpucloud.capabilities import Capability
 from gpucloud.emulator import EmulatorServer
+from gpucloud.emulator.client import client_overrides
 from gpucloud.providers import provider_class
 
 from ..contract.specs import INSTANCE, REPLACING, VOLUME
@@ -40,6 +42,10 @@ def test_check_mode_predicts_a_volume_attached_to_an_instance_made_in_the_same_p
     run = ansible.play(tasks, check=True, diff=True)
     assert run.rc == 0, run.output
     assert run["inst"]["changed"] and run["inst"]["action"] == "create"
+    # The predicted type is spelled as the provider will report it (Voltage Park names presets with resources).
+    with gpucloud.connect(provider, **client_overrides(emulator.url, emulator.settings)[provider]) as cloud:
+        reported = cloud.canonical_instance_type(INSTANCE[provider]["instance_type"])
+    assert run["inst"]["instance"]["instance_type"] == run["inst"]["diff"]["after"]["instance_type"] == reported
     if refused:
         assert run["vol"]["failed"] and "will be running; stop it first (state: stopped)" in run["vol"]["msg"]
     else:

@@ -66,9 +66,8 @@ SETTINGS = settings(
     stateful_step_count=30,
     deadline=None,
     database=None,
-    phases=(
-        Phase.generate,
-    ),  # no shrinking: each try is many HTTP round trips; the seed and the printed plays reproduce it
+    # No shrinking: each try is many HTTP round trips; the seed and the printed plays reproduce a failure.
+    phases=(Phase.generate,),
     suppress_health_check=[HealthCheck.too_slow],
 )
 TAGS = st.one_of(st.none(), st.dictionaries(st.sampled_from(["team", "env"]), st.sampled_from(["a", "b"]), max_size=2))

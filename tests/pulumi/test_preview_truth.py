@@ -46,16 +46,15 @@ def instant() -> Iterator[EmulatorServer]:
 
 
 @pytest.fixture(scope="module")
-def fast_harness(instant: EmulatorServer, project_dir: Path, tmp_path: Path) -> Iterator[DynamicProviderHarness]:
-    env = {**client_env(instant.url, instant.settings), "GPUCLOUD_CONFIG": str(tmp_path / "none.toml")}
+def fast_harness(
+    instant: EmulatorServer, project_dir: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[DynamicProviderHarness]:
+    """The SDK's provider server (as conftest's ``harness``) on the instant emulator, with no user config file."""
+    missing = tmp_path_factory.mktemp("noconfig") / "config.toml"
+    env = {**client_env(instant.url, instant.settings), "GPUCLOUD_CONFIG": str(missing)}
     env.update({env_var(p, "poll_interval"): "0.01" for p in PATH_PREFIXES})
     with DynamicProviderHarness(project_dir, project=PROJECT, env=env) as running:
         yield running
-
-
-@pytest.fixture(scope="module")
-def tmp_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("preview-truth")
 
 
 class Versions:

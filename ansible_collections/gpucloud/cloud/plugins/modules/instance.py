@@ -489,13 +489,20 @@ class Instance(GpuCloudModule):
         return dict(wait=self.params["wait"], wait_timeout=self.params["wait_timeout"])
 
     def predicted(self, spec):
+        """A created instance as check mode shows it: the type as the provider will report it (some spell it
+        their own way, e.g. Voltage Park's preset with its resources), so the real run's diff matches."""
         data = dict(
             id=None,
             provider=self.cloud.name,
             name=spec.name,
             status="running" if self.params["wait"] else "pending",
             kind=spec.kind,
-            instance_type=spec.instance_type,
+            # The provider's own spelling, as the real run reports it (asked only in check mode, where it shows).
+            instance_type=(
+                self.cloud.canonical_instance_type(spec.instance_type)
+                if self.check_mode and spec.instance_type
+                else spec.instance_type
+            ),
             image=spec.image,
             location=spec.location,
             tags=dict(spec.tags or {}),
@@ -559,7 +566,8 @@ class Instance(GpuCloudModule):
         before = sorted(instance_result(m)["name"] for m in outcome.plan.members.values())
         instances = [instance_result(m) for m in outcome.instances]
         if self.check_mode:
-            instances += [dict(self.predicted(spec), name=name) for name in outcome.created]
+            shown = self.predicted(spec) if outcome.created else {}
+            instances += [dict(shown, name=name) for name in outcome.created]
             instances.sort(key=lambda m: gpucloud_fleet().index_of(spec.name, m["name"]) or 0)
         done = [
             a
