@@ -354,6 +354,7 @@ class Provider(ABC):
     def reboots(self, instance: Instance) -> bool:
         """Whether ``instance`` has a reboot call (else a restart is a stop then a start)."""
         return self.supports(Capability.INSTANCE_REBOOT)
+
     def os_disk_size_gb(self, instance: Instance) -> int | None:
         """The size of ``instance``'s OS disk where it can be chosen at create (one more read); None: unknown."""
         return None
