@@ -107,13 +107,17 @@ def test_readme_spot_example_runs_as_pasted(ansible: Ansible, emulator: Emulator
     assert settle(emulator, "datacrunch", before) == []
 
 
-def test_offer_info_shows_spot_next_to_on_demand_and_hibernate_is_refused(ansible: Ansible) -> None:
+def test_offer_info_shows_spot_next_to_on_demand_and_hibernate_is_refused(
+    ansible: Ansible, emulator: EmulatorServer
+) -> None:
     vp = INSTANCE["voltagepark"]
+    sent, sent_vp = writes(emulator, "datacrunch"), writes(emulator, "voltagepark")
     run = ansible.play(
         [
             task("offer_info", "offers", providers=["datacrunch", "voltagepark"], min_gpus=1),
             task("instance", "sleep", ignore_errors=True, provider="datacrunch", name="x", state="hibernated"),
             task("instance", "vp", ignore_errors=True, provider="voltagepark", name="x", spot=True, **vp),
+            task("instance", "no_disk", ignore_errors=True, **DC, name="x", spot=True, os_disk_size_gb=0),
         ]
     )
     offers = run["offers"]["offers"]
@@ -123,3 +127,5 @@ def test_offer_info_shows_spot_next_to_on_demand_and_hibernate_is_refused(ansibl
     assert run["sleep"]["failed"] and run["sleep"]["error_class"] == "Unsupported"
     assert "state=stopped" in run["sleep"]["msg"]
     assert run["vp"]["failed"] and run["vp"]["error_class"] == "Unsupported" and "spot" in run["vp"]["msg"]
+    assert run["no_disk"]["failed"] and "os_disk_size_gb" in run["no_disk"]["msg"]
+    assert writes(emulator, "datacrunch") == sent and writes(emulator, "voltagepark") == sent_vp, "refused first"

@@ -15,8 +15,10 @@ import pytest
 import gpucloud
 from gpucloud import InstanceSpec, Status
 from gpucloud.capabilities import Capability
+from gpucloud.config import load_config
 from gpucloud.emulator import EmulatorServer
 from gpucloud.ensure import ensure_instance, ensure_instance_absent, ensure_instance_power
+from gpucloud.providers import provider_class
 from gpucloud.reconcile import Action
 from gpucloud.waiters import ssh_banner
 from tests.ledger import holdings, settle
@@ -200,3 +202,35 @@ def test_hibernate_is_unsupported_everywhere(overrides: dict[str, dict[str, obje
     with connect(overrides, provider) as cloud, pytest.raises(gpucloud.Unsupported, match="hibernate") as info:
         ensure_instance_power(cloud, "hibernated", name="any")
     assert "state=stopped" in str(info.value)
+
+
+class _StockGoesAfterTheCheck(httpx.HTTPTransport):
+    """The type sells out between the stock check and the order (the emulator's switch flips in between)."""
+
+    def __init__(self, emulator: EmulatorServer, instance_type: str) -> None:
+        super().__init__()
+        self.world, self.instance_type = emulator.world, instance_type
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        response = super().handle_request(request)
+        if "/instance-availability/" in request.url.path:
+            self.world.set_capacity("datacrunch", self.instance_type, None, False)
+        return response
+
+
+def test_stock_gone_between_check_and_order_is_no_capacity(
+    overrides: dict[str, dict[str, object]], emulator: EmulatorServer
+) -> None:
+    spec = InstanceSpec(name="stock-race", **DC)
+    config = load_config("datacrunch", dict(overrides["datacrunch"]))
+    cloud = provider_class("datacrunch")(config, http_transport=_StockGoesAfterTheCheck(emulator, DC["instance_type"]))
+    before = len(creates(emulator))
+    try:
+        with cloud, pytest.raises(gpucloud.NoCapacity) as info:
+            ensure_instance(cloud, spec, **FAST)
+        assert info.value.status_code == 503 and info.value.code == "service_unavailable"
+        assert len(creates(emulator)) == before + 1, "the refused order is not sent again"
+    finally:
+        emulator.world.set_capacity("datacrunch", DC["instance_type"], None, True)
+    with connect(overrides, "datacrunch") as fresh:
+        assert fresh.find_instance(spec.name) is None
