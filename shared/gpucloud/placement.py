@@ -459,7 +459,10 @@ def _try_in_order(
         try:
             outcome = _attempt(cloud, spec, run)
         except errors.GpuCloudError as exc:
-            cleaned = _clean_up(cloud, template.name)
+            # A create request the provider refused outright (an HTTP answer saying no capacity) made nothing; a
+            # failure found later (a failed job or order, a wait that ended in error or ran out) may have.
+            refused = is_failover(exc) and exc.status_code is not None
+            cleaned = None if refused else _clean_up(cloud, template.name)
             seconds = time.monotonic() - began
             attempts.append(Attempt(candidate, candidate.provider, exc.message, type(exc).__name__, seconds, cleaned))
             if not is_failover(exc) and not isinstance(exc, errors.Timeout):
