@@ -28,7 +28,7 @@ from gpucloud import ensure, errors
 from gpucloud.capabilities import Capability
 from gpucloud.config import PROVIDERS
 from gpucloud.gpus import normalise_gpu_model
-from gpucloud.models import Instance, InstanceSpec, Offer, ResourceName, Status
+from gpucloud.models import Instance, InstanceSpec, Offer, ResourceName, Status, WholeNumber
 from gpucloud.providers.base import Provider
 from gpucloud.reconcile import Action
 
@@ -65,8 +65,8 @@ class Requirement(BaseModel):
     gpu: Annotated[str | None, AfterValidator(_gpu)] = Field(
         default=None, description="GPU model, any spelling or part of one (h100, a100-80gb), compared normalised"
     )
-    gpu_count: int | None = Field(default=None, ge=0, description="exact number of GPUs; default 1 with a gpu")
-    min_vcpus: int | None = Field(default=None, ge=1)
+    gpu_count: WholeNumber | None = Field(default=None, ge=0, description="exact number of GPUs; default 1 with a gpu")
+    min_vcpus: WholeNumber | None = Field(default=None, ge=1)
     min_memory_gb: float | None = Field(default=None, gt=0)
     locations: tuple[str, ...] = Field(default=(), description="location ids or names allowed; empty: any")
     max_price_per_hour: float | None = Field(default=None, gt=0, description="USD per hour, on-demand price")
@@ -459,7 +459,10 @@ def _try_in_order(
         try:
             outcome = _attempt(cloud, spec, run)
         except errors.GpuCloudError as exc:
-            cleaned = _clean_up(cloud, template.name)
+            # A create request the provider refused outright (an HTTP answer saying no capacity) made nothing; a
+            # failure found later (a failed job or order, a wait that ended in error or ran out) may have.
+            refused = is_failover(exc) and exc.status_code is not None
+            cleaned = None if refused else _clean_up(cloud, template.name)
             seconds = time.monotonic() - began
             attempts.append(Attempt(candidate, candidate.provider, exc.message, type(exc).__name__, seconds, cleaned))
             if not is_failover(exc) and not isinstance(exc, errors.Timeout):

@@ -95,6 +95,9 @@ def test_a_fleet_is_placed_member_by_member(ansible: Ansible, emulator: Emulator
     ("args", "option", "words"),
     [
         ({"placement": {"gpu_count": 2}}, "placement.gpu_count", "needs gpu"),
+        ({"placement": {"gpu": "h100", "gpu_count": True}}, "placement.gpu_count", "not a boolean"),
+        ({"placement": {"gpus": "h100"}}, "placement.gpus", "not permitted"),
+        ({"placement": {"gpu": "h100", "images": ["x"]}}, "placement.images", "map provider names"),
         ({"placement": {"providers": ["aws"]}}, "placement.providers", "unknown provider"),
         ({**AUTO, "instance_type": "1V100.6V"}, "instance_type", "chosen by placement"),
         ({**AUTO, "api_token": "x"}, "api_token", "one provider's connection"),

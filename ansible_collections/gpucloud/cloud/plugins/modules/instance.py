@@ -180,27 +180,18 @@ options:
   placement:
     description:
       - With O(provider=auto), what the instance must be instead of O(instance_type) and O(location). The offers
-        that meet it are tried cheapest first (then in O(placement.providers) order); a provider without capacity,
+        that meet it are tried cheapest first (then in the order of its C(providers)); a provider without capacity,
         stock or quota is skipped for the next, and whatever a failed attempt left is deleted.
       - An instance already called O(name) on any configured provider is kept where it is (never moved to a
         cheaper offer); if it no longer meets the requirement it is replaced, with O(force_replace=true).
       - Check mode reports the offer that would be tried first; capacity is only known at create.
       - The choice is returned in RV(placement).
+      - "Keys (each optional; a key left out allows anything): C(gpu) (GPU model, any spelling or part of one:
+        C(h100), C(a100-80gb)), C(gpu_count) (exactly this many GPUs, default 1 with C(gpu)), C(min_vcpus),
+        C(min_memory_gb), C(locations) (allowed location ids or names), C(max_price_per_hour) (on-demand, USD),
+        C(providers) (allowed providers in order of preference at equal price), C(images) (provider -> image,
+        winning over O(image) for that provider). An unknown key or a bad value fails naming C(placement.<key>)."
     type: dict
-    suboptions:
-      gpu: {description: "GPU model, any spelling or part of one (V(h100), V(a100-80gb)).", type: str}
-      gpu_count: {description: Exact number of GPUs (default 1 with O(placement.gpu)., type: int}
-      min_vcpus: {description: At least this many vCPUs., type: int}
-      min_memory_gb: {description: At least this much memory in GB., type: float}
-      locations: {description: Allowed location ids or names; empty allows any., type: list, elements: str}
-      max_price_per_hour: {description: Highest on-demand price per hour (USD)., type: float}
-      providers:
-        description: Allowed providers in order of preference at equal price; empty allows every configured one.
-        type: list
-        elements: str
-      images:
-        description: Image per provider (names differ), winning over O(image) for that provider.
-        type: dict
 """
 
 EXAMPLES = r"""
@@ -647,6 +638,9 @@ class Instance(GpuCloudModule):
                 self.option_error(exc.field or self.fleet_option(), exc.message)
         placement = gpucloud_placement()
         try:
+            images = (p["placement"] or {}).get("images") or {}
+            if not isinstance(images, dict) or not all(isinstance(v, str) for v in images.values()):
+                self.option_error("placement.images", "must map provider names to image names")
             wanted = dict((k, v) for k, v in (p["placement"] or {}).items() if k != "images")
             self.requirement = placement.parse(placement.Requirement, wanted, prefix="placement.")
             first = gpucloud_fleet().member_name(p["name"], 1) if self.fleet_option() else p["name"]
@@ -812,19 +806,9 @@ def main():
             keep_os_volume=dict(type="bool", default=False),
             # --- placement (provider=auto): keep this block together
             provider=dict(type="str", required=True, choices=[*PROVIDERS, "auto"]),
-            placement=dict(
-                type="dict",
-                options=dict(
-                    gpu=dict(type="str"),
-                    gpu_count=dict(type="int"),
-                    min_vcpus=dict(type="int"),
-                    min_memory_gb=dict(type="float"),
-                    locations=dict(type="list", elements="str"),
-                    max_price_per_hour=dict(type="float"),
-                    providers=dict(type="list", elements="str"),
-                    images=dict(type="dict"),
-                ),
-            ),
+            # A free-form dict checked by gpucloud.placement.Requirement: its errors name placement.<key> (Ansible's
+            # own suboption check does not name the option when the value is not a dict at all).
+            placement=dict(type="dict"),
         ),
         supports_check_mode=True,
         mutually_exclusive=[("count", "exact_count"), ("count", "id"), ("exact_count", "id")],
