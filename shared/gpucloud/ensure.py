@@ -25,7 +25,17 @@ from pydantic import BaseModel
 
 from gpucloud import errors, namelock, waiters
 from gpucloud.capabilities import Capability
-from gpucloud.models import CreatedInstance, Instance, InstanceSpec, SshKey, SshKeySpec, Status, Volume, VolumeSpec
+from gpucloud.models import (
+    CreatedInstance,
+    Instance,
+    InstanceKind,
+    InstanceSpec,
+    SshKey,
+    SshKeySpec,
+    Status,
+    Volume,
+    VolumeSpec,
+)
 from gpucloud.providers.base import Provider, unique_by_name
 from gpucloud.reconcile import Action, Change, Plan, plan_instance, plan_ssh_key, plan_volume
 from gpucloud.transport import ResponseLost, is_server_failure, is_transient
@@ -180,7 +190,10 @@ def select(
 
 
 # --- instances --------------------------------------------------------------------------------------
-def find_instance(cloud: Provider, *, name: str | None = None, instance_id: str | None = None) -> Instance | None:
+def find_instance(
+    cloud: Provider, *, name: str | None = None, instance_id: str | None = None, kind: InstanceKind | None = None
+) -> Instance | None:
+    """By id, else by name; ``kind`` (the spec's, when there is one) lets a provider look in that kind's list first."""
     if instance_id:
         try:
             return cloud.get_instance(instance_id)
@@ -188,7 +201,7 @@ def find_instance(cloud: Provider, *, name: str | None = None, instance_id: str 
             return None
     if not name:
         raise errors.ValidationError("name or id is required to find an instance", field="name")
-    return cloud.find_instance(name)
+    return cloud.find_instance(name, kind=kind)
 
 
 def plan_for_instance(
@@ -361,7 +374,7 @@ def ensure_instance(
 
     with time_limit(cloud, wait_timeout):
         with _creating(cloud, "instance", spec.name, enabled=not check_mode, timeout=wait_timeout):
-            current = find_instance(cloud, name=spec.name, instance_id=instance_id)
+            current = find_instance(cloud, name=spec.name, instance_id=instance_id, kind=spec.kind)
             plan = plan_for_instance(
                 cloud, spec, current, predict=check_mode, recreate_discontinued=recreate_discontinued
             )

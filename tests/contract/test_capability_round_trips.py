@@ -9,6 +9,10 @@ fails :func:`test_every_claimed_cell_has_a_round_trip` before anything runs.
 
 One walk per provider shares one instance (created with every create option the provider claims) across the
 round trips, in the order below, and ends by deleting it: the walk is also a teardown scenario on the ledger.
+Options that make a different instance (spot, bare metal, a copy booted from a snapshot) create and delete one
+of their own. One-off actions (snapshot, password reset, adding a key) have no ensure function: they are called
+on the adapter as the Ansible instance_action module calls them. A snapshot has no documented delete, so the one
+the walk takes is the only thing it may leave on the ledger.
 """
 
 from __future__ import annotations
@@ -19,6 +23,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 import gpucloud
 from gpucloud import InstanceSpec, SshKeySpec, Status, VolumeSpec
@@ -37,7 +43,7 @@ from gpucloud.ensure import (
 from gpucloud.models import Instance, Volume
 from gpucloud.providers import OPTION_COLUMNS, TABLE_COLUMNS, capability_table, implemented, provider_class
 from gpucloud.reconcile import Action
-from tests.ledger import holdings, settle
+from tests.ledger import Item, holdings, settle
 
 from ..conftest import connect
 from .specs import INSTANCE, OTHER_TYPE, VOLUME
@@ -50,6 +56,10 @@ PASSWORD = "Round-trip-password-42"
 IMAGE_VOLUME = {"computestacks": "html"}
 # A volume type other than the one a volume gets when none is asked for (DataCrunch: NVMe by default).
 OTHER_VOLUME_TYPE = {"datacrunch": "HDD"}
+# An OS disk size other than the image's default (DataCrunch: 50 GB), for providers that let it be chosen.
+OS_DISK_GB = 60
+# A bare-metal type, for providers that rent whole nodes.
+BARE_METAL = {"voltagepark": "baremetal-8x-h100-sxm5-80gb-infiniband"}
 # Adapter operations a round trip may have to reach (spied on, per walk).
 OPERATIONS = (
     "create_instance",
@@ -68,6 +78,10 @@ OPERATIONS = (
     "rename_volume",
     "create_ssh_key",
     "delete_ssh_key",
+    "stop_instance_released",
+    "snapshot_instance",
+    "reset_root_password",
+    "add_instance_ssh_key",
 )
 
 
@@ -83,6 +97,7 @@ class Walk:
     created: Outcome[Instance] | None = None
     volume: Volume | None = None
     boot_volume: str | None = None  # made for "volumes at create", deleted after the instance
+    kept: list[Item] = field(default_factory=list)  # ledger items the walk made to keep (no API deletes them)
 
     @property
     def provider(self) -> str:
@@ -108,6 +123,8 @@ class Walk:
             options["ssh_keys"] = (self.public_key,)
         if self.has(Capability.INSTANCE_VOLUMES_AT_CREATE):
             options["volumes"] = (self.at_create_volume(),)
+        if self.has(Capability.INSTANCE_OS_DISK_SIZE):
+            options["os_disk_size_gb"] = OS_DISK_GB
         return InstanceSpec(**{"name": self.name, **INSTANCE[self.provider], **options, **changes})
 
     def at_create_volume(self) -> str:
@@ -129,6 +146,20 @@ class Walk:
     def reached(self, *operations: str, since: int = 0) -> None:
         missing = [op for op in operations if op not in self.calls[since:]]
         assert not missing, f"ensure never called {missing} (called: {self.calls[since:]})"
+
+    def other(self, suffix: str, **changes: Any) -> InstanceSpec:
+        """A second instance with the walk's create options (volumes aside: those are the walk instance's)."""
+        return self.spec(name=f"{self.name}-{suffix}", volumes=(), **changes)
+
+    def billed(self, instance_id: str) -> float:
+        """What the account is billed per hour for the instance (the emulator's ledger)."""
+        items = holdings(self.emulator, self.provider)
+        return float(next(i["hourly_usd"] for i in items if i["kind"] == "instance" and i["id"] == instance_id))
+
+    def orders(self) -> int:
+        """Instance orders (POST to the instance collection) this provider's API has seen so far."""
+        requests = self.emulator.world.requests
+        return sum(1 for r in requests if r.provider == self.provider and (r.method, r.path) == ("POST", "/instances"))
 
     def sent(self, text: str) -> bool:
         """Whether an answered request body carried ``text`` (a script body, a key, a password): options no
@@ -166,10 +197,13 @@ def instance_create(w: Walk) -> None:
 
 
 def instance_list(w: Walk) -> None:
+    live, start = w.instance(), len(w.calls)
+    assert live.id in {i.id for i in w.cloud.list_instances()}, "the listing does not show the instance"
+    w.reached("list_instances", since=start)
+    # A rerun finds it by name (through the listing or a cheaper lookup by name: adapters differ) and is a no-op.
     start = len(w.calls)
     again = ensure_instance(w.cloud, w.spec(), **FAST)
-    assert not again.changed and again.after is not None and again.after.id == w.instance().id
-    w.reached("list_instances", since=start)
+    assert not again.changed and again.after is not None and again.after.id == live.id
     assert "create_instance" not in w.calls[start:]
 
 
@@ -348,6 +382,99 @@ def instance_delete(w: Walk) -> None:
     w.reached("delete_instance", since=start)
 
 
+def os_disk_size(w: Walk) -> None:
+    live = w.instance()
+    assert w.spec().os_disk_size_gb == OS_DISK_GB and w.cloud.os_disk_size_gb(live) == OS_DISK_GB
+
+
+def stop_released(w: Walk) -> None:
+    live, start = w.instance(), len(w.calls)
+    running_rate = w.billed(live.id)
+    released = ensure_instance_power(w.cloud, "stopped_disassociated", name=w.name, **FAST)
+    stopped = w.instance()
+    assert released.changed and stopped.status is Status.STOPPED and stopped.compute_released
+    assert stopped.price_per_hour is not None and w.billed(live.id) == stopped.price_per_hour < running_rate
+    started = ensure_instance_power(w.cloud, "started", name=w.name, **FAST)
+    again = w.instance()
+    assert started.action == "start" and again.status is Status.RUNNING and not again.compute_released
+    assert w.billed(live.id) == running_rate
+    w.reached("stop_instance_released", "start_instance", since=start)
+
+
+def snapshot(w: Walk) -> None:
+    live, start = w.instance(), len(w.calls)
+    snap = w.cloud.snapshot_instance(live.id)
+    kept = [i for i in holdings(w.emulator, w.provider) if i["kind"] == "snapshot" and i["id"] == snap]
+    assert kept, f"snapshot {snap} is not on the account"
+    w.kept += kept  # the API documents no snapshot delete: it stays, on purpose
+    copy = ensure_instance(w.cloud, w.other("copy", image=snap), **FAST)
+    assert copy.action is Action.CREATE and copy.after is not None
+    booted = w.cloud.get_instance(copy.after.id)
+    assert booted.image == snap and booted.status is Status.RUNNING
+    assert ensure_instance_absent(w.cloud, name=booted.name, **FAST).changed
+    w.reached("snapshot_instance", "create_instance", "delete_instance", since=start)
+
+
+def password_reset(w: Walk) -> None:
+    live, start = w.instance(), len(w.calls)
+    assert w.created is not None
+    first = w.cloud.reset_root_password(live.id)
+    second = w.cloud.reset_root_password(live.id)  # each reset is a new password the API answered with
+    old = {w.created.secrets.get("root_password"), PASSWORD}
+    assert first and second and first != second and not {first, second} & old
+    assert w.instance().status is Status.RUNNING
+    w.reached("reset_root_password", since=start)
+
+
+def add_key(w: Walk) -> None:
+    live, start = w.instance(), len(w.calls)
+    key = Ed25519PrivateKey.generate().public_key()
+    added = key.public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH).decode()
+    w.cloud.add_instance_ssh_key(live.id, added)
+    with w.emulator.world.lock:
+        authorized = w.emulator.world.private(w.provider, live.id)["ssh"].authorized_keys
+    assert added in authorized, "the instance does not authorize the added key"
+    w.reached("add_instance_ssh_key", since=start)
+
+
+def spot(w: Walk) -> None:
+    start, orders = len(w.calls), w.orders()
+    made = ensure_instance(w.cloud, w.other("spot", spot=True), **FAST)
+    assert made.action is Action.CREATE and made.after is not None and w.orders() == orders + 1
+    live = w.cloud.get_instance(made.after.id)
+    assert live.spot is True and live.status is Status.RUNNING and w.instance().spot is False
+    assert ensure_instance_absent(w.cloud, name=live.name, **FAST).changed
+    w.reached("create_instance", "delete_instance", since=start)
+
+
+def stock_check(w: Walk) -> None:
+    spec, start = w.other("no-stock"), len(w.calls)
+    assert spec.location is not None
+    w.emulator.world.set_capacity(w.provider, spec.instance_type, spec.location, False)
+    try:
+        orders = w.orders()
+        with pytest.raises(gpucloud.NoCapacity) as refused:
+            ensure_instance(w.cloud, spec, **FAST)
+        assert w.orders() == orders, "an order was sent for a type out of stock"
+    finally:
+        w.emulator.world.set_capacity(w.provider, spec.instance_type, spec.location, True)
+    elsewhere = refused.value.details["alternatives"]
+    assert elsewhere and spec.location not in elsewhere and all(loc in str(refused.value) for loc in elsewhere)
+    assert w.cloud.find_instance(spec.name) is None
+    w.reached("create_instance", since=start)
+
+
+def bare_metal(w: Walk) -> None:
+    start, name = len(w.calls), f"{w.name}-bm"
+    spec = InstanceSpec(name=name, kind="bare_metal", instance_type=BARE_METAL[w.provider])
+    made = ensure_instance(w.cloud, spec, **FAST)
+    assert made.action is Action.CREATE and made.after is not None
+    live = w.cloud.get_instance(made.after.id)
+    assert live.kind == "bare_metal" and live.status is Status.RUNNING
+    assert ensure_instance_absent(w.cloud, name=name, **FAST).changed and w.cloud.find_instance(name) is None
+    w.reached("create_instance", "delete_instance", since=start)
+
+
 # Column label -> round trip, in the order a walk runs them (create options first, the delete last).
 ROUND_TRIPS: dict[str, Callable[[Walk], None]] = {
     "instance create": instance_create,
@@ -357,6 +484,7 @@ ROUND_TRIPS: dict[str, Callable[[Walk], None]] = {
     "SSH keys by content": keys_by_content,
     "volumes at create": volumes_at_create,
     "choose location": choose_location,
+    "OS disk size": os_disk_size,
     "offers/prices": offers,
     "images": images,
     "locations": locations,
@@ -366,6 +494,13 @@ ROUND_TRIPS: dict[str, Callable[[Walk], None]] = {
     "resize": resize,
     "tag update": tag_update,
     "rename": rename,
+    "stop, storage-only billing": stop_released,
+    "password reset": password_reset,
+    "add key to instance": add_key,
+    "snapshot": snapshot,
+    "spot": spot,
+    "stock check before create": stock_check,
+    "bare metal": bare_metal,
     "volume create": volume_create,
     "volume types": volume_types,
     "volume attach": volume_attach,
@@ -413,4 +548,4 @@ def test_the_table_row_holds_through_ensure(walk: Walk) -> None:
             round_trip(walk)
     if walk.boot_volume is not None:
         ensure_volume_absent(walk.cloud, volume_id=walk.boot_volume)
-    assert settle(walk.emulator, walk.provider, before) == []
+    assert settle(walk.emulator, walk.provider, before + walk.kept) == []

@@ -1,5 +1,7 @@
 """Each documented error answer surfaces as its class in our hierarchy, with the provider's code and status."""
 
+from typing import Any
+
 import pytest
 
 import gpucloud
@@ -42,20 +44,50 @@ def test_datacrunch_insufficient_funds(overrides: dict, emulator: object) -> Non
         world.set_balance("datacrunch", 1000.0)
 
 
-def test_datacrunch_no_capacity_is_final(overrides: dict, emulator: object) -> None:
+def _dc_orders(world: Any) -> int:
+    return int(world.request_count(provider="datacrunch", method="POST", path_prefix="/datacrunch/v1/instances"))
+
+
+def test_datacrunch_out_of_stock_is_refused_before_the_order(overrides: dict, emulator: object) -> None:
     world = emulator.world  # type: ignore[attr-defined]
     world.set_capacity("datacrunch", DC_SPEC.instance_type, DC_SPEC.location, False)
     try:
         with connect(overrides, "datacrunch") as cloud:
-            before = world.request_count(provider="datacrunch", method="POST", path_prefix="/datacrunch/v1/instances")
+            before = _dc_orders(world)
             with pytest.raises(gpucloud.NoCapacity) as info:
                 cloud.create_instance(DC_SPEC)
-            after = world.request_count(provider="datacrunch", method="POST", path_prefix="/datacrunch/v1/instances")
+            after = _dc_orders(world)
             offers = {o.instance_type: o for o in cloud.list_offers()}
-        # The stock check answers before any order (the order's own 503, not retried, is in test_spot.py).
+        # The stock check answers: no order is sent, and the error says where the type is in stock instead.
         assert (info.value.status_code, info.value.code) == (None, "no_capacity")
-        assert after - before == 0 and "FIN-02" in info.value.details["alternatives"]  # type: ignore[index]
+        assert after == before
+        alternatives = info.value.details["alternatives"]
+        assert alternatives and DC_SPEC.location not in alternatives
+        assert all(loc in str(info.value) for loc in alternatives)
         assert not any(loc.available for loc in offers[DC_SPEC.instance_type].locations if loc.location == "FIN-01")
+    finally:
+        world.set_capacity("datacrunch", DC_SPEC.instance_type, DC_SPEC.location, True)
+
+
+def test_datacrunch_order_no_capacity_is_final(overrides: dict, emulator: object) -> None:
+    """Stock that runs out between the stock check and the order: the order's 503 is final, not retried."""
+    world = emulator.world  # type: ignore[attr-defined]
+    try:
+        with connect(overrides, "datacrunch") as cloud:
+            checked = cloud._check_availability  # type: ignore[attr-defined]
+
+            def sold_out_after_the_check(spec: InstanceSpec) -> None:
+                checked(spec)  # the real GET, answered "in stock"
+                world.set_capacity("datacrunch", spec.instance_type, spec.location, False)
+
+            cloud._check_availability = sold_out_after_the_check  # type: ignore[attr-defined]
+            before = _dc_orders(world)
+            with pytest.raises(gpucloud.NoCapacity) as info:
+                cloud.create_instance(DC_SPEC)
+            after = _dc_orders(world)
+            assert cloud.find_instance(DC_SPEC.name) is None  # the refused order left nothing behind
+        assert (info.value.status_code, info.value.code) == (503, "service_unavailable")
+        assert after - before == 1  # not retried
     finally:
         world.set_capacity("datacrunch", DC_SPEC.instance_type, DC_SPEC.location, True)
 

@@ -7,12 +7,14 @@ import pytest
 
 from gpucloud import Conflict, InstanceSpec
 from gpucloud.emulator import EmulatorServer
-from gpucloud.ensure import ensure_instance
+from gpucloud.ensure import ensure_instance, ensure_instance_absent
 from gpucloud.providers.voltagepark import shape_name
 from gpucloud.reconcile import Action
 from tests.conftest import connect
 
 from .specs import INSTANCE
+
+BARE_METAL = "baremetal-8x-h100-sxm5-80gb-infiniband"
 
 # (method, path) of every request a no-op makes, sorted: requests sent at once arrive in any order.
 NOOP_CALLS: dict[str, list[tuple[str, str]]] = {
@@ -74,3 +76,26 @@ def test_voltagepark_type_named_otherwise_is_looked_up_and_drift_is_seen(
         with pytest.raises(Conflict, match="instance_type") as refused:  # a replacement, refused without force
             ensure_instance(cloud, bigger, check_mode=True)
         assert refused.value.details == {"fields": ["instance_type"]}
+
+
+def test_voltagepark_reads_the_other_kinds_list_only_when_the_name_is_not_in_its_own(
+    emulator: EmulatorServer, overrides: dict[str, dict[str, object]]
+) -> None:
+    """VMs and bare-metal rentals are two lists: a no-op reads its own kind's, while a name missing there is
+    still looked up among the other kind (a VM spec never creates a second instance of a rental's name)."""
+    rental = InstanceSpec(name="noop-calls-vp-rental", kind="bare_metal", instance_type=BARE_METAL)
+    with connect(overrides, "voltagepark") as cloud:
+        try:
+            made = ensure_instance(cloud, rental, wait=True, wait_timeout=60)
+            assert made.action is Action.CREATE
+            since = len(emulator.world.requests)
+            assert ensure_instance(cloud, rental, wait=True, wait_timeout=60).action is Action.NONE
+            assert _calls(emulator, "voltagepark", since) == [("GET", "/bare-metal/")]  # no VM list, no locations
+            since = len(emulator.world.requests)
+            vm_of_that_name = InstanceSpec(name=rental.name, **INSTANCE["voltagepark"])
+            with pytest.raises(Conflict, match="kind"):  # found among the rentals: a replacement, not a 2nd create
+                ensure_instance(cloud, vm_of_that_name, check_mode=True)
+            assert ("GET", "/bare-metal/") in _calls(emulator, "voltagepark", since)
+        finally:
+            gone = ensure_instance_absent(cloud, name=rental.name, wait_timeout=60)  # no kind given: found anyway
+        assert gone.changed and cloud.find_instance(rental.name) is None

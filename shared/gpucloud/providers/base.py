@@ -23,6 +23,7 @@ from gpucloud.models import (
     CreatedInstance,
     Image,
     Instance,
+    InstanceKind,
     InstanceSpec,
     Location,
     Offer,
@@ -245,8 +246,12 @@ class Provider(ABC):
         self.require(Capability.INSTANCES)
         return self._get_instance(self.check_id("instance", instance_id))
 
-    def find_instance(self, name: str) -> Instance | None:
-        """The instance called ``name``, counting one still being created that the list does not show yet."""
+    def find_instance(self, name: str, *, kind: InstanceKind | None = None) -> Instance | None:
+        """The instance called ``name``, counting one still being created that the list does not show yet.
+
+        ``kind`` is the kind the caller expects (a spec's): a provider listing each kind separately may look
+        there first and skip the other list when the name is found. The result may still be of another kind.
+        """
         found = unique_by_name(self.list_instances(), name, "instance", self.name)
         return found if found is not None else self._instance_in_flight(name)
 

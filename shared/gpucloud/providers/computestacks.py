@@ -67,6 +67,7 @@ from gpucloud.models import (
     CreatedInstance,
     Image,
     Instance,
+    InstanceKind,
     InstanceSpec,
     Location,
     LocationAvailability,
@@ -510,7 +511,7 @@ class ComputeStacks(Provider):
         bastions.update(fetch_each(self._bastion, sorted(used - set(bastions), key=str), workers=workers))
         return [self._to_instance(s, bastions.get((s.get("project") or {}).get("id"))) for s in services]
 
-    def find_instance(self, name: str) -> Instance | None:
+    def find_instance(self, name: str, *, kind: InstanceKind | None = None) -> Instance | None:
         # By name only the found service's project needs its bastion: one lookup however many projects the
         # account has (the full listing asks every project's), so a no-op run is token, services, bastion.
         self.require(C.INSTANCES)

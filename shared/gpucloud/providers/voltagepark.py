@@ -38,6 +38,7 @@ from gpucloud.models import (
     CreatedInstance,
     Image,
     Instance,
+    InstanceKind,
     InstanceSpec,
     Location,
     LocationAvailability,
@@ -49,7 +50,16 @@ from gpucloud.models import (
     VolumeSpec,
 )
 from gpucloud.pagination import Page, fetch_offset_pages, in_parallel
-from gpucloud.providers.base import UUID_SHAPE, IdKind, IdShape, Provider, as_float, build_error, json_body
+from gpucloud.providers.base import (
+    UUID_SHAPE,
+    IdKind,
+    IdShape,
+    Provider,
+    as_float,
+    build_error,
+    json_body,
+    unique_by_name,
+)
 from gpucloud.transport import Transport
 from gpucloud.validation import DISPLAY_NAME_PATTERN, DISPLAY_NAME_RULE, choose_from, validate_name
 from gpucloud.wire import Count, Id, Text, When, Wire
@@ -428,11 +438,29 @@ class VoltagePark(Provider):
 
     def _list_instances(self) -> list[Instance]:
         # The hostnode -> location map and the bare-metal rentals are lists of their own: fetched alongside.
-        (vms, rentals), locations = in_parallel(
-            lambda: in_parallel(lambda: self._all("virtual-machines/"), lambda: self._all("bare-metal/")),
-            self._locations_by_hostnode,
-        )
-        return [self._to_instance(vm, locations) for vm in vms] + [self._rental_to_instance(r) for r in rentals]
+        vms, rentals = in_parallel(self._list_vms, self._list_rentals)
+        return vms + rentals
+
+    def find_instance(self, name: str, *, kind: InstanceKind | None = None) -> Instance | None:
+        # VMs and rentals are two lists: when the caller's kind is found by name in its own list, the other one
+        # is not read (a VM no-op costs the VM list and the location map). Otherwise the other list is read too,
+        # so a create still sees a name the other kind holds, and an unkinded lookup (state absent) finds either.
+        if kind is None:
+            return super().find_instance(name)
+        self.require(C.INSTANCES)
+        lists = (self._list_vms, self._list_rentals)
+        own, other = lists if kind == "vm" else lists[::-1]
+        found = unique_by_name(own(), name, "instance", self.name)
+        if found is None:
+            found = unique_by_name(other(), name, "instance", self.name)
+        return found if found is not None else self._instance_in_flight(name)
+
+    def _list_vms(self) -> list[Instance]:
+        vms, locations = in_parallel(lambda: self._all("virtual-machines/"), self._locations_by_hostnode)
+        return [self._to_instance(vm, locations) for vm in vms]
+
+    def _list_rentals(self) -> list[Instance]:
+        return [self._rental_to_instance(r) for r in self._all("bare-metal/")]
 
     def list_instances_detailed(self) -> list[Instance]:
         # A VM names no volumes; each volume names its VMs (order_ids). The volume list comes in alongside
