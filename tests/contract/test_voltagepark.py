@@ -27,7 +27,7 @@ def test_each_endpoint_gets_its_documented_auth_header(
         try:
             assert key.id in {k.id for k in vp.list_ssh_keys()}
             assert volume.id in {v.id for v in vp.list_volumes()}
-            assert vp.list_instances() == []  # Bearer endpoint
+            assert isinstance(vp.list_instances(), list)  # Bearer endpoint (other tests' instances may be there)
         finally:
             vp.delete_volume(volume.id)
             vp.delete_ssh_key(key.id)
