@@ -88,7 +88,7 @@ from gpucloud.providers.base import (
     json_body,
     unique_by_name,
 )
-from gpucloud.transport import Transport
+from gpucloud.transport import Transport, is_transient
 from gpucloud.validation import (
     DISPLAY_NAME_PATTERN,
     DISPLAY_NAME_RULE,
@@ -609,12 +609,32 @@ class ComputeStacks(Provider):
         return order
 
     def _drop_empty_project(self, project: str) -> None:
-        """A failed order leaves the project it made first; with no service in it, nothing else will delete it."""
+        """A failed order leaves the project it made first; with no service in it, nothing else will delete it.
+        The delete is asynchronous (202): wait until the project is gone, so the failed create leaves the account
+        as it was when it returns (a placement moving on to the next offer, a test reading the account)."""
         services = self._all(
             url_path("api/projects/{project}/services", project=project), "container_services", _Service
         )
-        if not services:
-            self.transport.request("DELETE", url_path("api/projects/{project}", project=project))
+        if services:
+            return
+        path = url_path("api/projects/{project}", project=project)
+        self.transport.request("DELETE", path)
+        waiters.poll(
+            lambda: self._exists(path),
+            done=lambda exists: not exists,
+            describe=lambda exists: "deleting" if exists else "gone",
+            timeout=ORDER_TIMEOUT,
+            interval=self.config.poll_interval,
+            what=f"{self.name} project {project} of a failed order to be deleted",
+            transient=is_transient,
+        )
+
+    def _exists(self, path: str) -> bool:
+        try:
+            self.transport.request("GET", path)
+        except errors.NotFound:
+            return False
+        return True
 
     def _service_of(self, order: dict[str, Any], name: str) -> Instance:
         project = (order.get("project") or {}).get("id")
