@@ -40,7 +40,7 @@ from gpucloud.capabilities import Capability
 from gpucloud.config import PROVIDERS, ProviderConfig, env_var
 from gpucloud.models import Instance, InstanceSpec, SshKey, SshKeySpec, Status, Volume, VolumeSpec
 from gpucloud.providers import implemented, provider_class
-from gpucloud.reconcile import Plan, plan_ssh_key, plan_volume
+from gpucloud.reconcile import Plan, plan_ssh_key
 
 PROVIDER_KEY: Final = "__provider"
 # Set by ``X.get()``: the Read comes from ReadResource (the program's inputs), not from a refresh (prior outputs).
@@ -342,6 +342,30 @@ def _volume_from_state(id_: str, provider: str, olds: Mapping[str, Any]) -> Volu
     )
 
 
+def _live_volume(cloud: gpucloud.Provider, volume_id: str) -> Volume | None:
+    """The volume as ``up`` finds it (None: gone, and ``up`` would create it)."""
+    try:
+        return cloud.get_volume(volume_id)
+    except errors.NotFound:
+        return None
+
+
+# How a Pulumi program stops the instance a volume attaches to (the Ansible wording is ``state: stopped``).
+_ATTACH_FIX: Final = "power_state: stopped on that Instance"
+
+
+def _attach_refusal(cloud: gpucloud.Provider, spec: VolumeSpec, current: Volume | None) -> str | None:
+    """Why the provider would refuse the attaches and detaches that ``up`` makes for ``spec`` (ensure's own plan
+    and rule, against ``current``: the volume as the API reports it now), naming the property and the fix; None
+    when it would not."""
+    plan, attach_id = ensure.plan_for_volume(cloud, spec, current, predict=True)
+    try:
+        ensure.require_volume_attachable(cloud, spec.name, plan, current, attach_id, fix=_ATTACH_FIX)
+    except errors.Conflict as exc:
+        return f"attach_to: {exc.message}"
+    return None
+
+
 def ssh_key_outputs(key: SshKey) -> dict[str, Any]:
     return key.model_dump(mode="json", exclude={"raw", "id", "provider"})
 
@@ -444,6 +468,7 @@ class GpuCloudProvider(ResourceProvider):
             )
         if not failures and isinstance(provider, str):
             failures += self._check_with_adapter(provider, inputs, _clean(_olds))
+            failures += self._attach_failures(provider, inputs) if self.kind == "volume" and not _olds else []
             power = _power_state_failure(provider, inputs) if self.kind == "instance" else None
             failures += [power] if power else []
         for name in SECRET_OUTPUTS[self.kind]:
@@ -483,6 +508,22 @@ class GpuCloudProvider(ResourceProvider):
             return [] if prop in unknown else [CheckFailure(prop, f"{prop}: {exc}")]
         return []
 
+    def _attach_failures(self, provider: str, inputs: dict[str, Any]) -> list[CheckFailure]:
+        """A volume create (or adoption) attaching to an instance in a state the API refuses: refused now, by the
+        rule ``up`` applies (a preview of it otherwise shows a create that ``up`` refuses).
+
+        Only where the provider restricts attaching (DataCrunch: stopped instances) and ``attach_to`` is known; an
+        instance created in the same program is unknown here, so that refusal waits for ``up``.
+        """
+        if provider_class(provider).volume_attach_statuses is None or any(is_unknown(v) for v in inputs.values()):
+            return []
+        if not inputs.get("attach_to"):
+            return []
+        spec = _volume_spec(inputs)
+        with self._cloud(provider, "check", repr(spec.name)) as cloud:
+            refusal = _attach_refusal(cloud, spec, cloud.find_volume(spec.name))  # what a create finds (adopts)
+        return [CheckFailure("attach_to", refusal)] if refusal else []
+
     # --- diff ------------------------------------------------------------------------------------------
     def diff(self, id_: str, _olds: dict[str, Any], _news: dict[str, Any]) -> DiffResult:
         olds, news = _clean(_olds), _clean(_news)
@@ -497,7 +538,8 @@ class GpuCloudProvider(ResourceProvider):
             # and add what a change of each unknown one would do.
             replaces, changes = self._classify_unknown(olds["provider"], unknown)
             known = {k: olds.get(k) if k in unknown else v for k, v in news.items()}
-            plan = self._plan(id_, olds, {k: v for k, v in known.items() if v is not None})
+            known = {k: v for k, v in known.items() if v is not None}
+            plan = self._plan(id_, olds, known, attach_unknown="attach_to" in unknown)
             replaces += plan.replace_fields
             changes += plan.update_fields
             for name in _CREATE_ONLY[self.kind]:
@@ -536,7 +578,7 @@ class GpuCloudProvider(ResourceProvider):
         replaces = [n for n in unknown if n not in in_place]
         return replaces, [n for n in unknown if n in in_place]
 
-    def _plan(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> Plan:
+    def _plan(self, id_: str, olds: dict[str, Any], news: dict[str, Any], *, attach_unknown: bool = False) -> Plan:
         provider = news["provider"]
         if self.kind == "ssh_key":
             return plan_ssh_key(_ssh_key_spec(news), _ssh_key_from_state(id_, provider, olds))
@@ -552,10 +594,13 @@ class GpuCloudProvider(ResourceProvider):
                     recreate_discontinued=bool(news.get("recreate_discontinued")),
                 )
             spec = _volume_spec(news)
-            attach_id = ensure.attach_target(cloud, spec.attach_to, predict=True)
-            return plan_volume(
-                spec, _volume_from_state(id_, provider, olds), cloud.capabilities, desired_attach_id=attach_id
-            )
+            # The state's attached_to may be stale (an instance deleted since): the rule judges the live volume.
+            refusal = None
+            if not attach_unknown and cloud.volume_attach_statuses is not None:
+                refusal = _attach_refusal(cloud, spec, _live_volume(cloud, id_))
+            if refusal:
+                raise errors.Conflict(refusal, provider=provider, code="instance_state")
+            return ensure.plan_for_volume(cloud, spec, _volume_from_state(id_, provider, olds), predict=True)[0]
 
     # --- create / update -------------------------------------------------------------------------------
     def create(self, props: dict[str, Any]) -> CreateResult:

@@ -560,11 +560,14 @@ def _act(
 
 
 # --- volumes ----------------------------------------------------------------------------------------
-def require_attachable(cloud: Provider, volume: str, instance_refs: Sequence[str], doing: str) -> None:
+def require_attachable(
+    cloud: Provider, volume: str, instance_refs: Sequence[str], doing: str, *, fix: str = "state: stopped"
+) -> None:
     """Refuse, before any write and in check mode too, an attach or detach the API refuses in an instance's state.
 
     ``instance_refs`` are instance ids or plan placeholders (an instance created earlier in the same run is
     running once its create has waited). DataCrunch, for one, attaches and detaches only offline instances.
+    ``fix`` is how the calling front-end spells stopping the instance.
     """
     allowed = cloud.volume_attach_statuses
     if allowed is None:
@@ -576,11 +579,26 @@ def require_attachable(cloud: Provider, volume: str, instance_refs: Sequence[str
             wanted = " or ".join(sorted(s.value for s in allowed))
             raise errors.Conflict(
                 f"{cloud.name} can {doing} volume {volume!r} only while the instance is {wanted}, and instance "
-                f"{ref} {'will be' if new else 'is'} {status.value}; stop it first (state: stopped)",
+                f"{ref} {'will be' if new else 'is'} {status.value}; stop it first ({fix})",
                 provider=cloud.name,
                 code="instance_state",
                 details={"volume": volume, "instance": ref, "status": status.value},
             )
+
+
+def require_volume_attachable(
+    cloud: Provider,
+    volume: str,
+    plan: Plan,
+    current: Volume | None,
+    attach_id: str | None,
+    *,
+    fix: str = "state: stopped",
+) -> None:
+    """The attaches and detaches a volume plan makes, refused where the instance's state forbids them: the one
+    rule behind Ansible's check mode and run and Pulumi's preview (Check for a create, Diff for an update)."""
+    for doing, refs in _attachments_touched(plan, current, attach_id).items():
+        require_attachable(cloud, volume, refs, doing, fix=fix)
 
 
 def _attachments_touched(plan: Plan, current: Volume | None, attach_id: str | None) -> dict[str, list[str]]:
@@ -615,6 +633,18 @@ def attach_target(cloud: Provider, ref: str | None, *, predict: bool = False) ->
     return found.id
 
 
+def plan_for_volume(
+    cloud: Provider, spec: VolumeSpec, current: Volume | None, *, predict: bool = False
+) -> tuple[Plan, str | None]:
+    """Reconcile, with ``attach_to`` resolved to the id of the instance it names (the plan and that id).
+
+    ``predict`` (check mode, previews): an instance that does not exist yet is taken to be created earlier in
+    the same run.
+    """
+    attach_id = attach_target(cloud, spec.attach_to, predict=predict)
+    return plan_volume(spec, current, cloud.capabilities, desired_attach_id=attach_id), attach_id
+
+
 def ensure_volume(
     cloud: Provider,
     spec: VolumeSpec,
@@ -629,13 +659,11 @@ def ensure_volume(
         cloud.require(Capability.VOLUMES)
     with _creating(cloud, "volume", spec.name, enabled=not check_mode, timeout=LOCK_TIMEOUT):
         current = _find_volume(cloud, name=spec.name, volume_id=volume_id)
-        attach_id = attach_target(cloud, spec.attach_to, predict=check_mode)
-        plan = plan_volume(spec, current, cloud.capabilities, desired_attach_id=attach_id)
+        plan, attach_id = plan_for_volume(cloud, spec, current, predict=check_mode)
         if plan.action in (Action.CREATE, Action.REPLACE):
             validate_volume_catalogue(cloud, spec)
         if plan.action is not Action.REPLACE or force_replace:
-            for doing, refs in _attachments_touched(plan, current, attach_id).items():
-                require_attachable(cloud, spec.name, refs, doing)
+            require_volume_attachable(cloud, spec.name, plan, current, attach_id)
         return _converge(
             "volume",
             cloud,

@@ -13,7 +13,7 @@ from gpucloud.emulator import EmulatorServer
 from gpucloud.emulator.client import client_env
 from pulumi_gpucloud import GpuCloudProvider
 
-from .harness import Apply, Declared, DynamicProviderHarness, Ref
+from .harness import Apply, CheckFailed, Declared, Deployment, DynamicProviderHarness, ProviderFailed, Ref, Stack
 
 PROJECT = "gpucloud-tests"
 TYPES = {
@@ -64,3 +64,20 @@ def attached_by_name(instance: str) -> Apply:
     """What ``Volume(attach_to=box.name)`` registers: the name, tied to ``box.id`` (resources.py; see
     test_program_mocks.py::test_attach_to_is_unknown_while_its_instance_is_replaced)."""
     return Apply(lambda values: values[0], (Ref(instance, "name"), Ref(instance, "id")))
+
+
+# A deployment and, when it refused, how: ``check: [(property, reason)]`` or ``diff: <the provider's error line>``.
+Attempt = tuple[Deployment, str | None]
+
+
+def attempt(h: DynamicProviderHarness, program: list[Declared], stack: Stack, *, preview: bool) -> Attempt:
+    """A preview or an up that may refuse (a Check failure or a failed Diff); any other failure propagates."""
+    try:
+        return h.deploy(program, stack, preview=preview), None
+    except CheckFailed as exc:
+        return exc.deployment, f"check: {exc.failures}"  # type: ignore[attr-defined]
+    except ProviderFailed as exc:
+        if exc.rpc_name != "Diff":
+            raise
+        lines = [line for line in exc.details.splitlines() if line.strip()]
+        return exc.deployment, f"diff: {lines[-1] if lines else exc.details}"  # type: ignore[attr-defined]

@@ -23,7 +23,7 @@ from pulumi_gpucloud._provider import GET_MARKER
 
 from ..conftest import connect, providers_with
 from ..contract.specs import INSTANCE, OTHER_TYPE, VOLUME
-from .conftest import PROJECT, PROVIDERS, TYPES, attached_by_name, declare, unique
+from .conftest import PROJECT, PROVIDERS, TYPES, attached_by_name, attempt, declare, unique
 from .harness import Declared, Deployment, DynamicProviderHarness, ProviderFailed, Ref, Stack, reveal
 
 Overrides = dict[str, dict[str, object]]
@@ -35,6 +35,10 @@ ATTACHABLE = [
     if Capability.INSTANCE_VOLUMES_AT_CREATE not in provider_class(p).capabilities
 ]
 KEYS = providers_with(Capability.SSH_KEYS)
+# Providers that attach volumes only to instances in some states (DataCrunch: stopped ones).
+RESTRICTED = [
+    p for p in providers_with(Capability.VOLUME_ATTACH) if provider_class(p).volume_attach_statuses is not None
+]
 
 
 @contextmanager
@@ -233,6 +237,71 @@ def test_preview_matches_up_for_every_resource_when_the_instance_is_replaced(
         assert _diffs(preview) == _diffs(up)
         assert up.operations()[names["first"]] == "replace"
         assert _live(cloud, names["first"]).instance_type == cloud.canonical_instance_type(OTHER_TYPE[provider])
+
+
+def _restricted_program(
+    provider: str, public_key: str, names: dict[str, str], power_state: str, volumes: dict[str, bool]
+) -> list[Declared]:
+    """A key, an instance in ``power_state`` and volumes (name -> attached to the instance by ``box.name``)."""
+    key, box = names["key"], names["first"]
+    instance = {**INSTANCE[provider], "provider": provider, "name": box, "wait_timeout": 60}
+    program = [
+        declare("ssh_key", key, {"provider": provider, "name": key, "public_key": public_key}),
+        declare("instance", box, {**instance, "ssh_keys": [Ref(key, "name")], "power_state": power_state}),
+    ]
+    for name, attached in volumes.items():
+        props = {"provider": provider, "name": name, "size_gb": 10, **VOLUME[provider]}
+        program.append(declare("volume", name, {**props, "attach_to": attached_by_name(box)} if attached else props))
+    return program
+
+
+@pytest.mark.parametrize("provider", RESTRICTED)
+def test_preview_refuses_an_attach_to_a_running_instance_as_up_does(
+    harness: DynamicProviderHarness, overrides: Overrides, keypair: tuple[Path, str], provider: str
+) -> None:
+    """DataCrunch attaches only to stopped instances. To a running one that exists, the preview refuses exactly as
+    ``up`` then does, naming ``attach_to`` and the fix: at Check for a new volume, at Diff for an existing one.
+    Once the instance is stopped, preview and up both attach (a new volume and the existing one)."""
+    names = _names(provider)
+    box, data, extra = names["first"], names["volume"], names["second"]
+
+    def program(power_state: str, volumes: dict[str, bool]) -> list[Declared]:
+        return _restricted_program(provider, keypair[1], names, power_state, volumes)
+
+    stacks: list[Stack] = []
+    with destroyed_after(harness, stacks), connect(overrides, provider) as cloud:
+        stacks.append(harness.deploy(program("running", {})).stack)
+        running = _live(cloud, box)
+
+        # A new volume attaching to the running instance: refused at Check, by the preview and by the up.
+        preview = attempt(harness, program("running", {data: True}), stacks[-1], preview=True)
+        up = attempt(harness, program("running", {data: True}), stacks[-1], preview=False)
+        assert preview[1] == up[1] and up[1] is not None and up[1].startswith("check: [('attach_to', ")
+        assert f"instance {running.id} is running" in up[1] and "stop it first (power_state: stopped" in up[1]
+        assert preview[0].operations() == up[0].operations()
+        assert cloud.find_volume(data) is None
+
+        # The volume made unattached, then attached to the running instance: refused at Diff by both.
+        stacks.append(harness.deploy(program("running", {data: False}), stacks[-1]).stack)
+        preview = attempt(harness, program("running", {data: True}), stacks[-1], preview=True)
+        up = attempt(harness, program("running", {data: True}), stacks[-1], preview=False)
+        assert preview[1] == up[1] and up[1] is not None and up[1].startswith("diff: ")
+        assert "attach_to: " in up[1] and "stop it first (power_state: stopped" in up[1]
+        assert cloud.get_volume(stacks[-1][data].id).attached_to == ()
+
+        # Stopped (one up), then both volumes attach: the existing one by an update, a new one by a create.
+        stacks.append(harness.deploy(program("stopped", {data: False}), stacks[-1]).stack)
+        attaching = program("stopped", {data: True, extra: True})
+        preview = attempt(harness, attaching, stacks[-1], preview=True)
+        up = attempt(harness, attaching, stacks[-1], preview=False)
+        stacks.append(up[0].stack)
+        assert preview[1] is None and up[1] is None
+        assert _diffs(preview[0]) == _diffs(up[0])
+        assert up[0].operations()[data] == "update" and up[0].operations()[extra] == "create"
+        stopped = _live(cloud, box)
+        assert stopped.id == running.id
+        for volume in (data, extra):
+            assert cloud.get_volume(up[0].stack[volume].id).attached_to == (stopped.id,)
 
 
 @pytest.mark.parametrize("provider", KEYS[:1])
