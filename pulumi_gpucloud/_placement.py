@@ -26,17 +26,9 @@ from pulumi.runtime import rpc
 from gpucloud import ensure, errors, placement
 from gpucloud.config import PROVIDERS
 from gpucloud.models import Status
-from pulumi_gpucloud._provider import (
-    _NUM,
-    _STR,
-    Field,
-    GpuCloudProvider,
-    GpuCloudResourceError,
-    _adapter,
-    _clean,
-    instance_outputs,
-    is_unknown,
-)
+from pulumi_gpucloud._inputs import _NUM, _STR, Field, clean, is_unknown, schema_inputs
+from pulumi_gpucloud._kinds import instance_outputs
+from pulumi_gpucloud._provider import GpuCloudProvider, GpuCloudResourceError, _adapter
 
 KIND: Final = "placed_instance"
 # Requirement inputs (max_price is Requirement.max_price_per_hour).
@@ -112,21 +104,12 @@ class PlacementProvider(GpuCloudProvider):
 
     # --- check -------------------------------------------------------------------------------------------
     def check(self, _olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
-        props, olds = _clean(news), _clean(_olds)
-        failures: list[CheckFailure] = []
-        inputs: dict[str, Any] = {}
-        for name in props:
-            if name not in PLACED_INPUTS and props[name] is not None:
-                failures.append(CheckFailure(name, f"{name}: not an input of an instance with provider='auto'"))
-        for name, spec in PLACED_INPUTS.items():
-            value = props.get(name)
-            if value is None:
-                if spec.required:
-                    failures.append(CheckFailure(name, f"{name} is required"))
-                elif spec.default is not None:
-                    inputs[name] = spec.default
-            elif name != "planned_offer":
-                inputs[name] = value
+        olds = clean(_olds)
+        # The placement module judges the requirement's values (its messages name them); no coercion here.
+        inputs, failures = schema_inputs(
+            PLACED_INPUTS, clean(news), lambda n: f"{n}: not an input of an instance with provider='auto'", coerce=False
+        )
+        inputs.pop("planned_offer", None)  # set below, never by the program
         if failures or any(is_unknown(v) for v in inputs.values()):
             return CheckResult(inputs, failures)
         try:
@@ -147,7 +130,7 @@ class PlacementProvider(GpuCloudProvider):
 
     # --- diff --------------------------------------------------------------------------------------------
     def diff(self, id_: str, _olds: dict[str, Any], _news: dict[str, Any]) -> DiffResult:
-        olds, news = _clean(_olds), _clean(_news)
+        olds, news = clean(_olds), clean(_news)
 
         def changed(names: Iterable[str]) -> list[str]:
             return [n for n in names if news.get(n) != olds.get(n)]
@@ -174,7 +157,7 @@ class PlacementProvider(GpuCloudProvider):
 
     # --- create / update ---------------------------------------------------------------------------------
     def create(self, props: dict[str, Any]) -> CreateResult:
-        inputs = _clean(props)
+        inputs = clean(props)
         try:
             result = placement.place(
                 self._clouds(),
@@ -193,7 +176,7 @@ class PlacementProvider(GpuCloudProvider):
         return CreateResult(after.id, outs)
 
     def update(self, id_: str, _olds: dict[str, Any], _news: dict[str, Any]) -> UpdateResult:
-        olds, inputs = _clean(_olds), _clean(_news)
+        olds, inputs = clean(_olds), clean(_news)
         provider = olds["placed_provider"]
         with self._cloud(provider, "update", repr(inputs["name"])) as cloud:
             current = cloud.get_instance(id_)
@@ -217,7 +200,7 @@ class PlacementProvider(GpuCloudProvider):
 
     # --- read / delete -----------------------------------------------------------------------------------
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
-        state = _clean(props)
+        state = clean(props)
         provider = state.get("placed_provider")
         if not isinstance(provider, str):
             raise GpuCloudResourceError(f"read instance {id_!r}: the state records no placed_provider")
@@ -234,7 +217,7 @@ class PlacementProvider(GpuCloudProvider):
         return result
 
     def delete(self, id_: str, _props: dict[str, Any]) -> None:
-        props = _clean(_props)
+        props = clean(_props)
         provider = props["placed_provider"]
         with self._cloud(provider, "delete", repr(props.get("name", id_))) as cloud:
             timeout = float(props.get("wait_timeout") or ensure.DEFAULT_TIMEOUT)

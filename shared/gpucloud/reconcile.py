@@ -61,6 +61,40 @@ def _decide(updates: list[Change], replacements: list[Change]) -> Plan:
     return Plan(Action.NONE)
 
 
+def instance_in_place(capabilities: frozenset[Capability]) -> frozenset[str]:
+    """The spec fields :func:`plan_instance` changes in place with these capabilities; a change of any other field
+    it compares replaces the instance. Pulumi's preview asks this for inputs it cannot know yet."""
+    fields = {
+        "instance_type": Capability.INSTANCE_RESIZE,
+        "name": Capability.INSTANCE_RENAME,
+        "tags": Capability.INSTANCE_TAG_UPDATE,  # some APIs take tags only at create: new tags, a new instance
+        "volumes": Capability.VOLUME_ATTACH,  # attached in place (only attaches; see plan_instance)
+    }
+    return frozenset(name for name, needs in fields.items() if needs in capabilities)
+
+
+def volume_in_place(capabilities: frozenset[Capability]) -> frozenset[str]:
+    """The spec fields :func:`plan_volume` changes in place with these capabilities (``attach_to`` always: a new
+    target detaches and attaches); a change of any other field it compares replaces the volume."""
+    fields = {"size_gb": Capability.VOLUME_RESIZE, "name": Capability.VOLUME_RENAME}
+    return frozenset({"attach_to", *(name for name, needs in fields.items() if needs in capabilities)})
+
+
+def ssh_key_in_place(capabilities: frozenset[Capability]) -> frozenset[str]:
+    """Nothing: no API edits a key, so :func:`plan_ssh_key` replaces it for any change."""
+    return frozenset()
+
+
+def require_volume_growth(current_gb: int, desired_gb: int, provider: str | None = None) -> None:
+    """Volumes only grow: no API shrinks one, and a smaller one would lose data."""
+    if desired_gb < current_gb:
+        raise errors.ValidationError(
+            f"size_gb cannot shrink from {current_gb} to {desired_gb}; volumes only grow",
+            field="size_gb",
+            provider=provider,
+        )
+
+
 def _differs(current: Any, desired: Any) -> bool:
     """A desired value of None means "not specified": nothing to compare."""
     return desired is not None and current is not None and current != desired
@@ -83,6 +117,7 @@ def plan_instance(
     ``recreate_discontinued`` says so (otherwise it is reported as it is)."""
     if current is None:
         return Plan(Action.CREATE)
+    in_place = instance_in_place(capabilities)
     updates: list[Change] = []
     replacements: list[Change] = _create_only_changes(desired, current, current_os_disk_gb)
     if recreate_discontinued and current.status is Status.DISCONTINUED:
@@ -97,20 +132,16 @@ def plan_instance(
             replacements.append(Change(name, have, want))
     have_type, want_type = current.instance_type, desired_instance_type or desired.instance_type
     if _differs(have_type, want_type):
-        target = updates if Capability.INSTANCE_RESIZE in capabilities else replacements
-        target.append(Change("instance_type", have_type, want_type))
+        (updates if "instance_type" in in_place else replacements).append(Change("instance_type", have_type, want_type))
     if desired_ssh_key_ids is not None and current.ssh_key_ids:
         have_keys, want_keys = sorted(current.ssh_key_ids), sorted(desired_ssh_key_ids)
         if have_keys != want_keys:
             replacements.append(Change("ssh_keys", have_keys, want_keys))
     if desired.name != current.name:
-        target = updates if Capability.INSTANCE_RENAME in capabilities else replacements
-        target.append(Change("name", current.name, desired.name))
+        (updates if "name" in in_place else replacements).append(Change("name", current.name, desired.name))
     wanted_tags = _wanted_tags(desired, current)
     if Capability.INSTANCE_TAGS in capabilities and wanted_tags is not None and wanted_tags != current.tags:
-        # Some APIs take tags only at create: new tags then mean a new instance.
-        target = updates if Capability.INSTANCE_TAG_UPDATE in capabilities else replacements
-        target.append(Change("tags", current.tags, wanted_tags))
+        (updates if "tags" in in_place else replacements).append(Change("tags", current.tags, wanted_tags))
     if volume_attachments is not None and sorted(volume_attachments[0]) != sorted(volume_attachments[1]):
         # Only attaches: volumes attached by other means (an OS volume, a volume's attach_to) are left alone.
         updates.append(Change("volumes", sorted(volume_attachments[0]), sorted(volume_attachments[1])))
@@ -143,6 +174,7 @@ def plan_volume(
 ) -> Plan:
     if current is None:
         return Plan(Action.CREATE)
+    in_place = volume_in_place(capabilities)
     updates: list[Change] = []
     replacements: list[Change] = []
     for name, have, want in (
@@ -151,18 +183,11 @@ def plan_volume(
     ):
         if _differs(have, want):
             replacements.append(Change(name, have, want))
-    if desired.size_gb < current.size_gb:
-        raise errors.ValidationError(
-            f"size_gb cannot shrink from {current.size_gb} to {desired.size_gb}; volumes only grow",
-            field="size_gb",
-            provider=current.provider,
-        )
+    require_volume_growth(current.size_gb, desired.size_gb, current.provider)
     if desired.size_gb > current.size_gb:
-        target = updates if Capability.VOLUME_RESIZE in capabilities else replacements
-        target.append(Change("size_gb", current.size_gb, desired.size_gb))
+        (updates if "size_gb" in in_place else replacements).append(Change("size_gb", current.size_gb, desired.size_gb))
     if desired.name != current.name:
-        target = updates if Capability.VOLUME_RENAME in capabilities else replacements
-        target.append(Change("name", current.name, desired.name))
+        (updates if "name" in in_place else replacements).append(Change("name", current.name, desired.name))
     if desired.attach_to is not None:
         attached = sorted(current.attached_to)
         wanted = [desired_attach_id] if desired_attach_id else []
