@@ -9,8 +9,9 @@ from typing import Any
 
 import pytest
 
+from gpucloud.config import env_var
 from gpucloud.emulator import EmulatorServer
-from gpucloud.emulator.client import client_env
+from gpucloud.emulator.client import PATH_PREFIXES, client_env
 from pulumi_gpucloud import GpuCloudProvider
 
 from .harness import Apply, CheckFailed, Declared, Deployment, DynamicProviderHarness, ProviderFailed, Ref, Stack
@@ -48,6 +49,25 @@ def project_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def harness(project_dir: Path, emulator_env: dict[str, str]) -> Iterator[DynamicProviderHarness]:
     """The SDK's dynamic provider server, as the engine launches it, pointed at the emulator via env."""
     with DynamicProviderHarness(project_dir, project=PROJECT, env=emulator_env) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def instant() -> Iterator[EmulatorServer]:
+    """Lifecycle steps at once and no sshd, so a step costs only its round trips."""
+    with EmulatorServer(provision_seconds=0.0, rate_limits={}, ssh=False) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def fast_harness(
+    instant: EmulatorServer, project_dir: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[DynamicProviderHarness]:
+    """The SDK's provider server (as ``harness``) on the instant emulator, with no user config file."""
+    missing = tmp_path_factory.mktemp("noconfig") / "config.toml"
+    env = {**client_env(instant.url, instant.settings), "GPUCLOUD_CONFIG": str(missing)}
+    env.update({env_var(p, "poll_interval"): "0.01" for p in PATH_PREFIXES})
+    with DynamicProviderHarness(project_dir, project=PROJECT, env=env) as running:
         yield running
 
 

@@ -20,8 +20,6 @@ from __future__ import annotations
 
 import os
 import random
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -29,40 +27,20 @@ import pytest
 import gpucloud
 from gpucloud import SshKeySpec
 from gpucloud.capabilities import Capability
-from gpucloud.config import env_var
 from gpucloud.emulator import EmulatorServer
-from gpucloud.emulator.client import PATH_PREFIXES, client_env, client_overrides
+from gpucloud.emulator.client import client_overrides
 from gpucloud.ensure import ensure_ssh_key, ensure_ssh_key_absent
 from gpucloud.providers import implemented, provider_class
 from tests import figures
 
 from ..contract.specs import INSTANCE, OTHER_TYPE, VOLUME
-from .conftest import PROJECT, Attempt, attached_by_name, attempt, declare
+from .conftest import Attempt, attached_by_name, attempt, declare
 from .harness import Declared, Deployment, DynamicProviderHarness, Planned, Stack
 
 SEED = int(os.environ.get("GPUCLOUD_PLAN_SEED") or random.randrange(2**32))
 # Program versions brought up per provider (then the destroy); GPUCLOUD_PLAN_TRANSITIONS multiplies them.
 VERSIONS = int(12 * float(os.environ.get("GPUCLOUD_PLAN_TRANSITIONS") or 1))
 TAGS: list[dict[str, str] | None] = [None, {}, {"team": "a"}, {"team": "b", "env": "a"}]
-
-
-@pytest.fixture(scope="module")
-def instant() -> Iterator[EmulatorServer]:
-    """Lifecycle steps at once and no sshd, so a version costs only its round trips."""
-    with EmulatorServer(provision_seconds=0.0, rate_limits={}, ssh=False) as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
-def fast_harness(
-    instant: EmulatorServer, project_dir: Path, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[DynamicProviderHarness]:
-    """The SDK's provider server (as conftest's ``harness``) on the instant emulator, with no user config file."""
-    missing = tmp_path_factory.mktemp("noconfig") / "config.toml"
-    env = {**client_env(instant.url, instant.settings), "GPUCLOUD_CONFIG": str(missing)}
-    env.update({env_var(p, "poll_interval"): "0.01" for p in PATH_PREFIXES})
-    with DynamicProviderHarness(project_dir, project=PROJECT, env=env) as running:
-        yield running
 
 
 class Versions:
