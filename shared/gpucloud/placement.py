@@ -24,7 +24,7 @@ from typing import Annotated, Any, TypeVar
 import pydantic
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
-from gpucloud import ensure, errors
+from gpucloud import ensure, errors, presentation
 from gpucloud.capabilities import Capability
 from gpucloud.config import PROVIDERS
 from gpucloud.gpus import normalise_gpu_model
@@ -131,16 +131,26 @@ class Template(BaseModel):
     tags: dict[str, str] | None = None
     startup_script: str | None = None
 
-    def spec(self, candidate: Candidate, *, location_choice: bool) -> InstanceSpec:
+    def spec(self, candidate: Candidate, cloud: Provider, requirement: Requirement) -> InstanceSpec:
         return InstanceSpec(
             name=self.name,
             instance_type=candidate.offer.instance_type,
             image=self.images.get(candidate.provider, self.image),
-            location=candidate.location if location_choice else None,
+            location=candidate.location if cloud.supports(Capability.INSTANCE_LOCATION_CHOICE) else None,
             ssh_keys=self.ssh_keys,
-            tags=self.tags,
+            tags=self._tags(cloud, requirement),
             startup_script=self.startup_script,
         )
+
+    def _tags(self, cloud: Provider, requirement: Requirement) -> dict[str, str] | None:
+        """The user's tags and, where the provider keeps tags, the requirement the instance is placed for (read
+        back by inventories and reruns); DataCrunch, dcdncloud and ComputeStacks keep none."""
+        if not cloud.supports(Capability.INSTANCE_TAGS):
+            return self.tags
+        return {
+            **(self.tags or {}),
+            presentation.PLACEMENT_TAG: presentation.placement_tag_value(requirement.as_facts()),
+        }
 
 
 @dataclass(frozen=True)
@@ -332,7 +342,7 @@ def place(
         unmet = _unmet_by_instance(clouds[current.provider], requirement, current)
         if not unmet:
             note = "placed earlier; kept where it is (placement never moves an instance that meets the requirement)"
-            return Placement(ensure._unchanged(current), None, current.provider, (), requirement, note)
+            return Placement(ensure.unchanged(current), None, current.provider, (), requirement, note)
         return _replace(
             clouds,
             requirement,
@@ -412,7 +422,7 @@ def _replace(
     cloud = clouds[current.provider]
     cloud.delete_instance(current.id)
     cloud.wait_for_instance_gone(current.id, timeout=run.left())
-    placed = _try_in_order(clouds, ranked, failed, template, run)
+    placed = _try_in_order(clouds, ranked, failed, template, requirement, run)
     outcome = ensure.Outcome(True, Action.REPLACE, current, placed.outcome.after, secrets=placed.outcome.secrets)
     return Placement(outcome, placed.chosen, placed.provider, placed.attempts, requirement, plan_note)
 
@@ -435,12 +445,17 @@ def _place_new(
             note,
             tuple(ranked),
         )
-    placed = _try_in_order(clouds, ranked, failed, template, run)
+    placed = _try_in_order(clouds, ranked, failed, template, requirement, run)
     return Placement(placed.outcome, placed.chosen, placed.provider, placed.attempts, requirement, placed.note)
 
 
 def _try_in_order(
-    clouds: Clouds, ranked: Sequence[Candidate], failed: Sequence[Attempt], template: Template, run: _Run
+    clouds: Clouds,
+    ranked: Sequence[Candidate],
+    failed: Sequence[Attempt],
+    template: Template,
+    requirement: Requirement,
+    run: _Run,
 ) -> Placement:
     attempts = list(failed)
     if not ranked and run.left() > 0:
@@ -449,7 +464,7 @@ def _try_in_order(
         if run.left() <= 0:
             break
         cloud = clouds[candidate.provider]
-        spec = template.spec(candidate, location_choice=cloud.supports(Capability.INSTANCE_LOCATION_CHOICE))
+        spec = template.spec(candidate, cloud, requirement)
         try:
             cloud.validate_instance_spec(spec)  # no request: e.g. this provider needs an image none was given for
         except errors.ValidationError as exc:
@@ -482,8 +497,8 @@ def _try_in_order(
 def _attempt(cloud: Provider, spec: InstanceSpec, run: _Run) -> ensure.Outcome[Instance]:
     """One create (under the provider's name lock) and its wait, within what is left of the deadline."""
     with ensure.time_limit(cloud, run.left()):
-        with ensure._creating(cloud, "instance", spec.name, enabled=True, timeout=run.left()):
-            made = ensure._create(cloud, spec)
+        with ensure.create_lock(cloud, "instance", spec.name, timeout=run.left()):
+            made = ensure.create_instance(cloud, spec)
         after = made.instance
         if run.wait:
             after = ensure.wait_until_ready(cloud, after, timeout=run.left(), wait_for_ssh=run.wait_for_ssh)

@@ -13,6 +13,7 @@ from gpucloud.emulator import EmulatorServer
 from tests import ledger
 
 from .conftest import ROOT, Ansible, ansible_binary
+from .test_inventory import listing, write_inventory
 from .test_modules import lookup, task
 
 EXAMPLES = ROOT / "examples" / "ansible"
@@ -89,6 +90,37 @@ def test_a_fleet_is_placed_member_by_member(ansible: Ansible, emulator: Emulator
     removed = ansible.play([task("instance", "removed", **fleet, exact_count=0)])
     assert removed.rc == 0, removed.output
     assert removed["removed"]["removed"] == ["ans-pf-2", "ans-pf-1"]
+
+
+def test_the_inventory_groups_placed_hosts_by_the_requirement_read_off_the_instance(
+    ansible: Ansible, emulator: EmulatorServer, account: None, tmp_path: Path
+) -> None:
+    emulator.world.set_stock("voltagepark", H100_VP, left=1)
+    fleet = {"name": "ans-pi-{index}", **AUTO}
+    made = ansible.play([task("instance", "made", **fleet, count=2)])
+    try:
+        assert made.rc == 0, made.output
+        assert [m["provider"] for m in made["made"]["instances"]] == ["voltagepark", "datacrunch"]
+        source = write_inventory(
+            tmp_path / "placed.gpucloud.yml",
+            providers=list(PROVIDERS),
+            filters={"name": "^ans-pi-"},
+            keyed_groups=[{"key": "gpucloud_placement.gpu | default('none')", "prefix": "wants"}],
+        )
+        data = listing(ansible, source)
+        hostvars = data["_meta"]["hostvars"]
+        wanted = {"gpu": "h100", "max_price_per_hour": 3.0, "providers": ["voltagepark", "datacrunch"]}
+        # Voltage Park keeps tags: the requirement comes off the instance itself, nothing else knows it.
+        assert hostvars["voltagepark-ans-pi-1"]["gpucloud_placement"] == wanted
+        group = "gpucloud_placement_gpu_h100_max_price_per_hour_3_0_providers_voltagepark_datacrunch"
+        assert list(data[group]["hosts"]) == ["voltagepark-ans-pi-1"]
+        assert list(data["wants_h100"]["hosts"]) == ["voltagepark-ans-pi-1"]
+        # DataCrunch keeps no tags: the host is listed with no requirement (documented), never a guessed one.
+        assert hostvars["datacrunch-ans-pi-2"]["gpucloud_placement"] is None
+        assert list(data["wants_none"]["hosts"]) == ["datacrunch-ans-pi-2"]
+    finally:
+        removed = ansible.play([task("instance", "removed", **fleet, exact_count=0)])
+    assert removed.rc == 0, removed.output
 
 
 @pytest.mark.parametrize(

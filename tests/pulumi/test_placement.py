@@ -13,7 +13,9 @@ from typing import Any
 import pulumi
 import pytest
 
+from gpucloud import presentation
 from gpucloud.emulator import EmulatorServer
+from pulumi_gpucloud import ansible
 from pulumi_gpucloud._placement import PlacementProvider
 from tests import ledger
 
@@ -52,7 +54,7 @@ def account(emulator: EmulatorServer) -> Iterator[None]:
 
 
 def test_preview_up_rerun_and_requirement_changes(
-    harness: DynamicProviderHarness, emulator: EmulatorServer, account: None
+    harness: DynamicProviderHarness, emulator: EmulatorServer, account: None, overrides: dict[str, dict[str, object]]
 ) -> None:
     name = unique("pl-auto")
     checked, failures, _ = harness.preview(name, PROVIDER, _props(name), TYPES["instance"])
@@ -70,6 +72,9 @@ def test_preview_up_rerun_and_requirement_changes(
         record = outs["placement"]
         assert [(a["provider"], a["error_class"]) for a in record["attempts"]] == [("voltagepark", "NoCapacity")]
         assert record["requirement"]["gpu"] == "h100"
+        # The Ansible export lists it under the provider it went to, with the requirement it was placed for.
+        host = ansible.inventory([outs])["all"]["hosts"][f"datacrunch-{name}"]
+        assert host["gpucloud_provider"] == "datacrunch" and host["gpucloud_placement"] == record["requirement"]
 
         emulator.world.clear_stock()  # the cheaper offer is back: no move
         again = harness.up(name, PROVIDER, _props(name), TYPES["instance"], state)
@@ -92,6 +97,19 @@ def test_preview_up_rerun_and_requirement_changes(
         )
         state = moved.state
         assert moved.operation == "replace" and reveal(state.outputs)["placed_provider"] == "voltagepark"
+        # Voltage Park keeps tags: the instance itself carries the requirement, as the Pulumi record says.
+        with connect(overrides, "voltagepark") as cloud:
+            live = cloud.get_instance(state.id)
+        requirement = reveal(state.outputs)["placement"]["requirement"]
+        assert (
+            presentation.instance_facts(live)["placement"]
+            == requirement
+            == {
+                "gpu": "h100",
+                "max_price_per_hour": 2.5,
+                "providers": ["voltagepark"],
+            }
+        )
     finally:
         harness.destroy(state)
 
