@@ -78,6 +78,17 @@ def test_check_mode_then_failover_then_rerun_then_absent(
     assert lookup(emulator, "datacrunch", "instance", "ans-place") is None
 
 
+def test_check_mode_with_spot_allowed_and_a_disk_minimum_names_the_datacrunch_spot_offer(
+    ansible: Ansible, emulator: EmulatorServer
+) -> None:
+    wanted = {**AUTO["placement"], "spot": "allowed", "min_disk_gb": 2000}
+    checked = ansible.play([task("instance", "plan", name="ans-spot", provider="auto", placement=wanted)], check=True)
+    assert checked.rc == 0, checked.output
+    record = checked["plan"]["placement"]
+    assert (record["provider"], record["offer"]["spot"]) == ("datacrunch", True), record
+    assert record["requirement"]["spot"] == "allowed" and record["requirement"]["min_disk_gb"] == 2000
+
+
 def test_a_fleet_is_placed_member_by_member(ansible: Ansible, emulator: EmulatorServer, account: None) -> None:
     # One Voltage Park H100 left: the first member takes it, the second goes to DataCrunch.
     emulator.world.set_stock("voltagepark", H100_VP, left=1)
@@ -131,6 +142,8 @@ def test_the_inventory_groups_placed_hosts_by_the_requirement_read_off_the_insta
         ({"placement": {"gpus": "h100"}}, "placement.gpus", "not permitted"),
         ({"placement": {"gpu": "h100", "images": ["x"]}}, "placement.images", "map provider names"),
         ({"placement": {"providers": ["aws"]}}, "placement.providers", "unknown provider"),
+        ({"placement": {"gpu": "h100", "spot": "sometimes"}}, "placement.spot", "'never', 'allowed' or 'required'"),
+        ({"placement": {"gpu": "h100", "min_disk_gb": 0}}, "placement.min_disk_gb", "greater than 0"),
         ({**AUTO, "instance_type": "1V100.6V"}, "instance_type", "chosen by placement"),
         ({**AUTO, "api_token": "x"}, "api_token", "one provider's connection"),
         ({"placement": {"gpu": "h100"}, "provider": "datacrunch"}, "placement", "only valid with provider=auto"),

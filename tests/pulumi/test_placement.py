@@ -114,12 +114,25 @@ def test_preview_up_rerun_and_requirement_changes(
         harness.destroy(state)
 
 
+def test_preview_with_spot_allowed_and_a_disk_minimum_plans_the_datacrunch_spot_offer(
+    harness: DynamicProviderHarness,
+) -> None:
+    name = unique("pl-spot")
+    checked, failures, _ = harness.preview(
+        name, PROVIDER, _props(name, spot="allowed", min_disk_gb=2000), TYPES["instance"]
+    )
+    assert failures == []
+    assert checked["planned_offer"].startswith("datacrunch spot 1H100.80S.30V"), checked["planned_offer"]
+
+
 def test_bad_requirements_fail_check_naming_the_input(harness: DynamicProviderHarness) -> None:
     name = unique("pl-bad")
     for changes, prop in (
         ({"gpu_count": 2, "gpu": None}, "gpu_count"),
         ({"providers": ["aws"]}, "providers"),
         ({"max_price": -1.0}, "max_price"),
+        ({"min_disk_gb": 0}, "min_disk_gb"),
+        ({"spot": "sometimes"}, "spot"),
         ({"instance_type": "1V100.6V"}, "instance_type"),
     ):
         _, failures, _ = harness.preview(name, PROVIDER, _props(name, **changes), TYPES["instance"])
