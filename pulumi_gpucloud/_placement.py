@@ -37,6 +37,8 @@ REQUIREMENT_INPUTS: Final[dict[str, Field]] = {
     "gpu_count": Field(int),
     "min_vcpus": Field(int),
     "min_memory_gb": Field(_NUM),
+    "min_disk_gb": Field(_NUM),
+    "spot": Field((str, bool)),  # never / allowed / required (True: required, False: never)
     "locations": Field(list, item=str),
     "max_price": Field(_NUM),
     "providers": Field(list, item=str),

@@ -6,8 +6,10 @@ are made by the same functions as the plugin's (:mod:`gpucloud.presentation`): h
 (or a ``hostnames``-style preference list) carry ``ansible_host``/``ansible_port``/``ansible_user`` plus one
 ``gpucloud_<fact>`` variable per Instance field, ``gpucloud_location_name`` and ``gpucloud_ssh_host``, with the
 vendor-neutral GPU model; groups are ``gpucloud_<provider>``, ``gpucloud_location_<location name>``,
-``gpucloud_gpu_<gpu model>`` and ``gpucloud_status_<status>``, lower case. Location names come from
-``location_names=`` (e.g. ``{p: get_location_names(p)}``); without them the name is the location id.
+``gpucloud_gpu_<gpu model>``, ``gpucloud_status_<status>``, ``gpucloud_kind_<kind>`` and, for an instance placed
+by requirement, ``gpucloud_placement_<requirement>`` (its requirement is ``gpucloud_placement``), lower case.
+Location names come from ``location_names=`` (e.g. ``{p: get_location_names(p)}``); without them the name is the
+location id.
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ PREFIX = presentation.PREFIX
 HOSTNAME = presentation.DEFAULT_HOSTNAMES[0]
 # The Instance model's fields (without the raw payload): Instance outputs, and with ``location_name`` the facts.
 HOST_FIELDS: tuple[str, ...] = presentation.instance_fields()
+# The outputs of an instance placed by requirement: where it went and the record of the choice.
+PLACED_FIELDS: tuple[str, ...] = presentation.PLACED_OUTPUTS
 Hostnames = str | Sequence[str]
 
 
@@ -99,8 +103,11 @@ def to_yaml(instances: Iterable[Mapping[str, Any] | BaseModel], **options: Any) 
 
 
 def instance_output(resource: Any) -> pulumi.Output[dict[str, Any]]:
-    """An Instance resource's outputs as one plain dict (no secrets among them)."""
+    """An Instance resource's outputs as one plain dict (no secrets among them). An instance placed by
+    requirement (``provider="auto"``) is listed under the provider it went to, with its ``placement`` record
+    (whose requirement becomes ``gpucloud_placement``, as the plugin reads it off the instance's tag)."""
     names = [n for n in HOST_FIELDS if n != "id"]
+    names += [n for n in PLACED_FIELDS if getattr(resource, n, None) is not None]  # set on placed instances only
 
     def as_dict(values: list[Any]) -> dict[str, Any]:
         return {"id": values[0], **dict(zip(names, values[1:], strict=True))}

@@ -51,7 +51,8 @@ class InstanceArgs:
     power_state: pulumi.Input[str] | None = None
     # Create-only (a change replaces it): a spot instance (DataCrunch), what its OS volume does when the provider
     # discontinues it (keep_detached / move_to_trash / delete_permanently; needs os_disk_size_gb), the OS disk size.
-    spot: pulumi.Input[bool] | None = None
+    # With provider="auto" spot is a requirement: "never" (default), "allowed" or "required" (True: required).
+    spot: pulumi.Input[bool | str] | None = None
     on_spot_discontinue: pulumi.Input[str] | None = None
     os_disk_size_gb: pulumi.Input[int] | None = None
     # A spot instance the provider discontinued (status "discontinued" after a refresh) is replaced on the next
@@ -63,8 +64,9 @@ class InstanceArgs:
     gpu_count: pulumi.Input[int] | None = None  # exactly; default 1 with gpu
     min_vcpus: pulumi.Input[int] | None = None
     min_memory_gb: pulumi.Input[float] | None = None
+    min_disk_gb: pulumi.Input[float] | None = None  # stated by the offer, or chosen at create (DataCrunch)
     locations: pulumi.Input[list[pulumi.Input[str]]] | None = None  # allowed; empty: any
-    max_price: pulumi.Input[float] | None = None  # USD per hour, on-demand
+    max_price: pulumi.Input[float] | None = None  # USD per hour, at the price it is bought (spot or on-demand)
     providers: pulumi.Input[list[pulumi.Input[str]]] | None = None  # allowed, in order of preference
     images: pulumi.Input[dict[str, pulumi.Input[str]]] | None = None  # provider -> image, over image
     force_replace: pulumi.Input[bool] | None = None  # replace it when it no longer meets the requirement

@@ -31,6 +31,18 @@ def test_dry_run_names_the_offer_it_would_try_first_and_creates_nothing(
     assert table.returncode == 0 and "would try voltagepark" in table.stdout
 
 
+def test_dry_run_with_spot_allowed_and_a_disk_minimum_names_the_spot_offer(env: dict[str, str]) -> None:
+    wanted = ("--spot", "allowed", "--min-disk-gb", "2000")
+    result = run(env, "place", "cli-spot", *REQUIREMENT, *wanted, "--dry-run", "--json")
+    assert result.returncode == 0, result.stderr
+    record = json.loads(result.stdout)
+    # Voltage Park's H100 (1500 GB) is out; DataCrunch's spot price ($0.80/h) before its on-demand one.
+    assert (record["provider"], record["offer"]["spot"], record["price_per_hour"]) == ("datacrunch", True, 0.8)
+    assert (record["requirement"]["spot"], record["requirement"]["min_disk_gb"]) == ("allowed", 2000.0)
+    assert {c["provider"] for c in record["candidates"]} == {"datacrunch"}
+    assert "would try datacrunch spot" in record["note"]
+
+
 def test_place_fails_over_and_a_rerun_changes_nothing(
     env: dict[str, str], emulator: EmulatorServer, overrides: dict[str, dict[str, object]]
 ) -> None:
@@ -62,6 +74,8 @@ def test_place_fails_over_and_a_rerun_changes_nothing(
         (("-p", "aws"), "providers"),
         (("--gpu-count", "2"), "gpu_count: needs gpu"),
         (("--max-price", "0"), "max_price_per_hour"),
+        (("--min-disk-gb", "0"), "min_disk_gb"),
+        (("--spot", "sometimes"), "spot: Input should be"),
     ],
 )
 def test_bad_requirements_are_bad_usage_naming_the_field(

@@ -21,6 +21,8 @@ trainer = gpu.Instance(
     gpu_count=1,
     max_price=config.get_float("maxPrice") or 3.0,
     providers=["voltagepark", "datacrunch"],  # allowed, preferred in this order at the same price
+    # min_disk_gb=500,  # an OS disk this large: stated by the offer, or chosen at create (DataCrunch)
+    # spot="allowed",  # rank spot prices too (DataCrunch sells spot); the default is on-demand only
     images={"datacrunch": "ubuntu-24.04-cuda-12.8-open-docker"},
 )
 

@@ -278,8 +278,17 @@ def place(
     gpu_count: Annotated[int | None, typer.Option(min=0, help="Exactly this many GPUs (default 1 with --gpu).")] = None,
     min_vcpus: Annotated[int | None, typer.Option(min=1, help="At least this many vCPUs.")] = None,
     min_memory_gb: Annotated[float | None, typer.Option(help="At least this much memory (GB).")] = None,
+    min_disk_gb: Annotated[
+        float | None,
+        typer.Option(help="OS disk of at least this many GB: stated by the offer, or chosen at create (DataCrunch)."),
+    ] = None,
+    spot: Annotated[
+        str, typer.Option(help="never (on-demand only), allowed (spot prices ranked too) or required (spot only).")
+    ] = "never",
     location: Annotated[list[str] | None, typer.Option(help="Allowed location id or name (repeatable).")] = None,
-    max_price: Annotated[float | None, typer.Option(help="Maximum on-demand price per hour (USD).")] = None,
+    max_price: Annotated[
+        float | None, typer.Option(help="Maximum price per hour (USD), at the price it is bought (spot or on-demand).")
+    ] = None,
     provider: Annotated[
         list[str] | None,
         typer.Option("--provider", "-p", help="Allowed provider, in order of preference (repeatable)."),
@@ -306,6 +315,8 @@ def place(
                 "gpu_count": gpu_count,
                 "min_vcpus": min_vcpus,
                 "min_memory_gb": min_memory_gb,
+                "min_disk_gb": min_disk_gb,
+                "spot": spot,
                 "locations": location,
                 "max_price_per_hour": max_price,
                 "providers": provider,
@@ -358,7 +369,10 @@ def _placement_table(result: Placement) -> None:
     if rows:
         _table("failed attempts", ("#", "provider", "instance type", "location", "error"), rows, keep=2)
     if result.ranked:
-        ranked = [(c.provider, c.offer.instance_type, c.location or "-", _price(c.price)) for c in result.ranked]
+        ranked = [
+            (c.provider, c.offer.instance_type + (" (spot)" if c.spot else ""), c.location or "-", _price(c.price))
+            for c in result.ranked
+        ]
         _table(
             "candidates, in the order they would be tried",
             ("provider", "instance type", "location", "$/h"),

@@ -752,3 +752,22 @@ def ensure_ssh_key_absent(
     if not check_mode:
         cloud.delete_ssh_key(current.id)
     return Outcome(True, "delete", current, None)
+
+
+# --- the engine's building blocks, for callers that run their own flow (gpucloud.placement) ---------------------
+def unchanged(current: R, plan: Plan | None = None) -> Outcome[R]:
+    """The outcome of a resource found as wanted and left as it is."""
+    return _unchanged(current, plan)
+
+
+def create_lock(cloud: Provider, kind: str, name: str, *, timeout: float) -> contextlib.AbstractContextManager[None]:
+    """The per-name lock every create of a ``kind`` named ``name`` on ``cloud`` holds around find-then-create,
+    so two runs at once make one resource."""
+    lock: contextlib.AbstractContextManager[None] = _creating(cloud, kind, name, enabled=True, timeout=timeout)
+    return lock
+
+
+def create_instance(cloud: Provider, spec: InstanceSpec) -> CreatedInstance:
+    """One instance create as the engine sends it: a create whose answer was lost is adopted or sent again
+    (see :func:`_create_once`); call it under :func:`create_lock`."""
+    return _create(cloud, spec)

@@ -6,6 +6,9 @@ and never a credential: messages are built from API error bodies and our own tex
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Callable, Iterator
+from contextvars import ContextVar
 from typing import TypedDict, Unpack
 
 
@@ -26,6 +29,8 @@ class GpuCloudError(Exception):
         self.code = context.get("code")
         self.request_id = context.get("request_id")
         self.details = context.get("details")
+        # What finishes undoing a failed create, when its caller deferred it (see settling_deferred).
+        self.settle: Callable[[], None] | None = None
 
     def __str__(self) -> str:
         context = [f"provider={self.provider}"] if self.provider else []
@@ -107,3 +112,29 @@ class Timeout(GpuCloudError):
     def __init__(self, message: str, *, last_status: str | None = None, **context: Unpack[ErrorContext]) -> None:
         super().__init__(message, **context)
         self.last_status = last_status
+
+
+# --- undoing a failed create: now, or beside the caller's next step -------------------------------------------
+_DEFER_SETTLING: ContextVar[bool] = ContextVar("gpucloud_defer_settling", default=False)
+
+
+@contextlib.contextmanager
+def settling_deferred() -> Iterator[None]:
+    """In the block, a create that failed after leaving something the adapter must undo (a ComputeStacks order
+    that failed after making its project) raises at once with :attr:`GpuCloudError.settle` set, for the caller to
+    run beside its next step (placement sends the next offer's create meanwhile) and to wait for before it
+    returns. Outside it the adapter undoes it before raising, so a failed create leaves the account as it was."""
+    token = _DEFER_SETTLING.set(True)
+    try:
+        yield
+    finally:
+        _DEFER_SETTLING.reset(token)
+
+
+def settle_or_defer(error: GpuCloudError, settle: Callable[[], None]) -> GpuCloudError:
+    """``error``, once ``settle`` has run, or with it attached when the caller deferred settling."""
+    if _DEFER_SETTLING.get():
+        error.settle = settle
+    else:
+        settle()
+    return error

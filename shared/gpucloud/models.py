@@ -133,6 +133,9 @@ class Offer(_Model):
     kind: InstanceKind = "vm"
     vcpus: int | None = None
     memory_gb: float | None = None
+    # The disk the machine comes with, in GB, where the catalogue says (dcdncloud plans, ComputeStacks packages,
+    # Voltage Park presets and bare-metal nodes, DataCrunch types that state a size); None: not stated.
+    disk_gb: float | None = None
     price_per_hour: float | None = None
     # The price of the same machine as a spot instance, where the provider sells spot (None: no spot offer).
     spot_price_per_hour: float | None = None

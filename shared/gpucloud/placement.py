@@ -16,15 +16,17 @@ has stock now; check mode names the offer that would be tried first.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Annotated, Any, TypeVar
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+from typing import Annotated, Any, Literal, TypeVar
 
 import pydantic
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationInfo, field_validator
 
-from gpucloud import ensure, errors
+from gpucloud import ensure, errors, presentation
 from gpucloud.capabilities import Capability
 from gpucloud.config import PROVIDERS
 from gpucloud.gpus import normalise_gpu_model
@@ -48,6 +50,18 @@ def _gpu(value: str | None) -> str | None:
     return normalised
 
 
+# Spot instances: never (the default: on-demand only), allowed (spot prices ranked beside on-demand ones, the
+# cheapest wins) or required (spot offers only).
+SpotChoice = Literal["never", "allowed", "required"]
+
+
+def _spot(value: Any) -> Any:
+    """``spot: true`` asks for a spot instance, ``spot: false`` for on-demand: the two booleans users write."""
+    if isinstance(value, bool):
+        return "required" if value else "never"
+    return value
+
+
 def _providers(value: tuple[str, ...]) -> tuple[str, ...]:
     unknown = [p for p in value if p not in PROVIDERS]
     if unknown:
@@ -68,8 +82,16 @@ class Requirement(BaseModel):
     gpu_count: WholeNumber | None = Field(default=None, ge=0, description="exact number of GPUs; default 1 with a gpu")
     min_vcpus: WholeNumber | None = Field(default=None, ge=1)
     min_memory_gb: float | None = Field(default=None, gt=0)
+    # Met by an offer whose catalogue states a disk this large or, where the OS disk is chosen at create
+    # (DataCrunch), by creating it this large; an offer with neither is left out, never placed on a guess.
+    min_disk_gb: float | None = Field(default=None, gt=0, description="OS disk of at least this many GB")
+    spot: Annotated[SpotChoice, BeforeValidator(_spot)] = Field(
+        default="never", description="never (on-demand only), allowed (the cheaper wins) or required"
+    )
     locations: tuple[str, ...] = Field(default=(), description="location ids or names allowed; empty: any")
-    max_price_per_hour: float | None = Field(default=None, gt=0, description="USD per hour, on-demand price")
+    max_price_per_hour: float | None = Field(
+        default=None, gt=0, description="USD per hour, at the price it is bought (spot or on-demand)"
+    )
     # Also the preference order among offers at the same price; empty: every provider, in PROVIDERS order.
     providers: Annotated[tuple[str, ...], AfterValidator(_providers)] = ()
 
@@ -92,8 +114,11 @@ class Requirement(BaseModel):
         """The requirement as plain data (Ansible host vars, Pulumi outputs), without the fields left out."""
         return self.model_dump(mode="json", exclude_defaults=True)
 
-    def unmet_by(self, offer: Offer, location: str | None) -> list[str]:
-        """Why ``offer`` at ``location`` does not meet the requirement (empty: it does)."""
+    def unmet_by(
+        self, offer: Offer, location: str | None, *, spot: bool = False, sizes_disk: bool = False
+    ) -> list[str]:
+        """Why ``offer`` at ``location`` (as a spot instance with ``spot``) does not meet the requirement (empty: it
+        does). ``sizes_disk``: the provider takes the OS disk size at create, so any offer can meet a disk minimum."""
         reasons = []
         wanted = self.wanted_gpus
         if self.gpu and (offer.gpu_model is None or self.gpu not in (normalise_gpu_model(offer.gpu_model) or "")):
@@ -104,13 +129,30 @@ class Requirement(BaseModel):
             reasons.append(f"{offer.vcpus or 'unknown'} vCPUs < {self.min_vcpus}")
         if self.min_memory_gb and (offer.memory_gb or 0) < self.min_memory_gb:
             reasons.append(f"{offer.memory_gb or 'unknown'} GB memory < {self.min_memory_gb}")
-        if self.max_price_per_hour is not None and (
-            offer.price_per_hour is None or offer.price_per_hour > self.max_price_per_hour
-        ):
-            reasons.append(f"price {offer.price_per_hour} > {self.max_price_per_hour}/h")
+        if self.min_disk_gb and not sizes_disk and (offer.disk_gb or 0) < self.min_disk_gb:
+            stated = f"{offer.disk_gb:g} GB" if offer.disk_gb else "no stated size and none chosen at create"
+            reasons.append(f"disk {stated} < {self.min_disk_gb:g} GB")
+        price = offer.spot_price_per_hour if spot else offer.price_per_hour
+        if self.max_price_per_hour is not None and (price is None or price > self.max_price_per_hour):
+            reasons.append(f"{'spot ' if spot else ''}price {price} > {self.max_price_per_hour}/h")
         if self.locations and location is not None and not self._location_allowed(offer, location):
             reasons.append(f"location {location} is not one of {', '.join(self.locations)}")
         return reasons
+
+    def disk_at_create(self, offer: Offer) -> int | None:
+        """The OS disk size to ask for at create (providers that take one): the minimum, where the offer's own
+        disk does not already meet it; None: the provider's default."""
+        if self.min_disk_gb is None or (offer.disk_gb or 0) >= self.min_disk_gb:
+            return None
+        return math.ceil(self.min_disk_gb)
+
+    def spot_modes(self, offer: Offer, sells_spot: bool) -> tuple[bool, ...]:
+        """How ``offer`` may be bought under the requirement: on-demand (False), spot (True) or both."""
+        if self.spot == "never":
+            return (False,)
+        if not (sells_spot and offer.spot_price_per_hour is not None):
+            return (False,) if self.spot == "allowed" else ()
+        return (False, True) if self.spot == "allowed" else (True,)
 
     def _location_allowed(self, offer: Offer, location: str) -> bool:
         names = {loc.location: loc.name for loc in offer.locations}
@@ -131,16 +173,28 @@ class Template(BaseModel):
     tags: dict[str, str] | None = None
     startup_script: str | None = None
 
-    def spec(self, candidate: Candidate, *, location_choice: bool) -> InstanceSpec:
+    def spec(self, candidate: Candidate, cloud: Provider, requirement: Requirement) -> InstanceSpec:
         return InstanceSpec(
             name=self.name,
             instance_type=candidate.offer.instance_type,
             image=self.images.get(candidate.provider, self.image),
-            location=candidate.location if location_choice else None,
+            location=candidate.location if cloud.supports(Capability.INSTANCE_LOCATION_CHOICE) else None,
             ssh_keys=self.ssh_keys,
-            tags=self.tags,
+            tags=self._tags(cloud, requirement),
             startup_script=self.startup_script,
+            spot=True if candidate.spot else None,
+            os_disk_size_gb=requirement.disk_at_create(candidate.offer)
+            if cloud.supports(Capability.INSTANCE_OS_DISK_SIZE)
+            else None,
         )
+
+    def _tags(self, cloud: Provider, requirement: Requirement) -> dict[str, str] | None:
+        """The user's tags and, where the provider keeps tags, the requirement the instance is placed for (read
+        back by inventories and reruns); DataCrunch, dcdncloud and ComputeStacks keep none."""
+        if not cloud.supports(Capability.INSTANCE_TAGS):
+            return self.tags
+        placed_for = presentation.placement_tag_value(requirement.as_facts())
+        return {**(self.tags or {}), presentation.PLACEMENT_TAG: placed_for}
 
 
 @dataclass(frozen=True)
@@ -148,6 +202,7 @@ class Candidate:
     offer: Offer
     location: str | None  # None: the provider places it (no location choice or no listed locations)
     preference: int
+    spot: bool = False  # bought as a spot instance, at the offer's spot price
 
     @property
     def provider(self) -> str:
@@ -155,16 +210,17 @@ class Candidate:
 
     @property
     def price(self) -> float | None:
-        return self.offer.price_per_hour
+        return self.offer.spot_price_per_hour if self.spot else self.offer.price_per_hour
 
-    def sort_key(self) -> tuple[float, int, str, str]:
+    def sort_key(self) -> tuple[float, int, str, str, bool]:
         price = self.price if self.price is not None else float("inf")
-        return (price, self.preference, self.offer.instance_type, self.location or "")
+        # At one price, on-demand (False) before spot: it is not taken back.
+        return (price, self.preference, self.offer.instance_type, self.location or "", self.spot)
 
     def describe(self) -> str:
         where = f" at {self.location}" if self.location else ""
         price = f"${self.price:.4g}/h" if self.price is not None else "price unknown"
-        return f"{self.provider} {self.offer.instance_type}{where} ({price})"
+        return f"{self.provider} {'spot ' if self.spot else ''}{self.offer.instance_type}{where} ({price})"
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -174,6 +230,7 @@ class Candidate:
             "price_per_hour": self.price,
             "gpu_model": normalise_gpu_model(self.offer.gpu_model),
             "gpu_count": self.offer.gpu_count,
+            "spot": self.spot,
         }
 
 
@@ -277,17 +334,40 @@ def candidates(offers: Sequence[Offer], requirement: Requirement, clouds: Clouds
         if offer.provider not in preference:
             continue
         cloud = clouds.get(offer.provider)
-        choice = cloud is not None and cloud.supports(Capability.INSTANCE_LOCATION_CHOICE)
+        if cloud is None:
+            continue
+        choice = cloud.supports(Capability.INSTANCE_LOCATION_CHOICE)
         if choice and offer.locations:
             places: list[str | None] = [loc.location for loc in offer.locations if loc.available]
         elif requirement.locations:
             continue  # the provider places it where it likes: a location requirement cannot be met
         else:
             places = [None] if (offer.available or not offer.locations) else []
-        for place_ in places:
-            if not requirement.unmet_by(offer, place_):
-                found.append(Candidate(offer, place_, preference[offer.provider]))
+        sizes_disk = cloud.supports(Capability.INSTANCE_OS_DISK_SIZE)
+        for spot in requirement.spot_modes(offer, cloud.supports(Capability.INSTANCE_SPOT)):
+            for place_ in places:
+                if not requirement.unmet_by(offer, place_, spot=spot, sizes_disk=sizes_disk):
+                    found.append(Candidate(offer, place_, preference[offer.provider], spot))
     return sorted(found, key=Candidate.sort_key)
+
+
+def _nearest(offers: Sequence[Offer], requirement: Requirement, clouds: Clouds, shown: int = 3) -> str:
+    """Why the offers with the wanted GPU (any offer, without one) fall short, those nearest first, for the
+    no-offer error: a requirement no catalogue can meet (a disk none states, spot where none is sold) says so."""
+    near: list[tuple[int, str]] = []
+    for offer in offers:
+        cloud = clouds.get(offer.provider)
+        if cloud is None or offer.provider not in requirement.allowed_providers:
+            continue
+        modes = requirement.spot_modes(offer, cloud.supports(Capability.INSTANCE_SPOT))
+        sizes_disk = cloud.supports(Capability.INSTANCE_OS_DISK_SIZE)
+        reasons = requirement.unmet_by(offer, None, spot=bool(modes and modes[0]), sizes_disk=sizes_disk)
+        if not modes:
+            reasons.append("no spot price (spot: required)")
+        if reasons and not any(r.startswith("gpu ") for r in reasons):
+            near.append((len(reasons), f"{offer.provider} {offer.instance_type}: {'; '.join(reasons)}"))
+    near.sort(key=lambda item: item[0])  # fewest shortfalls first (stable: catalogue order among equals)
+    return f" (nearest: {' | '.join(line for _, line in near[:shown])})" if near else ""
 
 
 def is_failover(exc: errors.GpuCloudError) -> bool:
@@ -332,7 +412,7 @@ def place(
         unmet = _unmet_by_instance(clouds[current.provider], requirement, current)
         if not unmet:
             note = "placed earlier; kept where it is (placement never moves an instance that meets the requirement)"
-            return Placement(ensure._unchanged(current), None, current.provider, (), requirement, note)
+            return Placement(ensure.unchanged(current), None, current.provider, (), requirement, note)
         return _replace(
             clouds,
             requirement,
@@ -366,9 +446,19 @@ def _unmet_by_instance(cloud: Provider, requirement: Requirement, instance: Inst
     offer = next((o for o in cloud.list_offers() if o.instance_type == instance.instance_type), None)
     if offer is None:
         return [f"{instance.provider} no longer offers its type {instance.instance_type}"]
-    # Price and stock of the running instance's own offer do not count: it was placed at the price it pays.
+    # Price and stock of the running instance's own offer do not count: it was placed at the price it pays. Its
+    # disk, where chosen at create, is its own (one more read, only when a minimum is asked for).
     kept = requirement.model_copy(update={"max_price_per_hour": None})
-    reasons = kept.unmet_by(offer, instance.location)
+    sizes_disk = cloud.supports(Capability.INSTANCE_OS_DISK_SIZE)
+    reasons = kept.unmet_by(offer, instance.location, spot=instance.spot, sizes_disk=sizes_disk)
+    if requirement.min_disk_gb and sizes_disk:
+        disk = cloud.os_disk_size_gb(instance)
+        if disk is not None and disk < requirement.min_disk_gb:
+            reasons.append(f"OS disk {disk} GB < {requirement.min_disk_gb:g} GB")
+    if requirement.spot == "never" and instance.spot:
+        reasons.append("a spot instance, and spot is not allowed (spot: allowed or required)")
+    if requirement.spot == "required" and not instance.spot:
+        reasons.append("an on-demand instance, and spot is required")
     if requirement.locations and instance.location is None:
         reasons.append("its location is unknown")
     return reasons
@@ -412,7 +502,7 @@ def _replace(
     cloud = clouds[current.provider]
     cloud.delete_instance(current.id)
     cloud.wait_for_instance_gone(current.id, timeout=run.left())
-    placed = _try_in_order(clouds, ranked, failed, template, run)
+    placed = _try_in_order(clouds, ranked, failed, template, requirement, run)
     outcome = ensure.Outcome(True, Action.REPLACE, current, placed.outcome.after, secrets=placed.outcome.secrets)
     return Placement(outcome, placed.chosen, placed.provider, placed.attempts, requirement, plan_note)
 
@@ -422,9 +512,10 @@ def _place_new(
 ) -> Placement:
     offers, failed = gather_offers(clouds, requirement, run.left)
     ranked = candidates(offers, requirement, clouds)
+    if not ranked and (check_mode or run.left() > 0):
+        why = _nearest(offers, requirement, clouds)
+        raise PlacementFailed(f"no offer meets the requirement{why}", failed, code="no_offer")
     if check_mode:
-        if not ranked:
-            raise PlacementFailed("no offer meets the requirement", failed, code="no_offer")
         note = f"would try {ranked[0].describe()} first (capacity is known only at create time)"
         return Placement(
             ensure.Outcome(True, Action.CREATE, None, None),
@@ -435,65 +526,129 @@ def _place_new(
             note,
             tuple(ranked),
         )
-    placed = _try_in_order(clouds, ranked, failed, template, run)
+    placed = _try_in_order(clouds, ranked, failed, template, requirement, run)
     return Placement(placed.outcome, placed.chosen, placed.provider, placed.attempts, requirement, placed.note)
 
 
 def _try_in_order(
-    clouds: Clouds, ranked: Sequence[Candidate], failed: Sequence[Attempt], template: Template, run: _Run
+    clouds: Clouds,
+    ranked: Sequence[Candidate],
+    failed: Sequence[Attempt],
+    template: Template,
+    requirement: Requirement,
+    run: _Run,
 ) -> Placement:
     attempts = list(failed)
     if not ranked and run.left() > 0:
         raise PlacementFailed("no offer meets the requirement", attempts, code="no_offer")
+    cleanups = _Cleanups()
+    try:
+        chosen, outcome, stopped = _first_to_take(clouds, ranked, attempts, template, requirement, run, cleanups)
+    finally:
+        done = cleanups.finish(attempts)  # every clean-up has ended: the placement returns or fails leaving nothing
+    if stopped is not None:
+        raise PlacementFailed(
+            "placement stopped at an error another offer would not fix", done, code="attempt_failed"
+        ) from stopped
+    if chosen is not None and outcome is not None:
+        note = f"placed on {chosen.describe()}" + (f" after {len(done)} failed attempt(s)" if done else "")
+        return Placement(outcome, chosen, chosen.provider, done, note=note)
+    if run.left() <= 0:
+        passed = f"deadline of {run.timeout:g}s passed before a placement succeeded"
+        raise PlacementFailed(passed, done, code="deadline")
+    raise PlacementFailed("no offer could be placed", done, code="exhausted")
+
+
+def _first_to_take(
+    clouds: Clouds,
+    ranked: Sequence[Candidate],
+    attempts: list[Attempt],
+    template: Template,
+    requirement: Requirement,
+    run: _Run,
+    cleanups: _Cleanups,
+) -> tuple[Candidate | None, ensure.Outcome[Instance] | None, errors.GpuCloudError | None]:
+    """The candidates in order until one takes (its outcome), one fails in a way no other offer fixes (that
+    error), or none is left or the deadline passes; every failed attempt is added to ``attempts``."""
     for candidate in ranked:
         if run.left() <= 0:
             break
         cloud = clouds[candidate.provider]
-        spec = template.spec(candidate, location_choice=cloud.supports(Capability.INSTANCE_LOCATION_CHOICE))
+        spec = template.spec(candidate, cloud, requirement)
         try:
             cloud.validate_instance_spec(spec)  # no request: e.g. this provider needs an image none was given for
         except errors.ValidationError as exc:
             attempts.append(Attempt(candidate, candidate.provider, f"skipped: {exc.message}", type(exc).__name__))
             continue
+        cleanups.before_attempt(candidate.provider)
         began = time.monotonic()
         try:
-            outcome = _attempt(cloud, spec, run)
+            return candidate, _attempt(cloud, spec, run), None
         except errors.GpuCloudError as exc:
+            seconds = time.monotonic() - began
+            attempts.append(Attempt(candidate, candidate.provider, exc.message, type(exc).__name__, seconds))
             # A create request the provider refused outright (an HTTP answer saying no capacity) made nothing; a
             # failure found later (a failed job or order, a wait that ended in error or ran out) may have.
             refused = is_failover(exc) and exc.status_code is not None
-            cleaned = None if refused else _clean_up(cloud, template.name)
-            seconds = time.monotonic() - began
-            attempts.append(Attempt(candidate, candidate.provider, exc.message, type(exc).__name__, seconds, cleaned))
+            if exc.settle is not None or not refused:
+                cleanups.start(len(attempts) - 1, cloud, template.name, exc.settle, look_up=not refused)
             if not is_failover(exc) and not isinstance(exc, errors.Timeout):
-                raise PlacementFailed(
-                    "placement stopped at an error another offer would not fix", attempts, code="attempt_failed"
-                ) from exc
-            continue
-        note = f"placed on {candidate.describe()}" + (f" after {len(attempts)} failed attempt(s)" if attempts else "")
-        return Placement(outcome, candidate, candidate.provider, tuple(attempts), note=note)
-    if run.left() <= 0:
-        raise PlacementFailed(
-            f"deadline of {run.timeout:g}s passed before a placement succeeded", attempts, code="deadline"
+                return None, None, exc
+    return None, None, None
+
+
+class _Cleanups:
+    """The clean-ups of failed attempts, run beside the next attempts, so the next create is sent as soon as a
+    provider said no rather than after a look-up, a delete and a wait there. A provider's clean-up ends before
+    another attempt on it starts (it looks the name up, and must not find that attempt's instance), and every
+    clean-up ends before the placement returns or fails."""
+
+    def __init__(self) -> None:
+        self._pool = ThreadPoolExecutor(max_workers=len(PROVIDERS), thread_name_prefix="gpucloud-placement-cleanup")
+        self._by_provider: dict[str, Future[str | None]] = {}
+        self._by_attempt: dict[int, Future[str | None]] = {}
+
+    def start(
+        self, attempt: int, cloud: Provider, name: str, settle: Callable[[], None] | None, *, look_up: bool
+    ) -> None:
+        """Undo what the failed ``attempt`` left: what its adapter left to settle (errors.settling_deferred),
+        then, with ``look_up``, whatever is found under ``name``."""
+        future = self._pool.submit(_clean_up, cloud, name, settle, look_up)
+        self._by_provider[cloud.name] = self._by_attempt[attempt] = future
+
+    def before_attempt(self, provider: str) -> None:
+        pending = self._by_provider.pop(provider, None)
+        if pending is not None:
+            pending.result()
+
+    def finish(self, attempts: Sequence[Attempt]) -> tuple[Attempt, ...]:
+        """``attempts`` with what each clean-up deleted, once all have ended."""
+        self._pool.shutdown(wait=True)
+        return tuple(
+            replace(a, cleaned_up=self._by_attempt[i].result()) if i in self._by_attempt else a
+            for i, a in enumerate(attempts)
         )
-    raise PlacementFailed("no offer could be placed", attempts, code="exhausted")
 
 
 def _attempt(cloud: Provider, spec: InstanceSpec, run: _Run) -> ensure.Outcome[Instance]:
-    """One create (under the provider's name lock) and its wait, within what is left of the deadline."""
+    """One create (under the provider's name lock) and its wait, within what is left of the deadline. What a
+    failed create leaves to undo is left to the clean-up (settling deferred), beside the next attempt."""
     with ensure.time_limit(cloud, run.left()):
-        with ensure._creating(cloud, "instance", spec.name, enabled=True, timeout=run.left()):
-            made = ensure._create(cloud, spec)
+        with ensure.create_lock(cloud, "instance", spec.name, timeout=run.left()), errors.settling_deferred():
+            made = ensure.create_instance(cloud, spec)
         after = made.instance
         if run.wait:
             after = ensure.wait_until_ready(cloud, after, timeout=run.left(), wait_for_ssh=run.wait_for_ssh)
     return ensure.Outcome(True, Action.CREATE, None, after, secrets=made.secrets)
 
 
-def _clean_up(cloud: Provider, name: str) -> str | None:
-    """Delete whatever a failed attempt left under ``name`` (an instance in error, a half-made order)."""
+def _clean_up(cloud: Provider, name: str, settle: Callable[[], None] | None, look_up: bool) -> str | None:
+    """Finish undoing a failed attempt (``settle``: e.g. delete a failed order's project and wait until it is
+    gone), then, with ``look_up``, delete whatever it left under ``name`` (an instance in error)."""
     try:
-        left = cloud.find_instance(name)
+        if settle is not None:
+            settle()
+        left = cloud.find_instance(name) if look_up else None
         if left is None:
             return None
         cloud.delete_instance(left.id)

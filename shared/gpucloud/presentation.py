@@ -8,6 +8,7 @@ this module without loading the provider clients.
 
 from __future__ import annotations
 
+import json
 import re
 import string
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
@@ -24,6 +25,12 @@ from gpucloud.gpus import normalise_gpu_model
 PREFIX = "gpucloud_"
 DEFAULT_HOSTNAMES: tuple[str, ...] = ("{provider}-{name}",)
 CONNECT_WITH = ("ssh_endpoint", "public_ip", "hostname")
+# The tag a placed instance carries (where its provider keeps tags): the requirement it was placed for, as
+# compact JSON, so a rerun or an inventory reads it off the instance itself (gpucloud.placement writes it).
+PLACEMENT_TAG = "gpucloud-placement"
+# The Pulumi outputs of an instance placed by requirement (its ``provider`` output says "auto"): where it went and
+# the record of the choice, whose ``requirement`` stands in for the tag there.
+PLACED_OUTPUTS: tuple[str, ...] = ("placed_provider", "placement")
 # Instance fields that are whole numbers (Pulumi state gives them back as floats).
 _INTEGERS = ("gpu_count", "ssh_port")
 T = TypeVar("T")
@@ -39,25 +46,31 @@ def instance_fields() -> tuple[str, ...]:
 
 @cache
 def _fact_keys() -> tuple[str, ...]:
-    """The instance fields with ``location_name`` right after ``location``: the order hosts show facts in."""
+    """The instance fields with ``location_name`` right after ``location`` and ``placement`` after ``tags``:
+    the order hosts show facts in (the two are derived, not fields of the model)."""
     keys: list[str] = []
     for field in instance_fields():
         keys.append(field)
         if field == "location":
             keys.append("location_name")
+        elif field == "tags":
+            keys.append("placement")
     return tuple(keys)
 
 
 def instance_facts(instance: Any, location_names: Mapping[str, str] | None = None) -> dict[str, Any]:
-    """The facts of one instance (a gpucloud Instance or a mapping of its fields, e.g. Pulumi outputs).
+    """The facts of one instance (a gpucloud Instance or a mapping of its fields, e.g. Pulumi outputs, where
+    a placed instance's ``placed_provider`` is its provider).
 
     Every Instance field but ``raw``, with ``gpu_model`` in its vendor-neutral spelling, ``gpu_count`` a
-    number, and ``location_name`` (a readable name from ``location_names``, else the id) next to ``location``.
+    number, ``location_name`` (a readable name from ``location_names``, else the id) next to ``location``, and
+    ``placement``: the requirement the instance was placed for (see :func:`placement_facts`), else None.
     """
     if hasattr(instance, "model_dump"):
         facts = _model_facts(instance)
     else:
         facts = {key: instance.get(key) for key in _fact_keys()}
+        facts["provider"] = instance.get("placed_provider") or facts["provider"]
         for key in _INTEGERS:
             if isinstance(facts[key], float):
                 facts[key] = int(facts[key])
@@ -68,6 +81,7 @@ def instance_facts(instance: Any, location_names: Mapping[str, str] | None = Non
     facts["ssh_key_ids"] = list(facts["ssh_key_ids"] or ())
     facts["volume_ids"] = list(facts["volume_ids"] or ())
     facts["tags"] = dict(facts["tags"] or {})
+    facts["placement"] = placement_facts(facts["tags"], facts.get("placement"))
     # Pulumi state written before instances had a kind holds only VMs.
     facts["kind"] = facts.get("kind") or "vm"
     facts["compute_released"] = bool(facts.get("compute_released"))
@@ -97,6 +111,38 @@ def _json_datetime() -> Callable[[datetime], Any]:
     from pydantic_core import to_jsonable_python
 
     return to_jsonable_python
+
+
+def placement_tag_value(requirement: Mapping[str, Any]) -> str:
+    """The :data:`PLACEMENT_TAG` value for a requirement given as plain data (``Requirement.as_facts``)."""
+    return json.dumps(dict(requirement), sort_keys=True, separators=(",", ":"))
+
+
+def placement_facts(tags: Mapping[str, str], record: Any = None) -> dict[str, Any] | None:
+    """The requirement an instance was placed for: read off its :data:`PLACEMENT_TAG` (providers that keep
+    tags), else from a placement ``record`` (a Pulumi placed instance's ``placement`` output, whose
+    ``requirement`` it holds); None for an instance not placed by requirement or on a provider keeping no tags.
+    A tag that is not a JSON object (set by hand) counts as none."""
+    raw = tags.get(PLACEMENT_TAG)
+    if raw is not None:
+        try:
+            value = json.loads(raw)
+        except ValueError:
+            return None
+        return value if isinstance(value, dict) else None
+    requirement = record.get("requirement") if isinstance(record, Mapping) else None
+    return dict(requirement) if isinstance(requirement, Mapping) else None
+
+
+def placement_label(requirement: Mapping[str, Any]) -> str:
+    """The group label of a requirement set, every key and value in key order: ``{gpu: h100,
+    max_price_per_hour: 3.0}`` -> ``placement_gpu_h100_max_price_per_hour_3.0`` (``placement_any``: none)."""
+    parts: list[str] = []
+    for key in sorted(requirement):
+        value = requirement[key]
+        values = value if isinstance(value, list | tuple) else [value]
+        parts.append("_".join([key, *(str(v) for v in values)]))
+    return "placement_" + ("_".join(parts) or "any")
 
 
 def host_var_names(fact_names: Iterable[str] | None = None) -> tuple[str, ...]:
@@ -148,8 +194,9 @@ def host_vars(
 
 
 def group_labels(facts: Mapping[str, Any]) -> list[str]:
-    """The built-in groups of a host, before the prefix: provider, readable location, GPU model, status, and
-    instance kind (``kind_vm``, ``kind_bare_metal``)."""
+    """The built-in groups of a host, before the prefix: provider, readable location, GPU model, status,
+    instance kind (``kind_vm``, ``kind_bare_metal``) and, for a placed host, its requirement set
+    (:func:`placement_label`)."""
     labels = [str(facts["provider"])]
     location = facts.get("location_name") or facts.get("location")
     for group, value in (
@@ -160,6 +207,8 @@ def group_labels(facts: Mapping[str, Any]) -> list[str]:
     ):
         if value:
             labels.append(f"{group}_{value}")
+    if facts.get("placement") is not None:
+        labels.append(placement_label(facts["placement"]))
     return labels
 
 

@@ -13,6 +13,7 @@ from gpucloud.emulator import EmulatorServer
 from tests import ledger
 
 from .conftest import ROOT, Ansible, ansible_binary
+from .test_inventory import listing, write_inventory
 from .test_modules import lookup, task
 
 EXAMPLES = ROOT / "examples" / "ansible"
@@ -77,6 +78,17 @@ def test_check_mode_then_failover_then_rerun_then_absent(
     assert lookup(emulator, "datacrunch", "instance", "ans-place") is None
 
 
+def test_check_mode_with_spot_allowed_and_a_disk_minimum_names_the_datacrunch_spot_offer(
+    ansible: Ansible, emulator: EmulatorServer
+) -> None:
+    wanted = {**AUTO["placement"], "spot": "allowed", "min_disk_gb": 2000}
+    checked = ansible.play([task("instance", "plan", name="ans-spot", provider="auto", placement=wanted)], check=True)
+    assert checked.rc == 0, checked.output
+    record = checked["plan"]["placement"]
+    assert (record["provider"], record["offer"]["spot"]) == ("datacrunch", True), record
+    assert record["requirement"]["spot"] == "allowed" and record["requirement"]["min_disk_gb"] == 2000
+
+
 def test_a_fleet_is_placed_member_by_member(ansible: Ansible, emulator: EmulatorServer, account: None) -> None:
     # One Voltage Park H100 left: the first member takes it, the second goes to DataCrunch.
     emulator.world.set_stock("voltagepark", H100_VP, left=1)
@@ -91,6 +103,37 @@ def test_a_fleet_is_placed_member_by_member(ansible: Ansible, emulator: Emulator
     assert removed["removed"]["removed"] == ["ans-pf-2", "ans-pf-1"]
 
 
+def test_the_inventory_groups_placed_hosts_by_the_requirement_read_off_the_instance(
+    ansible: Ansible, emulator: EmulatorServer, account: None, tmp_path: Path
+) -> None:
+    emulator.world.set_stock("voltagepark", H100_VP, left=1)
+    fleet = {"name": "ans-pi-{index}", **AUTO}
+    made = ansible.play([task("instance", "made", **fleet, count=2)])
+    try:
+        assert made.rc == 0, made.output
+        assert [m["provider"] for m in made["made"]["instances"]] == ["voltagepark", "datacrunch"]
+        source = write_inventory(
+            tmp_path / "placed.gpucloud.yml",
+            providers=list(PROVIDERS),
+            filters={"name": "^ans-pi-"},
+            keyed_groups=[{"key": "gpucloud_placement.gpu | default('none')", "prefix": "wants"}],
+        )
+        data = listing(ansible, source)
+        hostvars = data["_meta"]["hostvars"]
+        wanted = {"gpu": "h100", "max_price_per_hour": 3.0, "providers": ["voltagepark", "datacrunch"]}
+        # Voltage Park keeps tags: the requirement comes off the instance itself, nothing else knows it.
+        assert hostvars["voltagepark-ans-pi-1"]["gpucloud_placement"] == wanted
+        group = "gpucloud_placement_gpu_h100_max_price_per_hour_3_0_providers_voltagepark_datacrunch"
+        assert list(data[group]["hosts"]) == ["voltagepark-ans-pi-1"]
+        assert list(data["wants_h100"]["hosts"]) == ["voltagepark-ans-pi-1"]
+        # DataCrunch keeps no tags: the host is listed with no requirement (documented), never a guessed one.
+        assert hostvars["datacrunch-ans-pi-2"]["gpucloud_placement"] is None
+        assert list(data["wants_none"]["hosts"]) == ["datacrunch-ans-pi-2"]
+    finally:
+        removed = ansible.play([task("instance", "removed", **fleet, exact_count=0)])
+    assert removed.rc == 0, removed.output
+
+
 @pytest.mark.parametrize(
     ("args", "option", "words"),
     [
@@ -99,6 +142,8 @@ def test_a_fleet_is_placed_member_by_member(ansible: Ansible, emulator: Emulator
         ({"placement": {"gpus": "h100"}}, "placement.gpus", "not permitted"),
         ({"placement": {"gpu": "h100", "images": ["x"]}}, "placement.images", "map provider names"),
         ({"placement": {"providers": ["aws"]}}, "placement.providers", "unknown provider"),
+        ({"placement": {"gpu": "h100", "spot": "sometimes"}}, "placement.spot", "'never', 'allowed' or 'required'"),
+        ({"placement": {"gpu": "h100", "min_disk_gb": 0}}, "placement.min_disk_gb", "greater than 0"),
         ({**AUTO, "instance_type": "1V100.6V"}, "instance_type", "chosen by placement"),
         ({**AUTO, "api_token": "x"}, "api_token", "one provider's connection"),
         ({"placement": {"gpu": "h100"}, "provider": "datacrunch"}, "placement", "only valid with provider=auto"),

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 
 import gpucloud
-from gpucloud import placement
+from gpucloud import errors, placement
 from gpucloud.emulator import EmulatorServer
 from gpucloud.emulator.client import client_overrides
 from gpucloud.models import LocationAvailability, Offer
@@ -252,3 +252,135 @@ def test_failover_paces_requests_under_the_published_limit() -> None:
             assert result.outcome.after is not None and result.outcome.after.instance_type == "d-large"
             assert not [r for r in server.world.requests if r.fault in ("rate_limit", "rate_limit_burst")]
             assert [r.status for r in server.world.requests if r.method == "POST"] == [503, 503, 201]
+
+
+# --- disk: stated by the offer, or chosen at create; neither: left out ----------------------------------------
+def test_offers_state_their_disk_where_the_catalogue_does(clouds: dict[str, gpucloud.Provider]) -> None:
+    disks = {
+        name: {o.instance_type: o.disk_gb for o in clouds[name].list_offers()}
+        for name in ("voltagepark", "dcdncloud", "computestacks", "datacrunch")
+    }
+    assert disks["voltagepark"][H100_VP] == 1500  # the instant-deploy preset's storage_gb
+    assert disks["dcdncloud"]["s-large"] == 160  # the plan's disk_gb
+    assert all(d is not None and d > 0 for d in disks["computestacks"].values())  # the package's storage
+    assert disks["datacrunch"][H100_DC] is None  # the type's storage has a description only
+
+
+def test_a_disk_minimum_skips_smaller_offers_and_sizes_the_os_disk_where_created(
+    clouds: dict[str, gpucloud.Provider], account: object
+) -> None:
+    big = H100.model_copy(update={"min_disk_gb": 2000.5})
+    ranked = placement.candidates(placement.gather_offers(clouds, big)[0], big, clouds)
+    # Voltage Park's H100 comes with 1500 GB: out. DataCrunch takes the OS disk size at create: in, at 2001 GB.
+    assert {c.provider for c in ranked} == {"datacrunch"}
+    try:
+        placed = placement.place(clouds, big, _template("place-disk"), wait_timeout=120)
+        assert placed.provider == "datacrunch" and placed.outcome.after is not None
+        assert clouds["datacrunch"].os_disk_size_gb(placed.outcome.after) == 2001
+        assert placed.to_dict()["requirement"]["min_disk_gb"] == 2000.5
+        bigger = big.model_copy(update={"min_disk_gb": 4000})
+        with pytest.raises(gpucloud.Conflict, match=r"OS disk 2001 GB < 4000 GB"):
+            placement.place(clouds, bigger, _template("place-disk"), check_mode=True)
+    finally:
+        _teardown(clouds, "place-disk")
+
+
+def test_a_disk_no_offer_states_or_takes_is_refused_saying_why(clouds: dict[str, gpucloud.Provider]) -> None:
+    # dcdncloud plans state at most 200 GB and its OS disk cannot be chosen: nothing is placed on a guess.
+    requirement = Requirement(min_vcpus=4, min_disk_gb=500, providers=("dcdncloud",))
+    nearest = r"no offer meets the requirement \(nearest: dcdncloud .*disk 160 GB < 500"
+    with pytest.raises(PlacementFailed, match=nearest):
+        placement.place(clouds, requirement, _template("place-nodisk"), check_mode=True)
+    with pytest.raises(ValueError, match="min_disk_gb"):
+        Requirement(min_disk_gb=0)
+
+
+# --- spot: never by default, allowed (ranked by its price), required -------------------------------------------
+def test_spot_is_ranked_only_when_allowed_and_the_instance_is_created_as_spot(
+    clouds: dict[str, gpucloud.Provider], account: object
+) -> None:
+    offers = placement.gather_offers(clouds, H100)[0]
+    assert not [c for c in placement.candidates(offers, H100, clouds) if c.spot]  # default: on-demand only
+    allowed = H100.model_copy(update={"spot": "allowed"})
+    ranked = placement.candidates(offers, allowed, clouds)
+    # DataCrunch's H100 spot price ($0.80/h) beats Voltage Park's $1.99 on-demand one; DataCrunch on-demand stays.
+    assert (ranked[0].provider, ranked[0].spot, ranked[0].price) == ("datacrunch", True, 0.8)
+    assert ("voltagepark", False) in {(c.provider, c.spot) for c in ranked}
+    try:
+        placed = placement.place(clouds, allowed, _template("place-spot"), wait_timeout=120)
+        after = placed.outcome.after
+        assert after is not None and (placed.provider, after.spot) == ("datacrunch", True)
+        assert placed.to_dict()["offer"]["spot"] is True and "spot" in placed.note
+        with pytest.raises(gpucloud.Conflict, match="spot is not allowed"):
+            placement.place(clouds, H100, _template("place-spot"), check_mode=True)
+    finally:
+        _teardown(clouds, "place-spot")
+
+
+def test_spot_required_takes_spot_offers_only_and_refuses_where_none_is_sold(
+    clouds: dict[str, gpucloud.Provider],
+) -> None:
+    required = Requirement.model_validate({"gpu": "h100", "spot": True, "providers": ["voltagepark", "datacrunch"]})
+    assert required.spot == "required"
+    ranked = placement.candidates(placement.gather_offers(clouds, required)[0], required, clouds)
+    assert ranked and all(c.spot and c.provider == "datacrunch" for c in ranked)
+    only_vp = required.model_copy(update={"providers": ("voltagepark",)})
+    with pytest.raises(PlacementFailed, match=r"nearest: voltagepark .*no spot price \(spot: required\)"):
+        placement.place(clouds, only_vp, _template("place-nospot"), check_mode=True)
+    with pytest.raises(ValueError, match="spot"):
+        Requirement(spot="sometimes")  # type: ignore[arg-type]
+
+
+# --- the clean-up of a failed attempt runs beside the next attempt --------------------------------------------
+def test_a_failed_order_leaves_its_project_to_the_caller_only_when_it_defers_settling(
+    emulator: EmulatorServer, clouds: dict[str, gpucloud.Provider], account: object
+) -> None:
+    cloud = clouds["computestacks"]
+    spec = placement.Template(name="place-settle", image="Nginx").spec(
+        placement.Candidate(next(o for o in cloud.list_offers() if o.instance_type == "large"), "1", 0),
+        cloud,
+        Requirement(),
+    )
+    emulator.world.set_stock("computestacks", "large", left=0)
+
+    def projects() -> list[str]:
+        return [i["id"] for i in ledger.holdings(emulator, "computestacks") if i["kind"] == "project"]
+
+    before = projects()
+    with pytest.raises(gpucloud.ProviderError) as waited:
+        cloud.create_instance(spec)
+    assert waited.value.code == "order_failed" and waited.value.settle is None
+    assert projects() == before  # undone before it raised
+    with errors.settling_deferred(), pytest.raises(gpucloud.ProviderError) as deferred:
+        cloud.create_instance(spec)
+    assert deferred.value.settle is not None
+    assert len(projects()) == len(before) + 1  # the failed order's project, left for the caller to settle
+    deferred.value.settle()
+    assert projects() == before
+
+
+def test_failover_past_a_failed_order_leaves_nothing_once_it_returns(
+    emulator: EmulatorServer, clouds: dict[str, gpucloud.Provider], account: dict[str, list[ledger.Item]]
+) -> None:
+    # dcdncloud's s-large refuses, ComputeStacks' "large" order fails (its project is deleted beside the next
+    # attempt), dcdncloud's d-large takes it.
+    requirement = Requirement(
+        min_vcpus=4,
+        min_memory_gb=8,
+        max_price_per_hour=1,
+        locations=("1", "eu-central"),
+        providers=("computestacks", "dcdncloud"),
+    )
+    emulator.world.set_stock("computestacks", "large", left=0)
+    emulator.world.set_stock("dcdncloud", "s-large", left=0, stale_catalogue=True)
+    try:
+        result = placement.place(clouds, requirement, _template("place-beside"), wait_timeout=120)
+        assert result.outcome.after is not None and result.outcome.after.instance_type == "d-large"
+        assert [(a.provider, a.error_class) for a in result.attempts] == [
+            ("dcdncloud", "NoCapacity"),
+            ("computestacks", "ProviderError"),
+        ]
+        # Returned only once the failed order's project was gone.
+        assert ledger.leftovers(account["computestacks"], ledger.holdings(emulator, "computestacks")) == []
+    finally:
+        _teardown(clouds, "place-beside")

@@ -13,7 +13,9 @@ from typing import Any
 import pulumi
 import pytest
 
+from gpucloud import presentation
 from gpucloud.emulator import EmulatorServer
+from pulumi_gpucloud import ansible
 from pulumi_gpucloud._placement import PlacementProvider
 from tests import ledger
 
@@ -52,7 +54,7 @@ def account(emulator: EmulatorServer) -> Iterator[None]:
 
 
 def test_preview_up_rerun_and_requirement_changes(
-    harness: DynamicProviderHarness, emulator: EmulatorServer, account: None
+    harness: DynamicProviderHarness, emulator: EmulatorServer, account: None, overrides: dict[str, dict[str, object]]
 ) -> None:
     name = unique("pl-auto")
     checked, failures, _ = harness.preview(name, PROVIDER, _props(name), TYPES["instance"])
@@ -70,6 +72,9 @@ def test_preview_up_rerun_and_requirement_changes(
         record = outs["placement"]
         assert [(a["provider"], a["error_class"]) for a in record["attempts"]] == [("voltagepark", "NoCapacity")]
         assert record["requirement"]["gpu"] == "h100"
+        # The Ansible export lists it under the provider it went to, with the requirement it was placed for.
+        host = ansible.inventory([outs])["all"]["hosts"][f"datacrunch-{name}"]
+        assert host["gpucloud_provider"] == "datacrunch" and host["gpucloud_placement"] == record["requirement"]
 
         emulator.world.clear_stock()  # the cheaper offer is back: no move
         again = harness.up(name, PROVIDER, _props(name), TYPES["instance"], state)
@@ -92,8 +97,32 @@ def test_preview_up_rerun_and_requirement_changes(
         )
         state = moved.state
         assert moved.operation == "replace" and reveal(state.outputs)["placed_provider"] == "voltagepark"
+        # Voltage Park keeps tags: the instance itself carries the requirement, as the Pulumi record says.
+        with connect(overrides, "voltagepark") as cloud:
+            live = cloud.get_instance(state.id)
+        requirement = reveal(state.outputs)["placement"]["requirement"]
+        assert (
+            presentation.instance_facts(live)["placement"]
+            == requirement
+            == {
+                "gpu": "h100",
+                "max_price_per_hour": 2.5,
+                "providers": ["voltagepark"],
+            }
+        )
     finally:
         harness.destroy(state)
+
+
+def test_preview_with_spot_allowed_and_a_disk_minimum_plans_the_datacrunch_spot_offer(
+    harness: DynamicProviderHarness,
+) -> None:
+    name = unique("pl-spot")
+    checked, failures, _ = harness.preview(
+        name, PROVIDER, _props(name, spot="allowed", min_disk_gb=2000), TYPES["instance"]
+    )
+    assert failures == []
+    assert checked["planned_offer"].startswith("datacrunch spot 1H100.80S.30V"), checked["planned_offer"]
 
 
 def test_bad_requirements_fail_check_naming_the_input(harness: DynamicProviderHarness) -> None:
@@ -102,6 +131,8 @@ def test_bad_requirements_fail_check_naming_the_input(harness: DynamicProviderHa
         ({"gpu_count": 2, "gpu": None}, "gpu_count"),
         ({"providers": ["aws"]}, "providers"),
         ({"max_price": -1.0}, "max_price"),
+        ({"min_disk_gb": 0}, "min_disk_gb"),
+        ({"spot": "sometimes"}, "spot"),
         ({"instance_type": "1V100.6V"}, "instance_type"),
     ):
         _, failures, _ = harness.preview(name, PROVIDER, _props(name, **changes), TYPES["instance"])

@@ -43,7 +43,8 @@ def test_facts_from_a_mapping_fill_every_field_and_name_the_location() -> None:
         {**BOX, "gpu_model": "H100 SXM5 80GB", "gpu_count": 8.0, "ssh_port": 22.0, "location": "u-1"},
         {"u-1": "Ashburn"},
     )
-    assert set(facts) == {*presentation.instance_fields(), "location_name"}
+    assert set(facts) == {*presentation.instance_fields(), "location_name", "placement"}
+    assert facts["placement"] is None  # not placed by requirement
     assert (facts["gpu_model"], facts["gpu_count"], facts["ssh_port"]) == ("h100-sxm5-80gb", 8, 22)
     assert (facts["location"], facts["location_name"]) == ("u-1", "Ashburn")
     labels = presentation.group_labels(facts)
@@ -55,6 +56,23 @@ def test_facts_from_a_mapping_fill_every_field_and_name_the_location() -> None:
         "gpucloud_kind_vm",  # no kind in the mapping (Pulumi state from before kinds): a VM
     ]
     assert presentation.instance_facts({**BOX, "location": "u-2"})["location_name"] == "u-2"
+
+
+def test_a_placed_host_carries_its_requirement_from_the_tag_or_the_pulumi_record() -> None:
+    requirement = {"gpu": "h100", "max_price_per_hour": 3.0, "providers": ["voltagepark", "datacrunch"]}
+    tag = {presentation.PLACEMENT_TAG: presentation.placement_tag_value(requirement), "team": "ml"}
+    tagged = presentation.instance_facts({**BOX, "tags": tag})
+    assert tagged["placement"] == requirement and tagged["tags"] == tag
+    group = "gpucloud_placement_gpu_h100_max_price_per_hour_3_0_providers_voltagepark_datacrunch"
+    assert presentation.group_name(presentation.group_labels(tagged)[-1]) == group
+    # Pulumi outputs of a placed instance: provider "auto", where it went in placed_provider, the requirement in
+    # the placement record (DataCrunch keeps no tags); the same facts and group as the plugin's from a tag.
+    outputs = {**BOX, "provider": "auto", "placed_provider": "datacrunch", "placement": {"requirement": requirement}}
+    pulumi_facts = presentation.instance_facts(outputs)
+    assert (pulumi_facts["provider"], pulumi_facts["placement"]) == ("datacrunch", requirement)
+    assert presentation.group_name(presentation.group_labels(pulumi_facts)[-1]) == group
+    assert presentation.instance_facts({**BOX, "tags": {presentation.PLACEMENT_TAG: "by hand"}})["placement"] is None
+    assert presentation.placement_label({}) == "placement_any"
 
 
 def test_hostnames_take_the_first_entry_that_fits_and_never_drop_a_host() -> None:

@@ -593,9 +593,7 @@ class ComputeStacks(Provider):
         order = self._final_order(order_id, name)
         if order["status"] != "completed":
             project = (order.get("project") or {}).get("id")
-            if project:
-                self._drop_empty_project(str(project))
-            raise errors.ProviderError(
+            error = errors.ProviderError(
                 f"{self.name}: order {order_id} for {name!r} ended {order['status']}"
                 + (
                     f"; the event log of project {project} (GET /api/projects/{project}/events) says why"
@@ -606,6 +604,9 @@ class ComputeStacks(Provider):
                 code="order_failed",
                 details={"order": order_id, "project": project},
             )
+            if project:  # deleted now, or (settling deferred) by the caller beside its next step
+                raise errors.settle_or_defer(error, lambda: self._drop_empty_project(str(project)))
+            raise error
         return order
 
     def _drop_empty_project(self, project: str) -> None:
@@ -923,6 +924,7 @@ class ComputeStacks(Provider):
             gpu_count=0,
             vcpus=_vcpus(first.get("cpu")),
             memory_gb=None if memory is None else round(memory / 1024, 3),
+            disk_gb=as_float(first.get("storage")),  # the package's storage, GB
             price_per_hour=min(prices) if prices else None,
             locations=tuple(
                 LocationAvailability(location=str(lid), available=True, name=loc.get("name"))

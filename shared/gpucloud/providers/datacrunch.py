@@ -541,6 +541,7 @@ class DataCrunch(Provider):
                     gpu_count=int(gpu.get("number_of_gpus") or 0),
                     vcpus=(item.get("cpu") or {}).get("number_of_cores"),
                     memory_gb=(item.get("memory") or {}).get("size_in_gigabytes"),
+                    disk_gb=as_float((item.get("storage") or {}).get("size_in_gigabytes")),  # often only a description
                     price_per_hour=as_float(item.get("price_per_hour")),
                     spot_price_per_hour=as_float(item.get("spot_price")),
                     locations=locations,

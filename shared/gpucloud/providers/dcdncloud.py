@@ -341,6 +341,7 @@ class DcdnCloud(Provider):
                     gpu_count=gpu_count,
                     vcpus=plan.get("vcpus"),
                     memory_gb=None if ram_mb is None else ram_mb / 1024,
+                    disk_gb=as_float(plan.get("disk_gb")),
                     price_per_hour=_hourly(plan.get("price_usd")),
                     locations=locations,
                 )

@@ -836,6 +836,7 @@ class VoltagePark(Provider):
                     gpu_model=model,
                     gpu_count=per_node,
                     memory_gb=specs.get("ram_gb"),
+                    disk_gb=as_float(specs.get("storage_gb")),
                     price_per_hour=min(float(r[f"gpu_price_{network}"]) for r in priced) * per_node,
                     locations=tuple(
                         LocationAvailability(
@@ -854,6 +855,8 @@ class VoltagePark(Provider):
         model, count = first_gpu(resources)
         prices = [p for p in (as_float(p.get("compute_rate_hourly")) for p in presets) if p is not None]
         available = sorted({loc for p in presets for loc in p.get("location_ids_with_availability") or []})
+        # Presets of one shape differ in operating system; should their disks differ too, the smallest is sure.
+        disks = [d for d in (as_float((p.get("resources") or {}).get("storage_gb")) for p in presets) if d is not None]
         return Offer(
             provider=self.name,
             instance_type=shape,
@@ -861,6 +864,7 @@ class VoltagePark(Provider):
             gpu_count=count,
             vcpus=resources.get("vcpu_count"),
             memory_gb=resources.get("ram_gb"),
+            disk_gb=min(disks) if disks else None,
             price_per_hour=min(prices) if prices else None,
             locations=tuple(
                 LocationAvailability(location=loc, available=True, name=names.get(loc)) for loc in available

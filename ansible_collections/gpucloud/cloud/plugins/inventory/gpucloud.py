@@ -21,6 +21,11 @@ description:
     (C(gpucloud_location_finland_1), C(gpucloud_location_ashburn)), the GPU group the
     vendor-neutral model (C(gpucloud_gpu_h100_sxm5_80gb)), the kind group C(gpucloud_kind_vm) or
     C(gpucloud_kind_bare_metal) (Voltage Park bare-metal rentals; the host variable C(gpucloud_kind) says the same).
+  - "A host placed by requirement (C(gpucloud.cloud.instance) with C(provider=auto)) on a provider that keeps tags
+    (Voltage Park, CloudNexus) carries that requirement in C(gpucloud_placement) (for example
+    C({gpu: h100, max_price_per_hour: 3.0})), read off the instance's C(gpucloud-placement) tag, and is in the group
+    C(gpucloud_placement_<key>_<value>...) (C(gpucloud_placement_gpu_h100_max_price_per_hour_3_0)). Other hosts,
+    and hosts on DataCrunch, dcdncloud or ComputeStacks (which keep no tags), have C(gpucloud_placement) null."
   - If a provider fails (wrong credentials, outage), the inventory fails naming it, so a playbook never acts
     on a subset of the hosts without being told. O(on_provider_error=warn) lists the other providers' hosts
     and warns naming the provider that failed.
@@ -155,11 +160,14 @@ filters:
 hostnames: [name, public_ip, id]
 on_provider_error: warn
 # 10,000 hosts list faster with fewer variables each: only these facts, and no nulls.
-hostvar_fields: [status, gpu_model, gpu_count, location_name, tags]
+hostvar_fields: [status, gpu_model, gpu_count, location_name, tags, placement]
 omit_null_hostvars: true
 keyed_groups:
   - key: gpucloud_tags
     prefix: tag
+  # Hosts placed by requirement, by the GPU they were placed for (gpucloud_placement is null for the others).
+  - key: gpucloud_placement.gpu | default('unplaced')
+    prefix: placed_for
 compose:
   ansible_python_interpreter: "'/usr/bin/python3'"
 """

@@ -188,9 +188,14 @@ options:
       - The choice is returned in RV(placement).
       - "Keys (each optional; a key left out allows anything): C(gpu) (GPU model, any spelling or part of one:
         C(h100), C(a100-80gb)), C(gpu_count) (exactly this many GPUs, default 1 with C(gpu)), C(min_vcpus),
-        C(min_memory_gb), C(locations) (allowed location ids or names), C(max_price_per_hour) (on-demand, USD),
-        C(providers) (allowed providers in order of preference at equal price), C(images) (provider -> image,
-        winning over O(image) for that provider). An unknown key or a bad value fails naming C(placement.<key>)."
+        C(min_memory_gb), C(min_disk_gb) (an offer whose catalogue states a disk this large, or on DataCrunch, which
+        takes the OS disk size at create, created this large; offers stating no disk are left out),
+        C(locations) (allowed location ids or names), C(max_price_per_hour) (USD, the price the instance would
+        be bought at), C(spot) (V(never), the default: on-demand only; V(allowed): spot prices ranked beside
+        on-demand ones and the instance created as spot when a spot price wins; V(required): spot only;
+        V(true)/V(false) mean required/never), C(providers) (allowed providers in order of preference at equal
+        price), C(images) (provider -> image, winning over O(image) for that provider). An unknown key or a bad
+        value fails naming C(placement.<key>)."
     type: dict
 """
 
@@ -368,6 +373,8 @@ placement:
     provider: {description: Where the instance is (would be)., type: str, returned: success}
     instance_type: {description: The offer's machine shape., type: str, returned: success}
     location: {description: Its location., type: str, returned: success}
+    offer: {description: "The offer chosen: provider, instance_type, location, price_per_hour, gpu_model, gpu_count,
+            spot (bought as a spot instance).", type: dict, returned: success}
     price_per_hour: {description: The offer's price (null for an instance kept from an earlier run)., type: float,
                      returned: success}
     attempts: {description: "Failed attempts before it: provider, instance_type, location, error, error_class.",
