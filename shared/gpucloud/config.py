@@ -50,6 +50,8 @@ class ProviderConfig(BaseModel):
     page_workers: int = Field(default=4, ge=1)
     poll_interval: float = Field(default=2.5, gt=0, description="shortest pause between status polls")
     allow_insecure_http: bool = Field(default=False, description="permit http:// to a host other than loopback")
+    # Opt-in: it writes OAuth access tokens to disk (gpucloud.tokencache says what, where and how).
+    token_cache: bool = Field(default=False, description="reuse OAuth access tokens across runs (user cache dir, 0600)")
 
     def secret(self, field: str) -> str | None:
         value = getattr(self, field)
