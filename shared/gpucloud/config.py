@@ -11,7 +11,6 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
-import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -87,6 +86,8 @@ def _from_env(provider: str, environ: Mapping[str, str]) -> dict[str, Any]:
 def _from_file(provider: str, path: Path, profile: str | None) -> dict[str, Any]:
     if not path.is_file():
         return {}
+    import tomllib  # here, not at import: most runs (credentials from the environment) have no file to parse
+
     try:
         data = tomllib.loads(path.read_text())
     except (OSError, tomllib.TOMLDecodeError) as exc:
