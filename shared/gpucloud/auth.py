@@ -12,6 +12,7 @@ from pydantic import Field, StrictStr
 
 from gpucloud import errors, wire
 from gpucloud.httputil import retry_after_seconds
+from gpucloud.tokencache import TokenCache
 
 
 class _Token(wire.Wire):
@@ -53,6 +54,9 @@ class OAuth2ClientCredentials(httpx.Auth):
     still refuses it (a token revoked server-side): a 401, or whatever ``token_refused`` recognises for
     providers that signal it otherwise. A failing refresh grant falls back to a fresh
     client-credentials grant; if that fails too the caller gets an :class:`AuthError`.
+
+    With a ``cache`` (:mod:`gpucloud.tokencache`, opt-in) the first request of a process uses the access token
+    an earlier process obtained while it is fresh, and every token obtained here is written there.
     """
 
     requires_response_body = True
@@ -68,7 +72,9 @@ class OAuth2ClientCredentials(httpx.Auth):
         early_refresh: float = 60.0,
         clock: Callable[[], float] = time.monotonic,
         token_refused: Callable[[httpx.Response], bool] | None = None,
+        cache: TokenCache | None = None,
     ) -> None:
+        self._cache = cache
         self._token_refused = token_refused or (lambda response: response.status_code == 401)
         self._token_url = token_url
         self._client_id = client_id
@@ -110,6 +116,17 @@ class OAuth2ClientCredentials(httpx.Auth):
         # Never schedule the early refresh before "now": short-lived tokens would be renewed on every call.
         self._expires_at = self._clock() + max(lifetime, self._early_refresh * 2)
         self.token_requests += 1
+        if self._cache is not None:
+            self._cache.save(self._access_token, lifetime)
+
+    def _from_cache(self) -> bool:
+        """Take the cached token if it is fresh by the same rule as one obtained here (``_fresh``)."""
+        cached = self._cache.load() if self._cache is not None else None
+        if cached is None or cached[1] <= self._early_refresh:
+            return False
+        self._access_token, seconds_left = cached
+        self._expires_at = self._clock() + seconds_left
+        return True
 
     def _raise(self, response: httpx.Response) -> None:
         code = message = None
@@ -135,7 +152,7 @@ class OAuth2ClientCredentials(httpx.Auth):
         raise errors.AuthError(text, **context)
 
     def _renew(self, *, force: bool) -> Generator[httpx.Request, httpx.Response, None]:
-        if not force and self._fresh():
+        if not force and (self._fresh() or (self._access_token is None and self._from_cache())):
             return
         if self._refused is not None:
             raise errors.AuthError(self._refused[0], **self._refused[1])

@@ -11,7 +11,6 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
-import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -50,6 +49,8 @@ class ProviderConfig(BaseModel):
     page_workers: int = Field(default=4, ge=1)
     poll_interval: float = Field(default=2.5, gt=0, description="shortest pause between status polls")
     allow_insecure_http: bool = Field(default=False, description="permit http:// to a host other than loopback")
+    # Opt-in: it writes OAuth access tokens to disk (gpucloud.tokencache says what, where and how).
+    token_cache: bool = Field(default=False, description="reuse OAuth access tokens across runs (user cache dir, 0600)")
 
     def secret(self, field: str) -> str | None:
         value = getattr(self, field)
@@ -85,6 +86,8 @@ def _from_env(provider: str, environ: Mapping[str, str]) -> dict[str, Any]:
 def _from_file(provider: str, path: Path, profile: str | None) -> dict[str, Any]:
     if not path.is_file():
         return {}
+    import tomllib  # here, not at import: most runs (credentials from the environment) have no file to parse
+
     try:
         data = tomllib.loads(path.read_text())
     except (OSError, tomllib.TOMLDecodeError) as exc:

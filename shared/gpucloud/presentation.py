@@ -232,15 +232,16 @@ def check_hostnames(preferences: Sequence[str], fields: Iterable[str]) -> None:
             )
 
 
-def _referenced(entry: str) -> list[str]:
-    """The fact names an entry uses: ``name`` -> [name]; ``{provider}-{id}`` -> [provider, id]."""
+@cache  # asked for every host: parse each entry once
+def _referenced(entry: str) -> tuple[str, ...]:
+    """The fact names an entry uses: ``name`` -> (name,); ``{provider}-{id}`` -> (provider, id)."""
     if "{" not in entry:
-        return [entry]
+        return (entry,)
     try:
         parsed = list(string.Formatter().parse(entry))
     except ValueError as exc:
         raise ValueError(f"hostnames: {entry!r} is not a valid format string: {exc}") from exc
-    return [re.split(r"[.\[]", field)[0] for _, field, _, _ in parsed if field is not None]
+    return tuple(re.split(r"[.\[]", field)[0] for _, field, _, _ in parsed if field is not None)
 
 
 def hostname_for(facts: Mapping[str, Any], preferences: Sequence[str]) -> str:

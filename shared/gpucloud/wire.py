@@ -7,8 +7,10 @@ there" (ensure would then create a second resource). So adapters read bodies thr
 raises :class:`MalformedResponse` naming the provider, the request and where the body differs from the shape.
 
 Shapes are pydantic models (subclasses of :class:`Wire`) or types built from them (``list[Item]``). They
-declare only what the adapter relies on; unknown keys are allowed and kept, because adapters go on using the
-original body (it becomes ``raw``), the validated copy is only the proof that it is safe to read.
+declare only what the adapter relies on; unknown keys are allowed, because adapters go on using the original
+body (it becomes ``raw``): the validated copy is only the proof that it is safe to read, and is thrown away. So
+it does not copy the unknown keys either (``extra="ignore"``): a listing of thousands of instances would
+otherwise copy every field of every one a second time just to discard it.
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ _TEXT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
 class Wire(BaseModel):
     """Base of the declared shapes: the keys an adapter reads, with their types; other keys pass."""
 
-    model_config = ConfigDict(extra="allow", frozen=True, defer_build=True)
+    model_config = ConfigDict(extra="ignore", frozen=True, defer_build=True)
 
 
 @functools.lru_cache(maxsize=256)

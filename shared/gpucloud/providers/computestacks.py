@@ -88,6 +88,7 @@ from gpucloud.providers.base import (
     json_body,
     unique_by_name,
 )
+from gpucloud.tokencache import TokenCache, token_cache_for
 from gpucloud.transport import Transport, is_transient
 from gpucloud.validation import (
     DISPLAY_NAME_PATTERN,
@@ -275,7 +276,16 @@ def _token_refused(response: httpx.Response) -> bool:
 class _PasswordGrant(OAuth2ClientCredentials):
     """Doorkeeper's password grant: the client plus the API credentials, so the token acts as the user."""
 
-    def __init__(self, token_url: str, client_id: str, client_secret: str, *, username: str, password: str) -> None:
+    def __init__(
+        self,
+        token_url: str,
+        client_id: str,
+        client_secret: str,
+        *,
+        username: str,
+        password: str,
+        cache: TokenCache | None = None,
+    ) -> None:
         super().__init__(
             token_url,
             client_id,
@@ -283,6 +293,7 @@ class _PasswordGrant(OAuth2ClientCredentials):
             provider="computestacks",
             body_format="form",
             token_refused=_token_refused,
+            cache=cache,
         )
         self._username = username
         self._password = password
@@ -379,9 +390,12 @@ class ComputeStacks(Provider):
         username, password = config.username, config.secret("password")
         client_id, client_secret = config.client_id, config.secret("client_secret")
         if client_id and client_secret:
+            cache = token_cache_for(config, token_url)
             if username and password:
                 self.grant = "password"
-                return _PasswordGrant(token_url, client_id, client_secret, username=username, password=password)
+                return _PasswordGrant(
+                    token_url, client_id, client_secret, username=username, password=password, cache=cache
+                )
             self.grant = "client_credentials"
             return OAuth2ClientCredentials(
                 token_url,
@@ -390,6 +404,7 @@ class ComputeStacks(Provider):
                 provider=self.name,
                 body_format="form",
                 token_refused=_token_refused,
+                cache=cache,
             )
         if username and password:
             return httpx.BasicAuth(username, password)

@@ -43,6 +43,7 @@ from gpucloud.models import (
     VolumeSpec,
 )
 from gpucloud.providers.base import UUID_SHAPE, IdKind, IdShape, Provider, as_float, build_error, json_body
+from gpucloud.tokencache import token_cache_for
 from gpucloud.transport import Transport
 from gpucloud.validation import validate_name
 from gpucloud.wire import Count, Id, Text, When, Wire
@@ -216,7 +217,9 @@ class DataCrunch(Provider):
                 provider=self.name,
             )
         base_url = str(config.base_url).rstrip("/")
-        self.auth = OAuth2ClientCredentials(f"{base_url}/oauth2/token", client_id, secret, provider=self.name)
+        token_url = f"{base_url}/oauth2/token"
+        cache = token_cache_for(config, token_url)
+        self.auth = OAuth2ClientCredentials(token_url, client_id, secret, provider=self.name, cache=cache)
         return self._transport(config, http_transport, self.auth, base_url=base_url)
 
     def _map_error(self, response: httpx.Response) -> errors.GpuCloudError:
