@@ -25,6 +25,7 @@ from pydantic import BaseModel
 
 from gpucloud import errors, namelock, waiters
 from gpucloud.capabilities import Capability
+from gpucloud.catalogue import validate_instance_catalogue, validate_volume_catalogue
 from gpucloud.models import (
     CreatedInstance,
     Instance,
@@ -39,7 +40,6 @@ from gpucloud.models import (
 from gpucloud.providers.base import Provider, unique_by_name
 from gpucloud.reconcile import Action, Change, Plan, plan_instance, plan_ssh_key, plan_volume
 from gpucloud.transport import ResponseLost, is_server_failure, is_transient
-from gpucloud.validation import validate_instance_catalogue, validate_volume_catalogue
 
 R = TypeVar("R", bound=BaseModel)
 T = TypeVar("T")

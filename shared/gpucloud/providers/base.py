@@ -196,14 +196,16 @@ class Provider(ABC):
         return self._read(self.transport.request("GET", path, params=params), shape)
 
     # --- capabilities --------------------------------------------------------------------------------
-    def supports(self, capability: Capability) -> bool:
-        return capability in self.capabilities
+    @classmethod
+    def supports(cls, capability: Capability) -> bool:
+        return capability in cls.capabilities
 
-    def require(self, capability: Capability, hint: str | None = None) -> None:
+    @classmethod
+    def require(cls, capability: Capability, hint: str | None = None) -> None:
         """Unsupported unless the adapter has ``capability``; the provider's own hint, which knows why, wins
         over the caller's generic one."""
-        if capability not in self.capabilities:
-            raise errors.Unsupported(self.name, capability.value, self.unsupported_hints.get(capability) or hint)
+        if capability not in cls.capabilities:
+            raise errors.Unsupported(cls.name, capability.value, cls.unsupported_hints.get(capability) or hint)
 
     @property
     def ssh_user(self) -> str:
@@ -261,40 +263,43 @@ class Provider(ABC):
         need nothing here."""
         return None
 
-    def validate_instance_spec(self, spec: InstanceSpec) -> None:
+    @classmethod
+    def validate_instance_spec(cls, spec: InstanceSpec) -> None:
         """Everything we can reject without a request: capabilities first, then provider rules."""
-        self.require(Capability.INSTANCES)
+        cls.require(Capability.INSTANCES)
         if spec.kind != "vm":
-            self.require(Capability.INSTANCE_BARE_METAL, "remove 'kind' (or set kind: vm)")
+            cls.require(Capability.INSTANCE_BARE_METAL, "remove 'kind' (or set kind: vm)")
         if spec.tags:
-            self.require(Capability.INSTANCE_TAGS, "remove 'tags'")
+            cls.require(Capability.INSTANCE_TAGS, "remove 'tags'")
         if spec.startup_script:
-            self.require(Capability.INSTANCE_STARTUP_SCRIPT, "remove 'startup_script'")
+            cls.require(Capability.INSTANCE_STARTUP_SCRIPT, "remove 'startup_script'")
         if spec.password:
-            self.require(Capability.INSTANCE_PASSWORD, "use ssh_keys instead of a password")
-        if spec.location and not self._chooses_location(spec):
-            self.require(Capability.INSTANCE_LOCATION_CHOICE, "remove 'location'; the provider places it")
+            cls.require(Capability.INSTANCE_PASSWORD, "use ssh_keys instead of a password")
+        if spec.location and not cls._chooses_location(spec):
+            cls.require(Capability.INSTANCE_LOCATION_CHOICE, "remove 'location'; the provider places it")
         if spec.volumes:
-            self.require(Capability.INSTANCE_VOLUMES_AT_CREATE, "attach volumes after create")
+            cls.require(Capability.INSTANCE_VOLUMES_AT_CREATE, "attach volumes after create")
         if spec.spot:
-            self.require(Capability.INSTANCE_SPOT, "remove 'spot' (this provider sells on-demand instances only)")
+            cls.require(Capability.INSTANCE_SPOT, "remove 'spot' (this provider sells on-demand instances only)")
         if spec.on_spot_discontinue is not None and not spec.spot:
             raise errors.ValidationError(
                 "on_spot_discontinue applies to spot instances only; set spot: true or remove it",
                 field="on_spot_discontinue",
-                provider=self.name,
+                provider=cls.name,
             )
         if spec.os_disk_size_gb is not None:
-            self.require(Capability.INSTANCE_OS_DISK_SIZE, "remove 'os_disk_size_gb'; the image decides the disk")
+            cls.require(Capability.INSTANCE_OS_DISK_SIZE, "remove 'os_disk_size_gb'; the image decides the disk")
         for index, key in enumerate(spec.ssh_keys):
             if looks_like_public_key(key):
                 validate_public_key(key, field=f"ssh_keys[{index}]")
-        self._validate_instance_spec(spec)
+        cls._validate_instance_spec(spec)
 
-    def _validate_instance_spec(self, spec: InstanceSpec) -> None:
+    @classmethod
+    def _validate_instance_spec(cls, spec: InstanceSpec) -> None:
         """Provider-specific rules; the default has none."""
 
-    def _chooses_location(self, spec: InstanceSpec) -> bool:
+    @classmethod
+    def _chooses_location(cls, spec: InstanceSpec) -> bool:
         """Where a location can be chosen for some kinds of instance only (Voltage Park bare metal), say so here."""
         return False
 
@@ -329,12 +334,13 @@ class Provider(ABC):
         except errors.NotFound:
             return
 
-    def validate_delete_options(self, *, keep_os_volume: bool) -> None:
-        if keep_os_volume and not self.separate_os_volume:
+    @classmethod
+    def validate_delete_options(cls, *, keep_os_volume: bool) -> None:
+        if keep_os_volume and not cls.separate_os_volume:
             raise errors.ValidationError(
-                f"keep_os_volume: {self.name} instances have no separate OS volume to keep; remove the option",
+                f"keep_os_volume: {cls.name} instances have no separate OS volume to keep; remove the option",
                 field="keep_os_volume",
-                provider=self.name,
+                provider=cls.name,
             )
 
     def start_instance(self, instance_id: str) -> None:
@@ -456,17 +462,19 @@ class Provider(ABC):
     def find_volume(self, name: str) -> Volume | None:
         return unique_by_name(self.list_volumes(), name, "volume", self.name)
 
-    def validate_volume_spec(self, spec: VolumeSpec) -> None:
-        self.require(Capability.VOLUME_CREATE)
+    @classmethod
+    def validate_volume_spec(cls, spec: VolumeSpec) -> None:
+        cls.require(Capability.VOLUME_CREATE)
         if spec.volume_type:
-            self.require(Capability.VOLUME_TYPES, "remove 'volume_type'")
+            cls.require(Capability.VOLUME_TYPES, "remove 'volume_type'")
         if spec.location:
-            self.require(Capability.VOLUME_LOCATION, "remove 'location'")
+            cls.require(Capability.VOLUME_LOCATION, "remove 'location'")
         if spec.attach_to:
-            self.require(Capability.VOLUME_ATTACH)
-        self._validate_volume_spec(spec)
+            cls.require(Capability.VOLUME_ATTACH)
+        cls._validate_volume_spec(spec)
 
-    def _validate_volume_spec(self, spec: VolumeSpec) -> None:
+    @classmethod
+    def _validate_volume_spec(cls, spec: VolumeSpec) -> None:
         """Provider-specific rules; the default has none."""
 
     def create_volume(self, spec: VolumeSpec) -> Volume:
@@ -518,12 +526,14 @@ class Provider(ABC):
     def find_ssh_key(self, name: str) -> SshKey | None:
         return unique_by_name(self.list_ssh_keys(), name, "ssh key", self.name)
 
-    def validate_ssh_key_spec(self, spec: SshKeySpec) -> None:
-        self.require(Capability.SSH_KEYS, "pass public keys on the instance instead")
+    @classmethod
+    def validate_ssh_key_spec(cls, spec: SshKeySpec) -> None:
+        cls.require(Capability.SSH_KEYS, "pass public keys on the instance instead")
         validate_public_key(spec.public_key)
-        self._validate_ssh_key_spec(spec)
+        cls._validate_ssh_key_spec(spec)
 
-    def _validate_ssh_key_spec(self, spec: SshKeySpec) -> None:
+    @classmethod
+    def _validate_ssh_key_spec(cls, spec: SshKeySpec) -> None:
         """Provider-specific rules; the default has none."""
 
     def create_ssh_key(self, spec: SshKeySpec) -> SshKey:
