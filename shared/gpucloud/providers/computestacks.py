@@ -62,6 +62,7 @@ from gpucloud.auth import OAuth2ClientCredentials
 from gpucloud.capabilities import Capability as C
 from gpucloud.capabilities import Evidence
 from gpucloud.config import ProviderConfig, env_var
+from gpucloud.engine import unique_by_name
 from gpucloud.httputil import request_id_of, url_path
 from gpucloud.models import (
     CreatedInstance,
@@ -86,7 +87,6 @@ from gpucloud.providers.base import (
     as_float,
     build_error,
     json_body,
-    unique_by_name,
 )
 from gpucloud.transport import Transport, is_transient
 from gpucloud.validation import (

@@ -33,6 +33,7 @@ from gpucloud import errors
 from gpucloud.auth import BearerAuth, HeaderTokenAuth
 from gpucloud.capabilities import Capability as C
 from gpucloud.config import ProviderConfig
+from gpucloud.engine import unique_by_name
 from gpucloud.httputil import url_path
 from gpucloud.models import (
     CreatedInstance,
@@ -58,7 +59,6 @@ from gpucloud.providers.base import (
     as_float,
     build_error,
     json_body,
-    unique_by_name,
 )
 from gpucloud.transport import Transport
 from gpucloud.validation import DISPLAY_NAME_PATTERN, DISPLAY_NAME_RULE, choose_from, validate_name
