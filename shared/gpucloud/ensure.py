@@ -6,10 +6,10 @@ Each function returns an :class:`Outcome` with what was there before, what is th
 check mode) and the plan; nothing is sent to the provider in check mode except reads.
 
 Under faults: a named resource is looked up and created under a per-name lock (:mod:`gpucloud.namelock`), so two
-runs at once make one resource; a create whose answer was lost is adopted by name (the adapters do that), and
-sent again only when nothing arrived under the name; power actions that fail transiently are checked against the
-instance's state before they are sent again; every instance operation, retries included, ends within its
-``wait_timeout``.
+runs at once make one resource; a create whose answer was lost is adopted by name, and sent again only when
+nothing arrived under the name (:func:`gpucloud.engine.create_adopting`); power actions that fail transiently
+are checked against the instance's state before they are sent again; every instance operation, retries
+included, ends within its ``wait_timeout``.
 """
 
 from __future__ import annotations
@@ -25,6 +25,8 @@ from pydantic import BaseModel
 
 from gpucloud import errors, namelock, waiters
 from gpucloud.capabilities import Capability
+from gpucloud.catalogue import validate_instance_catalogue, validate_volume_catalogue
+from gpucloud.engine import CREATE_ATTEMPTS, unique_by_name
 from gpucloud.models import (
     CreatedInstance,
     Instance,
@@ -36,22 +38,19 @@ from gpucloud.models import (
     Volume,
     VolumeSpec,
 )
-from gpucloud.providers.base import Provider, unique_by_name
+from gpucloud.providers.base import Provider
 from gpucloud.reconcile import Action, Change, Plan, plan_instance, plan_ssh_key, plan_volume
-from gpucloud.transport import ResponseLost, is_server_failure, is_transient
-from gpucloud.validation import validate_instance_catalogue, validate_volume_catalogue
+from gpucloud.transport import is_transient
 
 R = TypeVar("R", bound=BaseModel)
-T = TypeVar("T")
 # "stopped_disassociated": stopped with the compute released, billed for storage only (Voltage Park VMs).
 PowerState = Literal["started", "stopped", "restarted", "stopped_disassociated"]
 PowerAction = Literal["start", "stop", "restart", "stop_disassociated"]
 DEFAULT_TIMEOUT = 600.0
 # How long a volume or key create waits for another run creating the same name (instances use wait_timeout).
 LOCK_TIMEOUT = 120.0
-# Sends of one create whose answer was lost while nothing turned up under its name, and of one power action
-# that failed transiently; every further attempt first checks whether the earlier one took effect.
-CREATE_ATTEMPTS = 3
+# Sends of one power action that failed transiently; every further attempt first checks whether the earlier one
+# took effect (creates: engine.CREATE_ATTEMPTS, looked up by name in between).
 ACTION_ATTEMPTS = 4
 _POWER_ACTIONS: dict[PowerState, PowerAction] = {
     "started": "start",
@@ -97,23 +96,6 @@ def _creating(cloud: Provider, kind: str, name: str, *, enabled: bool, timeout: 
     return namelock.name_lock(
         namelock.canonical_scope(cloud.name, str(cloud.config.base_url)), kind, name, timeout=timeout
     )
-
-
-def _create_once(create: Callable[[], T]) -> T:
-    """Create; send again only if the answer was lost and nothing turned up under the name afterwards.
-
-    The adapters adopt a resource that was committed although its answer was lost (or a 5xx came back); when
-    they find none, they raise a ProviderError caused by that failure, meaning the create did not happen.
-    """
-    for attempt in range(1, CREATE_ATTEMPTS + 1):
-        try:
-            return create()
-        except errors.ProviderError as exc:
-            cause = exc.__cause__
-            unapplied = isinstance(cause, ResponseLost) or (cause is not None and is_server_failure(cause))
-            if attempt == CREATE_ATTEMPTS or not unapplied:
-                raise
-    raise AssertionError("unreachable")
 
 
 _TO_BE_CREATED = "(to be created: "
@@ -296,7 +278,7 @@ def wait_until_ready(
 
 
 def _create(cloud: Provider, spec: InstanceSpec) -> CreatedInstance:
-    return _create_once(lambda: cloud.create_instance(spec))
+    return cloud.create_instance(spec, attempts=CREATE_ATTEMPTS)
 
 
 def apply_instance_updates(cloud: Provider, current: Instance, plan: Plan) -> Instance:
@@ -673,7 +655,7 @@ def ensure_volume(
             force_replace=force_replace,
             update=lambda have: _apply_volume_updates(cloud, have, plan),
             delete=lambda have: cloud.delete_volume(have.id),
-            create=lambda: (_create_once(lambda: cloud.create_volume(spec)), {}),
+            create=lambda: (cloud.create_volume(spec, attempts=CREATE_ATTEMPTS), {}),
         )
 
 
@@ -731,7 +713,7 @@ def ensure_ssh_key(cloud: Provider, spec: SshKeySpec, *, check_mode: bool = Fals
             force_replace=True,  # a key holds no data: replacing it is always safe
             update=lambda have: have,
             delete=lambda have: cloud.delete_ssh_key(have.id),
-            create=lambda: (_create_once(lambda: cloud.create_ssh_key(spec)), {}),
+            create=lambda: (cloud.create_ssh_key(spec, attempts=CREATE_ATTEMPTS), {}),
         )
 
 

@@ -24,13 +24,14 @@ from typing import TypeVar
 
 from gpucloud import errors, namelock, waiters
 from gpucloud.capabilities import Capability
+from gpucloud.catalogue import validate_instance_catalogue
+from gpucloud.engine import unique_by_name
 from gpucloud.ensure import DEFAULT_TIMEOUT, Outcome, ensure_instance, time_limit
 from gpucloud.models import Instance, InstanceSpec, Status
 from gpucloud.pagination import in_caller_context
-from gpucloud.providers.base import Provider, unique_by_name
+from gpucloud.providers.base import Provider
 from gpucloud.reconcile import Action, plan_instance
 from gpucloud.transport import is_transient
-from gpucloud.validation import validate_instance_catalogue
 
 INDEX = "{index}"
 # Concurrent create/delete calls; the transport's rate limiter still paces them to the provider's limit.

@@ -6,7 +6,7 @@ import importlib
 from typing import Any
 
 from gpucloud.capabilities import EVIDENCE_LEGEND, Capability, Evidence
-from gpucloud.models import Image, Location
+from gpucloud.models import Image, InstanceSpec, Location, SshKeySpec, VolumeSpec
 from gpucloud.providers.base import Provider
 from gpucloud.registry import REGISTRY
 
@@ -26,6 +26,22 @@ def provider_class(name: str) -> type[Provider]:
     module = importlib.import_module(_MODULES[name])
     cls: type[Provider] = module.PROVIDER
     return cls
+
+
+# Spec validation by provider name, with no connection (no API URL or credentials needed): the rules an
+# adapter checks before any request, for front-ends that check ahead (Pulumi's Check).
+def validate_instance_spec(provider: str, spec: InstanceSpec, *, keep_os_volume: bool = False) -> None:
+    cls = provider_class(provider)
+    cls.validate_instance_spec(spec)
+    cls.validate_delete_options(keep_os_volume=keep_os_volume)
+
+
+def validate_volume_spec(provider: str, spec: VolumeSpec) -> None:
+    provider_class(provider).validate_volume_spec(spec)
+
+
+def validate_ssh_key_spec(provider: str, spec: SshKeySpec) -> None:
+    provider_class(provider).validate_ssh_key_spec(spec)
 
 
 # The capability table: one row per provider, these columns, each cell no or an evidence word (yes / source /

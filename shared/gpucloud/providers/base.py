@@ -1,23 +1,31 @@
-"""The provider contract and everything generic about it.
+"""The adapter contract: the wire operations an adapter implements, and the public methods built on them.
 
-Subclasses implement the ``_``-prefixed wire operations for their capabilities; the public methods here add
-what every provider needs the same way: capability checks, validation before any request, adopting a
-resource whose create response was lost, duplicate-name detection and waiting.
+An adapter implements the ``_``-prefixed wire operations of its capabilities and nothing else generic. Each
+wire operation is declared once, below, with the capability it implements (:func:`wire_operation`): an adapter
+without that capability inherits a definition that raises :class:`Unsupported`, and the public method that
+calls it (:func:`guarded`) checks the capability first. :func:`capability_mismatches` says where an adapter's
+declared capabilities and implemented wire operations disagree (a test runs it over every adapter).
+
+What is generic about the public methods beyond that (adopting a create whose answer was lost, waits, SSH-key
+resolution) lives in :mod:`gpucloud.engine`; spec validation needs no connection (class methods, also
+reachable by provider name through ``gpucloud.providers.validate_*_spec``).
 """
 
 from __future__ import annotations
 
+import functools
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal, Protocol, TypeVar
+from typing import Any, ClassVar, Literal, NoReturn, TypeVar, cast
 
 import httpx
 
-from gpucloud import errors, waiters, wire
+from gpucloud import engine, errors, wire
 from gpucloud.capabilities import Capability, Evidence
 from gpucloud.config import ProviderConfig, check_base_url, env_var, secret_fields
+from gpucloud.engine import unique_by_name
 from gpucloud.httputil import request_id_of, retry_after_seconds
 from gpucloud.models import (
     CreatedInstance,
@@ -33,21 +41,10 @@ from gpucloud.models import (
     Volume,
     VolumeSpec,
 )
-from gpucloud.transport import ResponseLost, Transport, is_server_failure, is_transient
-from gpucloud.validation import looks_like_public_key, public_key_identity, validate_public_key
+from gpucloud.transport import Transport
+from gpucloud.validation import looks_like_public_key, validate_public_key
 
-
-class _Named(Protocol):
-    @property
-    def id(self) -> str: ...
-    @property
-    def name(self) -> str: ...
-
-
-N = TypeVar("N", bound=_Named)
-R = TypeVar("R")
-
-ADOPT_ATTEMPTS = 5
+F = TypeVar("F", bound=Callable[..., Any])
 
 IdKind = Literal["instance", "volume", "ssh_key"]
 # Never an id on any provider: path separators, query/fragment marks, escapes, whitespace and control characters.
@@ -72,21 +69,6 @@ UUID_SHAPE = IdShape(
 INTEGER_SHAPE = IdShape(r"[0-9]{1,19}", "a whole number such as 42")
 
 
-def unique_by_name(items: Iterable[N], name: str, kind: str, provider: str) -> N | None:
-    """The one item called ``name``; several is an error naming their ids, because we must not guess."""
-    matches = [item for item in items if item.name == name]
-    if len(matches) > 1:
-        ids = ", ".join(item.id for item in matches)
-        raise errors.Conflict(
-            f"{len(matches)} {kind}s named {name!r} exist on {provider} ({ids}); "
-            "delete the extras or address one by id",
-            provider=provider,
-            code="duplicate_name",
-            details={"ids": [item.id for item in matches]},
-        )
-    return matches[0] if matches else None
-
-
 OneOff = Literal["snapshot", "reset_root_password", "add_ssh_key"]
 # One-off instance operations by the name the front-ends give them: the capability each needs, and what to do
 # on a provider without it.
@@ -95,6 +77,60 @@ ONE_OFF_ACTIONS: Mapping[OneOff, tuple[Capability, str]] = {
     "reset_root_password": (Capability.INSTANCE_PASSWORD_RESET, "log in with an SSH key instead"),
     "add_ssh_key": (Capability.INSTANCE_KEY_ADD, "this provider takes SSH keys at create only"),
 }
+
+
+# --- wire operations, each declared once with its capability --------------------------------------------
+# Wire operation name -> the capabilities any one of which says an adapter implements it (the first is the one
+# named when it is missing). Filled by @wire_operation as the Provider class body below is read.
+WIRE_OPERATIONS: dict[str, tuple[Capability, ...]] = {}
+
+
+def wire_operation(capability: Capability, *alternatives: Capability) -> Callable[[F], F]:
+    """Declare the wire operation below as implementing ``capability`` (or any of ``alternatives``).
+
+    The definition in :class:`Provider` only gives the signature: it is replaced by one raising Unsupported,
+    which an adapter with the capability overrides.
+    """
+
+    def declare(signature: F) -> F:
+        WIRE_OPERATIONS[signature.__name__] = (capability, *alternatives)
+
+        @functools.wraps(signature)
+        def unsupported(self: Provider, *args: object, **kwargs: object) -> NoReturn:
+            raise errors.Unsupported(self.name, capability.value)
+
+        return cast(F, unsupported)
+
+    return declare
+
+
+def guarded(operation: Callable[..., Any], hint: str | None = None) -> Callable[[F], F]:
+    """A public method that raises Unsupported (with ``hint``) unless the adapter has ``operation``'s capability."""
+    capability = WIRE_OPERATIONS[operation.__name__][0]
+
+    def wrap(method: F) -> F:
+        @functools.wraps(method)
+        def checked(self: Provider, *args: Any, **kwargs: Any) -> Any:
+            self.require(capability, hint)
+            return method(self, *args, **kwargs)
+
+        return cast(F, checked)
+
+    return wrap
+
+
+def capability_mismatches(cls: type[Provider]) -> list[str]:
+    """Where ``cls``'s declared capabilities and implemented wire operations disagree, one sentence each."""
+    found = []
+    for operation, capabilities in WIRE_OPERATIONS.items():
+        implemented = getattr(cls, operation) is not getattr(Provider, operation)
+        declared = any(capability in cls.capabilities for capability in capabilities)
+        wanted = " or ".join(repr(c.value) for c in capabilities)
+        if declared and not implemented:
+            found.append(f"{cls.name} declares {wanted} but does not implement {operation}")
+        elif implemented and not declared:
+            found.append(f"{cls.name} implements {operation} but declares none of {wanted}")
+    return found
 
 
 class Provider(ABC):
@@ -196,14 +232,16 @@ class Provider(ABC):
         return self._read(self.transport.request("GET", path, params=params), shape)
 
     # --- capabilities --------------------------------------------------------------------------------
-    def supports(self, capability: Capability) -> bool:
-        return capability in self.capabilities
+    @classmethod
+    def supports(cls, capability: Capability) -> bool:
+        return capability in cls.capabilities
 
-    def require(self, capability: Capability, hint: str | None = None) -> None:
+    @classmethod
+    def require(cls, capability: Capability, hint: str | None = None) -> None:
         """Unsupported unless the adapter has ``capability``; the provider's own hint, which knows why, wins
         over the caller's generic one."""
-        if capability not in self.capabilities:
-            raise errors.Unsupported(self.name, capability.value, self.unsupported_hints.get(capability) or hint)
+        if capability not in cls.capabilities:
+            raise errors.Unsupported(cls.name, capability.value, cls.unsupported_hints.get(capability) or hint)
 
     @property
     def ssh_user(self) -> str:
@@ -232,9 +270,208 @@ class Provider(ABC):
             provider=self.name,
         )
 
+    # --- spec validation: class methods, so it needs no connection -----------------------------------
+    @classmethod
+    def validate_instance_spec(cls, spec: InstanceSpec) -> None:
+        """Everything we can reject without a request: capabilities first, then provider rules."""
+        cls.require(Capability.INSTANCES)
+        if spec.kind != "vm":
+            cls.require(Capability.INSTANCE_BARE_METAL, "remove 'kind' (or set kind: vm)")
+        if spec.tags:
+            cls.require(Capability.INSTANCE_TAGS, "remove 'tags'")
+        if spec.startup_script:
+            cls.require(Capability.INSTANCE_STARTUP_SCRIPT, "remove 'startup_script'")
+        if spec.password:
+            cls.require(Capability.INSTANCE_PASSWORD, "use ssh_keys instead of a password")
+        if spec.location and not cls._chooses_location(spec):
+            cls.require(Capability.INSTANCE_LOCATION_CHOICE, "remove 'location'; the provider places it")
+        if spec.volumes:
+            cls.require(Capability.INSTANCE_VOLUMES_AT_CREATE, "attach volumes after create")
+        if spec.spot:
+            cls.require(Capability.INSTANCE_SPOT, "remove 'spot' (this provider sells on-demand instances only)")
+        if spec.on_spot_discontinue is not None and not spec.spot:
+            raise errors.ValidationError(
+                "on_spot_discontinue applies to spot instances only; set spot: true or remove it",
+                field="on_spot_discontinue",
+                provider=cls.name,
+            )
+        if spec.os_disk_size_gb is not None:
+            cls.require(Capability.INSTANCE_OS_DISK_SIZE, "remove 'os_disk_size_gb'; the image decides the disk")
+        for index, key in enumerate(spec.ssh_keys):
+            if looks_like_public_key(key):
+                validate_public_key(key, field=f"ssh_keys[{index}]")
+        cls._validate_instance_spec(spec)
+
+    @classmethod
+    def _validate_instance_spec(cls, spec: InstanceSpec) -> None:
+        """Provider-specific rules; the default has none."""
+
+    @classmethod
+    def _chooses_location(cls, spec: InstanceSpec) -> bool:
+        """Where a location can be chosen for some kinds of instance only (Voltage Park bare metal), say so here."""
+        return False
+
+    @classmethod
+    def validate_delete_options(cls, *, keep_os_volume: bool) -> None:
+        if keep_os_volume and not cls.separate_os_volume:
+            raise errors.ValidationError(
+                f"keep_os_volume: {cls.name} instances have no separate OS volume to keep; remove the option",
+                field="keep_os_volume",
+                provider=cls.name,
+            )
+
+    @classmethod
+    def validate_volume_spec(cls, spec: VolumeSpec) -> None:
+        cls.require(Capability.VOLUME_CREATE)
+        if spec.volume_type:
+            cls.require(Capability.VOLUME_TYPES, "remove 'volume_type'")
+        if spec.location:
+            cls.require(Capability.VOLUME_LOCATION, "remove 'location'")
+        if spec.attach_to:
+            cls.require(Capability.VOLUME_ATTACH)
+        cls._validate_volume_spec(spec)
+
+    @classmethod
+    def _validate_volume_spec(cls, spec: VolumeSpec) -> None:
+        """Provider-specific rules; the default has none."""
+
+    @classmethod
+    def validate_ssh_key_spec(cls, spec: SshKeySpec) -> None:
+        cls.require(Capability.SSH_KEYS, "pass public keys on the instance instead")
+        validate_public_key(spec.public_key)
+        cls._validate_ssh_key_spec(spec)
+
+    @classmethod
+    def _validate_ssh_key_spec(cls, spec: SshKeySpec) -> None:
+        """Provider-specific rules; the default has none."""
+
+    # --- wire operations: an adapter overrides the ones of its capabilities (see wire_operation) ------
+    @wire_operation(Capability.INSTANCES)
+    def _list_instances(self) -> list[Instance]:
+        raise NotImplementedError  # replaced by @wire_operation
+
+    @wire_operation(Capability.INSTANCES)
+    def _get_instance(self, instance_id: str) -> Instance:
+        raise NotImplementedError
+
+    @wire_operation(Capability.INSTANCES)
+    def _create_instance(self, spec: InstanceSpec) -> CreatedInstance:
+        raise NotImplementedError
+
+    @wire_operation(Capability.INSTANCES)
+    def _delete_instance(self, instance_id: str) -> None:
+        raise NotImplementedError
+
+    @wire_operation(Capability.INSTANCE_START_STOP)
+    def _start_instance(self, instance_id: str) -> None:
+        raise NotImplementedError
+
+    @wire_operation(Capability.INSTANCE_START_STOP)
+    def _stop_instance(self, instance_id: str) -> None:
+        raise NotImplementedError
+
+    @wire_operation(Capability.INSTANCE_STOP_RELEASED)
+    def _stop_instance_released(self, instance_id: str) -> None:
+        raise NotImplementedError
+
+    @wire_operation(Capability.INSTANCE_REBOOT)
+    def _reboot_instance(self, instance_id: str) -> None:
+        raise NotImplementedError
+
+    @wire_operation(Capability.INSTANCE_RESIZE)
+    def _resize_instance(self, instance_id: str, instance_type: str) -> None:
+        raise NotImplementedError
+
+    @wire_operation(Capability.INSTANCE_RENAME, Capability.INSTANCE_TAG_UPDATE)
+    def _update_instance(self, instance_id: str, *, name: str | None, tags: dict[str, str] | None) -> Instance:
+        raise NotImplementedError
+
+    @wire_operation(Capability.INSTANCE_SNAPSHOT)
+    def _snapshot_instance(self, instance_id: str) -> str:
+        raise NotImplementedError
+
+    @wire_operation(Capability.INSTANCE_PASSWORD_RESET)
+    def _reset_root_password(self, instance_id: str) -> str:
+        raise NotImplementedError
+
+    @wire_operation(Capability.INSTANCE_KEY_ADD)
+    def _add_instance_ssh_key(self, instance_id: str, public_key: str) -> None:
+        raise NotImplementedError
+
+    @wire_operation(Capability.VOLUMES)
+    def _list_volumes(self) -> list[Volume]:
+        raise NotImplementedError
+
+    @wire_operation(Capability.VOLUMES)
+    def _get_volume(self, volume_id: str) -> Volume:
+        raise NotImplementedError
+
+    @wire_operation(Capability.VOLUME_CREATE)
+    def _create_volume(self, spec: VolumeSpec) -> Volume:
+        raise NotImplementedError
+
+    @wire_operation(Capability.VOLUME_DELETE)
+    def _delete_volume(self, volume_id: str) -> None:
+        raise NotImplementedError
+
+    @wire_operation(Capability.VOLUME_ATTACH)
+    def _attach_volume(self, volume_id: str, instance_id: str) -> None:
+        raise NotImplementedError
+
+    @wire_operation(Capability.VOLUME_ATTACH)
+    def _detach_volume(self, volume_id: str, instance_id: str | None) -> None:
+        raise NotImplementedError
+
+    @wire_operation(Capability.VOLUME_RESIZE)
+    def _resize_volume(self, volume_id: str, size_gb: int) -> None:
+        raise NotImplementedError
+
+    @wire_operation(Capability.VOLUME_RENAME)
+    def _rename_volume(self, volume_id: str, name: str) -> None:
+        raise NotImplementedError
+
+    @wire_operation(Capability.SSH_KEYS)
+    def _list_ssh_keys(self) -> list[SshKey]:
+        raise NotImplementedError
+
+    @wire_operation(Capability.SSH_KEYS)
+    def _get_ssh_key(self, key_id: str) -> SshKey:
+        raise NotImplementedError
+
+    @wire_operation(Capability.SSH_KEYS)
+    def _create_ssh_key(self, spec: SshKeySpec) -> SshKey:
+        raise NotImplementedError
+
+    @wire_operation(Capability.SSH_KEYS)
+    def _delete_ssh_key(self, key_id: str) -> None:
+        raise NotImplementedError
+
+    @wire_operation(Capability.OFFERS)
+    def _list_offers(self) -> list[Offer]:
+        raise NotImplementedError
+
+    @wire_operation(Capability.IMAGES)
+    def _list_images(self) -> list[Image]:
+        raise NotImplementedError
+
+    @wire_operation(Capability.LOCATIONS)
+    def _list_locations(self) -> list[Location]:
+        raise NotImplementedError
+
+    # Hooks with a default every adapter may keep.
+    def _delete_instance_and_owned(self, instance_id: str, *, keep_os_volume: bool) -> None:
+        """Override where an instance leaves billed things of its own behind; by default it is all there is."""
+        self._delete_instance(instance_id)
+
+    def _instance_in_flight(self, name: str) -> Instance | None:
+        """An instance being created under ``name`` that ``list_instances`` does not show yet (an order or job
+        accepted by the API). Providers whose list shows an instance from the moment its create is accepted
+        need nothing here."""
+        return None
+
     # --- instances ----------------------------------------------------------------------------------
+    @guarded(_list_instances)
     def list_instances(self) -> list[Instance]:
-        self.require(Capability.INSTANCES)
         return self._list_instances()
 
     def list_instances_detailed(self) -> list[Instance]:
@@ -242,8 +479,8 @@ class Provider(ABC):
         (e.g. which volumes a Voltage Park VM has); for listings of hosts such as the inventory."""
         return self.list_instances()
 
+    @guarded(_get_instance)
     def get_instance(self, instance_id: str) -> Instance:
-        self.require(Capability.INSTANCES)
         return self._get_instance(self.check_id("instance", instance_id))
 
     def find_instance(self, name: str, *, kind: InstanceKind | None = None) -> Instance | None:
@@ -255,51 +492,8 @@ class Provider(ABC):
         found = unique_by_name(self.list_instances(), name, "instance", self.name)
         return found if found is not None else self._instance_in_flight(name)
 
-    def _instance_in_flight(self, name: str) -> Instance | None:
-        """An instance being created under ``name`` that ``list_instances`` does not show yet (an order or job
-        accepted by the API). Providers whose list shows an instance from the moment its create is accepted
-        need nothing here."""
-        return None
-
-    def validate_instance_spec(self, spec: InstanceSpec) -> None:
-        """Everything we can reject without a request: capabilities first, then provider rules."""
-        self.require(Capability.INSTANCES)
-        if spec.kind != "vm":
-            self.require(Capability.INSTANCE_BARE_METAL, "remove 'kind' (or set kind: vm)")
-        if spec.tags:
-            self.require(Capability.INSTANCE_TAGS, "remove 'tags'")
-        if spec.startup_script:
-            self.require(Capability.INSTANCE_STARTUP_SCRIPT, "remove 'startup_script'")
-        if spec.password:
-            self.require(Capability.INSTANCE_PASSWORD, "use ssh_keys instead of a password")
-        if spec.location and not self._chooses_location(spec):
-            self.require(Capability.INSTANCE_LOCATION_CHOICE, "remove 'location'; the provider places it")
-        if spec.volumes:
-            self.require(Capability.INSTANCE_VOLUMES_AT_CREATE, "attach volumes after create")
-        if spec.spot:
-            self.require(Capability.INSTANCE_SPOT, "remove 'spot' (this provider sells on-demand instances only)")
-        if spec.on_spot_discontinue is not None and not spec.spot:
-            raise errors.ValidationError(
-                "on_spot_discontinue applies to spot instances only; set spot: true or remove it",
-                field="on_spot_discontinue",
-                provider=self.name,
-            )
-        if spec.os_disk_size_gb is not None:
-            self.require(Capability.INSTANCE_OS_DISK_SIZE, "remove 'os_disk_size_gb'; the image decides the disk")
-        for index, key in enumerate(spec.ssh_keys):
-            if looks_like_public_key(key):
-                validate_public_key(key, field=f"ssh_keys[{index}]")
-        self._validate_instance_spec(spec)
-
-    def _validate_instance_spec(self, spec: InstanceSpec) -> None:
-        """Provider-specific rules; the default has none."""
-
-    def _chooses_location(self, spec: InstanceSpec) -> bool:
-        """Where a location can be chosen for some kinds of instance only (Voltage Park bare metal), say so here."""
-        return False
-
-    def create_instance(self, spec: InstanceSpec) -> CreatedInstance:
-        """Create without waiting. If the response is lost, adopt what the server committed under the name.
+    def create_instance(self, spec: InstanceSpec, *, attempts: int = 1) -> CreatedInstance:
+        """Create without waiting; a lost answer is adopted by name (see :func:`engine.create_adopting`).
 
         A create of that name still in flight (an order a killed run left, see :meth:`_instance_in_flight`) is
         adopted instead of sent again, for callers that create without looking the name up first (fleets).
@@ -308,48 +502,36 @@ class Provider(ABC):
         in_flight = self._instance_in_flight(spec.name)
         if in_flight is not None:
             return CreatedInstance(instance=in_flight)
-        return self._adopt_after_lost_response(
-            lambda: self._create_instance(spec),
-            lambda: self._adopt_instance(spec.name),
-        )
 
-    def _adopt_instance(self, name: str) -> CreatedInstance | None:
-        found = self.find_instance(name)
-        return CreatedInstance(instance=found) if found else None
+        def adopt() -> CreatedInstance | None:
+            found = self.find_instance(spec.name)
+            return CreatedInstance(instance=found) if found else None
 
+        return engine.create_adopting(self.name, lambda: self._create_instance(spec), adopt, attempts=attempts)
+
+    @guarded(_delete_instance)
     def delete_instance(self, instance_id: str, *, keep_os_volume: bool = False) -> None:
         """Delete it with what was made for it (OS volume, startup script, project); already gone counts as deleted.
 
         ``keep_os_volume`` keeps a separately billed OS volume, detached, where the provider has one.
         """
-        self.require(Capability.INSTANCES)
         self.validate_delete_options(keep_os_volume=keep_os_volume)
         try:
             self._delete_instance_and_owned(self.check_id("instance", instance_id), keep_os_volume=keep_os_volume)
         except errors.NotFound:
             return
 
-    def validate_delete_options(self, *, keep_os_volume: bool) -> None:
-        if keep_os_volume and not self.separate_os_volume:
-            raise errors.ValidationError(
-                f"keep_os_volume: {self.name} instances have no separate OS volume to keep; remove the option",
-                field="keep_os_volume",
-                provider=self.name,
-            )
-
+    @guarded(_start_instance)
     def start_instance(self, instance_id: str) -> None:
-        self.require(Capability.INSTANCE_START_STOP)
         self._start_instance(self.check_id("instance", instance_id))
 
+    @guarded(_stop_instance)
     def stop_instance(self, instance_id: str) -> None:
-        self.require(Capability.INSTANCE_START_STOP)
         self._stop_instance(self.check_id("instance", instance_id))
 
+    @guarded(_stop_instance_released, "use state: stopped (the machine stays reserved and billed as running)")
     def stop_instance_released(self, instance_id: str) -> None:
         """Stop and release the compute, so only storage is billed (and a start needs capacity again)."""
-        self.require(
-            Capability.INSTANCE_STOP_RELEASED, "use state: stopped (the machine stays reserved and billed as running)"
-        )
         self._stop_instance_released(self.check_id("instance", instance_id))
 
     def can_release(self, instance: Instance) -> bool:
@@ -364,17 +546,18 @@ class Provider(ABC):
         """The size of ``instance``'s OS disk where it can be chosen at create (one more read); None: unknown."""
         return None
 
+    @guarded(_reboot_instance, "use state=stopped then state=started")
     def reboot_instance(self, instance_id: str) -> None:
-        self.require(Capability.INSTANCE_REBOOT, "use state=stopped then state=started")
         self._reboot_instance(self.check_id("instance", instance_id))
 
+    @guarded(_resize_instance, "replace the instance with one of the new type")
     def resize_instance(self, instance_id: str, instance_type: str) -> None:
-        self.require(Capability.INSTANCE_RESIZE, "replace the instance with one of the new type")
         self._resize_instance(self.check_id("instance", instance_id), instance_type)
 
     def update_instance(
         self, instance_id: str, *, name: str | None = None, tags: dict[str, str] | None = None
     ) -> Instance:
+        # _update_instance serves either capability: each argument asks for its own.
         if name is not None:
             self.require(Capability.INSTANCE_RENAME)
         if tags is not None:
@@ -405,81 +588,40 @@ class Provider(ABC):
     def wait_for_instance(
         self, instance_id: str, statuses: Sequence[Status], *, timeout: float = 600.0, interval: float | None = None
     ) -> Instance:
-        wanted = frozenset(statuses)
-        return waiters.poll(
-            lambda: self.get_instance(instance_id),
-            done=lambda inst: inst.status in wanted,
-            failed=lambda inst: inst.status in self.terminal_statuses and inst.status not in wanted,
-            describe=lambda inst: f"{inst.status.value} ({inst.raw_status})",
-            timeout=timeout,
-            interval=interval or self.config.poll_interval,
-            what=f"{self.name} instance {instance_id} to be {'/'.join(s.value for s in wanted)}",
-            transient=is_transient,
-        )
+        return engine.wait_for_instance(self, instance_id, statuses, timeout=timeout, interval=interval)
 
     def wait_for_instance_gone(
         self, instance_id: str, *, timeout: float = 600.0, interval: float | None = None
     ) -> None:
-        def fetch() -> Instance | None:
-            try:
-                return self.get_instance(instance_id)
-            except errors.NotFound:
-                return None
-
-        waiters.poll(
-            fetch,
-            done=lambda inst: inst is None or inst.status is Status.DELETED,
-            describe=lambda inst: "gone" if inst is None else f"{inst.status.value} ({inst.raw_status})",
-            timeout=timeout,
-            interval=interval or self.config.poll_interval,
-            what=f"{self.name} instance {instance_id} to be deleted",
-            transient=is_transient,
-        )
+        engine.wait_for_instance_gone(self, instance_id, timeout=timeout, interval=interval)
 
     def wait_for_ssh(self, instance: Instance, *, timeout: float = 300.0) -> str:
-        address = instance.ssh_ready_address
-        if address is None:
-            raise errors.ProviderError(
-                f"{self.name} instance {instance.id} reports no SSH address yet", provider=self.name
-            )
-        return waiters.wait_for_ssh(*address, timeout=timeout)
+        return engine.wait_for_ssh(self, instance, timeout=timeout)
 
     # --- volumes ------------------------------------------------------------------------------------
+    @guarded(_list_volumes)
     def list_volumes(self) -> list[Volume]:
-        self.require(Capability.VOLUMES)
         return self._list_volumes()
 
+    @guarded(_get_volume)
     def get_volume(self, volume_id: str) -> Volume:
-        self.require(Capability.VOLUMES)
         return self._get_volume(self.check_id("volume", volume_id))
 
     def find_volume(self, name: str) -> Volume | None:
         return unique_by_name(self.list_volumes(), name, "volume", self.name)
 
-    def validate_volume_spec(self, spec: VolumeSpec) -> None:
-        self.require(Capability.VOLUME_CREATE)
-        if spec.volume_type:
-            self.require(Capability.VOLUME_TYPES, "remove 'volume_type'")
-        if spec.location:
-            self.require(Capability.VOLUME_LOCATION, "remove 'location'")
-        if spec.attach_to:
-            self.require(Capability.VOLUME_ATTACH)
-        self._validate_volume_spec(spec)
-
-    def _validate_volume_spec(self, spec: VolumeSpec) -> None:
-        """Provider-specific rules; the default has none."""
-
-    def create_volume(self, spec: VolumeSpec) -> Volume:
+    def create_volume(self, spec: VolumeSpec, *, attempts: int = 1) -> Volume:
         self.validate_volume_spec(spec)
-        return self._adopt_after_lost_response(lambda: self._create_volume(spec), lambda: self.find_volume(spec.name))
+        send, find = (lambda: self._create_volume(spec)), (lambda: self.find_volume(spec.name))
+        return engine.create_adopting(self.name, send, find, attempts=attempts)
 
+    @guarded(_delete_volume)
     def delete_volume(self, volume_id: str) -> None:
         """Detach from every instance first (APIs refuse to delete an attached volume), then delete.
 
         An engine tearing down a volume before the instance it is attached to (Pulumi deletes dependents
         first) then succeeds as it does in the other order. Already gone counts as deleted.
         """
-        self.require(Capability.VOLUME_DELETE)
         try:
             volume_id = self.check_id("volume", volume_id)
             if self.supports(Capability.VOLUME_ATTACH):
@@ -489,104 +631,63 @@ class Provider(ABC):
         except errors.NotFound:
             return
 
+    @guarded(_attach_volume)
     def attach_volume(self, volume_id: str, instance_id: str) -> None:
-        self.require(Capability.VOLUME_ATTACH)
         self._attach_volume(self.check_id("volume", volume_id), self.check_id("instance", instance_id, "instance_id"))
 
+    @guarded(_detach_volume)
     def detach_volume(self, volume_id: str, instance_id: str | None = None) -> None:
-        self.require(Capability.VOLUME_ATTACH)
         checked = None if instance_id is None else self.check_id("instance", instance_id, "instance_id")
         self._detach_volume(self.check_id("volume", volume_id), checked)
 
+    @guarded(_resize_volume)
     def resize_volume(self, volume_id: str, size_gb: int) -> None:
-        self.require(Capability.VOLUME_RESIZE)
         self._resize_volume(self.check_id("volume", volume_id), size_gb)
 
+    @guarded(_rename_volume)
     def rename_volume(self, volume_id: str, name: str) -> None:
-        self.require(Capability.VOLUME_RENAME)
         self._rename_volume(self.check_id("volume", volume_id), name)
 
     # --- ssh keys -----------------------------------------------------------------------------------
+    @guarded(_list_ssh_keys, "pass public keys on the instance instead")
     def list_ssh_keys(self) -> list[SshKey]:
-        self.require(Capability.SSH_KEYS, "pass public keys on the instance instead")
         return self._list_ssh_keys()
 
+    @guarded(_get_ssh_key, "pass public keys on the instance instead")
     def get_ssh_key(self, key_id: str) -> SshKey:
-        self.require(Capability.SSH_KEYS, "pass public keys on the instance instead")
         return self._get_ssh_key(self.check_id("ssh_key", key_id))
 
     def find_ssh_key(self, name: str) -> SshKey | None:
         return unique_by_name(self.list_ssh_keys(), name, "ssh key", self.name)
 
-    def validate_ssh_key_spec(self, spec: SshKeySpec) -> None:
-        self.require(Capability.SSH_KEYS, "pass public keys on the instance instead")
-        validate_public_key(spec.public_key)
-        self._validate_ssh_key_spec(spec)
-
-    def _validate_ssh_key_spec(self, spec: SshKeySpec) -> None:
-        """Provider-specific rules; the default has none."""
-
-    def create_ssh_key(self, spec: SshKeySpec) -> SshKey:
+    def create_ssh_key(self, spec: SshKeySpec, *, attempts: int = 1) -> SshKey:
         self.validate_ssh_key_spec(spec)
-        return self._adopt_after_lost_response(lambda: self._create_ssh_key(spec), lambda: self.find_ssh_key(spec.name))
+        send, find = (lambda: self._create_ssh_key(spec)), (lambda: self.find_ssh_key(spec.name))
+        return engine.create_adopting(self.name, send, find, attempts=attempts)
 
+    @guarded(_delete_ssh_key)
     def delete_ssh_key(self, key_id: str) -> None:
-        self.require(Capability.SSH_KEYS)
         try:
             self._delete_ssh_key(self.check_id("ssh_key", key_id))
         except errors.NotFound:
             return
 
     def resolve_ssh_keys(self, refs: Sequence[str]) -> tuple[list[str], list[str]]:
-        """Split key references into (registered key ids, raw public keys to pass by content).
-
-        A reference may be an id, a name or a public key text. Key texts that are already registered resolve
-        to their id; unregistered texts stay texts, which only providers that take keys by content accept.
-        """
-        if not refs:
-            return [], []
-        registered = self.list_ssh_keys() if self.supports(Capability.SSH_KEYS) else []
-        by_identity = {public_key_identity(k.public_key): k.id for k in registered}
-        ids: list[str] = []
-        texts: list[str] = []
-        for index, ref in enumerate(refs):
-            if looks_like_public_key(ref):
-                known = by_identity.get(public_key_identity(ref))
-                if known:
-                    ids.append(known)
-                elif self.supports(Capability.SSH_KEYS_BY_CONTENT):
-                    texts.append(ref.strip())
-                else:
-                    raise errors.ValidationError(
-                        f"ssh_keys[{index}] is a public key that is not registered on {self.name}; "
-                        "create it with an ssh_key resource first and refer to it by name",
-                        field=f"ssh_keys[{index}]",
-                        provider=self.name,
-                    )
-                continue
-            key = next((k for k in registered if k.id == ref), None) or unique_by_name(
-                registered, ref, "ssh key", self.name
-            )
-            if key is None:
-                raise errors.ValidationError(
-                    f"ssh_keys[{index}] {ref!r} matches no SSH key id or name on {self.name}",
-                    field=f"ssh_keys[{index}]",
-                    provider=self.name,
-                )
-            ids.append(key.id)
-        return ids, texts
+        """Split key references into (registered key ids, raw public keys to pass by content); see
+        :func:`engine.resolve_ssh_keys`."""
+        return engine.resolve_ssh_keys(self, refs)
 
     # --- catalogue ----------------------------------------------------------------------------------
+    @guarded(_list_offers)
     def list_offers(self) -> list[Offer]:
-        self.require(Capability.OFFERS)
         return self._list_offers()
 
+    @guarded(_list_images)
     def list_images(self) -> list[Image]:
-        self.require(Capability.IMAGES)
         return self._list_images()
 
+    @guarded(_list_locations)
     def list_locations(self) -> list[Location]:
-        self.require(Capability.LOCATIONS)
         return self._list_locations()
 
     def location_names(self) -> dict[str, str]:
@@ -594,113 +695,6 @@ class Provider(ABC):
         if Capability.LOCATIONS not in self.capabilities:
             return {}
         return {loc.id: loc.name for loc in self._list_locations()}
-
-    # --- helpers ------------------------------------------------------------------------------------
-    def _adopt_after_lost_response(self, create: Callable[[], R], adopt: Callable[[], R | None]) -> R:
-        try:
-            return create()
-        except errors.ProviderError as lost:
-            # A 5xx says as little as a lost answer about whether the create was applied; a malformed 2xx says
-            # it was, without telling what was made: find it by name rather than fail with it in place.
-            if not (isinstance(lost, ResponseLost | wire.MalformedResponse) or is_server_failure(lost)):
-                raise
-            for _ in range(ADOPT_ATTEMPTS):
-                found = adopt()
-                if found is not None:
-                    return found
-            raise errors.ProviderError(
-                f"{lost.message}; nothing was found under that name afterwards, so it is safe to run again",
-                provider=self.name,
-            ) from lost
-
-    # --- wire operations (override the ones in your capability set) ---------------------------------
-    def _list_instances(self) -> list[Instance]:
-        raise errors.Unsupported(self.name, Capability.INSTANCES.value)
-
-    def _get_instance(self, instance_id: str) -> Instance:
-        raise errors.Unsupported(self.name, Capability.INSTANCES.value)
-
-    def _create_instance(self, spec: InstanceSpec) -> CreatedInstance:
-        raise errors.Unsupported(self.name, Capability.INSTANCES.value)
-
-    def _delete_instance(self, instance_id: str) -> None:
-        raise errors.Unsupported(self.name, Capability.INSTANCES.value)
-
-    def _delete_instance_and_owned(self, instance_id: str, *, keep_os_volume: bool) -> None:
-        """Override where an instance leaves billed things of its own behind; by default it is all there is."""
-        self._delete_instance(instance_id)
-
-    def _start_instance(self, instance_id: str) -> None:
-        raise errors.Unsupported(self.name, Capability.INSTANCE_START_STOP.value)
-
-    def _stop_instance(self, instance_id: str) -> None:
-        raise errors.Unsupported(self.name, Capability.INSTANCE_START_STOP.value)
-
-    def _stop_instance_released(self, instance_id: str) -> None:
-        raise errors.Unsupported(self.name, Capability.INSTANCE_STOP_RELEASED.value)
-
-    def _reboot_instance(self, instance_id: str) -> None:
-        raise errors.Unsupported(self.name, Capability.INSTANCE_REBOOT.value)
-
-    def _resize_instance(self, instance_id: str, instance_type: str) -> None:
-        raise errors.Unsupported(self.name, Capability.INSTANCE_RESIZE.value)
-
-    def _update_instance(self, instance_id: str, *, name: str | None, tags: dict[str, str] | None) -> Instance:
-        raise errors.Unsupported(self.name, Capability.INSTANCE_RENAME.value)
-
-    def _snapshot_instance(self, instance_id: str) -> str:
-        raise errors.Unsupported(self.name, Capability.INSTANCE_SNAPSHOT.value)
-
-    def _reset_root_password(self, instance_id: str) -> str:
-        raise errors.Unsupported(self.name, Capability.INSTANCE_PASSWORD_RESET.value)
-
-    def _add_instance_ssh_key(self, instance_id: str, public_key: str) -> None:
-        raise errors.Unsupported(self.name, Capability.INSTANCE_KEY_ADD.value)
-
-    def _list_volumes(self) -> list[Volume]:
-        raise errors.Unsupported(self.name, Capability.VOLUMES.value)
-
-    def _get_volume(self, volume_id: str) -> Volume:
-        raise errors.Unsupported(self.name, Capability.VOLUMES.value)
-
-    def _create_volume(self, spec: VolumeSpec) -> Volume:
-        raise errors.Unsupported(self.name, Capability.VOLUME_CREATE.value)
-
-    def _delete_volume(self, volume_id: str) -> None:
-        raise errors.Unsupported(self.name, Capability.VOLUMES.value)
-
-    def _attach_volume(self, volume_id: str, instance_id: str) -> None:
-        raise errors.Unsupported(self.name, Capability.VOLUME_ATTACH.value)
-
-    def _detach_volume(self, volume_id: str, instance_id: str | None) -> None:
-        raise errors.Unsupported(self.name, Capability.VOLUME_ATTACH.value)
-
-    def _resize_volume(self, volume_id: str, size_gb: int) -> None:
-        raise errors.Unsupported(self.name, Capability.VOLUME_RESIZE.value)
-
-    def _rename_volume(self, volume_id: str, name: str) -> None:
-        raise errors.Unsupported(self.name, Capability.VOLUME_RENAME.value)
-
-    def _list_ssh_keys(self) -> list[SshKey]:
-        raise errors.Unsupported(self.name, Capability.SSH_KEYS.value)
-
-    def _get_ssh_key(self, key_id: str) -> SshKey:
-        raise errors.Unsupported(self.name, Capability.SSH_KEYS.value)
-
-    def _create_ssh_key(self, spec: SshKeySpec) -> SshKey:
-        raise errors.Unsupported(self.name, Capability.SSH_KEYS.value)
-
-    def _delete_ssh_key(self, key_id: str) -> None:
-        raise errors.Unsupported(self.name, Capability.SSH_KEYS.value)
-
-    def _list_offers(self) -> list[Offer]:
-        raise errors.Unsupported(self.name, Capability.OFFERS.value)
-
-    def _list_images(self) -> list[Image]:
-        raise errors.Unsupported(self.name, Capability.IMAGES.value)
-
-    def _list_locations(self) -> list[Location]:
-        raise errors.Unsupported(self.name, Capability.LOCATIONS.value)
 
     # Specs may name an instance type in a provider's alternative spelling (e.g. a preset id);
     # reconcile compares what this returns with what the API reports.

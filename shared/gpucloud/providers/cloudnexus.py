@@ -304,7 +304,8 @@ class CloudNexus(Provider):
         path = self._path("instance", instance_id=instance_id)
         return self._to_instance(_unwrap(self.transport.request("GET", path), _Instance))
 
-    def _validate_instance_spec(self, spec: InstanceSpec) -> None:
+    @classmethod
+    def _validate_instance_spec(cls, spec: InstanceSpec) -> None:
         if not spec.location:
             raise errors.ValidationError(
                 "location is required for cloudnexus: a region slug such as us-east-1", field="location"

@@ -62,6 +62,7 @@ from gpucloud.auth import OAuth2ClientCredentials
 from gpucloud.capabilities import Capability as C
 from gpucloud.capabilities import Evidence
 from gpucloud.config import ProviderConfig, env_var
+from gpucloud.engine import unique_by_name
 from gpucloud.httputil import request_id_of, url_path
 from gpucloud.models import (
     CreatedInstance,
@@ -86,7 +87,6 @@ from gpucloud.providers.base import (
     as_float,
     build_error,
     json_body,
-    unique_by_name,
 )
 from gpucloud.tokencache import TokenCache, token_cache_for
 from gpucloud.transport import Transport, is_transient
@@ -544,7 +544,8 @@ class ComputeStacks(Provider):
         project = service.get("project") or {}
         return self._to_instance(service, self._bastion(project["id"]) if project.get("id") else None)
 
-    def _validate_instance_spec(self, spec: InstanceSpec) -> None:
+    @classmethod
+    def _validate_instance_spec(cls, spec: InstanceSpec) -> None:
         if not spec.image:
             raise errors.ValidationError(
                 "image is required for computestacks: the label of a container image (`gpucloud images --provider "
@@ -553,20 +554,21 @@ class ComputeStacks(Provider):
             )
         # The name is the service label and the project name.
         validate_name(spec.name, "name", pattern=DISPLAY_NAME_PATTERN, rule=DISPLAY_NAME_RULE, min_len=1, max_len=255)
-        self._refuse_key_texts(spec.ssh_keys)
+        cls._refuse_key_texts(spec.ssh_keys)
 
     def resolve_ssh_keys(self, refs: Sequence[str]) -> tuple[list[str], list[str]]:
         self._refuse_key_texts(refs)
         return super().resolve_ssh_keys(refs)
 
-    def _refuse_key_texts(self, refs: Sequence[str]) -> None:
+    @classmethod
+    def _refuse_key_texts(cls, refs: Sequence[str]) -> None:
         for index, ref in enumerate(refs):
             if looks_like_public_key(ref):
                 raise errors.ValidationError(
                     f"ssh_keys[{index}] is a public key text, but computestacks never returns key texts, so keys can "
                     "only be referred to by name or id: register it with an ssh_key resource first",
                     field=f"ssh_keys[{index}]",
-                    provider=self.name,
+                    provider=cls.name,
                 )
 
     def _create_instance(self, spec: InstanceSpec) -> CreatedInstance:

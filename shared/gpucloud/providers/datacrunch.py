@@ -265,7 +265,8 @@ class DataCrunch(Provider):
     def _get_instance(self, instance_id: str) -> Instance:
         return self._to_instance(self._get(url_path("instances/{instance_id}", instance_id=instance_id), _Instance))
 
-    def _validate_instance_spec(self, spec: InstanceSpec) -> None:
+    @classmethod
+    def _validate_instance_spec(cls, spec: InstanceSpec) -> None:
         validate_name(
             spec.name,
             "name",
@@ -291,13 +292,13 @@ class DataCrunch(Provider):
                 f"on_spot_discontinue {spec.on_spot_discontinue!r} is not a datacrunch choice; use one of "
                 f"{', '.join(ON_SPOT_DISCONTINUE)}",
                 field="on_spot_discontinue",
-                provider=self.name,
+                provider=cls.name,
             )
         if spec.on_spot_discontinue is not None and spec.os_disk_size_gb is None:
             raise errors.ValidationError(
                 "on_spot_discontinue needs os_disk_size_gb: datacrunch takes both in one os_volume description",
                 field="os_disk_size_gb",
-                provider=self.name,
+                provider=cls.name,
             )
 
     def _create_instance(self, spec: InstanceSpec) -> CreatedInstance:
@@ -451,7 +452,8 @@ class DataCrunch(Provider):
             raise errors.NotFound(f"datacrunch: volume {volume_id} is deleted", provider=self.name, status_code=200)
         return self._to_volume(data)
 
-    def _validate_volume_spec(self, spec: VolumeSpec) -> None:
+    @classmethod
+    def _validate_volume_spec(cls, spec: VolumeSpec) -> None:
         if not spec.location:
             raise errors.ValidationError("location is required for datacrunch volumes (e.g. FIN-01)", field="location")
 

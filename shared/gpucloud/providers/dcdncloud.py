@@ -228,7 +228,8 @@ class DcdnCloud(Provider):
             self.transport.request("GET", url_path("instances/{instance_id}", instance_id=instance_id))
         )
 
-    def _validate_instance_spec(self, spec: InstanceSpec) -> None:
+    @classmethod
+    def _validate_instance_spec(cls, spec: InstanceSpec) -> None:
         validate_name(
             spec.name,
             "name",
@@ -242,14 +243,14 @@ class DcdnCloud(Provider):
                 "location is required for dcdncloud: a region such as eu-central (`gpucloud locations --provider "
                 "dcdncloud` or the gpucloud.cloud.location_info module lists them)",
                 field="location",
-                provider=self.name,
+                provider=cls.name,
             )
         if not spec.image:
             raise errors.ValidationError(
                 "image is required for dcdncloud: an image id such as ubuntu-22.04 (`gpucloud images --provider "
                 "dcdncloud` or the gpucloud.cloud.image_info module lists them)",
                 field="image",
-                provider=self.name,
+                provider=cls.name,
             )
 
     def _plan(self, plan_id: str) -> dict[str, Any]:

@@ -33,6 +33,7 @@ from gpucloud import errors
 from gpucloud.auth import BearerAuth, HeaderTokenAuth
 from gpucloud.capabilities import Capability as C
 from gpucloud.config import ProviderConfig
+from gpucloud.engine import unique_by_name
 from gpucloud.httputil import url_path
 from gpucloud.models import (
     CreatedInstance,
@@ -58,7 +59,6 @@ from gpucloud.providers.base import (
     as_float,
     build_error,
     json_body,
-    unique_by_name,
 )
 from gpucloud.transport import Transport
 from gpucloud.validation import DISPLAY_NAME_PATTERN, DISPLAY_NAME_RULE, choose_from, validate_name
@@ -554,26 +554,29 @@ class VoltagePark(Provider):
     def _validate_display_name(name: str) -> None:
         validate_name(name, "name", pattern=DISPLAY_NAME_PATTERN, rule=DISPLAY_NAME_RULE, min_len=1, max_len=255)
 
-    def _validate_volume_spec(self, spec: VolumeSpec) -> None:
-        self._validate_display_name(spec.name)
+    @classmethod
+    def _validate_volume_spec(cls, spec: VolumeSpec) -> None:
+        cls._validate_display_name(spec.name)
 
-    def _validate_instance_spec(self, spec: InstanceSpec) -> None:
-        self._validate_display_name(spec.name)
+    @classmethod
+    def _validate_instance_spec(cls, spec: InstanceSpec) -> None:
+        cls._validate_display_name(spec.name)
         if spec.password is not None and len(spec.password) < 8:
             raise errors.ValidationError("password must have at least 8 characters", field="password")
         if spec.kind == "bare_metal":
-            self._validate_bare_metal_spec(spec)
+            cls._validate_bare_metal_spec(spec)
         elif spec.instance_type.startswith(BARE_METAL_PREFIX):
             raise errors.ValidationError(
                 f"instance_type {spec.instance_type!r} is a bare-metal type: set kind: bare_metal (or pick a VM "
                 "shape from the offers)",
                 field="kind",
-                provider=self.name,
+                provider=cls.name,
             )
 
-    def _validate_bare_metal_spec(self, spec: InstanceSpec) -> None:
+    @classmethod
+    def _validate_bare_metal_spec(cls, spec: InstanceSpec) -> None:
         def refuse(field: str, message: str) -> errors.ValidationError:
-            return errors.ValidationError(f"{field} {message}", field=field, provider=self.name)
+            return errors.ValidationError(f"{field} {message}", field=field, provider=cls.name)
 
         parsed = parse_bare_metal_type(spec.instance_type)
         if parsed is None or parsed[0] < 8 or parsed[0] % 8:
@@ -592,7 +595,8 @@ class VoltagePark(Provider):
                 f"{spec.location!r}: bare-metal rentals take a location id (see `gpucloud offers voltagepark`)",
             )
 
-    def _chooses_location(self, spec: InstanceSpec) -> bool:
+    @classmethod
+    def _chooses_location(cls, spec: InstanceSpec) -> bool:
         return spec.kind == "bare_metal"
 
     def _common_payload(self, spec: InstanceSpec) -> dict[str, Any]:
@@ -790,7 +794,8 @@ class VoltagePark(Provider):
                 return key
         raise errors.NotFound(f"{self.name}: ssh key {key_id} not found", provider=self.name, status_code=404)
 
-    def _validate_ssh_key_spec(self, spec: SshKeySpec) -> None:
+    @classmethod
+    def _validate_ssh_key_spec(cls, spec: SshKeySpec) -> None:
         validate_name(
             spec.name,
             "name",
