@@ -286,16 +286,16 @@ def _power_state_failure(provider: str, props: Props) -> CheckFailure | None:
         return None
     if wanted not in POWER_STATES:
         return CheckFailure("power_state", f"power_state {wanted!r}: choose one of {', '.join(POWER_STATES)}")
-    adapter = offline(provider)
+    capabilities = provider_class(provider).capabilities
     stand_in = Instance(
         id="-", provider=provider, name="-", status=Status.RUNNING, raw_status="", kind=props.get("kind") or "vm"
     )
-    if wanted != "running" and not adapter.supports(Capability.INSTANCE_START_STOP):
+    if wanted != "running" and Capability.INSTANCE_START_STOP not in capabilities:
         return CheckFailure("power_state", f"power_state: {provider} instances cannot be stopped; remove it")
-    if wanted == "stopped_disassociated" and not adapter.supports(Capability.INSTANCE_STOP_RELEASED):
+    if wanted == "stopped_disassociated" and Capability.INSTANCE_STOP_RELEASED not in capabilities:
         refusal = errors.Unsupported(provider, Capability.INSTANCE_STOP_RELEASED.value, "use stopped")
         return CheckFailure("power_state", f"power_state: {refusal}")
-    if wanted == "stopped_disassociated" and not adapter.can_release(stand_in):
+    if wanted == "stopped_disassociated" and not offline(provider).can_release(stand_in):
         return CheckFailure(
             "power_state",
             f"power_state: {provider} {stand_in.kind} instances cannot be stopped with their compute released; "
