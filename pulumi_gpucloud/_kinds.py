@@ -33,8 +33,9 @@ def offline(provider: str) -> gpucloud.Provider:
 
     Constructing a real adapter would need an API URL and credentials; validation needs neither, and calling
     the adapter's own ``validate_*_spec`` keeps Pulumi's Check and the adapters' create-time checks identical.
-    The one place that builds an adapter without ``__init__``: swapped for gpucloud's connection-free validation
-    when the core has it.
+    The one place that builds an adapter without ``__init__``. Once the core's validation needs no instance (the
+    adapters' ``validate_*_spec``, ``validate_delete_options`` and ``can_release`` as class methods), this
+    returns ``provider_class(provider)`` and nothing else changes.
     """
     cls = provider_class(provider)
     return cls.__new__(cls)
