@@ -33,8 +33,9 @@ def offline(provider: str) -> gpucloud.Provider:
 
     Constructing a real adapter would need an API URL and credentials; validation needs neither, and calling
     the adapter's own ``validate_*_spec`` keeps Pulumi's Check and the adapters' create-time checks identical.
-    The one place that builds an adapter without ``__init__``: swapped for gpucloud's connection-free validation
-    when the core has it.
+    The one place that builds an adapter without ``__init__``. Once the core's validation needs no instance (the
+    adapters' ``validate_*_spec``, ``validate_delete_options`` and ``can_release`` as class methods), this
+    returns ``provider_class(provider)`` and nothing else changes.
     """
     cls = provider_class(provider)
     return cls.__new__(cls)
@@ -286,16 +287,16 @@ def _power_state_failure(provider: str, props: Props) -> CheckFailure | None:
         return None
     if wanted not in POWER_STATES:
         return CheckFailure("power_state", f"power_state {wanted!r}: choose one of {', '.join(POWER_STATES)}")
-    adapter = offline(provider)
+    capabilities = provider_class(provider).capabilities
     stand_in = Instance(
         id="-", provider=provider, name="-", status=Status.RUNNING, raw_status="", kind=props.get("kind") or "vm"
     )
-    if wanted != "running" and not adapter.supports(Capability.INSTANCE_START_STOP):
+    if wanted != "running" and Capability.INSTANCE_START_STOP not in capabilities:
         return CheckFailure("power_state", f"power_state: {provider} instances cannot be stopped; remove it")
-    if wanted == "stopped_disassociated" and not adapter.supports(Capability.INSTANCE_STOP_RELEASED):
+    if wanted == "stopped_disassociated" and Capability.INSTANCE_STOP_RELEASED not in capabilities:
         refusal = errors.Unsupported(provider, Capability.INSTANCE_STOP_RELEASED.value, "use stopped")
         return CheckFailure("power_state", f"power_state: {refusal}")
-    if wanted == "stopped_disassociated" and not adapter.can_release(stand_in):
+    if wanted == "stopped_disassociated" and not offline(provider).can_release(stand_in):
         return CheckFailure(
             "power_state",
             f"power_state: {provider} {stand_in.kind} instances cannot be stopped with their compute released; "

@@ -11,12 +11,14 @@ provider server needs the serialised provider from the resource's properties to 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any, ClassVar, Self, cast
 
 import pulumi
 import pulumi.dynamic
 
+from pulumi_gpucloud._inputs import Field
 from pulumi_gpucloud._pickling import pickler_restored
 from pulumi_gpucloud._placement import KIND as PLACED
 from pulumi_gpucloud._placement import PLACED_INPUTS, PLACED_OUTPUTS, PlacementProvider
@@ -123,15 +125,13 @@ class _GpuCloudResource(pulumi.dynamic.Resource):
                     f"{type(self).__name__} {resource_name!r}: set provider= or the stack config gpucloud:provider"
                 )
             props["provider"] = default
-        schema = PLACED_INPUTS if kind == PLACED else INPUTS[kind]
+        schema, secrets, provider = _parts(kind)
         for name, field in schema.items():
             if field.secret and props.get(name) is not None:
                 props[name] = pulumi.Output.secret(props[name])
         for name in (*schema, *outputs):
             props.setdefault(name, None)  # only keys present here become output attributes
-        secrets = SECRET_OUTPUTS["instance" if kind == PLACED else kind]
         secret = pulumi.ResourceOptions(additional_secret_outputs=list(secrets))
-        provider = PlacementProvider() if kind == PLACED else GpuCloudProvider(kind)
         # The SDK serialises the provider synchronously inside __init__; see _pickling for why it is guarded.
         with pickler_restored():
             super().__init__(provider, resource_name, props, pulumi.ResourceOptions.merge(secret, opts))
@@ -155,6 +155,13 @@ class _GpuCloudResource(pulumi.dynamic.Resource):
         read = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(id=id))
         resource._register(resource_name, {"provider": provider, GET_MARKER: True}, read, cls.OUTPUTS, read=True)
         return resource
+
+
+def _parts(kind: str) -> tuple[Mapping[str, Field], tuple[str, ...], pulumi.dynamic.ResourceProvider]:
+    """A kind's inputs, its always-secret outputs and its dynamic provider (a placed instance is an instance)."""
+    if kind == PLACED:
+        return PLACED_INPUTS, SECRET_OUTPUTS["instance"], PlacementProvider()
+    return INPUTS[kind], SECRET_OUTPUTS[kind], GpuCloudProvider(kind)
 
 
 def _tied_to_its_resources(value: pulumi.Output[str]) -> pulumi.Output[str]:
