@@ -121,6 +121,32 @@ def test_token_bucket_paces_after_the_burst() -> None:
     assert slept == pytest.approx([1.0, 1.0, 1.0])
 
 
+def test_token_bucket_never_lets_more_than_the_limit_through_in_any_sliding_minute() -> None:
+    """60/min with a burst of 10: the burst, then one a second, until the 61st request, which waits for the
+    minute after the first (a provider counting a sliding minute would answer it 429)."""
+    now = [0.0]
+
+    def sleep(seconds: float) -> None:
+        now[0] += seconds
+
+    bucket = TokenBucket(60, burst=10, clock=lambda: now[0], sleep=sleep)
+    sent = []
+    for _ in range(130):
+        bucket.acquire()
+        sent.append(now[0])
+    assert sent[:10] == [0.0] * 10 and sent[10] == pytest.approx(1.0)
+    assert min(later - first for first, later in zip(sent, sent[60:], strict=False)) >= 60.0
+    assert sent[60] == pytest.approx(60.5)  # not 51 s, where the bucket alone would put it
+
+
+def test_token_bucket_gives_back_a_refused_reservation() -> None:
+    now = [0.0]
+    bucket = TokenBucket(2, burst=1, clock=lambda: now[0], sleep=lambda _: None)
+    assert bucket.acquire() == 0.0
+    assert bucket.acquire(within=1.0) is None  # the next is 30 s away: not taken
+    assert bucket.acquire() == pytest.approx(30.0)
+
+
 class FakeTokenServer:
     def __init__(self) -> None:
         self.grants: list[str] = []
