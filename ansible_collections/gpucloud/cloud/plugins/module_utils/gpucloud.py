@@ -266,6 +266,14 @@ class GpuCloudModule:
         """What check mode shows for a resource it would create: no id yet, on this task's provider."""
         return dict(id=None, provider=self.cloud.name, **fields)
 
+    def ensure_and_report(self, ensure, *args, shape=public, predicted=None, **options):
+        """Run a ``gpucloud.ensure`` function on this task's connection, in its check mode, and record the outcome
+        (see :meth:`set_outcome`): the tail every resource module's states share. ``predicted`` may be a function
+        of the outcome, called after it (it may read the API, or need what was there before)."""
+        outcome = ensure(self.cloud, *args, check_mode=self.check_mode, **options)
+        self.set_outcome(outcome, shape=shape, predicted=predicted(outcome) if callable(predicted) else predicted)
+        return outcome
+
     def set_outcome(self, outcome, shape=public, predicted=None):
         """Record an ensure.Outcome: changed, the resource, diff and plan.
 

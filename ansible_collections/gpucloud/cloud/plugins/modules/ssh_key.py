@@ -90,14 +90,12 @@ class SshKey(GpuCloudModule):
 
     def present(self):
         spec = self.spec(gpucloud.SshKeySpec, name=self.params["name"], public_key=self.params["public_key"].strip())
-        outcome = gpucloud_ensure.ensure_ssh_key(self.cloud, spec, check_mode=self.check_mode)
-        self.set_outcome(outcome, predicted=self.to_be_created(name=spec.name, public_key=spec.public_key))
+        predicted = self.to_be_created(name=spec.name, public_key=spec.public_key)
+        self.ensure_and_report(gpucloud_ensure.ensure_ssh_key, spec, predicted=predicted)
 
     def absent(self):
-        outcome = gpucloud_ensure.ensure_ssh_key_absent(
-            self.cloud, name=self.params["name"], key_id=self.params["id"], check_mode=self.check_mode
-        )
-        self.set_outcome(outcome)
+        p = self.params
+        self.ensure_and_report(gpucloud_ensure.ensure_ssh_key_absent, name=p["name"], key_id=p["id"])
 
 
 def main():

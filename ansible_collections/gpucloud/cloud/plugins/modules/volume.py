@@ -127,22 +127,18 @@ class Volume(GpuCloudModule):
             location=p["location"],
             attach_to=p["attach_to"],
         )
-        outcome = gpucloud_ensure.ensure_volume(
-            self.cloud, spec, check_mode=self.check_mode, force_replace=p["force_replace"], volume_id=p["id"]
-        )
         predicted = self.to_be_created(
             name=spec.name,
             size_gb=spec.size_gb,
             volume_type=spec.volume_type,
             location=spec.location,
         )
-        self.set_outcome(outcome, predicted=predicted)
+        options = dict(force_replace=p["force_replace"], volume_id=p["id"])
+        self.ensure_and_report(gpucloud_ensure.ensure_volume, spec, predicted=predicted, **options)
 
     def absent(self):
-        outcome = gpucloud_ensure.ensure_volume_absent(
-            self.cloud, name=self.params["name"], volume_id=self.params["id"], check_mode=self.check_mode
-        )
-        self.set_outcome(outcome)
+        p = self.params
+        self.ensure_and_report(gpucloud_ensure.ensure_volume_absent, name=p["name"], volume_id=p["id"])
 
 
 def main():
