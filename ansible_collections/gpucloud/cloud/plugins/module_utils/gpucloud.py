@@ -305,6 +305,20 @@ class GpuCloudModule:
                 self.result["diff"]["after_header"] = after_header
 
 
+class AccountResource(GpuCloudModule):
+    """Base of the modules for an account resource found by ``name`` or ``id`` (ssh_key, volume): states present
+    and absent, which subclasses implement with :meth:`ensure_and_report`."""
+
+    STATES: ClassVar[dict[str, str]] = {"present": "present", "absent": "absent"}
+
+    @classmethod
+    def run_module(cls, **options):
+        """Run the module with ``options`` besides name, id and state."""
+        states = dict(type="str", default="present", choices=list(cls.STATES))
+        argument_spec = dict(name=dict(type="str"), id=dict(type="str"), state=states, **options)
+        cls(cls.define_module(argument_spec, supports_check_mode=True)).run()
+
+
 class ResourceInfo(GpuCloudModule):
     """Base of the ``*_info`` modules for account resources: every resource of ``kind`` on the provider, or the
     one with the ``name`` or ``id`` option. Subclasses set ``represent`` and ``kind`` (the adapter has

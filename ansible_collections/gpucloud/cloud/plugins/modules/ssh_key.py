@@ -61,18 +61,15 @@ plan:
   type: dict
 """
 
-from typing import ClassVar  # noqa: E402
-
 from ansible_collections.gpucloud.cloud.plugins.module_utils.gpucloud import (  # noqa: E402
-    GpuCloudModule,
+    AccountResource,
     gpucloud,
     gpucloud_ensure,
 )
 
 
-class SshKey(GpuCloudModule):
+class SshKey(AccountResource):
     represent = "ssh_key"
-    STATES: ClassVar[dict[str, str]] = {"present": "present", "absent": "absent"}
 
     def validate(self):
         p = self.params
@@ -99,16 +96,7 @@ class SshKey(GpuCloudModule):
 
 
 def main():
-    module = SshKey.define_module(
-        dict(
-            name=dict(type="str"),
-            id=dict(type="str"),
-            public_key=dict(type="str", no_log=False),
-            state=dict(type="str", default="present", choices=["present", "absent"]),
-        ),
-        supports_check_mode=True,
-    )
-    SshKey(module).run()
+    SshKey.run_module(public_key=dict(type="str", no_log=False))
 
 
 if __name__ == "__main__":

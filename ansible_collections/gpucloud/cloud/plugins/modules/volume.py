@@ -89,18 +89,15 @@ plan:
   type: dict
 """
 
-from typing import ClassVar  # noqa: E402
-
 from ansible_collections.gpucloud.cloud.plugins.module_utils.gpucloud import (  # noqa: E402
-    GpuCloudModule,
+    AccountResource,
     gpucloud,
     gpucloud_ensure,
 )
 
 
-class Volume(GpuCloudModule):
+class Volume(AccountResource):
     represent = "volume"
-    STATES: ClassVar[dict[str, str]] = {"present": "present", "absent": "absent"}
 
     def validate(self):
         p = self.params
@@ -142,20 +139,13 @@ class Volume(GpuCloudModule):
 
 
 def main():
-    module = Volume.define_module(
-        dict(
-            name=dict(type="str"),
-            id=dict(type="str"),
-            size=dict(type="int"),
-            type=dict(type="str"),
-            location=dict(type="str"),
-            attach_to=dict(type="str"),
-            state=dict(type="str", default="present", choices=["present", "absent"]),
-            force_replace=dict(type="bool", default=False),
-        ),
-        supports_check_mode=True,
+    Volume.run_module(
+        size=dict(type="int"),
+        type=dict(type="str"),
+        location=dict(type="str"),
+        attach_to=dict(type="str"),
+        force_replace=dict(type="bool", default=False),
     )
-    Volume(module).run()
 
 
 if __name__ == "__main__":
