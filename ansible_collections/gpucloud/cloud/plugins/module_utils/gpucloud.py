@@ -266,6 +266,14 @@ class GpuCloudModule:
         """What check mode shows for a resource it would create: no id yet, on this task's provider."""
         return dict(id=None, provider=self.cloud.name, **fields)
 
+    def ensure_and_report(self, ensure, *args, shape=public, predicted=None, **options):
+        """Run a ``gpucloud.ensure`` function on this task's connection, in its check mode, and record the outcome
+        (see :meth:`set_outcome`): the tail every resource module's states share. ``predicted`` may be a function
+        of the outcome, called after it (it may read the API, or need what was there before)."""
+        outcome = ensure(self.cloud, *args, check_mode=self.check_mode, **options)
+        self.set_outcome(outcome, shape=shape, predicted=predicted(outcome) if callable(predicted) else predicted)
+        return outcome
+
     def set_outcome(self, outcome, shape=public, predicted=None):
         """Record an ensure.Outcome: changed, the resource, diff and plan.
 
@@ -295,6 +303,20 @@ class GpuCloudModule:
                 self.result["diff"]["before_header"] = f"{self.represent} (deleted: replaced)"
                 after_header = f"{self.represent} (new: replace, {fields} cannot change in place)"
                 self.result["diff"]["after_header"] = after_header
+
+
+class AccountResource(GpuCloudModule):
+    """Base of the modules for an account resource found by ``name`` or ``id`` (ssh_key, volume): states present
+    and absent, which subclasses implement with :meth:`ensure_and_report`."""
+
+    STATES: ClassVar[dict[str, str]] = {"present": "present", "absent": "absent"}
+
+    @classmethod
+    def run_module(cls, **options):
+        """Run the module with ``options`` besides name, id and state."""
+        states = dict(type="str", default="present", choices=list(cls.STATES))
+        argument_spec = dict(name=dict(type="str"), id=dict(type="str"), state=states, **options)
+        cls(cls.define_module(argument_spec, supports_check_mode=True)).run()
 
 
 class ResourceInfo(GpuCloudModule):

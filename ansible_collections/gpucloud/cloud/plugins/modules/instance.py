@@ -523,10 +523,11 @@ class Instance(GpuCloudModule):
             if existing is None or not existing.instance_type:
                 self.option_error("instance_type", "is required to create instance {!r}".format(p["name"]))
             spec = spec.model_copy(update={"instance_type": existing.instance_type})
-        outcome = gpucloud_ensure.ensure_instance(
-            self.cloud,
+        outcome = self.ensure_and_report(
+            gpucloud_ensure.ensure_instance,
             spec,
-            check_mode=self.check_mode,
+            shape=instance_result,
+            predicted=lambda _: self.predicted(spec),
             wait_for_ssh=self.params["wait_for_ssh"],
             force_replace=self.params["force_replace"],
             instance_id=self.params["id"],
@@ -534,7 +535,6 @@ class Instance(GpuCloudModule):
             recreate_discontinued=self.params["recreate_discontinued"],
             **self._waits(),
         )
-        self.set_outcome(outcome, shape=instance_result, predicted=self.predicted(spec))
         if outcome.after is not None and str(outcome.after.status) == "discontinued":
             self.module.warn(
                 f"instance {spec.name!r} is a spot instance the provider discontinued; set "
@@ -598,23 +598,28 @@ class Instance(GpuCloudModule):
             )
             if existing is None:
                 return self.present()
-        outcome = gpucloud_ensure.ensure_instance_power(
-            self.cloud,
+        self.ensure_and_report(
+            gpucloud_ensure.ensure_instance_power,
             state,
+            shape=instance_result,
+            predicted=lambda outcome: self.powered(outcome.before, state),
             name=self.params["name"],
             instance_id=self.params["id"],
-            check_mode=self.check_mode,
             wait_for_ssh=self.params["wait_for_ssh"],
             **self._waits(),
         )
-        predicted = None
-        if outcome.before is not None:
-            stops = state in ("stopped", "stopped_disassociated")
-            predicted = dict(instance_result(outcome.before), status="stopped" if stops else "running")
-            predicted["compute_released"] = state == "stopped_disassociated" or (
-                stops and predicted.get("compute_released", False)
-            )
-        self.set_outcome(outcome, shape=instance_result, predicted=predicted)
+
+    @staticmethod
+    def powered(before, state):
+        """What check mode shows for a power change: the instance as it was, in the state asked for."""
+        if before is None:
+            return None
+        stops = state in ("stopped", "stopped_disassociated")
+        predicted = dict(instance_result(before), status="stopped" if stops else "running")
+        predicted["compute_released"] = state == "stopped_disassociated" or (
+            stops and predicted.get("compute_released", False)
+        )
+        return predicted
 
     # --- placement (provider=auto): keep this block together -----------------------------------------
     AUTO_REFUSED = ("instance_type", "location", "id", "volumes", "password", "keep_os_volume")
@@ -768,15 +773,14 @@ class Instance(GpuCloudModule):
     # --- end of the placement block ----------------------------------------------------------------------
 
     def absent(self):
-        outcome = gpucloud_ensure.ensure_instance_absent(
-            self.cloud,
+        self.ensure_and_report(
+            gpucloud_ensure.ensure_instance_absent,
+            shape=instance_result,
             name=self.params["name"],
             instance_id=self.params["id"],
-            check_mode=self.check_mode,
             keep_os_volume=self.params["keep_os_volume"],
             **self._waits(),
         )
-        self.set_outcome(outcome, shape=instance_result)
 
 
 def main():

@@ -61,18 +61,15 @@ plan:
   type: dict
 """
 
-from typing import ClassVar  # noqa: E402
-
 from ansible_collections.gpucloud.cloud.plugins.module_utils.gpucloud import (  # noqa: E402
-    GpuCloudModule,
+    AccountResource,
     gpucloud,
     gpucloud_ensure,
 )
 
 
-class SshKey(GpuCloudModule):
+class SshKey(AccountResource):
     represent = "ssh_key"
-    STATES: ClassVar[dict[str, str]] = {"present": "present", "absent": "absent"}
 
     def validate(self):
         p = self.params
@@ -90,27 +87,16 @@ class SshKey(GpuCloudModule):
 
     def present(self):
         spec = self.spec(gpucloud.SshKeySpec, name=self.params["name"], public_key=self.params["public_key"].strip())
-        outcome = gpucloud_ensure.ensure_ssh_key(self.cloud, spec, check_mode=self.check_mode)
-        self.set_outcome(outcome, predicted=self.to_be_created(name=spec.name, public_key=spec.public_key))
+        predicted = self.to_be_created(name=spec.name, public_key=spec.public_key)
+        self.ensure_and_report(gpucloud_ensure.ensure_ssh_key, spec, predicted=predicted)
 
     def absent(self):
-        outcome = gpucloud_ensure.ensure_ssh_key_absent(
-            self.cloud, name=self.params["name"], key_id=self.params["id"], check_mode=self.check_mode
-        )
-        self.set_outcome(outcome)
+        p = self.params
+        self.ensure_and_report(gpucloud_ensure.ensure_ssh_key_absent, name=p["name"], key_id=p["id"])
 
 
 def main():
-    module = SshKey.define_module(
-        dict(
-            name=dict(type="str"),
-            id=dict(type="str"),
-            public_key=dict(type="str", no_log=False),
-            state=dict(type="str", default="present", choices=["present", "absent"]),
-        ),
-        supports_check_mode=True,
-    )
-    SshKey(module).run()
+    SshKey.run_module(public_key=dict(type="str", no_log=False))
 
 
 if __name__ == "__main__":

@@ -89,18 +89,15 @@ plan:
   type: dict
 """
 
-from typing import ClassVar  # noqa: E402
-
 from ansible_collections.gpucloud.cloud.plugins.module_utils.gpucloud import (  # noqa: E402
-    GpuCloudModule,
+    AccountResource,
     gpucloud,
     gpucloud_ensure,
 )
 
 
-class Volume(GpuCloudModule):
+class Volume(AccountResource):
     represent = "volume"
-    STATES: ClassVar[dict[str, str]] = {"present": "present", "absent": "absent"}
 
     def validate(self):
         p = self.params
@@ -127,39 +124,28 @@ class Volume(GpuCloudModule):
             location=p["location"],
             attach_to=p["attach_to"],
         )
-        outcome = gpucloud_ensure.ensure_volume(
-            self.cloud, spec, check_mode=self.check_mode, force_replace=p["force_replace"], volume_id=p["id"]
-        )
         predicted = self.to_be_created(
             name=spec.name,
             size_gb=spec.size_gb,
             volume_type=spec.volume_type,
             location=spec.location,
         )
-        self.set_outcome(outcome, predicted=predicted)
+        options = dict(force_replace=p["force_replace"], volume_id=p["id"])
+        self.ensure_and_report(gpucloud_ensure.ensure_volume, spec, predicted=predicted, **options)
 
     def absent(self):
-        outcome = gpucloud_ensure.ensure_volume_absent(
-            self.cloud, name=self.params["name"], volume_id=self.params["id"], check_mode=self.check_mode
-        )
-        self.set_outcome(outcome)
+        p = self.params
+        self.ensure_and_report(gpucloud_ensure.ensure_volume_absent, name=p["name"], volume_id=p["id"])
 
 
 def main():
-    module = Volume.define_module(
-        dict(
-            name=dict(type="str"),
-            id=dict(type="str"),
-            size=dict(type="int"),
-            type=dict(type="str"),
-            location=dict(type="str"),
-            attach_to=dict(type="str"),
-            state=dict(type="str", default="present", choices=["present", "absent"]),
-            force_replace=dict(type="bool", default=False),
-        ),
-        supports_check_mode=True,
+    Volume.run_module(
+        size=dict(type="int"),
+        type=dict(type="str"),
+        location=dict(type="str"),
+        attach_to=dict(type="str"),
+        force_replace=dict(type="bool", default=False),
     )
-    Volume(module).run()
 
 
 if __name__ == "__main__":
