@@ -28,17 +28,10 @@ Cloud = Callable[[], gpucloud.Provider]
 Props = Mapping[str, Any]
 
 
-def offline(provider: str) -> gpucloud.Provider:
-    """The adapter's validation methods without a connection: they read only class attributes and the spec.
-
-    Constructing a real adapter would need an API URL and credentials; validation needs neither, and calling
-    the adapter's own ``validate_*_spec`` keeps Pulumi's Check and the adapters' create-time checks identical.
-    The one place that builds an adapter without ``__init__``. Once the core's validation needs no instance (the
-    adapters' ``validate_*_spec``, ``validate_delete_options`` and ``can_release`` as class methods), this
-    returns ``provider_class(provider)`` and nothing else changes.
-    """
-    cls = provider_class(provider)
-    return cls.__new__(cls)
+def offline(provider: str) -> type[gpucloud.Provider]:
+    """The adapter class: its validation rules are class methods that need no API URL, credentials or connection,
+    so Pulumi's Check runs exactly the checks the adapter runs at create."""
+    return provider_class(provider)
 
 
 class Kind:
@@ -58,7 +51,7 @@ class Kind:
     placeholders: ClassVar[Mapping[str, Any]] = {"name": "placeholder"}
 
     # --- check ---
-    def validate(self, adapter: gpucloud.Provider, known: Props, olds: Props, unknown: set[str]) -> None:
+    def validate(self, adapter: type[gpucloud.Provider], known: Props, olds: Props, unknown: set[str]) -> None:
         """The adapter's own offline rules (raising as it does at create)."""
         raise NotImplementedError
 
@@ -189,7 +182,7 @@ class InstanceKind(Kind):
             spot=bool(olds.get("spot")),
         )
 
-    def validate(self, adapter: gpucloud.Provider, known: Props, olds: Props, unknown: set[str]) -> None:
+    def validate(self, adapter: type[gpucloud.Provider], known: Props, olds: Props, unknown: set[str]) -> None:
         adapter.validate_instance_spec(self.spec(known))
         adapter.validate_delete_options(keep_os_volume=bool(known.get("keep_os_volume")))
 
@@ -356,7 +349,7 @@ class VolumeKind(Kind):
             attached_to=tuple(olds.get("attached_to") or ()),
         )
 
-    def validate(self, adapter: gpucloud.Provider, known: Props, olds: Props, unknown: set[str]) -> None:
+    def validate(self, adapter: type[gpucloud.Provider], known: Props, olds: Props, unknown: set[str]) -> None:
         adapter.validate_volume_spec(self.spec(known))
         old_size = olds.get("size_gb")
         if "size_gb" not in unknown and isinstance(old_size, int | float):
@@ -443,7 +436,7 @@ class SshKeyKind(Kind):
     def spec(props: Props) -> SshKeySpec:
         return SshKeySpec(name=props["name"], public_key=props["public_key"])
 
-    def validate(self, adapter: gpucloud.Provider, known: Props, olds: Props, unknown: set[str]) -> None:
+    def validate(self, adapter: type[gpucloud.Provider], known: Props, olds: Props, unknown: set[str]) -> None:
         if "public_key" not in unknown:  # nothing to validate a key by until its text is known
             adapter.validate_ssh_key_spec(self.spec(known))
 

@@ -534,9 +534,10 @@ class Provider(ABC):
         """Stop and release the compute, so only storage is billed (and a start needs capacity again)."""
         self._stop_instance_released(self.check_id("instance", instance_id))
 
-    def can_release(self, instance: Instance) -> bool:
+    @classmethod
+    def can_release(cls, instance: Instance) -> bool:
         """Whether ``instance`` (not only its provider) can be stopped with its compute released."""
-        return self.supports(Capability.INSTANCE_STOP_RELEASED)
+        return cls.supports(Capability.INSTANCE_STOP_RELEASED)
 
     def reboots(self, instance: Instance) -> bool:
         """Whether ``instance`` has a reboot call (else a restart is a stop then a start)."""

@@ -681,7 +681,8 @@ class VoltagePark(Provider):
     def _stop_instance(self, instance_id: str) -> None:
         self._power(instance_id, "stopped")
 
-    def can_release(self, instance: Instance) -> bool:
+    @classmethod
+    def can_release(cls, instance: Instance) -> bool:
         return instance.kind == "vm"
 
     def _stop_instance_released(self, instance_id: str) -> None:
