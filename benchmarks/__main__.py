@@ -69,7 +69,8 @@ def main(argv: list[str] | None = None) -> int:
     console.print(_table(results))
     missed = [r.name for r in results if r.held is False]
     if missed:
-        console.print(f"[red]targets missed: {', '.join(missed)}[/red]")
+        # escape: names such as module_noop[dcdncloud] would otherwise be read as markup and printed as module_noop
+        console.print(f"[red]targets missed: {escape(', '.join(missed))}[/red]")
     return 1 if missed else 0
 
 

@@ -42,8 +42,8 @@ FETCH_TARGET_RATIO = 2.0  # issue 18: the plugin's own fetch within 2x the paral
 LEAN = {"hostvar_fields": ["status", "gpu_model", "gpu_count", "location_name"], "omit_null_hostvars": True}
 BIN = Path(sys.executable).parent
 _PLUGIN_LINE = re.compile(
-    r"gpucloud inventory: (?P<instances>\d+) instances from .* in (?P<fetch>[\d.]+) s, "
-    r"(?P<hosts>\d+) hosts added in (?P<add>[\d.]+) s"
+    r"gpucloud inventory: (?P<instances>\d+) instances from .* in (?P<fetch>[\d.]+) s "
+    r"\(CPU (?P<fetch_cpu>[\d.]+) s\), (?P<hosts>\d+) hosts added in (?P<add>[\d.]+) s"
 )
 
 
@@ -218,6 +218,7 @@ def inventory_at_scale(ctx: Context) -> list[Result]:
     best = min(runs, key=lambda r: r[0].seconds)
     run, timings, calls, per_provider, throttled = best
     fetches = [r[1]["fetch"] for r in runs]
+    fetch_cpus = [r[1]["fetch_cpu"] for r in runs]
     trip_text = " ".join(f"{p}={n}" for p, n in trips.items())
     common = (
         f"{ctx.hosts} hosts, RTT {ctx.rtt_ms:g} ms; lower bound {bound * 1000:.0f} ms = max round trips "
@@ -244,7 +245,11 @@ def inventory_at_scale(ctx: Context) -> list[Result]:
             baseline_s=bound,
             api_calls=calls,
             target=ctx.target(FETCH_TARGET_RATIO),
-            detail=f"{common}; fetch phase only, as the plugin logs it; runs: {', '.join(f'{f:.3f}' for f in fetches)}",
+            detail=(
+                f"{common}; fetch phase only, as the plugin logs it; runs: {', '.join(f'{f:.3f}' for f in fetches)}; "
+                f"CPU of the plugin process in those fetches (load-independent): "
+                f"{', '.join(f'{cpu:.3f}' for cpu in fetch_cpus)} s"
+            ),
         ),
         _lean_result(lean_runs, run, calls),
     ]

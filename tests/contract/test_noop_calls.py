@@ -3,6 +3,8 @@ instance that already exists makes the fewest requests each API allows, and stil
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from gpucloud import Conflict, InstanceSpec
@@ -56,6 +58,27 @@ def test_noop_run_makes_the_fewest_calls_the_api_allows(
         outcome = ensure_instance(cloud, spec, wait=True, wait_timeout=60)
     assert not outcome.changed and outcome.action is Action.NONE
     assert _calls(emulator, provider, since) == NOOP_CALLS[provider]
+
+
+@pytest.mark.parametrize("provider", ["datacrunch", "computestacks"])
+def test_noop_run_with_the_token_cache_skips_the_token_request(
+    provider: str,
+    emulator: EmulatorServer,
+    overrides: dict[str, dict[str, object]],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """With the opt-in token cache (gpucloud.tokencache) a fresh client reuses the token an earlier one obtained:
+    its no-op makes the same calls but the token request."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    spec = _existing(overrides, provider, f"noop-calls-cached-{provider}")
+    with connect(overrides, provider, token_cache=True) as cloud:  # fills the cache
+        ensure_instance(cloud, spec, wait=True, wait_timeout=60)
+    since = len(emulator.world.requests)
+    with connect(overrides, provider, token_cache=True) as cloud:  # the next task's fresh client
+        outcome = ensure_instance(cloud, spec, wait=True, wait_timeout=60)
+    assert not outcome.changed and outcome.action is Action.NONE
+    assert _calls(emulator, provider, since) == [c for c in NOOP_CALLS[provider] if c[0] != "POST"]
 
 
 def test_voltagepark_type_named_otherwise_is_looked_up_and_drift_is_seen(
