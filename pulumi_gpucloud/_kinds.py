@@ -16,7 +16,7 @@ from typing import Any, ClassVar, Final
 from pulumi.dynamic import CheckFailure
 
 import gpucloud
-from gpucloud import ensure, errors, reconcile
+from gpucloud import ensure, errors, presentation, reconcile
 from gpucloud.capabilities import Capability
 from gpucloud.models import Instance, InstanceSpec, SshKey, SshKeySpec, Status, Volume, VolumeSpec
 from gpucloud.providers import provider_class
@@ -89,9 +89,13 @@ class Kind:
         raise NotImplementedError
 
 
+def _outputs(fields: dict[str, Any]) -> dict[str, Any]:
+    """A resource's public fields as outputs: the id and provider are Pulumi's own (the resource id, an input)."""
+    return {key: value for key, value in fields.items() if key not in ("id", "provider")}
+
+
 def _public(model: Any) -> dict[str, Any]:
-    public: dict[str, Any] = model.model_dump(mode="json", exclude={"raw", "id", "provider"})
-    return public
+    return _outputs(presentation.public(model))
 
 
 def _deleted(outputs: dict[str, Any]) -> dict[str, Any]:
@@ -110,9 +114,7 @@ POWER_STATES: Final[dict[str, ensure.PowerState]] = {
 
 def instance_outputs(instance: Instance) -> dict[str, Any]:
     """What the API reports, under the names the Instance resource exposes (the model's JSON form)."""
-    outs = _public(instance)
-    outs["ssh_host"] = instance.public_ip
-    return outs
+    return _outputs(presentation.public_instance(instance))
 
 
 class InstanceKind(Kind):

@@ -156,7 +156,8 @@ class GpuCloudProvider(ResourceProvider):
         try:
             yield
         except errors.GpuCloudError as exc:
-            raise GpuCloudResourceError(f"{action} {self.kind} {what} on {provider}: {exc}") from None
+            cause = exc.describe(name_provider=False)  # the line names the provider already
+            raise GpuCloudResourceError(f"{action} {self.kind} {what} on {provider}: {cause}") from None
 
     @contextmanager
     def _cloud(self, provider: str, action: str, what: str) -> Iterator[gpucloud.Provider]:
@@ -197,7 +198,7 @@ class GpuCloudProvider(ResourceProvider):
             return [f for f in _pydantic_failures(exc) if f.property not in unknown]
         except errors.GpuCloudError as exc:
             prop = _property_of(exc, "provider")
-            return [] if prop in unknown else [CheckFailure(prop, f"{prop}: {exc}")]
+            return [] if prop in unknown else [CheckFailure(prop, exc.describe(prop))]
         return []
 
     # --- diff ------------------------------------------------------------------------------------------

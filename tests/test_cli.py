@@ -172,7 +172,10 @@ def test_provider_error_is_exit_code_1_without_the_secret(env: dict[str, str]) -
     result = run(bad, "instances", "list", "--provider", "voltagepark", "--json")
     assert result.returncode == 1
     assert result.stdout == ""  # a script parsing stdout sees nothing rather than a partial list
-    assert "error:" in result.stderr and "provider=voltagepark" in result.stderr
+    # One line per failure, naming the provider once: ``error: voltagepark: AuthError: ... (http=401)``.
+    (line,) = [text for text in result.stderr.splitlines() if text.startswith("error:")]
+    assert line.startswith("error: voltagepark: AuthError: ") and "http=401" in line, line
+    assert line.count("voltagepark") == 1, line
     assert "wrong-token-value" not in result.stderr
 
 

@@ -232,7 +232,7 @@ def offers(
         _fail(exc)
     rows = [o for o in found.items if _offer_matches(o, gpu, min_gpus, max_price, location, available_only)]
     rows.sort(key=lambda o: (o.price_per_hour is None, o.price_per_hour or 0.0))
-    if _report(found, rows, as_json, with_errors, lambda o: o.model_dump(mode="json")):
+    if _report(found, rows, as_json, with_errors, presentation.public):
         _offers_table(rows)
     _finish(found)
 
@@ -486,7 +486,7 @@ def instances_list(
     except errors.GpuCloudError as exc:
         _fail(exc)
     rows = [i for i in found.items if status is None or i.status is status]
-    if _report(found, rows, as_json, with_errors, lambda i: i.model_dump(mode="json", exclude={"raw"})):
+    if _report(found, rows, as_json, with_errors, presentation.public):
         headers = ("provider", "name", "id", "status", "type", "gpu", "ssh")
         _table(f"{len(rows)} instances", headers, _instance_rows(rows), keep=2)
     _finish(found)
@@ -518,7 +518,7 @@ def instances_show(
         instance = _find_one(provider, ref)
     except errors.GpuCloudError as exc:
         _fail(exc)
-    data = instance.model_dump(mode="json", exclude={"raw"})
+    data = presentation.public(instance)
     if as_json:
         _print_json(data)
         return
@@ -550,7 +550,7 @@ def volumes_list(
         found = _gather(_providers(provider), lambda c: c.list_volumes(), needs=Capability.VOLUMES)
     except errors.GpuCloudError as exc:
         _fail(exc)
-    if _report(found, found.items, as_json, with_errors, lambda v: v.model_dump(mode="json", exclude={"raw"})):
+    if _report(found, found.items, as_json, with_errors, presentation.public):
         rows = (
             (v.provider, v.name, v.id, str(v.size_gb), v.status, ", ".join(v.attached_to) or "-", v.location or "-")
             for v in found.items
@@ -570,7 +570,7 @@ def keys_list(
         found = _gather(_providers(provider), lambda c: c.list_ssh_keys(), needs=Capability.SSH_KEYS)
     except errors.GpuCloudError as exc:
         _fail(exc)
-    if _report(found, found.items, as_json, with_errors, lambda k: k.model_dump(mode="json", exclude={"raw"})):
+    if _report(found, found.items, as_json, with_errors, presentation.public):
         rows = ((k.provider, k.name, k.id, public_key_identity(k.public_key)[:40] + "...") for k in found.items)
         _table(f"{len(found.items)} ssh keys", ("provider", "name", "id", "key"), rows, keep=2)
     _finish(found)
@@ -619,7 +619,7 @@ def _check_provider(name: str) -> dict[str, object]:
             cloud.list_instances()
         result.update(reachable=True, detail="ok")
     except errors.GpuCloudError as exc:
-        result["detail"] = f"{type(exc).__name__}: {exc}"
+        result["detail"] = f"{type(exc).__name__}: {exc.describe(name_provider=False)}"  # a row of its provider
     return result
 
 

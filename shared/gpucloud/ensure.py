@@ -23,7 +23,7 @@ from typing import Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel
 
-from gpucloud import errors, namelock, waiters
+from gpucloud import errors, namelock, presentation, waiters
 from gpucloud.capabilities import Capability
 from gpucloud.catalogue import validate_instance_catalogue, validate_volume_catalogue
 from gpucloud.engine import CREATE_ATTEMPTS, unique_by_name
@@ -107,7 +107,7 @@ def to_be_created(ref: str) -> str:
 
 
 def _public(resource: BaseModel | None) -> dict[str, Any]:
-    return {} if resource is None else resource.model_dump(mode="json", exclude={"raw"})
+    return {} if resource is None else presentation.public(resource)
 
 
 def _unchanged(current: R, plan: Plan | None = None) -> Outcome[R]:

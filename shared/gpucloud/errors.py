@@ -33,14 +33,32 @@ class GpuCloudError(Exception):
         self.settle: Callable[[], None] | None = None
 
     def __str__(self) -> str:
-        context = [f"provider={self.provider}"] if self.provider else []
-        if self.status_code is not None:
-            context.append(f"http={self.status_code}")
-        if self.code:
-            context.append(f"code={self.code}")
-        if self.request_id:
-            context.append(f"request_id={self.request_id}")
-        return f"{self.message} ({', '.join(context)})" if context else self.message
+        return self.describe()
+
+    def describe(self, option: str | None = None, *, provider: str | None = None, name_provider: bool = True) -> str:
+        """The one line every front-end shows: ``[option: ]message (provider=.., http=.., code=.., request_id=..)``,
+        naming the provider once.
+
+        ``option`` is the setting at fault as the user spelled it (an Ansible option, a Pulumi property); it
+        leads unless the message starts with it already. ``provider`` stands in when the error names none (the
+        front-end knows which one it asked). The context names the provider only where the message does not
+        start with it (``voltagepark: Invalid API token``); ``name_provider=False`` is for a line that names it
+        already (``error: voltagepark: AuthError: ...``): then the text names it nowhere.
+        """
+        who = self.provider or provider
+        text = self.message
+        if who and not name_provider:
+            text = text.removeprefix(f"{who}: ")
+        if option and not _leads_with(text, option):
+            text = f"{option}: {text}"
+        named = not name_provider or (who is not None and _leads_with(self.message, who))
+        context = self._context(None if named else who)
+        return f"{text} ({', '.join(context)})" if context else text
+
+    def _context(self, provider: str | None) -> list[str]:
+        pairs = (("provider", provider), ("http", self.status_code), ("code", self.code))
+        context = [f"{key}={value}" for key, value in pairs if value not in (None, "")]
+        return context + ([f"request_id={self.request_id}"] if self.request_id else [])
 
     def to_dict(self) -> dict[str, object]:
         """The shape both front-ends report: Ansible's fail_json keys and Pulumi's error text."""
@@ -53,6 +71,12 @@ class GpuCloudError(Exception):
             "request_id": self.request_id,
             "details": self.details,
         }
+
+
+def _leads_with(text: str, name: str) -> bool:
+    """``text`` starts with the word ``name`` (``size_gb must...``, ``ssh_keys[0]: ...``), not ``size_gbx``."""
+    after = text[len(name) : len(name) + 1]
+    return text.startswith(name) and not (after.isalnum() or after == "_")
 
 
 class AuthError(GpuCloudError):

@@ -1,9 +1,10 @@
-"""How an instance looks to Ansible, the same for every provider and every front-end.
+"""How resources look to users, the same for every provider and every front-end.
 
-The inventory plugin (``gpucloud.cloud.gpucloud``) and the Pulumi -> Ansible export
-(``pulumi_gpucloud.ansible``) both build hosts with these functions, so one instance gets the same host
-variables and groups from either. Imports stay light (no pydantic, no httpx): a cached inventory run uses
-this module without loading the provider clients.
+``public`` is the dict of a resource that the CLI's ``--json``, the modules' results, ensure's outcomes and
+Pulumi's outputs are made of; ``ssh_host`` is where to SSH to. The inventory plugin (``gpucloud.cloud.gpucloud``)
+and the Pulumi -> Ansible export (``pulumi_gpucloud.ansible``) both build hosts with these functions, so one
+instance gets the same host variables and groups from either. Imports stay light (no pydantic, no httpx): a
+cached inventory run uses this module without loading the provider clients.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
 from functools import cache
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from gpucloud import errors
 from gpucloud.gpus import normalise_gpu_model
@@ -34,6 +35,30 @@ PLACED_OUTPUTS: tuple[str, ...] = ("placed_provider", "placement")
 # Instance fields that are whole numbers (Pulumi state gives them back as floats).
 _INTEGERS = ("gpu_count", "ssh_port")
 T = TypeVar("T")
+
+if TYPE_CHECKING:  # only for the annotations: importing pydantic here would slow a cached inventory run
+    from pydantic import BaseModel
+
+    from gpucloud.models import Instance
+
+
+def public(resource: BaseModel) -> dict[str, Any]:
+    """A gpucloud model (instance, volume, key, offer, image...) as JSON, without ``raw`` (the provider's own
+    payload, kept for debugging; it can be large and its shape is the provider's, not ours)."""
+    data: dict[str, Any] = resource.model_dump(mode="json", exclude={"raw"})
+    return data
+
+
+def ssh_host(fields: Mapping[str, Any]) -> Any:
+    """Where to SSH to, given an instance's public fields or facts: its public IP (ssh_port says the port)."""
+    return fields.get("public_ip")
+
+
+def public_instance(instance: Instance) -> dict[str, Any]:
+    """An instance's public fields and ``ssh_host``: what a module returns and a Pulumi Instance outputs."""
+    data = public(instance)
+    data["ssh_host"] = ssh_host(data)
+    return data
 
 
 @cache  # asked once per host on the list path
@@ -176,7 +201,7 @@ def host_vars(
     variable): ``only`` keeps just these facts (names without the prefix), ``omit_null`` leaves out facts
     whose value is null. How Ansible connects (``ansible_*``) is set either way.
     """
-    everything = {**facts, "ssh_host": facts.get("public_ip")}
+    everything = {**facts, "ssh_host": ssh_host(facts)}
     variables = {
         prefix + key: value
         for key, value in everything.items()
@@ -268,21 +293,26 @@ def hostnames(facts: Sequence[Mapping[str, Any]], preferences: Sequence[str]) ->
 # --- several providers at once ----------------------------------------------------------------------------
 @dataclass(frozen=True)
 class ProviderFailure:
-    """One provider that did not answer: what a user needs to see which one and why (never a secret)."""
+    """One provider that did not answer: what a user needs to see which one and why (never a secret).
+
+    ``message`` is the error's whole text, for a record read on its own (``--with-errors`` JSON); the line
+    (``str``) starts with the provider, so its text leaves the provider out of the parentheses."""
 
     provider: str
     error_class: str
     message: str
+    line_text: str
 
     @classmethod
     def of(cls, provider: str, exc: errors.GpuCloudError) -> ProviderFailure:
-        return cls(provider=provider, error_class=type(exc).__name__, message=str(exc))
+        line_text = exc.describe(name_provider=False)
+        return cls(provider=provider, error_class=type(exc).__name__, message=str(exc), line_text=line_text)
 
     def as_dict(self) -> dict[str, str]:
         return {"provider": self.provider, "error_class": self.error_class, "message": self.message}
 
     def __str__(self) -> str:
-        return f"{self.provider}: {self.error_class}: {self.message}"
+        return f"{self.provider}: {self.error_class}: {self.line_text}"
 
 
 def gather(

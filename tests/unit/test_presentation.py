@@ -104,6 +104,28 @@ def test_gather_returns_what_answered_and_names_what_failed() -> None:
     assert [f.as_dict() for f in failures] == [
         {"provider": "bad", "error_class": "AuthError", "message": "token refused (provider=bad, http=401)"}
     ]
+    # The line starts with the provider: the error's context does not name it again.
+    assert [str(f) for f in failures] == ["bad: AuthError: token refused (http=401)"]
+
+
+def test_the_public_dict_of_a_resource_is_its_json_form_without_the_raw_payload() -> None:
+    from datetime import UTC, datetime
+
+    from gpucloud.models import Instance, Status
+
+    created = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+    raw = {"secret_field": "provider payload"}
+    box = Instance(**{**BOX, "status": Status.RUNNING}, public_ip="10.0.0.9", ssh_port=22, created_at=created, raw=raw)
+    data = presentation.public(box)
+    assert "raw" not in data and "provider payload" not in json.dumps(data)
+    assert data["status"] == "running" and data["created_at"] == "2026-01-02T03:04:05Z"
+    assert json.loads(json.dumps(data)) == data  # plain JSON: tuples are lists, enums and datetimes strings
+    shown = presentation.public_instance(box)
+    assert shown == {**data, "ssh_host": "10.0.0.9"}
+    no_ip = presentation.public_instance(box.model_copy(update={"public_ip": None}))
+    assert no_ip["ssh_host"] is None
+    variables = presentation.host_vars(presentation.instance_facts(box), "box")
+    assert variables["gpucloud_ssh_host"] == shown["ssh_host"]
 
 
 def test_presentation_loads_no_pydantic_or_httpx() -> None:

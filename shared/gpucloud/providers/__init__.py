@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from gpucloud import presentation
 from gpucloud.capabilities import EVIDENCE_LEGEND, Capability, Evidence
 from gpucloud.models import Image, InstanceSpec, Location, SshKeySpec, VolumeSpec
 from gpucloud.providers.base import Provider
@@ -125,7 +126,7 @@ def catalogue_entry(item: Image | Location) -> dict[str, Any]:
     """An image or location as the CLI and the info modules show it: ``complete`` is False where the provider
     has no listing and the items are the examples its documentation gives."""
     capability = Capability.IMAGES if isinstance(item, Image) else Capability.LOCATIONS
-    data = item.model_dump(mode="json", exclude={"raw"})
+    data = presentation.public(item)
     data["complete"] = capability not in provider_class(item.provider).example_catalogues
     return data
 

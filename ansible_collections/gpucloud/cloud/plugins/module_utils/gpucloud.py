@@ -26,6 +26,7 @@ try:
     import gpucloud
     from gpucloud import ensure as gpucloud_ensure  # pylint: disable=unused-import
     from gpucloud import errors as gpucloud_errors
+    from gpucloud import presentation as gpucloud_presentation
 
     HAS_GPUCLOUD = True
 except ImportError:
@@ -33,6 +34,7 @@ except ImportError:
     gpucloud = None
     gpucloud_errors = None
     gpucloud_ensure = None
+    gpucloud_presentation = None
     HAS_GPUCLOUD = False
 
 # Every provider gpucloud knows (gpucloud.registry.NAMES): Ansible reads choices from static text, so this is a
@@ -73,17 +75,11 @@ def connection_argument_spec():
 
 def public(resource):
     """A gpucloud model as a plain dict without the provider payload, or None."""
-    if resource is None:
-        return None
-    return resource.model_dump(mode="json", exclude={"raw"})
+    return None if resource is None else gpucloud_presentation.public(resource)
 
 
 def instance_result(instance):
-    data = public(instance)
-    if data is None:
-        return {}
-    data["ssh_host"] = data.get("public_ip")
-    return data
+    return {} if instance is None else gpucloud_presentation.public_instance(instance)
 
 
 def plan_result(plan):
@@ -223,27 +219,18 @@ class GpuCloudModule:
         self.module.exit_json(**self.result)
 
     def fail(self, exc):
+        """fail_json with the error's own one-line text (gpucloud formats it) and its parts as keys."""
         details = exc.to_dict()
-        if not details.get("provider"):
-            details["provider"] = self.params.get("provider")
+        details["provider"] = details.get("provider") or self.params.get("provider")
         field = getattr(exc, "field", None)
-        msg = details.pop("msg")
+        option = None
         if field:
             details["option"] = OPTION_NAMES.get(field, field)
             # The core names its own setting (``timeout``); say which option of this task that is.
-            if field in CONNECTION_OPTIONS.values() and details["option"] not in msg:
-                msg = "{}: {}".format(details["option"], msg)
-        provider = details.get("provider")
-        context = []
-        if provider:
-            context.append(f"provider={provider}")
-        if details.get("http_status") is not None:
-            context.append("http={}".format(details["http_status"]))
-        if details.get("error_code"):
-            context.append("code={}".format(details["error_code"]))
-        if context:
-            msg = "{} ({})".format(msg, ", ".join(context))
-        self.module.fail_json(msg=msg, **details)
+            if field in CONNECTION_OPTIONS.values():
+                option = details["option"]
+        details["msg"] = exc.describe(option, provider=details["provider"])
+        self.module.fail_json(**details)
 
     def spec(self, model, **values):
         """Build a gpucloud spec model; pydantic errors become a failure naming the Ansible option."""
