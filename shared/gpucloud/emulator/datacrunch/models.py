@@ -228,6 +228,104 @@ def require_offline(world: World, volume: JSONDict, doing: str) -> None:
         raise bad(f"Cannot {doing} volume {volume['id']}: instance {instance['id']} must be offline")
 
 
+class VolumeAction(BaseModel):
+    id: str | list[str]
+    action: str
+    instance_id: str | None = None
+    instance_ids: list[str] | None = None
+    name: str | None = None
+    size: int | None = None
+    type: str | None = None
+    is_permanent: bool = False
+
+
+def vol_attach(world: World, ids: list[str], body: VolumeAction) -> list[str] | None:
+    instance_id = target_instance(body.instance_id, body.instance_ids)
+    if not instance_id:
+        raise bad("instance_id is required for attach")
+    instance = find(instance_store(world), instance_id, lambda: not_found("Instance", instance_id))
+    volumes = [live_volume(world, i) for i in ids]
+    if instance["status"] != "offline":
+        raise bad(f"Instance {instance_id} must be offline to attach volumes")
+    for volume in volumes:
+        if volume["instance_id"] is not None:
+            raise bad(f"Volume {volume['id']} is already attached")
+        if volume["location"] != instance["location"]:
+            raise bad(f"Volume {volume['id']} is in {volume['location']}, instance in {instance['location']}")
+    for volume in volumes:
+        attach(world, volume, instance)
+    return None
+
+
+def vol_detach(world: World, ids: list[str], body: VolumeAction) -> list[str] | None:
+    volumes = [live_volume(world, i) for i in ids]
+    for volume in volumes:
+        if volume["instance_id"] is None:
+            raise bad(f"Volume {volume['id']} is not attached")
+        require_offline(world, volume, "detach")
+    for volume in volumes:
+        detach(world, volume)
+    return None
+
+
+def vol_rename(world: World, ids: list[str], body: VolumeAction) -> list[str] | None:
+    if not body.name:
+        raise bad("name is required for rename")
+    for volume in [live_volume(world, i) for i in ids]:
+        volume["name"] = body.name
+    return None
+
+
+def vol_resize(world: World, ids: list[str], body: VolumeAction) -> list[str] | None:
+    if body.size is None:
+        raise bad("size is required for resize")
+    volumes = [live_volume(world, i) for i in ids]
+    for volume in volumes:
+        if body.size <= volume["size"]:
+            raise bad(f"Volume {volume['id']} can only grow: {body.size} GB <= current {volume['size']} GB")
+    for volume in volumes:
+        monthly = round(body.size * VOLUME_PRICES[volume["type"]], 2)
+        volume.update(size=body.size, monthly_price=monthly, base_hourly_cost=round(monthly / 730, 4))
+    return None
+
+
+def vol_delete(world: World, ids: list[str], body: VolumeAction) -> list[str] | None:
+    volumes = []
+    for vol_id in ids:
+        volume = volume_store(world).get(vol_id)
+        in_trash = volume is not None and world.private(NAME, vol_id).get("in_trash")
+        if volume is None or (volume["status"] == "deleted" and not in_trash):
+            raise not_found("Volume", vol_id)
+        require_offline(world, volume, "delete")
+        volumes.append(volume)
+    for volume in volumes:
+        remove_volume(world, volume, body.is_permanent)
+    return None
+
+
+def vol_clone(world: World, ids: list[str], body: VolumeAction) -> list[str] | None:
+    sources = [live_volume(world, i) for i in ids]
+    if body.type is not None and body.type not in VOLUME_PRICES:
+        raise bad(f"Unknown volume type {body.type}")
+    new_ids = []
+    for src in sources:
+        name = body.name or f"{src['name']}-clone"
+        clone = new_volume(world, name, src["size"], body.type or src["type"], src["location"])
+        new_ids.append(clone["id"])
+    return new_ids
+
+
+# PUT /volumes actions: each checks every volume first, then changes them all; clone answers the new ids.
+VOLUME_ACTIONS: dict[str, Callable[[World, list[str], VolumeAction], list[str] | None]] = {
+    "attach": vol_attach,
+    "detach": vol_detach,
+    "rename": vol_rename,
+    "resize": vol_resize,
+    "delete": vol_delete,
+    "clone": vol_clone,
+}
+
+
 # ------------------------------------------------------------------------------------------ instances (store)
 OnSpotDiscontinue = Literal["keep_detached", "move_to_trash", "delete_permanently"]
 

@@ -5,7 +5,6 @@ State changes go through :mod:`.models`.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Literal
 
@@ -39,25 +38,24 @@ from gpucloud.emulator.datacrunch.models import (
     LOCATIONS,
     NAME,
     PERIODS,
+    VOLUME_ACTIONS,
     VOLUME_PRICES,
     VOLUME_TYPES,
     InstanceAction,
     InstanceCreate,
+    VolumeAction,
     attach,
     bad,
     deploy_instance,
-    detach,
     discontinue_spot,
     instance_store,
     key_store,
     ledger,
-    live_volume,
     new_volume,
     not_found,
-    remove_volume,
-    require_offline,
     seed_instances,
     target_instance,
+    vol_delete,
     volume_store,
 )
 from gpucloud.emulator.world import JSONDict, World
@@ -378,17 +376,6 @@ class VolumeCreate(BaseModel):
     location_code: str = "FIN-03"
 
 
-class VolumeAction(BaseModel):
-    id: str | list[str]
-    action: str
-    instance_id: str | None = None
-    instance_ids: list[str] | None = None
-    name: str | None = None
-    size: int | None = None
-    type: str | None = None
-    is_permanent: bool = False
-
-
 class VolumeDelete(BaseModel):
     is_permanent: bool = False
 
@@ -437,108 +424,23 @@ def create_volume(body: VolumeCreate, world: WorldDep) -> PlainTextResponse:
 def volume_action(body: VolumeAction, world: WorldDep) -> Response:
     ids = [body.id] if isinstance(body.id, str) else list(body.id)
     handler = find(
-        _VOLUME_ACTIONS,
+        VOLUME_ACTIONS,
         body.action,
-        lambda: bad(f"Unknown volume action {body.action}; expected one of {sorted(_VOLUME_ACTIONS)}"),
+        lambda: bad(f"Unknown volume action {body.action}; expected one of {sorted(VOLUME_ACTIONS)}"),
     )
     if not ids:
         raise bad("id must name at least one volume")
     with world.lock:
-        return handler(world, ids, body)
+        new_ids = handler(world, ids, body)
+    return Response(status_code=202) if new_ids is None else JSONResponse(new_ids, status_code=202)
 
 
 @api.delete("/volumes/{volume_id}", status_code=204)
 def delete_volume(volume_id: str, world: WorldDep, body: VolumeDelete | None = None, force: bool = False) -> Response:
     permanent = force or (body is not None and body.is_permanent)
     with world.lock:
-        _vol_delete(world, [volume_id], VolumeAction(id=volume_id, action="delete", is_permanent=permanent))
+        vol_delete(world, [volume_id], VolumeAction(id=volume_id, action="delete", is_permanent=permanent))
     return Response(status_code=204)
-
-
-def _vol_attach(world: World, ids: list[str], body: VolumeAction) -> Response:
-    instance_id = target_instance(body.instance_id, body.instance_ids)
-    if not instance_id:
-        raise bad("instance_id is required for attach")
-    instance = find(instance_store(world), instance_id, lambda: not_found("Instance", instance_id))
-    volumes = [live_volume(world, i) for i in ids]
-    if instance["status"] != "offline":
-        raise bad(f"Instance {instance_id} must be offline to attach volumes")
-    for volume in volumes:
-        if volume["instance_id"] is not None:
-            raise bad(f"Volume {volume['id']} is already attached")
-        if volume["location"] != instance["location"]:
-            raise bad(f"Volume {volume['id']} is in {volume['location']}, instance in {instance['location']}")
-    for volume in volumes:
-        attach(world, volume, instance)
-    return Response(status_code=202)
-
-
-def _vol_detach(world: World, ids: list[str], body: VolumeAction) -> Response:
-    volumes = [live_volume(world, i) for i in ids]
-    for volume in volumes:
-        if volume["instance_id"] is None:
-            raise bad(f"Volume {volume['id']} is not attached")
-        require_offline(world, volume, "detach")
-    for volume in volumes:
-        detach(world, volume)
-    return Response(status_code=202)
-
-
-def _vol_rename(world: World, ids: list[str], body: VolumeAction) -> Response:
-    if not body.name:
-        raise bad("name is required for rename")
-    for volume in [live_volume(world, i) for i in ids]:
-        volume["name"] = body.name
-    return Response(status_code=202)
-
-
-def _vol_resize(world: World, ids: list[str], body: VolumeAction) -> Response:
-    if body.size is None:
-        raise bad("size is required for resize")
-    volumes = [live_volume(world, i) for i in ids]
-    for volume in volumes:
-        if body.size <= volume["size"]:
-            raise bad(f"Volume {volume['id']} can only grow: {body.size} GB <= current {volume['size']} GB")
-    for volume in volumes:
-        monthly = round(body.size * VOLUME_PRICES[volume["type"]], 2)
-        volume.update(size=body.size, monthly_price=monthly, base_hourly_cost=round(monthly / 730, 4))
-    return Response(status_code=202)
-
-
-def _vol_delete(world: World, ids: list[str], body: VolumeAction) -> Response:
-    volumes = []
-    for vol_id in ids:
-        volume = volume_store(world).get(vol_id)
-        in_trash = volume is not None and world.private(NAME, vol_id).get("in_trash")
-        if volume is None or (volume["status"] == "deleted" and not in_trash):
-            raise not_found("Volume", vol_id)
-        require_offline(world, volume, "delete")
-        volumes.append(volume)
-    for volume in volumes:
-        remove_volume(world, volume, body.is_permanent)
-    return Response(status_code=202)
-
-
-def _vol_clone(world: World, ids: list[str], body: VolumeAction) -> Response:
-    sources = [live_volume(world, i) for i in ids]
-    if body.type is not None and body.type not in VOLUME_PRICES:
-        raise bad(f"Unknown volume type {body.type}")
-    new_ids = []
-    for src in sources:
-        name = body.name or f"{src['name']}-clone"
-        clone = new_volume(world, name, src["size"], body.type or src["type"], src["location"])
-        new_ids.append(clone["id"])
-    return JSONResponse(new_ids, status_code=202)
-
-
-_VOLUME_ACTIONS: dict[str, Callable[[World, list[str], VolumeAction], Response]] = {
-    "attach": _vol_attach,
-    "detach": _vol_detach,
-    "rename": _vol_rename,
-    "resize": _vol_resize,
-    "delete": _vol_delete,
-    "clone": _vol_clone,
-}
 
 
 # ------------------------------------------------------------------------------------------ instances (routes)
