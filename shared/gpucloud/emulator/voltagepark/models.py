@@ -314,6 +314,15 @@ def to_status(world: World, vm_id: str, status: str) -> Callable[[], None]:
     return apply
 
 
+def power_vm(world: World, vm_id: uuid.UUID, wanted: str) -> None:
+    """Start or stop a VM (``started``, ``stopped``, ``stopped_disassociated``); see :func:`power_steps`."""
+    with world.lock:
+        vm = vm_or_404(world, vm_id)
+        steps = power_steps(world, vm, wanted)
+    if steps:
+        world.run_steps(NAME, vm["id"], steps)
+
+
 def power_steps(world: World, vm: JSONDict, wanted: str) -> list[Step]:
     """Validate a power change and start it (status set now); the remaining steps to schedule."""
     status, vm_id, p = vm["status"], vm["id"], world.settings.provision_seconds
@@ -344,6 +353,18 @@ def _free_gpus_for(world: World, vm: JSONDict) -> bool:
     return _free_gpus(world, vm["hostnode_id"]) >= need
 
 
+class StorageCreate(BaseModel):
+    size_in_gb: int = Field(ge=1)
+    name: str = Field(min_length=1)
+    order_ids: list[uuid.UUID] = []
+
+
+class StoragePatch(BaseModel):
+    size_in_gb: int | None = Field(default=None, ge=1)
+    name: str | None = Field(default=None, min_length=1)
+    order_ids: list[uuid.UUID] | None = None
+
+
 def storage_volumes(world: World) -> dict[str, JSONDict]:
     return world.collection(NAME, "volumes")
 
@@ -359,6 +380,49 @@ def linkable(world: World, order_ids: list[uuid.UUID]) -> list[str]:
         if vm is None or vm["status"] == "Terminating":
             raise bad(f"Virtual machine {vm_id} not found")
     return ids
+
+
+def new_storage(world: World, body: StorageCreate) -> JSONDict:
+    with world.lock:
+        order_ids = linkable(world, body.order_ids)
+        volume: JSONDict = {
+            "id": world.new_id(),
+            "size_in_gb": body.size_in_gb,
+            "name": body.name,
+            "status": "active",
+            "rate_hourly": fmt(body.size_in_gb * STORAGE_RATE_PER_GB),
+            "order_ids": order_ids,
+            "tenant_id": TENANT_ID,
+            "vip": f"10.100.0.{len(storage_volumes(world)) % 250 + 2}",
+        }
+        storage_volumes(world)[volume["id"]] = volume
+        return volume
+
+
+def change_storage(world: World, storage_id: uuid.UUID, body: StoragePatch) -> JSONDict:
+    """Grow, rename or relink a volume (it never shrinks)."""
+    with world.lock:
+        volume = storage_or_404(world, storage_id)
+        if body.size_in_gb is not None and body.size_in_gb < volume["size_in_gb"]:
+            raise bad(f"Storage volumes can only grow (current size {volume['size_in_gb']} GB)")
+        order_ids = linkable(world, body.order_ids) if body.order_ids is not None else volume["order_ids"]
+        if body.size_in_gb is not None:
+            volume.update(size_in_gb=body.size_in_gb, rate_hourly=fmt(body.size_in_gb * STORAGE_RATE_PER_GB))
+        if body.name is not None:
+            volume["name"] = body.name
+        volume["order_ids"] = order_ids
+        return volume
+
+
+def remove_storage(world: World, storage_id: uuid.UUID) -> None:
+    """Delete a volume no VM or rental uses."""
+    with world.lock:
+        volume = storage_or_404(world, storage_id)
+        if volume["order_ids"]:
+            raise bad("Storage volume is attached to virtual machines; remove its order_ids first")
+        if any(r["storage_id"] == volume["id"] for r in rentals(world).values()):
+            raise bad("Storage volume is in use by a bare metal rental; terminate the rental first")
+        world.forget(NAME, "volumes", volume["id"])
 
 
 # ------------------------------------------------------------------------------------------ bare metal
@@ -489,6 +553,55 @@ def new_rental(world: World, body: BareMetalCreate, location_id: str, keys: tupl
     # One sshd per rental, on its first node (the emulator does not run one per node).
     world.private(NAME, rental_id).update(location=location_id, ssh=SshSpec(ip=ips[0], port=port, authorized_keys=keys))
     return rental
+
+
+def deploy_rental(world: World, body: BareMetalCreate) -> str:
+    """Check and create a rental (``Pending``); ``Running`` and powered on at P. Returns its id."""
+    with world.lock:
+        keys = vm_keys(world, body)
+        location_id = check_bm_order(world, body)
+        rental_id: str = new_rental(world, body, location_id, keys)["id"]
+    up = rental_to(world, rental_id, status="Running", power_status="Running")
+    world.run_steps(NAME, rental_id, [Step(at=world.settings.provision_seconds, ssh="up", apply=up)])
+    return rental_id
+
+
+def power_rental(world: World, rental_id: uuid.UUID, status: str) -> None:
+    """``started``: ``Starting`` -> ``Running`` (P); ``stopped``: ``Stopping`` -> ``Stopped`` (P/2); nothing
+    when it is already so."""
+    p = world.settings.provision_seconds
+    with world.lock:
+        rental = rental_or_404(world, rental_id)
+        wanted = "Running" if status == "started" else "Stopped"
+        if rental["status"] == "Running" and rental["power_status"] == wanted:
+            return
+        settled(rental, "start" if status == "started" else "stop")
+        rid = rental["id"]
+        if status == "started":
+            rental["power_status"] = "Starting"
+            steps = [Step(at=p, ssh="up", apply=rental_to(world, rid, power_status="Running"))]
+        else:
+            rental["power_status"] = "Stopping"
+            steps = [Step(at=p / 2, ssh="down", apply=rental_to(world, rid, power_status="Stopped"))]
+    world.run_steps(NAME, rid, steps)
+
+
+def reboot_rental(world: World, rental_id: uuid.UUID, public_ips: list[str]) -> None:
+    """Reboot the nodes named (all of this rental's): ``Pending`` (sshd down) -> ``Running`` at P/2."""
+    with world.lock:
+        rental = rental_or_404(world, rental_id)
+        ips = {node["public_ip"] for node in rental["node_networking"]}
+        unknown = sorted(set(public_ips) - ips)
+        if not public_ips or unknown:
+            raise bad(f"Not nodes of this rental: {', '.join(unknown) or '(no public_ips given)'}")
+        settled(rental, "reboot")
+        if rental["power_status"] != "Running":
+            raise bad("Bare metal rental is stopped; start it instead of rebooting")
+        rental["status"] = "Pending"  # as the doc says a reboot does
+        rid = rental["id"]
+    back = rental_to(world, rid, status="Running")
+    half = world.settings.provision_seconds / 2
+    world.run_steps(NAME, rid, [Step(at=0, ssh="down", apply=lambda: None), Step(at=half, ssh="up", apply=back)])
 
 
 def terminate_rental(world: World, rental_id: uuid.UUID) -> None:

@@ -25,38 +25,39 @@ from gpucloud.emulator.voltagepark.models import (
     NAME,
     PRESETS,
     STORAGE_RATE_PER_GB,
-    TENANT_ID,
     BareMetalCreate,
+    StorageCreate,
+    StoragePatch,
     VmCreate,
     bad,
     bm_location,
-    check_bm_order,
+    change_storage,
     check_key,
+    deploy_rental,
     deploy_vm,
     fmt,
     hostnode,
     ledger,
-    linkable,
     location_view,
-    new_rental,
+    new_storage,
     not_found,
     org_keys,
-    power_steps,
+    power_rental,
+    power_vm,
     preset_view,
+    reboot_rental,
+    remove_storage,
     rental_or_404,
-    rental_to,
     rentals,
     seed_instances,
-    settled,
     storage_or_404,
     storage_volumes,
     terminate_rental,
     terminate_vm,
-    vm_keys,
     vm_or_404,
     vms,
 )
-from gpucloud.emulator.world import JSONDict, Step
+from gpucloud.emulator.world import JSONDict
 
 
 # ------------------------------------------------------------------------------------------ errors, auth
@@ -240,27 +241,11 @@ def delete_vm(virtual_machine_id: uuid.UUID, world: WorldDep) -> None:
 
 @both(api.put, "/virtual-machines/{virtual_machine_id}/power-status")
 def set_power(virtual_machine_id: uuid.UUID, body: PowerStatus, world: WorldDep) -> JSONDict:
-    with world.lock:
-        vm = vm_or_404(world, virtual_machine_id)
-        steps = power_steps(world, vm, body.status)
-    if steps:
-        world.run_steps(NAME, vm["id"], steps)
+    power_vm(world, virtual_machine_id, body.status)
     return {"status": body.status}
 
 
 # ------------------------------------------------------------------------------------------ storage
-class StorageCreate(BaseModel):
-    size_in_gb: int = Field(ge=1)
-    name: str = Field(min_length=1)
-    order_ids: list[uuid.UUID] = []
-
-
-class StoragePatch(BaseModel):
-    size_in_gb: int | None = Field(default=None, ge=1)
-    name: str | None = Field(default=None, min_length=1)
-    order_ids: list[uuid.UUID] | None = None
-
-
 @both(api.get, "/storage/hourly-rate")
 def storage_rate() -> JSONDict:
     return {"hourly_rate_per_gb": fmt(STORAGE_RATE_PER_GB)}
@@ -280,46 +265,17 @@ def get_storage(storage_id: uuid.UUID, world: WorldDep) -> JSONDict:
 
 @both(api.post, "/storage/", status_code=201)
 def create_storage(body: StorageCreate, world: WorldDep) -> JSONDict:
-    with world.lock:
-        order_ids = linkable(world, body.order_ids)
-        volume: JSONDict = {
-            "id": world.new_id(),
-            "size_in_gb": body.size_in_gb,
-            "name": body.name,
-            "status": "active",
-            "rate_hourly": fmt(body.size_in_gb * STORAGE_RATE_PER_GB),
-            "order_ids": order_ids,
-            "tenant_id": TENANT_ID,
-            "vip": f"10.100.0.{len(storage_volumes(world)) % 250 + 2}",
-        }
-        storage_volumes(world)[volume["id"]] = volume
-        return volume
+    return new_storage(world, body)
 
 
 @both(api.patch, "/storage/{storage_id}")
 def patch_storage(storage_id: uuid.UUID, body: StoragePatch, world: WorldDep) -> JSONDict:
-    with world.lock:
-        volume = storage_or_404(world, storage_id)
-        if body.size_in_gb is not None and body.size_in_gb < volume["size_in_gb"]:
-            raise bad(f"Storage volumes can only grow (current size {volume['size_in_gb']} GB)")
-        order_ids = linkable(world, body.order_ids) if body.order_ids is not None else volume["order_ids"]
-        if body.size_in_gb is not None:
-            volume.update(size_in_gb=body.size_in_gb, rate_hourly=fmt(body.size_in_gb * STORAGE_RATE_PER_GB))
-        if body.name is not None:
-            volume["name"] = body.name
-        volume["order_ids"] = order_ids
-        return volume
+    return change_storage(world, storage_id, body)
 
 
 @both(api.delete, "/storage/{storage_id}", status_code=204)
 def delete_storage(storage_id: uuid.UUID, world: WorldDep) -> Response:
-    with world.lock:
-        volume = storage_or_404(world, storage_id)
-        if volume["order_ids"]:
-            raise bad("Storage volume is attached to virtual machines; remove its order_ids first")
-        if any(r["storage_id"] == volume["id"] for r in rentals(world).values()):
-            raise bad("Storage volume is in use by a bare metal rental; terminate the rental first")
-        world.forget(NAME, "volumes", volume["id"])
+    remove_storage(world, storage_id)
     return Response(status_code=204)
 
 
@@ -383,13 +339,7 @@ def list_bare_metal(world: WorldDep, limit: Annotated[int, Query(ge=1, le=100)] 
 
 @both(api.post, "/bare-metal/", status_code=201)
 def create_bare_metal(body: BareMetalCreate, world: WorldDep) -> JSONDict:
-    with world.lock:
-        keys = vm_keys(world, body)
-        location_id = check_bm_order(world, body)
-        rental_id = new_rental(world, body, location_id, keys)["id"]
-    up = rental_to(world, rental_id, status="Running", power_status="Running")
-    world.run_steps(NAME, rental_id, [Step(at=world.settings.provision_seconds, ssh="up", apply=up)])
-    return {"rental_id": rental_id, "warning": None}
+    return {"rental_id": deploy_rental(world, body), "warning": None}
 
 
 @both(api.patch, "/bare-metal/{baremetal_rental_id}")
@@ -405,40 +355,13 @@ def delete_bare_metal(baremetal_rental_id: uuid.UUID, world: WorldDep) -> None:
 
 @both(api.put, "/bare-metal/{baremetal_rental_id}/power-status")
 def set_bare_metal_power(baremetal_rental_id: uuid.UUID, body: BareMetalPower, world: WorldDep) -> Response:
-    p = world.settings.provision_seconds
-    with world.lock:
-        rental = rental_or_404(world, baremetal_rental_id)
-        wanted = "Running" if body.status == "started" else "Stopped"
-        if rental["status"] == "Running" and rental["power_status"] == wanted:
-            return Response(status_code=200)
-        settled(rental, "start" if body.status == "started" else "stop")
-        rental_id = rental["id"]
-        if body.status == "started":
-            rental["power_status"] = "Starting"
-            steps = [Step(at=p, ssh="up", apply=rental_to(world, rental_id, power_status="Running"))]
-        else:
-            rental["power_status"] = "Stopping"
-            steps = [Step(at=p / 2, ssh="down", apply=rental_to(world, rental_id, power_status="Stopped"))]
-    world.run_steps(NAME, rental_id, steps)
+    power_rental(world, baremetal_rental_id, body.status)
     return Response(status_code=200)
 
 
 @both(api.post, "/bare-metal/{baremetal_rental_id}/reboot", status_code=201)
 def reboot_bare_metal(baremetal_rental_id: uuid.UUID, body: BareMetalReboot, world: WorldDep) -> Response:
-    with world.lock:
-        rental = rental_or_404(world, baremetal_rental_id)
-        ips = {node["public_ip"] for node in rental["node_networking"]}
-        unknown = sorted(set(body.public_ips) - ips)
-        if not body.public_ips or unknown:
-            raise bad(f"Not nodes of this rental: {', '.join(unknown) or '(no public_ips given)'}")
-        settled(rental, "reboot")
-        if rental["power_status"] != "Running":
-            raise bad("Bare metal rental is stopped; start it instead of rebooting")
-        rental["status"] = "Pending"  # as the doc says a reboot does
-        rental_id = rental["id"]
-    back = rental_to(world, rental_id, status="Running")
-    half = world.settings.provision_seconds / 2
-    world.run_steps(NAME, rental_id, [Step(at=0, ssh="down", apply=lambda: None), Step(at=half, ssh="up", apply=back)])
+    reboot_rental(world, baremetal_rental_id, body.public_ips)
     return Response(status_code=201)
 
 
