@@ -1,10 +1,11 @@
 """Every provider gpucloud knows, declared once.
 
 Configuration, the adapter lookup, the default endpoints, the emulator (its routers, client prefixes,
-credentials and published rate limits) and the capability table all read this tuple. Adding a provider means
-its adapter module ``gpucloud.providers.<name>`` (exposing ``PROVIDER``), its emulator module
-``gpucloud.emulator.<name>`` (exposing ``SPEC``) and one line here; the Ansible collection keeps static copies
-of the names (its documentation must be plain YAML), and tests/unit/test_registry.py fails if any copy differs.
+credentials, published rate limits and starting balances) and the capability table all read this tuple.
+Adding a provider means its adapter module ``gpucloud.providers.<name>`` (exposing ``PROVIDER``), its emulator
+part ``gpucloud.emulator.<name>`` (a module or package exposing ``SPEC``) and one line here; the Ansible
+collection keeps static copies of the names (its documentation must be plain YAML), and
+tests/unit/test_registry.py fails if any copy differs.
 
 Only the standard library is imported here: ``gpucloud.config`` and the Ansible module_utils load it on every run.
 """
@@ -28,6 +29,8 @@ class Registration:
     published_rate_limit: int | None = None
     # A prefix the provider's tokens carry (the adapter checks it), so emulated tokens carry it too.
     token_prefix: str = ""
+    # USD the emulated account starts with, for providers whose creates check a balance or credits; None: none.
+    emulator_balance: float | None = None
 
     @property
     def adapter_module(self) -> str:
@@ -49,7 +52,13 @@ class Registration:
 
 
 REGISTRY: tuple[Registration, ...] = (
-    Registration("datacrunch", "https://api.datacrunch.io/v1", "/datacrunch/v1", ("client_id", "client_secret")),
+    Registration(
+        "datacrunch",
+        "https://api.datacrunch.io/v1",
+        "/datacrunch/v1",
+        ("client_id", "client_secret"),
+        emulator_balance=1000.0,
+    ),
     Registration("voltagepark", "https://cloud-api.voltagepark.com/api/v1", "/voltagepark/api/v1", ("token",)),
     Registration(
         "dcdncloud",
@@ -57,6 +66,7 @@ REGISTRY: tuple[Registration, ...] = (
         "/dcdncloud/api/v1/compute",
         ("token",),
         published_rate_limit=60,
+        emulator_balance=100.0,  # credits: a create needs one hour of its plan (else 402)
     ),
     Registration(
         "cloudnexus",

@@ -138,7 +138,7 @@ def test_provider_errors_are_clean_failures(
             second = ansible.play([failing("instance", "no_funds", **dc, name="err-funds")])
         finally:
             world.set_capacity("datacrunch", INSTANCE["datacrunch"]["instance_type"], None, True)
-            world.set_balance("datacrunch", emulator.settings.datacrunch_balance)
+            world.set_balance("datacrunch", emulator.settings.balances["datacrunch"])
             for twin in twins:
                 cloud.delete_ssh_key(twin.id)
         assert cloud.find_instance("err-capacity") is None and cloud.find_instance("err-funds") is None

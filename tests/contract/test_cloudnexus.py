@@ -17,6 +17,7 @@ import gpucloud
 from gpucloud import InstanceSpec, SshKeySpec, Status, sshexec
 from gpucloud.capabilities import Capability
 from gpucloud.emulator import EmulatorServer
+from gpucloud.emulator.cloudnexus import read_only_token
 from gpucloud.emulator.world import PUBLISHED_RATE_LIMITS, World
 from gpucloud.providers.cloudnexus import INFERRED_PATHS, CloudNexus
 from gpucloud.reconcile import Action, plan_instance
@@ -81,7 +82,7 @@ def test_documented_errors_map_to_their_classes(cloud: CloudNexus, overrides: Ov
     ):
         revoked.list_instances()
     with (
-        connect(overrides, "cloudnexus", token=world.settings.cloudnexus_read_only_token) as reader,
+        connect(overrides, "cloudnexus", token=read_only_token(world.settings)) as reader,
         pytest.raises(gpucloud.AuthError) as forbidden,
     ):
         assert reader.list_instances() is not None  # reads are allowed

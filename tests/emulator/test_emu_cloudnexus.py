@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 from gpucloud.emulator import EmulatorServer
+from gpucloud.emulator.cloudnexus import read_only_token
 from gpucloud.emulator.world import PUBLISHED_RATE_LIMITS
 from tests.emulator.helpers import run_ssh, wait_for
 
@@ -60,7 +61,7 @@ def test_key_auth_and_error_bodies(emu: EmulatorServer, cn: httpx.Client) -> Non
         assert denied.status_code == 401 and denied.json() == {
             "error": {"code": "unauthorized", "message": denied.json()["error"]["message"]}
         }
-    read_only = {"Authorization": f"Bearer {emu.settings.cloudnexus_read_only_token}"}
+    read_only = {"Authorization": f"Bearer {read_only_token(emu.settings)}"}
     assert httpx.get(url, headers=read_only).status_code == 200
     forbidden = httpx.post(url, headers=read_only, json={"name": "x", **BODY})
     assert (forbidden.status_code, forbidden.json()["error"]["code"]) == (403, "forbidden")

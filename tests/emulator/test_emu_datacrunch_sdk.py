@@ -195,7 +195,7 @@ def test_expired_token_is_rejected_and_refresh_recovers(emu: EmulatorServer, dc:
     # With refresh tokens revoked the refresh grant answers 401 and the SDK falls back to client credentials.
     logins = emu.world.token_grants("datacrunch")["client_credentials"]
     emu.world.revoke_refresh_tokens()
-    emu.world.expire_tokens()
+    emu.world.expire_tokens("datacrunch")
     dc._authentication.refresh()
     assert dc.balance.get().amount == 1000.0
     assert emu.world.token_grants("datacrunch")["client_credentials"] == logins + 1

@@ -1,7 +1,7 @@
 """The emulator's FastAPI app: every provider router under its own prefix, the control API, /docs.
 
-Adding a provider: write a router module ``gpucloud.emulator.<name>`` exposing ``SPEC`` (see
-:mod:`gpucloud.emulator.base`) and register the provider in :mod:`gpucloud.registry`.
+Adding a provider or an endpoint: see :mod:`gpucloud.emulator` (the part exposes ``SPEC``, see
+:mod:`gpucloud.emulator.base`, and the provider is registered in :mod:`gpucloud.registry`).
 
 FastAPI exception handlers are app-wide, so the handlers below pick the error body shape by path prefix:
 DataCrunch gets ``{"code", "message"}`` (validation errors as 400), Voltage Park and everything else keep

@@ -1,8 +1,9 @@
-"""What a provider router module hands to the app, and small helpers shared by the routers.
+"""What a provider part hands to the app, and small helpers shared by the provider parts.
 
-A provider module defines ``SPEC = ProviderSpec(...)``: its router (wire format only; state lives in the
-:class:`~gpucloud.emulator.world.World`), its path prefix, how its error bodies look, and which of its
-requests are auth or create calls (faults treat those specially). ``app.PROVIDERS`` lists the specs.
+A provider part defines ``SPEC = ProviderSpec(...)``: its router (the wire; state lives in the
+:class:`~gpucloud.emulator.world.World`), how its error bodies look, and which of its requests are auth or create
+calls (faults treat those specially); its path prefix comes from :mod:`gpucloud.registry`. ``app.PROVIDERS`` lists
+the specs. More helpers the parts share: :mod:`gpucloud.emulator.common`.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Annotated, Any, TypeVar, cast
 from fastapi import APIRouter, Depends, Request
 
 from gpucloud.emulator.world import JSONDict, Seeder, World
+from gpucloud.registry import registration
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -45,8 +47,7 @@ class ProviderError(Exception):
 
 @dataclass(frozen=True)
 class ProviderSpec:
-    name: str
-    prefix: str  # e.g. "/datacrunch/v1"; the provider's base URL is server URL + prefix
+    name: str  # as registered in gpucloud.registry
     router: APIRouter
     # (status, message, code or None) -> JSON error body in the provider's own shape
     error_body: Callable[[int, str, str | None], JSONDict]
@@ -63,6 +64,11 @@ class ProviderSpec:
     ledger: Callable[[World], list[JSONDict]] | None = None
     # Controls of this provider's own (served under /_emulator/<name>, control token required); None: none.
     control: APIRouter | None = None
+
+    @property
+    def prefix(self) -> str:
+        """Where the app mounts the router, e.g. "/datacrunch/v1": the provider's base URL is server URL + prefix."""
+        return registration(self.name).emulator_prefix
 
     def owns(self, path: str) -> bool:
         return path == self.prefix or path.startswith(self.prefix + "/")
@@ -109,6 +115,16 @@ def parse_public_key(text: str) -> tuple[str, bytes] | None:
     except (binascii.Error, ValueError):
         return None
     return (parts[0], blob) if blob else None
+
+
+def valid_public_key(text: str) -> bool:
+    """An OpenSSH public key whose blob names the same key type as its prefix (what sshd would accept)."""
+    parsed = parse_public_key(text)
+    if parsed is None or len(parsed[1]) < 4:
+        return False
+    kind, blob = parsed
+    length = int.from_bytes(blob[:4], "big")
+    return blob[4 : 4 + length] == kind.encode()
 
 
 def fingerprint(text: str) -> str:

@@ -1,4 +1,4 @@
-"""CloudNexus Compute API, emulated under ``/cloudnexus/v1`` (wire format only).
+"""CloudNexus Compute API, emulated under ``/cloudnexus/v1`` (one file: state and wire are small enough together).
 
 Follows /work/shared/api-docs/cloudnexus.txt: bearer keys with a ``cn_live_``/``cn_test_`` prefix;
 ``GET /compute/instances`` with ``page``/``per_page`` (max 100, above -> 400) and ``region``/``status``
@@ -24,8 +24,8 @@ Choices where the docs are silent:
   ``forbidden`` (403), ``not_found`` (404), ``rate_limit_exceeded`` (429 + ``Retry-After``),
   ``internal_error`` (500).
 - Single resources are bare objects; creates, actions and deletes answer 202 ``{"job_id", "status"}``.
-- 403: the read-only key (``EmulatorSettings.cloudnexus_read_only_token``) may only read; anything else it
-  sends is forbidden.
+- 403: the read-only key (:func:`read_only_token`, one per run) may only read; anything else it sends is
+  forbidden.
 - Instances carry ``image``, ``ssh_keys`` (ids) and ``tags`` besides the documented list fields, and
   ``ipv4`` is null until the first ``running``. Each instance has a distinct 127.x address and its sshd
   listens on the emulator's fixed ``settings.ssh_port`` (the API reports no port).
@@ -44,6 +44,8 @@ Choices where the docs are silent:
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import math
 from collections.abc import Callable
 from typing import Annotated, Any, Literal
@@ -59,15 +61,22 @@ from gpucloud.emulator.base import (
     WorldDep,
     fingerprint,
     ledger_item,
-    parse_public_key,
     utc_now,
+    valid_public_key,
+)
+from gpucloud.emulator.common import (
+    error_code,
+    find,
+    http_error_as,
+    page_of,
+    posts_to,
+    validation_error_as,
 )
 from gpucloud.emulator.sshd import SshSpec
-from gpucloud.emulator.world import JSONDict, Step, World
+from gpucloud.emulator.world import EmulatorSettings, JSONDict, Step, World
 from gpucloud.registry import registration
 
 NAME = "cloudnexus"
-PREFIX = registration(NAME).emulator_prefix
 MAX_PER_PAGE = 100
 
 _CODE_BY_STATUS = {
@@ -78,7 +87,6 @@ _CODE_BY_STATUS = {
     429: "rate_limit_exceeded",
     500: "internal_error",
 }
-_GENERIC_CODES = {"too_many_requests", "server_error"}
 
 # Instance types named in the docs (plus the list example's), as vCPUs x GB of memory.
 TYPES: dict[str, JSONDict] = {
@@ -96,22 +104,8 @@ IMAGES = ("ubuntu-22.04-lts", "ubuntu-24.04-lts", "debian-12")
 
 # ------------------------------------------------------------------------------------------ errors, auth
 def error_body(status: int, message: str, code: str | None = None) -> JSONDict:
-    # The fault middleware and the app pass generic codes; this API has its own names for those statuses.
-    if code is None or code in _GENERIC_CODES:
-        code = _CODE_BY_STATUS.get(status, "internal_error" if status >= 500 else "invalid_request")
+    code = error_code(status, code, _CODE_BY_STATUS, client="invalid_request", server="internal_error")
     return {"error": {"code": code, "message": message}}
-
-
-def _http_error(status: int, detail: str) -> JSONDict:
-    return error_body(status, "Resource not found" if status == 404 else detail)
-
-
-def _validation_error(errors: list[Any]) -> tuple[int, JSONDict]:
-    parts = [
-        f"{'.'.join(str(p) for p in err.get('loc', ()) if p != 'body') or 'body'}: {err.get('msg', 'invalid')}"
-        for err in errors
-    ]
-    return 400, error_body(400, "; ".join(parts) or "Invalid parameters", "invalid_request")
 
 
 def _bad(message: str, code: str = "invalid_request") -> ProviderError:
@@ -122,14 +116,11 @@ def _not_found(what: str, rid: str) -> ProviderError:
     return ProviderError(404, f"{what} {rid} does not exist", "not_found")
 
 
-def valid_public_key(text: str) -> bool:
-    """An OpenSSH public key whose blob names the same key type as its prefix (what sshd would accept)."""
-    parsed = parse_public_key(text)
-    if parsed is None or len(parsed[1]) < 4:
-        return False
-    kind, blob = parsed
-    length = int.from_bytes(blob[:4], "big")
-    return blob[4 : 4 + length] == kind.encode()
+def read_only_token(settings: EmulatorSettings) -> str:
+    """This run's read-only API key: derived from the run's control token, so it is new every run, stays the same
+    across resets, and needs no field of its own in the provider-neutral settings."""
+    digest = hmac.new(settings.control_token.encode(), b"cloudnexus read-only key", hashlib.sha256).hexdigest()
+    return f"{registration(NAME).token_prefix}{digest[:32]}"
 
 
 _bearer = HTTPBearer(auto_error=False, description="API key (cn_live_... or cn_test_...)")
@@ -141,7 +132,7 @@ def require_key(
     if credentials is None:
         raise ProviderError(401, "Missing API key", "unauthorized")
     key = credentials.credentials
-    if key == world.settings.cloudnexus_read_only_token:
+    if key == read_only_token(world.settings):
         if request.method not in ("GET", "HEAD"):
             raise ProviderError(403, "This API key is read-only", "forbidden")
         return
@@ -156,9 +147,8 @@ PerPage = Annotated[int, Query(ge=1, le=MAX_PER_PAGE)]
 
 
 def _page(items: list[JSONDict], page: int, per_page: int) -> JSONDict:
-    start = (page - 1) * per_page
     return {
-        "data": items[start : start + per_page],
+        "data": page_of(items, page, per_page),
         "pagination": {
             "total": len(items),
             "page": page,
@@ -221,10 +211,7 @@ def _accepted(job: JSONDict) -> JSONDict:
 @api.get("/jobs/{job_id}")
 def get_job(job_id: str, world: WorldDep) -> JSONDict:
     with world.lock:
-        job = _jobs(world).get(job_id)
-        if job is None:
-            raise _not_found("Job", job_id)
-        return job
+        return find(_jobs(world), job_id, lambda: _not_found("Job", job_id))
 
 
 # ------------------------------------------------------------------------------------------ ssh keys
@@ -262,10 +249,7 @@ def create_ssh_key(body: SshKeyCreate, world: WorldDep) -> JSONDict:
 @api.get("/ssh-keys/{key_id}")
 def get_ssh_key(key_id: str, world: WorldDep) -> JSONDict:
     with world.lock:
-        key = _keys(world).get(key_id)
-        if key is None:
-            raise _not_found("SSH key", key_id)
-        return key
+        return find(_keys(world), key_id, lambda: _not_found("SSH key", key_id))
 
 
 @api.delete("/ssh-keys/{key_id}", status_code=204)
@@ -297,10 +281,7 @@ def _instances(world: World) -> dict[str, JSONDict]:
 
 
 def _instance_or_404(world: World, instance_id: str) -> JSONDict:
-    instance = _instances(world).get(instance_id)
-    if instance is None:
-        raise _not_found("Instance", instance_id)
-    return instance
+    return find(_instances(world), instance_id, lambda: _not_found("Instance", instance_id))
 
 
 def _check_create(world: World, body: InstanceCreate) -> None:
@@ -536,8 +517,6 @@ def seed_instances(world: World, count: int, first: int) -> None:
 router = APIRouter()
 router.include_router(api, dependencies=[Depends(require_key)], tags=["cloudnexus"])
 
-_CREATE_PATHS = {"/compute/instances", "/ssh-keys"}
-
 
 def ledger(world: World) -> list[JSONDict]:
     """Instances and snapshots (billed, but the docs publish no prices: hourly_usd is None) and SSH keys."""
@@ -551,12 +530,11 @@ def ledger(world: World) -> list[JSONDict]:
 
 SPEC = ProviderSpec(
     name=NAME,
-    prefix=PREFIX,
     router=router,
     error_body=error_body,
-    validation_error=_validation_error,
-    http_error=_http_error,
-    is_create_request=lambda method, path: method == "POST" and path.rstrip("/") in _CREATE_PATHS,
+    validation_error=validation_error_as(error_body, "invalid_request", "Invalid parameters"),
+    http_error=http_error_as(error_body, "Resource not found"),
+    is_create_request=posts_to("/compute/instances", "/ssh-keys"),
     seed=seed_instances,
     ledger=ledger,
 )

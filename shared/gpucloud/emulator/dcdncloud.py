@@ -1,4 +1,4 @@
-"""dcdncloud compute API, emulated under ``/dcdncloud/api/v1/compute`` (wire format only).
+"""dcdncloud compute API, emulated under ``/dcdncloud/api/v1/compute`` (one file: state and wire are small together).
 
 Follows /work/shared/api-docs/dcdncloud.txt: bearer token on every endpoint, ``{"plans": [...]}``-style
 catalogue lists, a create answer that carries the SSH endpoint and the one-time ``root_password``,
@@ -32,20 +32,19 @@ from __future__ import annotations
 import re
 import secrets
 from collections.abc import Callable
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Response
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
 
-from gpucloud.emulator.base import ProviderError, ProviderSpec, WorldDep, ledger_item, parse_public_key, utc_now
+from gpucloud.emulator.base import ProviderError, ProviderSpec, WorldDep, ledger_item, utc_now, valid_public_key
+from gpucloud.emulator.common import error_code, find, http_error_as, posts_to, validation_error_as
 from gpucloud.emulator.sshd import SshSpec
 from gpucloud.emulator.world import JSONDict, Step, World
-from gpucloud.registry import registration
 
 NAME = "dcdncloud"
-PREFIX = registration(NAME).emulator_prefix
 HOURS_PER_MONTH = 730
 
 _CODE_BY_STATUS = {
@@ -58,8 +57,6 @@ _CODE_BY_STATUS = {
     500: "internal_error",
     503: "no_capacity",
 }
-
-_GENERIC_CODES = {"too_many_requests", "server_error"}
 
 # ------------------------------------------------------------------------------------------ catalogue
 # (id, vCPUs, RAM MB, disk GB, bandwidth TB, USD per month, cpu type)
@@ -127,36 +124,12 @@ _NAME_RULE = re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?", re.IGNORECASE)
 
 # ------------------------------------------------------------------------------------------ errors, auth
 def error_body(status: int, message: str, code: str | None = None) -> JSONDict:
-    # The fault middleware and the app pass generic codes; this API has its own names for those statuses.
-    if code is None or code in _GENERIC_CODES:
-        code = _CODE_BY_STATUS.get(status, "internal_error" if status >= 500 else "bad_request")
+    code = error_code(status, code, _CODE_BY_STATUS, client="bad_request", server="internal_error")
     return {"error": code, "message": message}
-
-
-def _http_error(status: int, detail: str) -> JSONDict:
-    return error_body(status, "Not found" if status == 404 else detail)
-
-
-def _validation_error(errors: list[Any]) -> tuple[int, JSONDict]:
-    parts = [
-        f"{'.'.join(str(p) for p in err.get('loc', ()) if p != 'body') or 'body'}: {err.get('msg', 'invalid')}"
-        for err in errors
-    ]
-    return 400, error_body(400, "; ".join(parts) or "Invalid request", "bad_request")
 
 
 def _bad(message: str, code: str = "bad_request") -> ProviderError:
     return ProviderError(400, message, code)
-
-
-def valid_public_key(text: str) -> bool:
-    """An OpenSSH public key whose blob names the same key type as its prefix (what sshd would accept)."""
-    parsed = parse_public_key(text)
-    if parsed is None or len(parsed[1]) < 4:
-        return False
-    kind, blob = parsed
-    length = int.from_bytes(blob[:4], "big")
-    return blob[4 : 4 + length] == kind.encode()
 
 
 _bearer = HTTPBearer(auto_error=False, description="API token")
@@ -215,19 +188,16 @@ def _instances(world: World) -> dict[str, JSONDict]:
 
 
 def _instance_or_404(world: World, instance_id: str) -> JSONDict:
-    instance = _instances(world).get(instance_id)
-    if instance is None:
-        raise ProviderError(404, f"Instance {instance_id} not found", "not_found")
-    return instance
+    return find(
+        _instances(world), instance_id, lambda: ProviderError(404, f"Instance {instance_id} not found", "not_found")
+    )
 
 
 def _check_create(world: World, body: InstanceCreate) -> JSONDict:
     """400s for the request itself, then 409, 402 and 503, in that order; returns the plan."""
     if not _NAME_RULE.fullmatch(body.name):
         raise _bad(f"Invalid name {body.name!r}: letters, digits and '-', at most 63 characters")
-    plan = PLANS.get(body.plan)
-    if plan is None:
-        raise _bad(f"Invalid plan {body.plan!r}; see GET /plans")
+    plan = find(PLANS, body.plan, lambda: _bad(f"Invalid plan {body.plan!r}; see GET /plans"))
     if body.image not in _IMAGE_IDS:
         raise _bad(f"Invalid image {body.image!r}; see GET /images")
     if body.region not in _NODES:
@@ -450,12 +420,11 @@ def ledger(world: World) -> list[JSONDict]:
 
 SPEC = ProviderSpec(
     name=NAME,
-    prefix=PREFIX,
     router=router,
     error_body=error_body,
-    validation_error=_validation_error,
-    http_error=_http_error,
-    is_create_request=lambda method, path: method == "POST" and path.rstrip("/") == "/instances",
+    validation_error=validation_error_as(error_body, "bad_request", "Invalid request"),
+    http_error=http_error_as(error_body, "Not found"),
+    is_create_request=posts_to("/instances"),
     seed=seed_instances,
     ledger=ledger,
 )

@@ -1,4 +1,7 @@
-"""The emulator's world: everything every emulated provider shares, and nothing about any wire format.
+"""The emulator's world: everything every emulated provider shares, and nothing about any one provider.
+
+Every store is keyed by provider name and kind; what differs per provider (credentials, published rate limits,
+starting balances) comes from :mod:`gpucloud.registry`, and what a provider does with it from its own part.
 
 - an in-memory store of raw resource dicts (already in each provider's wire shape), per provider and
   kind (``instances``, ``volumes``, ``ssh_keys``, ...), plus private per-resource data the API never shows
@@ -47,7 +50,7 @@ from gpucloud.registry import REGISTRY
 log = logging.getLogger(__name__)
 
 JSONDict = dict[str, Any]
-# High range for per-instance SSH port forwards (Voltage Park style); below the usual ephemeral range.
+# High range for per-instance SSH port forwards; below the usual ephemeral range.
 _PORT_RANGE = (20000, 30000)
 
 
@@ -75,6 +78,11 @@ PUBLISHED_RATE_LIMITS: dict[str, int] = {
 }
 
 
+def starting_balances() -> dict[str, float]:
+    """USD each account starts with, for the providers that keep a balance (``Registration.emulator_balance``)."""
+    return {entry.name: entry.emulator_balance for entry in REGISTRY if entry.emulator_balance is not None}
+
+
 def random_credentials() -> dict[str, dict[str, str]]:
     """Fresh API credentials per provider (the options ``gpucloud.connect`` takes); new for every emulator run.
 
@@ -89,20 +97,19 @@ class EmulatorSettings:
     host: str = "127.0.0.1"
     port: int = 0  # 0: any free port
     provision_seconds: float = 1.0  # pending -> running (also start); stop and delete take half of it
-    token_ttl_seconds: int = 3600  # DataCrunch access-token lifetime (expires_in)
+    token_ttl_seconds: int = 3600  # access-token lifetime (expires_in) where a provider issues tokens
     ssh: bool = True  # real sshd per running instance (skipped with a warning if sshd is not installed)
     ssh_port: int = field(default_factory=_default_ssh_port)  # for APIs that report no SSH port (DataCrunch)
     faults: Faults = field(default_factory=Faults)
     state_dir: str | None = None  # sshd configs and host key; default: a temp dir removed on stop
-    datacrunch_balance: float = 1000.0
-    dcdncloud_balance: float = 100.0  # USD of credits; a create needs one hour of its plan (else 402)
+    # provider -> USD its account starts with (World.set_balance changes it until the next reset)
+    balances: dict[str, float] = field(default_factory=starting_balances)
     # provider -> requests per minute (429 beyond); by default the limits the providers publish
     rate_limits: dict[str, int] = field(default_factory=lambda: dict(PUBLISHED_RATE_LIMITS))
     # Running instances spread over every provider at startup (World.seed_hosts), for demos and benchmarks.
     seed_hosts: int = 0
     # Random per run (see random_credentials); repr=False keeps them out of logs and tracebacks.
     credentials: dict[str, dict[str, str]] = field(default_factory=random_credentials, repr=False)
-    cloudnexus_read_only_token: str = field(default_factory=lambda: f"cn_test_{secrets.token_urlsafe(24)}", repr=False)
     # Needed (header X-Emulator-Token) by every control API call except /_emulator/health.
     control_token: str = field(default_factory=lambda: secrets.token_urlsafe(32), repr=False)
     # Binding anything but loopback exposes every emulated API to the network: refused unless this is set.
@@ -304,10 +311,7 @@ class World:
         self._tokens = _Tokens()
         self._capacity: dict[tuple[str, str, str], bool] = {}
         self._stock: dict[tuple[str, str], Stock] = {}
-        self._balances: dict[str, float] = {
-            "datacrunch": self.settings.datacrunch_balance,
-            "dcdncloud": self.settings.dcdncloud_balance,
-        }
+        self._balances: dict[str, float] = dict(self.settings.balances)
         self._rate_limits: dict[str, int] = dict(self.settings.rate_limits)
         self._windows: dict[str, deque[float]] = defaultdict(deque)
         self._faults = replace(self.settings.faults)
@@ -592,14 +596,14 @@ class World:
             return "invalid"
         return "ok" if time.monotonic() < entry[1] else "expired"
 
-    def expire_tokens(self, provider: str = "datacrunch") -> None:
+    def expire_tokens(self, provider: str) -> None:
         """Every current access token of ``provider`` is expired from now on; refresh tokens still work."""
         with self.lock:
             for token, (prov, _) in list(self._tokens.access.items()):
                 if prov == provider:
                     self._tokens.access[token] = (prov, 0.0)
 
-    def revoke_access_tokens(self, provider: str = "datacrunch") -> None:
+    def revoke_access_tokens(self, provider: str) -> None:
         """Every current access token of ``provider`` is invalid from now on (revoked, not expired)."""
         with self.lock:
             for token, (prov, _) in list(self._tokens.access.items()):
