@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import compileall
 import dataclasses
 import os
 import shutil
@@ -21,11 +22,20 @@ from gpucloud.providers import implemented, provider_class
 from tests import figures
 
 IMPLEMENTED = implemented()
+ROOT = Path(__file__).resolve().parents[1]
+# Packages the test run's subprocesses import from this checkout (Ansible module runs, Pulumi provider
+# processes, the CLI): see pytest_configure.
+CHECKOUT_PACKAGES = (ROOT / "shared" / "gpucloud", ROOT / "pulumi_gpucloud")
 
 
 def pytest_configure(config: pytest.Config) -> None:
     if not hasattr(config, "workerinput"):  # the controller (or a run without xdist): workers inherit the env
         os.environ[figures.ENV] = tempfile.mkdtemp(prefix="gpucloud-figures-")
+        # Byte-compile the checkout as pip does for a regular install. Installed editable under
+        # PYTHONDONTWRITEBYTECODE (as on the project machine and in CI), every process would otherwise compile
+        # each gpucloud module it imports again: every Ansible task's module process, every Pulumi provider.
+        for package in CHECKOUT_PACKAGES:
+            compileall.compile_dir(package, quiet=1)
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:

@@ -27,9 +27,10 @@ def leftovers(before: list[Item], after: list[Item]) -> list[Item]:
     return [i for i in after if (i["kind"], i["id"]) not in known and not i["purged_by_provider"]]
 
 
-def settle(emulator: EmulatorServer, provider: str, before: list[Item]) -> list[Item]:
-    """Record one teardown scenario and return its leftovers (the test asserts there are none)."""
-    left = leftovers(before, holdings(emulator, provider))
+def settle(emulator: EmulatorServer, provider: str, before: list[Item], after: list[Item] | None = None) -> list[Item]:
+    """Record one teardown scenario and return its leftovers (the test asserts there are none). ``after``: the
+    ledger's items as read at the scenario's end, when that was not now (e.g. mid-play, by the play itself)."""
+    left = leftovers(before, holdings(emulator, provider) if after is None else after)
     figures.record("teardown scenarios")
     figures.record("leftovers after teardown", len(left))
     return left

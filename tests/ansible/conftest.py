@@ -28,6 +28,8 @@ from gpucloud.emulator.sshd import ensure_login_user
 ROOT = Path(__file__).resolve().parents[2]
 COLLECTION = ROOT / "ansible_collections" / "gpucloud" / "cloud"
 BIN = Path(sys.executable).parent
+# gpucloud_test_results: how Ansible.play collects registered results without a module process per play.
+ACTION_PLUGINS = Path(__file__).resolve().parent / "action_plugins"
 
 
 def ansible_binary(name: str) -> str:
@@ -124,10 +126,9 @@ class Ansible:
             "run_once": True,
             "check_mode": False,
             "diff": False,
-            "ansible.builtin.copy": {
+            "gpucloud_test_results": {
                 "dest": str(out),
                 "content": "{{ {" + ", ".join(f"'{n}': {n} | default(None)" for n in names) + "} | to_json }}",
-                "mode": "0600",
             },
         }
         play = {"name": "test", "hosts": hosts, "gather_facts": gather_facts, "tasks": [*tasks, collect]}
@@ -140,7 +141,7 @@ class Ansible:
             cmd.append("--check")
         if diff:
             cmd.append("--diff")
-        env = {**self.env, **strict, **(extra_env or {})}
+        env = {**self.env, **strict, "ANSIBLE_ACTION_PLUGINS": str(ACTION_PLUGINS), **(extra_env or {})}
         proc = subprocess.run(cmd, env=env, cwd=run_dir, capture_output=True, text=True, timeout=timeout)
         results = json.loads(out.read_text()) if out.exists() else {}
         return PlayResult(proc.returncode, proc.stdout, proc.stderr, results)

@@ -28,13 +28,11 @@ def test_bare_metal_instance_module_and_inventory(
     args: dict[str, Any] = {"provider": "voltagepark", "name": name, "kind": "bare_metal", "instance_type": BARE_METAL}
     create = [task("instance", "bm", **args, ssh_keys=[keypair[1]], wait_for_ssh=True)]
 
-    offers = ansible.play([task("offer_info", "offers", provider="voltagepark", min_gpus=8)])
-    assert offers.rc == 0, offers.output
-    assert {(o["instance_type"], o["kind"]) for o in offers["offers"]["offers"]} >= {(BARE_METAL, "bare_metal")}
-
     writes_before = writes(emulator, "voltagepark")
-    check = ansible.play(create, check=True, diff=True)
+    offers = task("offer_info", "offers", provider="voltagepark", min_gpus=8)
+    check = ansible.play([offers, *create], check=True, diff=True)
     assert check.rc == 0, check.output
+    assert {(o["instance_type"], o["kind"]) for o in check["offers"]["offers"]} >= {(BARE_METAL, "bare_metal")}
     assert check["bm"]["changed"] and check["bm"]["action"] == "create"
     assert check["bm"]["instance"]["kind"] == "bare_metal" and '+    "kind": "bare_metal"' in check.stdout
     assert (
@@ -62,25 +60,19 @@ def test_bare_metal_instance_module_and_inventory(
         assert host in data["gpucloud_kind_bare_metal"]["hosts"]
 
         # A VM of that name is another instance: replacing needs force_replace; a bare-metal type with kind vm
-        # is refused naming kind.
+        # is refused naming kind (both in check mode).
         to_vm = {**args, "kind": "vm", **INSTANCE["voltagepark"]}
-        refused = ansible.play(
-            [task("instance", "vm", **to_vm, ignore_errors=True),
-             task("instance", "mixed", **{**args, "kind": "vm"}, ignore_errors=True)],
-            check=True,
-        )  # fmt: skip
-        assert (
-            refused["vm"]["error_code"] == "replace_required" and "kind ('bare_metal' -> 'vm')" in refused["vm"]["msg"]
-        )
-        assert refused["mixed"]["failed"] and "set kind: bare_metal" in refused["mixed"]["msg"]
-
         power = ansible.play(
             [
+                {**task("instance", "vm", **to_vm, ignore_errors=True), "check_mode": True},
+                {**task("instance", "mixed", **{**args, "kind": "vm"}, ignore_errors=True), "check_mode": True},
                 task("instance", "refuse", provider="voltagepark", name=name, state="stopped_disassociated",
                      ignore_errors=True),
                 task("instance", "reboot", provider="voltagepark", name=name, state="restarted", wait_for_ssh=True),
             ]
         )  # fmt: skip
+        assert power["vm"]["error_code"] == "replace_required" and "kind ('bare_metal' -> 'vm')" in power["vm"]["msg"]
+        assert power["mixed"]["failed"] and "set kind: bare_metal" in power["mixed"]["msg"]
         assert power["refuse"]["failed"] and power["refuse"]["error_class"] == "Unsupported"
         assert power["reboot"]["changed"] and power["reboot"]["action"] == "restart"
         assert power["reboot"]["instance"]["status"] == "running"
@@ -112,9 +104,13 @@ def test_state_stopped_disassociated_with_check_diff_and_a_lower_bill(
     def billed(instance_id: str) -> float:
         return float(next(i["hourly_usd"] for i in holdings(emulator, "voltagepark") if i["id"] == instance_id))
 
+    # The refusal on another provider rides along: it fails before any request, whatever this account holds.
+    refuse = task("instance", "dc", provider="datacrunch", name="anything", state="stopped_disassociated",
+                  ignore_errors=True)  # fmt: skip
     try:
-        made = ansible.play([task("instance", "vm", **base)])
+        made = ansible.play([task("instance", "vm", **base), refuse])
         assert made.rc == 0, made.output
+        assert made["dc"]["error_class"] == "Unsupported" and "storage only" in made["dc"]["msg"]
         vm_id = made["vm"]["instance"]["id"]
         running_rate = billed(vm_id)
 
@@ -126,19 +122,13 @@ def test_state_stopped_disassociated_with_check_diff_and_a_lower_bill(
         assert '+    "compute_released": true' in check.stdout and '+    "status": "stopped"' in check.stdout
         assert writes(emulator, "voltagepark") == writes_before
 
-        parked = ansible.play(release)
+        parked = ansible.play([*release, task("instance", "again", provider="voltagepark", name=name,
+                                              state="stopped_disassociated")])  # fmt: skip
         assert parked.rc == 0, parked.output
         got = parked["park"]["instance"]
         assert (got["status"], got["raw_status"], got["compute_released"]) == ("stopped", "StoppedDisassociated", True)
+        assert parked["again"]["changed"] is False
         assert billed(vm_id) == got["price_per_hour"] < running_rate
-        again = ansible.play(release)
-        assert again.rc == 0 and again["park"]["changed"] is False
-
-        refused = ansible.play(
-            [task("instance", "dc", provider="datacrunch", name="anything", state="stopped_disassociated",
-                  ignore_errors=True)]
-        )  # fmt: skip
-        assert refused["dc"]["error_class"] == "Unsupported" and "storage only" in refused["dc"]["msg"]
     finally:
         gone = ansible.play([task("instance", "gone", provider="voltagepark", name=name, state="absent")])
     assert gone.rc == 0, gone.output

@@ -93,14 +93,27 @@ def test_a_fleet_is_placed_member_by_member(ansible: Ansible, emulator: Emulator
     # One Voltage Park H100 left: the first member takes it, the second goes to DataCrunch.
     emulator.world.set_stock("voltagepark", H100_VP, left=1)
     fleet = {"name": "ans-pf-{index}", **AUTO}
-    made = ansible.play([task("instance", "made", **fleet, count=2)])
-    assert made.rc == 0, made.output
-    assert made["made"]["created"] == ["ans-pf-1", "ans-pf-2"]
-    assert [m["provider"] for m in made["made"]["instances"]] == ["voltagepark", "datacrunch"]
-    assert made["made"]["placement"]["ans-pf-2"]["provider"] == "datacrunch"
-    removed = ansible.play([task("instance", "removed", **fleet, exact_count=0)])
-    assert removed.rc == 0, removed.output
-    assert removed["removed"]["removed"] == ["ans-pf-2", "ans-pf-1"]
+    made, removed = task("instance", "made", **fleet, count=2), task("instance", "removed", **fleet, exact_count=0)
+    run = ansible.play([made, removed])
+    assert run.rc == 0, run.output
+    assert run["made"]["created"] == ["ans-pf-1", "ans-pf-2"]
+    assert [m["provider"] for m in run["made"]["instances"]] == ["voltagepark", "datacrunch"]
+    assert run["made"]["placement"]["ans-pf-2"]["provider"] == "datacrunch"
+    assert run["removed"]["removed"] == ["ans-pf-2", "ans-pf-1"]
+
+
+BAD_OPTIONS: list[tuple[dict[str, Any], str, str]] = [
+    ({"placement": {"gpu_count": 2}}, "placement.gpu_count", "needs gpu"),
+    ({"placement": {"gpu": "h100", "gpu_count": True}}, "placement.gpu_count", "not a boolean"),
+    ({"placement": {"gpus": "h100"}}, "placement.gpus", "not permitted"),
+    ({"placement": {"gpu": "h100", "images": ["x"]}}, "placement.images", "map provider names"),
+    ({"placement": {"providers": ["aws"]}}, "placement.providers", "unknown provider"),
+    ({"placement": {"gpu": "h100", "spot": "sometimes"}}, "placement.spot", "'never', 'allowed' or 'required'"),
+    ({"placement": {"gpu": "h100", "min_disk_gb": 0}}, "placement.min_disk_gb", "greater than 0"),
+    ({**AUTO, "instance_type": "1V100.6V"}, "instance_type", "chosen by placement"),
+    ({**AUTO, "api_token": "x"}, "api_token", "one provider's connection"),
+    ({"placement": {"gpu": "h100"}, "provider": "datacrunch"}, "placement", "only valid with provider=auto"),
+]
 
 
 def test_the_inventory_groups_placed_hosts_by_the_requirement_read_off_the_instance(
@@ -134,29 +147,24 @@ def test_the_inventory_groups_placed_hosts_by_the_requirement_read_off_the_insta
     assert removed.rc == 0, removed.output
 
 
-@pytest.mark.parametrize(
-    ("args", "option", "words"),
-    [
-        ({"placement": {"gpu_count": 2}}, "placement.gpu_count", "needs gpu"),
-        ({"placement": {"gpu": "h100", "gpu_count": True}}, "placement.gpu_count", "not a boolean"),
-        ({"placement": {"gpus": "h100"}}, "placement.gpus", "not permitted"),
-        ({"placement": {"gpu": "h100", "images": ["x"]}}, "placement.images", "map provider names"),
-        ({"placement": {"providers": ["aws"]}}, "placement.providers", "unknown provider"),
-        ({"placement": {"gpu": "h100", "spot": "sometimes"}}, "placement.spot", "'never', 'allowed' or 'required'"),
-        ({"placement": {"gpu": "h100", "min_disk_gb": 0}}, "placement.min_disk_gb", "greater than 0"),
-        ({**AUTO, "instance_type": "1V100.6V"}, "instance_type", "chosen by placement"),
-        ({**AUTO, "api_token": "x"}, "api_token", "one provider's connection"),
-        ({"placement": {"gpu": "h100"}, "provider": "datacrunch"}, "placement", "only valid with provider=auto"),
-    ],
-)
 def test_bad_placement_options_fail_naming_the_option_before_any_request(
-    ansible: Ansible, emulator: EmulatorServer, args: dict[str, Any], option: str, words: str
+    ansible: Ansible, emulator: EmulatorServer
 ) -> None:
+    """Every case is a task of one play (each fails on its own, ignore_errors), checked case by case."""
     emulator.world.clear_requests()
-    result = ansible.play([task("instance", "bad", name="ans-bad", ignore_errors=True, **{"provider": "auto", **args})])
-    bad = result["bad"]
-    assert bad["failed"] and bad["option"] == option and words in bad["msg"], bad["msg"]
-    assert not emulator.world.requests
+    tasks = [
+        task("instance", f"bad{n}", name="ans-bad", ignore_errors=True, **{"provider": "auto", **args})
+        for n, (args, _, _) in enumerate(BAD_OPTIONS)
+    ]
+    result = ansible.play(tasks)
+    wrong = []
+    for n, (args, option, words) in enumerate(BAD_OPTIONS):
+        bad = result[f"bad{n}"]
+        if not (bad.get("failed") and bad.get("option") == option and words in bad.get("msg", "")):
+            wrong.append(f"{args}: wanted {option!r} and {words!r}, got {bad.get('option')!r}: {bad.get('msg')}")
+    assert not wrong, "\n".join(wrong)
+    sent = [f"{r.method} {r.full_path}" for r in emulator.world.requests]
+    assert not sent, f"a bad option reached the API: {sent}"
 
 
 def test_the_example_playbook_places_reruns_unchanged_and_removes(
