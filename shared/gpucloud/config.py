@@ -29,7 +29,8 @@ _ENV_ALIASES = {"base_url": "URL"}
 class ProviderConfig(BaseModel):
     """Settings for one provider. Secrets are SecretStr so they never show up in repr, logs or dumps."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # defer_build: pydantic builds the validator on first use, not at import: only a process that reads a config pays.
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     provider: str
     base_url: str | None = None

@@ -74,7 +74,7 @@ def _providers(value: tuple[str, ...]) -> tuple[str, ...]:
 class Requirement(BaseModel):
     """What an instance must be, whoever provides it. Every field left out allows anything."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     gpu: Annotated[str | None, AfterValidator(_gpu)] = Field(
         default=None, description="GPU model, any spelling or part of one (h100, a100-80gb), compared normalised"
@@ -163,7 +163,7 @@ class Requirement(BaseModel):
 class Template(BaseModel):
     """Everything of the instance that is not chosen by placement: the name and how to set it up."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     name: ResourceName
     image: str | None = None

@@ -31,6 +31,10 @@ MODULE = ROOT / "ansible_collections" / "gpucloud" / "cloud" / "plugins" / "modu
 # Never needed by a module task or a plain `import gpucloud`.
 HEAVY = ("fastapi", "uvicorn", "starlette", "typer", "rich", "click", "pygments", "pulumi", "grpc")
 GPUCLOUD_HEAVY = ("gpucloud.emulator", "gpucloud.cli", "gpucloud.demo")
+# Not needed by a no-op module run (placement and fleets are other tasks; tomllib only when a profile file exists).
+NOOP_UNUSED = ("gpucloud.placement", "gpucloud.fleet", "gpucloud.sshexec", "tomllib")
+# The modules whose pydantic models a module task imports (placement: its own tasks).
+MODEL_MODULES = ("gpucloud.config", "gpucloud.models", "gpucloud.wire", "gpucloud.placement")
 
 # Runs a module file as AnsiballZ does (argv[1] = the args file), then writes the names of every loaded module.
 PROBE = """
@@ -51,9 +55,9 @@ def _clean_env(**extra: str) -> dict[str, str]:
     return {**env, **extra}
 
 
-def _loaded_after(statement: str) -> set[str]:
-    """The modules a fresh interpreter has loaded after running ``statement``."""
-    code = f"{statement}\nimport json, sys\nprint(json.dumps(sorted(n for n, m in sys.modules.items() if m)))"
+def _json_after(statement: str, expression: str) -> Any:
+    """``expression`` (JSON-serialisable) as a fresh interpreter sees it after running ``statement``."""
+    code = f"{statement}\nimport json, sys\nprint(json.dumps({expression}))"
     out = subprocess.run(
         [sys.executable, "-c", code],
         env=_clean_env(PYTHONPATH=str(ROOT)),
@@ -61,7 +65,19 @@ def _loaded_after(statement: str) -> set[str]:
         text=True,
         check=True,
     ).stdout
-    return set(json.loads(out.strip().splitlines()[-1]))
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def _loaded_after(statement: str) -> set[str]:
+    """The modules a fresh interpreter has loaded after running ``statement``."""
+    return set(_json_after(statement, "sorted(n for n, m in sys.modules.items() if m)"))
+
+
+# The pydantic models of MODEL_MODULES whose validator is built, as (module, class) pairs.
+BUILT_MODELS = (
+    "sorted((m, n) for m in MODEL_MODULES for n, v in vars(sys.modules[m]).items()"
+    " if isinstance(v, type) and issubclass(v, BaseModel) and v.__module__ == m and v.__pydantic_complete__)"
+)
 
 
 def _heavy(loaded: set[str], *also: str) -> list[str]:
@@ -93,6 +109,21 @@ def test_submodules_stay_reachable_as_attributes_after_a_bare_import() -> None:
     statement = "import gpucloud\nassert gpucloud.providers.provider_class('voltagepark').name == 'voltagepark'"
     loaded = _loaded_after(statement + "\nassert callable(gpucloud.waiters.ssh_banner)")
     assert {"gpucloud.providers", "gpucloud.providers.voltagepark", "gpucloud.waiters"} <= loaded
+
+
+def test_importing_the_models_builds_no_validator_until_one_is_used() -> None:
+    """defer_build on every model: importing costs the class only; the validator is built on first use."""
+    imports = f"from pydantic import BaseModel\nMODEL_MODULES = {MODEL_MODULES!r}\nimport " + ", ".join(MODEL_MODULES)
+    assert _json_after(imports, BUILT_MODELS) == []
+    used = "\n".join(
+        (
+            imports,
+            "gpucloud.config.ProviderConfig(provider='dcdncloud', token='t')",
+            "gpucloud.placement.Requirement(gpu='h100')",
+        )
+    )
+    built = [["gpucloud.config", "ProviderConfig"], ["gpucloud.placement", "Requirement"]]
+    assert _json_after(used, BUILT_MODELS) == built
 
 
 def test_httpx_is_imported_without_its_command_line_client() -> None:
@@ -146,4 +177,4 @@ def test_noop_module_run_loads_one_adapter_and_makes_one_get(
     others = {f"gpucloud.providers.{p}" for p in gpucloud.PROVIDERS if p != provider}
     assert f"gpucloud.providers.{provider}" in loaded
     assert not others & loaded, "only the task's own adapter is imported"
-    assert _heavy(loaded) == []
+    assert _heavy(loaded, *NOOP_UNUSED) == []
