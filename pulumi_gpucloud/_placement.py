@@ -39,6 +39,7 @@ REQUIREMENT_INPUTS: Final[dict[str, Field]] = {
     "min_memory_gb": Field(_NUM),
     "min_disk_gb": Field(_NUM),
     "spot": Field((str, bool)),  # never / allowed / required (True: required, False: never)
+    "kind": Field(_STR),  # vm (default) / bare_metal / any: the kinds of offer placement may choose
     "locations": Field(list, item=str),
     "max_price": Field(_NUM),
     "providers": Field(list, item=str),

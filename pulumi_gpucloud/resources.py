@@ -32,7 +32,8 @@ class InstanceArgs:
     instance_type: pulumi.Input[str] | None = None  # required unless provider="auto"
     name: pulumi.Input[str] | None = None  # default: the Pulumi resource name
     # "vm" (default) or "bare_metal" (Voltage Park bare-metal rentals); other providers refuse bare_metal at
-    # preview. A change replaces the instance.
+    # preview. A change replaces the instance. With provider="auto" it is a requirement: "vm" (default),
+    # "bare_metal" or "any" (the kinds of offer placement may choose).
     kind: pulumi.Input[str] | None = None
     provider: pulumi.Input[str] | None = None  # "auto": placed by the requirement below (gpucloud.placement)
     image: pulumi.Input[str] | None = None

@@ -285,6 +285,9 @@ def place(
     spot: Annotated[
         str, typer.Option(help="never (on-demand only), allowed (spot prices ranked too) or required (spot only).")
     ] = "never",
+    kind: Annotated[
+        str, typer.Option(help="vm (virtual machines only), bare_metal (whole rented nodes only) or any.")
+    ] = "vm",
     location: Annotated[list[str] | None, typer.Option(help="Allowed location id or name (repeatable).")] = None,
     max_price: Annotated[
         float | None, typer.Option(help="Maximum price per hour (USD), at the price it is bought (spot or on-demand).")
@@ -317,6 +320,7 @@ def place(
                 "min_memory_gb": min_memory_gb,
                 "min_disk_gb": min_disk_gb,
                 "spot": spot,
+                "kind": kind,
                 "locations": location,
                 "max_price_per_hour": max_price,
                 "providers": provider,

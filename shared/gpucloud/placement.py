@@ -53,6 +53,9 @@ def _gpu(value: str | None) -> str | None:
 # Spot instances: never (the default: on-demand only), allowed (spot prices ranked beside on-demand ones, the
 # cheapest wins) or required (spot offers only).
 SpotChoice = Literal["never", "allowed", "required"]
+# What kind of instance may be placed: a VM (the default: what "an H100 under $3/h" means everywhere, with the
+# image chosen), a bare-metal rental (Voltage Park: whole 8-GPU nodes, the provider installs the OS) or either.
+KindChoice = Literal["vm", "bare_metal", "any"]
 
 
 def _spot(value: Any) -> Any:
@@ -88,6 +91,7 @@ class Requirement(BaseModel):
     spot: Annotated[SpotChoice, BeforeValidator(_spot)] = Field(
         default="never", description="never (on-demand only), allowed (the cheaper wins) or required"
     )
+    kind: KindChoice = Field(default="vm", description="vm (the default), bare_metal (whole rented nodes) or any")
     locations: tuple[str, ...] = Field(default=(), description="location ids or names allowed; empty: any")
     max_price_per_hour: float | None = Field(
         default=None, gt=0, description="USD per hour, at the price it is bought (spot or on-demand)"
@@ -120,6 +124,8 @@ class Requirement(BaseModel):
         """Why ``offer`` at ``location`` (as a spot instance with ``spot``) does not meet the requirement (empty: it
         does). ``sizes_disk``: the provider takes the OS disk size at create, so any offer can meet a disk minimum."""
         reasons = []
+        if self.kind != "any" and offer.kind != self.kind:
+            reasons.append(f"a {offer.kind.replace('_', '-')} offer, and kind is {self.kind} (kind: any allows both)")
         wanted = self.wanted_gpus
         if self.gpu and (offer.gpu_model is None or self.gpu not in (normalise_gpu_model(offer.gpu_model) or "")):
             reasons.append(f"gpu {offer.gpu_model or 'none'} is not {self.gpu}")
@@ -174,10 +180,13 @@ class Template(BaseModel):
     startup_script: str | None = None
 
     def spec(self, candidate: Candidate, cloud: Provider, requirement: Requirement) -> InstanceSpec:
+        bare_metal = candidate.offer.kind == "bare_metal"
         return InstanceSpec(
             name=self.name,
+            kind=candidate.offer.kind,
             instance_type=candidate.offer.instance_type,
-            image=self.images.get(candidate.provider, self.image),
+            # A bare-metal rental comes with the provider's OS: no image is taken (kind: any accepts that).
+            image=None if bare_metal else self.images.get(candidate.provider, self.image),
             location=candidate.location if cloud.supports(Capability.INSTANCE_LOCATION_CHOICE) else None,
             ssh_keys=self.ssh_keys,
             tags=self._tags(cloud, requirement),

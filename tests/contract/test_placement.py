@@ -384,3 +384,30 @@ def test_failover_past_a_failed_order_leaves_nothing_once_it_returns(
         assert ledger.leftovers(account["computestacks"], ledger.holdings(emulator, "computestacks")) == []
     finally:
         _teardown(clouds, "place-beside")
+
+
+# --- kind: VMs by default; Voltage Park bare-metal nodes only when asked for -------------------------------------
+def test_bare_metal_offers_are_placed_only_when_the_kind_allows_them_and_created_as_bare_metal(
+    clouds: dict[str, gpucloud.Provider], account: object
+) -> None:
+    eight = Requirement(gpu="h100", gpu_count=8, providers=("voltagepark",))
+    offers = placement.gather_offers(clouds, eight)[0]
+    assert {o.kind for o in offers} == {"vm", "bare_metal"}
+    assert {c.offer.kind for c in placement.candidates(offers, eight, clouds)} == {"vm"}  # default: kind vm
+    both = eight.model_copy(update={"kind": "any"})
+    assert {c.offer.kind for c in placement.candidates(offers, both, clouds)} == {"vm", "bare_metal"}
+    metal = eight.model_copy(update={"kind": "bare_metal"})
+    ranked = placement.candidates(offers, metal, clouds)
+    assert ranked and {c.offer.kind for c in ranked} == {"bare_metal"}
+    try:
+        # The template's image is for VMs: a bare-metal rental takes none (the provider installs the OS).
+        placed = placement.place(clouds, metal, Template(name="place-metal", image="ubuntu"), wait_timeout=120)
+        after = placed.outcome.after
+        assert after is not None and (placed.provider, after.kind) == ("voltagepark", "bare_metal")
+        assert after.instance_type == ranked[0].offer.instance_type
+        with pytest.raises(gpucloud.Conflict, match=r"a bare-metal offer, and kind is vm"):
+            placement.place(clouds, eight, _template("place-metal"), check_mode=True)
+    finally:
+        _teardown(clouds, "place-metal")
+    with pytest.raises(ValueError, match="kind"):
+        Requirement(kind="container")  # type: ignore[arg-type]

@@ -193,7 +193,9 @@ options:
         C(locations) (allowed location ids or names), C(max_price_per_hour) (USD, the price the instance would
         be bought at), C(spot) (V(never), the default: on-demand only; V(allowed): spot prices ranked beside
         on-demand ones and the instance created as spot when a spot price wins; V(required): spot only;
-        V(true)/V(false) mean required/never), C(providers) (allowed providers in order of preference at equal
+        V(true)/V(false) mean required/never), C(kind) (V(vm), the default: virtual machines only;
+        V(bare_metal): Voltage Park bare-metal nodes only, created without an image; V(any): both, by price;
+        O(kind) is not used with O(provider=auto)), C(providers) (allowed providers in order of preference at equal
         price), C(images) (provider -> image, winning over O(image) for that provider). An unknown key or a bad
         value fails naming C(placement.<key>)."
     type: dict
