@@ -219,10 +219,15 @@ def plan_for_instance(
         desired_instance_type=desired_type,
         desired_ssh_key_ids=key_ids,
         volume_attachments=_volume_attachments(cloud, spec, current, predict=predict),
-        # One more read, only where the spec asks for a size: the common no-op run stays one list call.
-        current_os_disk_gb=cloud.os_disk_size_gb(current) if spec.os_disk_size_gb is not None else None,
+        current_os_disk_gb=os_disk_to_compare(cloud, spec, current),
         recreate_discontinued=recreate_discontinued,
     )
+
+
+def os_disk_to_compare(cloud: Provider, spec: InstanceSpec, current: Instance) -> int | None:
+    """The OS disk size of ``current`` to compare with the spec's. One more read, only where the spec asks for a
+    size: the common no-op run stays one list call."""
+    return cloud.os_disk_size_gb(current) if spec.os_disk_size_gb is not None else None
 
 
 def _volume_attachments(

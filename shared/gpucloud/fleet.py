@@ -26,7 +26,7 @@ from gpucloud import errors, namelock, waiters
 from gpucloud.capabilities import Capability
 from gpucloud.catalogue import validate_instance_catalogue
 from gpucloud.engine import unique_by_name
-from gpucloud.ensure import DEFAULT_TIMEOUT, Outcome, ensure_instance, time_limit
+from gpucloud.ensure import DEFAULT_TIMEOUT, Outcome, ensure_instance, os_disk_to_compare, time_limit
 from gpucloud.models import Instance, InstanceSpec, Status
 from gpucloud.pagination import in_caller_context
 from gpucloud.providers.base import Provider
@@ -373,7 +373,8 @@ def _ensure_fleet(
 
 def _member_plans(cloud: Provider, spec: InstanceSpec, plan: FleetPlan, members: Mapping[int, Instance]) -> list[int]:
     """Indices of members that differ from ``spec``. As ensure.plan_for_instance, but SSH key references are
-    resolved once for the whole fleet (one list call) instead of once per member."""
+    resolved once for the whole fleet (one list call) instead of once per member. The OS disk, a create-time choice
+    like spot, is compared as for one instance (a read per member, only when the spec sets a size)."""
     key_ids: list[str] | None = None
     if spec.ssh_keys and cloud.supports(Capability.SSH_KEYS):
         key_ids, _ = cloud.resolve_ssh_keys(spec.ssh_keys)
@@ -387,6 +388,7 @@ def _member_plans(cloud: Provider, spec: InstanceSpec, plan: FleetPlan, members:
             cloud.capabilities,
             desired_instance_type=desired_type,
             desired_ssh_key_ids=key_ids,
+            current_os_disk_gb=os_disk_to_compare(cloud, spec, current),
         ).action
         is not Action.NONE
     ]

@@ -166,6 +166,25 @@ def test_drifted_members_are_reconciled_and_replacement_needs_force(cloud: gpucl
     ensure_fleet(cloud, bigger, exact_count=0, **FAST)
 
 
+@pytest.mark.parametrize("cloud", ["datacrunch"], indirect=True)  # the provider whose OS disk size is chosen
+def test_a_changed_os_disk_size_is_a_replace_of_every_member_as_for_one_instance(cloud: gpucloud.Provider) -> None:
+    pattern = _pattern(cloud, "disk")
+    spec = _spec(cloud, pattern).model_copy(update={"os_disk_size_gb": 60})
+    try:
+        ensure_fleet(cloud, spec, count=2, **FAST)
+        assert not ensure_fleet(cloud, spec, count=2, **FAST).changed  # the same size: nothing to do
+        bigger = spec.model_copy(update={"os_disk_size_gb": 80})
+        with pytest.raises(gpucloud.Conflict, match="os_disk_size_gb") as info:
+            ensure_fleet(cloud, bigger, count=2, check_mode=True)
+        assert info.value.details == {"fields": ["os_disk_size_gb"]}
+        replaced = ensure_fleet(cloud, bigger, count=2, force_replace=True, **FAST)
+        assert replaced.changed and set(replaced.updated) == set(member_names(pattern, 2)) and replaced.created == ()
+        assert [cloud.os_disk_size_gb(i) for i in replaced.instances] == [80, 80]
+        assert not ensure_fleet(cloud, bigger, count=2, **FAST).changed
+    finally:
+        ensure_fleet(cloud, spec, exact_count=0, **FAST)
+
+
 @pytest.mark.parametrize("cloud", ["datacrunch"], indirect=True)  # dcdncloud itself refuses a second name
 def test_duplicate_member_names_are_a_conflict(cloud: gpucloud.Provider) -> None:
     pattern = _pattern(cloud, "x")
