@@ -47,8 +47,16 @@ def _no_bool(value: Any) -> Any:
     return value
 
 
+def _no_bool_number(value: Any) -> Any:
+    """Pydantic reads ``True`` as 1.0 for a float: ``max_price_per_hour: true`` would mean $1/h."""
+    if isinstance(value, bool):
+        raise ValueError("must be a number, not a boolean")
+    return value
+
+
 ResourceName = Annotated[str, Field(min_length=1), AfterValidator(_resource_name)]
 WholeNumber = Annotated[int, BeforeValidator(_no_bool)]
+Number = Annotated[float, BeforeValidator(_no_bool_number)]
 
 
 # What an instance is: a virtual machine, or a whole rented machine (Voltage Park bare metal). Providers without

@@ -30,7 +30,7 @@ from gpucloud import ensure, errors, presentation
 from gpucloud.capabilities import Capability
 from gpucloud.config import PROVIDERS
 from gpucloud.gpus import normalise_gpu_model
-from gpucloud.models import Instance, InstanceSpec, Offer, ResourceName, Status, WholeNumber
+from gpucloud.models import Instance, InstanceSpec, Number, Offer, ResourceName, Status, WholeNumber
 from gpucloud.providers.base import Provider
 from gpucloud.reconcile import Action
 
@@ -84,16 +84,16 @@ class Requirement(BaseModel):
     )
     gpu_count: WholeNumber | None = Field(default=None, ge=0, description="exact number of GPUs; default 1 with a gpu")
     min_vcpus: WholeNumber | None = Field(default=None, ge=1)
-    min_memory_gb: float | None = Field(default=None, gt=0)
+    min_memory_gb: Number | None = Field(default=None, gt=0)
     # Met by an offer whose catalogue states a disk this large or, where the OS disk is chosen at create
     # (DataCrunch), by creating it this large; an offer with neither is left out, never placed on a guess.
-    min_disk_gb: float | None = Field(default=None, gt=0, description="OS disk of at least this many GB")
+    min_disk_gb: Number | None = Field(default=None, gt=0, description="OS disk of at least this many GB")
     spot: Annotated[SpotChoice, BeforeValidator(_spot)] = Field(
         default="never", description="never (on-demand only), allowed (the cheaper wins) or required"
     )
     kind: KindChoice = Field(default="vm", description="vm (the default), bare_metal (whole rented nodes) or any")
     locations: tuple[str, ...] = Field(default=(), description="location ids or names allowed; empty: any")
-    max_price_per_hour: float | None = Field(
+    max_price_per_hour: Number | None = Field(
         default=None, gt=0, description="USD per hour, at the price it is bought (spot or on-demand)"
     )
     # Also the preference order among offers at the same price; empty: every provider, in PROVIDERS order.

@@ -154,9 +154,9 @@ def test_bad_values_fail_naming_the_option_and_change_nothing(
     assert result.get("failed") is True and option in result["msg"], (args, result)
 
 
-# type=int keeps a boolean as it is (bool is an int); type=float turns it into 1.0/0.0 before the module runs,
-# so only int options can be checked.
-NUMBER_OPTIONS = [(m, o, s) for m, o, s in CASES if s.get("type") == "int" and not s.get("choices")]
+# type=int keeps a boolean as it is (bool is an int); type=float turns it into 1.0/0.0 before the module runs
+# (max_price: true was $1/h): both are refused.
+NUMBER_OPTIONS = [(m, o, s) for m, o, s in CASES if s.get("type") in ("int", "float") and not s.get("choices")]
 
 
 @pytest.mark.parametrize(
@@ -172,7 +172,8 @@ def test_booleans_for_number_options_fail_naming_the_option_without_requests(
     spec: dict[str, Any],
     value: bool,
 ) -> None:
-    """Ansible's type=int lets ``true`` through and Python reads it as 1 (``wait_timeout: true`` waited 1 s)."""
+    """Ansible's type=int lets ``true`` through and Python reads it as 1 (``wait_timeout: true`` waited 1 s);
+    type=float makes it 1.0."""
     module = importlib.import_module(f"{PACKAGE}.modules.{module_name}")
     args = {k: v for k, v in REQUIRED.items() if k in argument_spec(module)} | {option: value}
     before = emulator.world.request_count()
@@ -183,3 +184,19 @@ def test_booleans_for_number_options_fail_naming_the_option_without_requests(
     assert sent == 0
     assert result.get("failed") is True and result["msg"].startswith(f"{option}: "), (args, result)
     assert "not a boolean" in result["msg"] and result.get("option") == option
+
+
+# The placement keys are judged by gpucloud.placement, not by Ansible's types: a boolean is refused there too.
+PLACEMENT_NUMBERS = ["gpu_count", "min_vcpus", "min_memory_gb", "min_disk_gb", "max_price_per_hour"]
+
+
+@pytest.mark.parametrize("key", PLACEMENT_NUMBERS)
+def test_booleans_for_placement_numbers_fail_naming_the_key_without_requests(
+    module_env: None, emulator: EmulatorServer, capsys: pytest.CaptureFixture[str], key: str
+) -> None:
+    args = {"provider": "auto", "name": "fz", "placement": {"gpu": "h100", key: True}}
+    before = emulator.world.request_count()
+    result = _run("instance", args, capsys)
+    assert emulator.world.request_count() == before
+    assert result.get("failed") is True and result["msg"].startswith(f"placement.{key}: "), result
+    assert "not a boolean" in result["msg"]

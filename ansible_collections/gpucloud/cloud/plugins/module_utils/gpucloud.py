@@ -14,7 +14,7 @@ import tempfile
 import traceback
 from typing import ClassVar
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule, _load_params, missing_required_lib
 
 # pydantic looks for plugins in every installed distribution's entry points the first time it builds a
 # validator: a scan of the whole site-packages on every task. A module process has no use for pydantic
@@ -131,11 +131,20 @@ def write_secrets_file(path, by_name):
 
 def refuse_booleans_as_numbers(module):
     """Ansible passes ``true`` through ``type=int`` unchanged, and Python counts it as 1: ``wait_timeout: true``
-    would wait one second. A boolean where a number belongs is a mistake; say so naming the option.
-    (``type=float`` converts booleans to 1.0/0.0 before the module sees them: those cannot be told apart.)"""
+    would wait one second. ``type=float`` turns it into 1.0 before the module runs (``max_price: true`` would be
+    $1/h), so float options are judged by the arguments as the task gave them (``_load_params``, which Ansible
+    offers modules for this). A boolean where a number belongs is a mistake; say so naming the option."""
+    given = None
     for option, spec in module.argument_spec.items():
-        value = module.params.get(option)
-        if spec.get("type") == "int" and isinstance(value, bool):
+        kind = spec.get("type")
+        if kind == "int":
+            value = module.params.get(option)
+        elif kind == "float":
+            given = _load_params() if given is None else given
+            value = next((given[n] for n in (option, *(spec.get("aliases") or ())) if n in given), None)
+        else:
+            continue
+        if isinstance(value, bool):
             module.fail_json(
                 msg=f"{option}: must be a number, not a boolean ({value})", error_class="ValidationError", option=option
             )
