@@ -312,6 +312,30 @@ def test_ssh_key_replace_and_info(provider: str, outcomes: dict[tuple[str, str],
     _check(outcomes, "ssh_key", provider)
 
 
+def test_a_key_whose_text_the_api_hides_is_unchanged_with_a_warning(
+    ansible: Ansible, emulator: EmulatorServer, keypair: tuple[Path, str]
+) -> None:
+    """ComputeStacks never returns key material: new content under an existing name cannot be seen, and says so."""
+    _, public = keypair
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(ansible.workdir / "other")], check=True)
+    other = (ansible.workdir / "other.pub").read_text().strip()
+    args = {"provider": "computestacks", "name": "ans-hidden-key"}
+    result = ansible.play(
+        [
+            task("ssh_key", "make", **args, public_key=public),
+            task("ssh_key", "other_text", **args, public_key=other),
+            task("ssh_key", "gone", **args, state="absent"),
+        ]
+    )
+    assert result.rc == 0, result.output
+    assert result["make"]["changed"] and not result["make"].get("warnings")  # created: nothing was hidden
+    hidden = result["other_text"]
+    assert not hidden["changed"] and hidden["action"] == "none"
+    assert [w for w in hidden.get("warnings", []) if "never returns a key's text" in w and "ans-hidden-key" in w]
+    assert "never returns a key's text" in result.output  # shown to the user, not only in the registered result
+    assert result["gone"]["changed"] and lookup(emulator, "computestacks", "ssh_key", args["name"]) is None
+
+
 def test_info_modules_and_offers(ansible: Ansible, emulator: EmulatorServer) -> None:
     tasks = [
         task("offer_info", "all", available_only=False, min_gpus=0),

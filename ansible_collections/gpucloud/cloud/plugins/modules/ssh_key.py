@@ -11,6 +11,9 @@ description:
   - Make an account SSH key named O(name) with O(public_key) exist, or delete it.
   - Keys cannot be edited in place; a key with the same name and a different public key is replaced
     (deleted and created again). Keys that differ only in their comment are the same key.
+  - ComputeStacks never returns a key's text, only its id and name: a key that exists under O(name) is reported
+    unchanged whatever its content, with a warning saying the content could not be checked. To change it, delete
+    the key (O(state=absent)) and create it again.
 author: gpucloud contributors (@gpucloud)
 extends_documentation_fragment:
   - gpucloud.cloud.gpucloud
@@ -88,7 +91,19 @@ class SshKey(AccountResource):
     def present(self):
         spec = self.spec(gpucloud.SshKeySpec, name=self.params["name"], public_key=self.params["public_key"].strip())
         predicted = self.to_be_created(name=spec.name, public_key=spec.public_key)
-        self.ensure_and_report(gpucloud_ensure.ensure_ssh_key, spec, predicted=predicted)
+        outcome = self.ensure_and_report(gpucloud_ensure.ensure_ssh_key, spec, predicted=predicted)
+        self.warn_if_key_text_hidden(outcome)
+
+    def warn_if_key_text_hidden(self, outcome):
+        """A provider whose API never returns key material (ComputeStacks) cannot show that the key under this name
+        has other content: "unchanged" is then only about the name. Say so rather than let it pass as checked."""
+        if outcome.before is None or self.cloud.reports_public_keys:
+            return
+        self.module.warn(
+            f"ssh_key {self.params['name']!r}: {self.cloud.name} never returns a key's text, so whether it matches "
+            "public_key cannot be checked (a key exists under this name). To change its content, delete it "
+            "(state=absent) and create it again."
+        )
 
     def absent(self):
         p = self.params
