@@ -39,7 +39,9 @@ REQUIREMENT_INPUTS: Final[dict[str, Field]] = {
     "min_memory_gb": Field(_NUM),
     "min_disk_gb": Field(_NUM),
     "spot": Field((str, bool)),  # never / allowed / required (True: required, False: never)
-    "kind": Field(_STR),  # vm (default) / bare_metal / any: the kinds of offer placement may choose
+    # vm / bare_metal / any: the kinds of offer placement may choose. The default is filled in so the kind output
+    # (an echo of this input, as the diff compares it) reads "vm" as it did before the requirement existed.
+    "kind": Field(_STR, default="vm"),
     "locations": Field(list, item=str),
     "max_price": Field(_NUM),
     "providers": Field(list, item=str),

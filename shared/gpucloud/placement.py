@@ -240,6 +240,7 @@ class Candidate:
             "gpu_model": normalise_gpu_model(self.offer.gpu_model),
             "gpu_count": self.offer.gpu_count,
             "spot": self.spot,
+            "kind": self.offer.kind,
         }
 
 

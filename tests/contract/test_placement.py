@@ -405,6 +405,7 @@ def test_bare_metal_offers_are_placed_only_when_the_kind_allows_them_and_created
         after = placed.outcome.after
         assert after is not None and (placed.provider, after.kind) == ("voltagepark", "bare_metal")
         assert after.instance_type == ranked[0].offer.instance_type
+        assert placed.to_dict()["offer"]["kind"] == "bare_metal"
         with pytest.raises(gpucloud.Conflict, match=r"a bare-metal offer, and kind is vm"):
             placement.place(clouds, eight, _template("place-metal"), check_mode=True)
     finally:

@@ -125,6 +125,16 @@ def test_preview_with_spot_allowed_and_a_disk_minimum_plans_the_datacrunch_spot_
     assert checked["planned_offer"].startswith("datacrunch spot 1H100.80S.30V"), checked["planned_offer"]
 
 
+def test_preview_plans_a_bare_metal_node_only_with_kind_allowing_it(harness: DynamicProviderHarness) -> None:
+    name = unique("pl-kind")
+    eight = {"gpu_count": 8, "max_price": None, "providers": ["voltagepark"]}
+    checked, failures, _ = harness.preview(name, PROVIDER, _props(name, **eight), TYPES["instance"])
+    assert failures == [] and checked["kind"] == "vm"  # the default, filled in
+    assert not checked["planned_offer"].startswith("voltagepark baremetal-"), checked["planned_offer"]
+    checked, failures, _ = harness.preview(name, PROVIDER, _props(name, **eight, kind="bare_metal"), TYPES["instance"])
+    assert failures == [] and checked["planned_offer"].startswith("voltagepark baremetal-8x-h100"), checked
+
+
 def test_bad_requirements_fail_check_naming_the_input(harness: DynamicProviderHarness) -> None:
     name = unique("pl-bad")
     for changes, prop in (
@@ -133,6 +143,8 @@ def test_bad_requirements_fail_check_naming_the_input(harness: DynamicProviderHa
         ({"max_price": -1.0}, "max_price"),
         ({"min_disk_gb": 0}, "min_disk_gb"),
         ({"spot": "sometimes"}, "spot"),
+        ({"kind": "container"}, "kind"),
+        ({"max_price": True}, "max_price"),  # not $1/h
         ({"instance_type": "1V100.6V"}, "instance_type"),
     ):
         _, failures, _ = harness.preview(name, PROVIDER, _props(name, **changes), TYPES["instance"])
