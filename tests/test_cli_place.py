@@ -43,6 +43,15 @@ def test_dry_run_with_spot_allowed_and_a_disk_minimum_names_the_spot_offer(env: 
     assert "would try datacrunch spot" in record["note"]
 
 
+def test_dry_run_with_kind_bare_metal_names_the_bare_metal_node(env: dict[str, str]) -> None:
+    wanted = ("--gpu", "h100", "--gpu-count", "8", "-p", "voltagepark", "--kind", "bare_metal")
+    result = run(env, "place", "cli-metal", *wanted, "--dry-run", "--json")
+    assert result.returncode == 0, result.stderr
+    record = json.loads(result.stdout)
+    assert (record["offer"]["kind"], record["requirement"]["kind"]) == ("bare_metal", "bare_metal")
+    assert {c["instance_type"].split("-")[0] for c in record["candidates"]} == {"baremetal"}
+
+
 def test_place_fails_over_and_a_rerun_changes_nothing(
     env: dict[str, str], emulator: EmulatorServer, overrides: dict[str, dict[str, object]]
 ) -> None:
@@ -76,6 +85,7 @@ def test_place_fails_over_and_a_rerun_changes_nothing(
         (("--max-price", "0"), "max_price_per_hour"),
         (("--min-disk-gb", "0"), "min_disk_gb"),
         (("--spot", "sometimes"), "spot: Input should be"),
+        (("--kind", "container"), "kind: Input should be"),
     ],
 )
 def test_bad_requirements_are_bad_usage_naming_the_field(
