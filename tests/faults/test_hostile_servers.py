@@ -11,11 +11,12 @@ import json
 import threading
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
 import gpucloud
-from gpucloud import InstanceSpec, ensure, errors
+from gpucloud import InstanceSpec, ensure, errors, pagination
 from gpucloud.transport import DeadlineReached
 from tests import figures
 
@@ -131,6 +132,59 @@ def test_an_endless_body_is_refused_not_buffered() -> None:
     assert isinstance(result, errors.ProviderError), result
     assert "larger than 67108864 bytes" in str(result)
     assert sent == 1, "a too-large answer is not fetched again"
+
+
+# --- endless lists ----------------------------------------------------------------------------------------
+def nexus(server: HostileServer, **options: Any) -> gpucloud.Provider:
+    """CloudNexus lists are numbered pages (``page``/``per_page``) with a ``pagination`` block."""
+    return gpucloud.connect("cloudnexus", base_url=server.url, token="cn_test_" + TOKEN, **options)
+
+
+def key(n: int) -> dict[str, Any]:
+    return {"id": f"key-{n}", "name": f"k{n}", "public_key": "ssh-ed25519 AAAA", "fingerprint": "f"}
+
+
+def page_number(request: Request) -> int:
+    return int(parse_qs(urlsplit(request.path).query)["page"][0])
+
+
+def same_page_again(request: Request, reply: Replier) -> None:
+    """Ignores ``page``: every page is the first one, and there is always one more."""
+    reply.json(200, {"data": [key(1), key(2)], "pagination": {"total_pages": 10**9}})
+
+
+def always_one_more(request: Request, reply: Replier) -> None:
+    """New items on every page, and the page after always exists."""
+    n = page_number(request)
+    reply.json(200, {"data": [key(n * 100 + i) for i in range(100)], "pagination": {"total_pages": n + 1}})
+
+
+def billions(request: Request, reply: Replier) -> None:
+    reply.json(200, {"data": [key(1)], "pagination": {"total": 10**12, "total_pages": 10**10}})
+
+
+@pytest.mark.parametrize(
+    ("script", "seen"),
+    [
+        (same_page_again, "page 2 repeats page 1"),
+        (always_one_more, "page 10 still says another page follows"),
+        (billions, "claims a total of 1000000000000 items"),
+    ],
+    ids=["repeated-page", "never-last-page", "total-of-billions"],
+)
+def test_a_list_that_never_ends_is_refused_not_walked_forever(
+    script: Any, seen: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The cap is 100,000 items; lowered to 1,000 here so the never-last-page server is cut off at page 10
+    (10 pages of 100) instead of after 1,000 requests. The other two are caught by what they say, not the cap."""
+    monkeypatch.setattr(pagination, "MAX_LIST_ITEMS", 1000)
+    with HostileServer(script) as server, nexus(server, requests_per_minute=100_000) as cloud:
+        result = finishes_within(BOUND, cloud.list_ssh_keys)
+        sent = len(server.requests)
+    record(isinstance(result, errors.MalformedResponse) and seen in str(result))
+    assert isinstance(result, errors.MalformedResponse), result
+    assert str(result).startswith("cloudnexus: the list never ends: ") and seen in str(result), result
+    assert sent <= 10, "no page past the cap is asked for"
 
 
 # --- secrets ------------------------------------------------------------------------------------------
