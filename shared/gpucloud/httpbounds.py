@@ -23,11 +23,30 @@ import httpx
 
 
 class ResponseTooLarge(Exception):
-    """The server sent more than the attempt's byte budget; raised from inside the network read."""
+    """The server sent more than the attempt's byte budget; raised from inside the network read, or while
+    decompressing (see :func:`read_within`). ``source`` says which answer, when it is not the request's own."""
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, source: str | None = None) -> None:
         super().__init__(f"the response exceeded {limit} bytes")
         self.limit = limit
+        self.source = source
+
+
+def read_within(response: httpx.Response, limit: int, source: str | None = None) -> bytes:
+    """The body of a streamed ``response``, decompressed, refused once it passes ``limit`` bytes.
+
+    The socket count of :class:`Attempt` sees compressed bytes: a gzip bomb of a few kilobytes unpacks to
+    gigabytes, so every body is counted again here, after decompression, as it is read."""
+    chunks, size = [], 0
+    try:
+        for chunk in response.iter_bytes():
+            size += len(chunk)
+            if size > limit:
+                raise ResponseTooLarge(limit, source)
+            chunks.append(chunk)
+    finally:
+        response.close()
+    return b"".join(chunks)
 
 
 @dataclass

@@ -7,6 +7,7 @@ outcome: the right error class, no credential in it, and an end within a bound m
 
 from __future__ import annotations
 
+import gzip
 import json
 import threading
 from pathlib import Path
@@ -132,6 +133,24 @@ def test_an_endless_body_is_refused_not_buffered() -> None:
     assert isinstance(result, errors.ProviderError), result
     assert "larger than 67108864 bytes" in str(result)
     assert sent == 1, "a too-large answer is not fetched again"
+
+
+def test_a_gzip_bomb_from_the_oauth_token_endpoint_is_refused_not_unpacked() -> None:
+    """About 70 KB on the wire that unpack to 70 MiB of valid JSON: httpx reads the token answer itself, inside
+    the auth flow, so only a count after decompression there refuses it (the socket count sees 70 KB)."""
+    bomb = gzip.compress(b'{"access_token": "bomb-token-1234"}' + b" " * (70 * 1024 * 1024))
+
+    def token_bomb(request: Request, reply: Replier) -> None:
+        headers = {"Content-Type": "application/json", "Content-Encoding": "gzip", "Content-Length": str(len(bomb))}
+        reply.raw(head(200, headers) + bomb)
+
+    with HostileServer(token_bomb) as server, oauth(server) as cloud:
+        result = finishes_within(BOUND, cloud.list_instances)
+        sent = [r.path for r in server.requests]
+    record(isinstance(result, errors.ProviderError) and "larger than" in str(result))
+    assert isinstance(result, errors.ProviderError), result
+    assert "the answer of " in str(result) and "/oauth2/token is larger than 67108864 bytes" in str(result), result
+    assert len(sent) == 1 and sent[0].endswith("/oauth2/token"), f"no API request is sent with no token: {sent}"
 
 
 # --- endless lists ----------------------------------------------------------------------------------------
