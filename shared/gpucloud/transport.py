@@ -157,6 +157,8 @@ class Transport:
             headers={"User-Agent": "gpucloud", "Accept": "application/json", **(headers or {})},
             timeout=timeout,
             transport=http_transport or httpbounds.BoundedHTTPTransport(),
+            # A transport given by the caller (tests) is used for everything, as httpx does with one.
+            mounts=None if http_transport else httpbounds.proxy_mounts(),
         )
 
     def close(self) -> None:

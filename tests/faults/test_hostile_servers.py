@@ -153,6 +153,28 @@ def test_a_gzip_bomb_from_the_oauth_token_endpoint_is_refused_not_unpacked() -> 
     assert len(sent) == 1 and sent[0].endswith("/oauth2/token"), f"no API request is sent with no token: {sent}"
 
 
+@pytest.mark.parametrize("script", [trickle_headers, trickle_body], ids=["headers", "body"])
+def test_a_proxy_from_the_environment_is_used_and_bounded_like_the_api(
+    script: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """httpx ignores HTTP_PROXY for a client given its own transport; gpucloud mounts a bounded transport per
+    proxy. The hostile server is the proxy here: it gets the absolute URL (so the proxy was used: nothing
+    listens at the API address) and trickles, and timeout=3 still ends each attempt."""
+    for variable in ("no_proxy", "NO_PROXY", "all_proxy", "ALL_PROXY", "HTTP_PROXY", "HTTPS_PROXY", "https_proxy"):
+        monkeypatch.delenv(variable, raising=False)
+    with HostileServer(script) as proxy:
+        monkeypatch.setenv("http_proxy", proxy.url)
+        api = "http://127.0.0.2:9"  # loopback (plain http allowed), the discard port: no API answers there
+        with gpucloud.connect("dcdncloud", base_url=api, token=TOKEN, timeout=3, max_retries=1) as cloud:
+            result = finishes_within(BOUND, cloud.list_instances)
+        seen = [r.path for r in proxy.requests]
+    record(isinstance(result, errors.ProviderError) and "within the request timeout" in str(result))
+    assert seen and all(path.startswith(api + "/") for path in seen), seen
+    assert isinstance(result, errors.ProviderError), result
+    assert "no complete answer within the request timeout" in str(result)
+    assert len(seen) == 2, "one retry, as max_retries=1 allows"
+
+
 # --- endless lists ----------------------------------------------------------------------------------------
 def nexus(server: HostileServer, **options: Any) -> gpucloud.Provider:
     """CloudNexus lists are numbered pages (``page``/``per_page``) with a ``pagination`` block."""
