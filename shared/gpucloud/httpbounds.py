@@ -202,11 +202,16 @@ def proxy_mounts() -> dict[str, httpx.BaseTransport | None]:
     for pattern, url in get_environment_proxies().items():
         try:
             mounts[pattern] = None if url is None else BoundedHTTPTransport(proxy=url)
-        except ValueError:  # an unknown scheme; httpx's message would show the URL, and with it any password
+        except (ValueError, RuntimeError) as exc:
+            # ValueError: an unknown scheme (httpx's message would show the URL, and with it any password);
+            # RuntimeError: httpcore's "socksio is not installed".
             variable = pattern.split(":", 1)[0].upper() + "_PROXY"
+            why = (
+                "a socks proxy needs the socksio package (pip install 'httpcore[socks]')"
+                if isinstance(exc, RuntimeError)
+                else "only http, https, socks5 and socks5h proxies work"
+            )
             raise errors.ValidationError(
-                f"{variable} names a proxy gpucloud cannot use: only http, https, socks5 and socks5h proxies "
-                "work; fix or unset it",
-                field=variable,
+                f"{variable} names a proxy gpucloud cannot use: {why}; fix or unset it", field=variable
             ) from None
     return mounts

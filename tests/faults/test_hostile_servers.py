@@ -175,6 +175,17 @@ def test_a_proxy_from_the_environment_is_used_and_bounded_like_the_api(
     assert len(seen) == 2, "one retry, as max_retries=1 allows"
 
 
+def test_a_proxy_variable_gpucloud_cannot_use_is_named_without_its_password(monkeypatch: pytest.MonkeyPatch) -> None:
+    for variable in ("no_proxy", "NO_PROXY", "all_proxy", "ALL_PROXY", "http_proxy", "HTTP_PROXY", "HTTPS_PROXY"):
+        monkeypatch.delenv(variable, raising=False)
+    monkeypatch.setenv("https_proxy", "ftp://someone:proxy-pass-5521@proxy.invalid:21")
+    with pytest.raises(errors.ValidationError) as caught:
+        gpucloud.connect("dcdncloud", base_url="http://127.0.0.2:9", token=TOKEN)
+    assert caught.value.field == "HTTPS_PROXY"
+    assert "HTTPS_PROXY names a proxy gpucloud cannot use" in str(caught.value)
+    assert "proxy-pass-5521" not in str(caught.value) and "proxy-pass-5521" not in str(caught.value.to_dict())
+
+
 # --- endless lists ----------------------------------------------------------------------------------------
 def nexus(server: HostileServer, **options: Any) -> gpucloud.Provider:
     """CloudNexus lists are numbered pages (``page``/``per_page``) with a ``pagination`` block."""
