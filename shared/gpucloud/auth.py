@@ -11,6 +11,7 @@ import httpx
 from pydantic import Field, StrictStr
 
 from gpucloud import errors, httpbounds, wire
+from gpucloud.config import redact_url
 from gpucloud.httputil import retry_after_seconds
 from gpucloud.tokencache import TokenCache
 
@@ -210,6 +211,6 @@ def _read_bounded(response: httpx.Response, request: httpx.Request) -> None:
     if attempt is None:  # not sent by a gpucloud Transport: nothing to bound it by
         response.read()
         return
-    source = f"the answer of {request.url.copy_with(query=None)}"
+    source = f"the answer of {redact_url(str(request.url.copy_with(query=None)))}"
     # What httpx's own read() stores; httpx later reads this response again, and gets this.
     response._content = httpbounds.read_within(response, attempt.max_bytes, source)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 import threading
 from pathlib import Path
 from typing import Any
@@ -301,6 +302,83 @@ def test_a_token_from_the_environment_echoed_by_the_server_stays_out_of_ansible_
     assert play["info"]["failed"] is True and play["info"]["error_class"] == "AuthError", play["info"]
     assert "token [REDACTED] may not list instances" in play["info"]["msg"]
     assert TOKEN not in text
+
+
+URL_PASSWORD = "url-pass-in-userinfo-9931"
+
+
+def userinfo_echo(request: Request, reply: Replier) -> None:
+    """A server (or a proxy in front of it) that quotes the URL it was configured with, credentials and all."""
+    quoted = f"http://someone:{URL_PASSWORD}@api.internal/v1"
+    reply.json(403, {"error": {"code": "forbidden", "message": f"no access via {quoted}"}})
+
+
+def with_userinfo(url: str) -> str:
+    return url.replace("http://", f"http://someone:{URL_PASSWORD}@", 1)
+
+
+def test_a_password_in_the_api_url_stays_out_of_errors_repr_and_config_check() -> None:
+    import subprocess
+    import sys
+
+    with HostileServer(userinfo_echo) as server:
+        with dcdn(server) as plain:  # the server's own URL, then the same with a password in it
+            pass
+        cloud = gpucloud.connect("dcdncloud", base_url=with_userinfo(server.url), token=TOKEN)
+        with cloud:
+            failed = finishes_within(BOUND, cloud.list_instances)
+            shown = f"{cloud.config!r} {cloud.config}"
+        refused = finishes_within(
+            BOUND,
+            lambda: gpucloud.connect("dcdncloud", base_url=f"http://someone:{URL_PASSWORD}@api.example.com/v1"),
+        )
+        env = {
+            **{k: v for k, v in os.environ.items() if not k.startswith("GPUCLOUD_")},
+            "GPUCLOUD_CONFIG": "/nonexistent/gpucloud.toml",
+            "GPUCLOUD_DCDNCLOUD_URL": with_userinfo(server.url),
+            "GPUCLOUD_DCDNCLOUD_TOKEN": TOKEN,
+        }
+        command = [sys.executable, "-m", "gpucloud.cli", "config", "check", "--json"]
+        check = subprocess.run(command, env=env, capture_output=True, text=True, timeout=BOUND, check=False)
+    text = f"{failed} {failed.to_dict()} {shown} {refused} {check.stdout} {check.stderr}"
+    figures.record("leaked secrets", text.count(URL_PASSWORD))
+    record(URL_PASSWORD not in text)
+    assert plain.config.base_url == server.url
+    assert isinstance(failed, errors.AuthError), failed
+    assert "no access via http://[REDACTED]@api.internal/v1" in str(failed)
+    assert f"base_url='http://[REDACTED]@{server.url[len('http://') :]}'" in shown, shown
+    assert isinstance(refused, errors.ValidationError) and refused.field == "base_url", refused
+    assert "http://[REDACTED]@api.example.com/v1" in str(refused)
+    rows = {row["provider"]: row for row in json.loads(check.stdout)}
+    assert rows["dcdncloud"]["url"] == with_userinfo(server.url).replace(f"someone:{URL_PASSWORD}", "[REDACTED]"), (
+        check.stdout
+    )
+    assert URL_PASSWORD not in text
+
+
+def test_a_password_in_the_api_url_stays_out_of_ansible_output(tmp_path: Path) -> None:
+    """api_url is not a no_log option: its password would show in the task's invocation and in -vvv output."""
+    from tests.ansible.conftest import Ansible, base_env
+    from tests.ansible.test_modules import task
+
+    home = tmp_path / "home"
+    (home / "tmp").mkdir(parents=True)
+    with HostileServer(userinfo_echo) as server:
+        env = {**base_env(home), "GPUCLOUD_DCDNCLOUD_TOKEN": TOKEN}
+        url = with_userinfo(server.url)
+        play = Ansible(env, tmp_path).play(
+            [
+                task("instance_info", "by_option", provider="dcdncloud", api_url=url, ignore_errors=True),
+                task("instance_info", "by_env", provider="dcdncloud", ignore_errors=True),
+            ],
+            extra_env={"ANSIBLE_VERBOSITY": "3", "GPUCLOUD_DCDNCLOUD_URL": url},
+        )
+    text = play.output + json.dumps(play.results)
+    figures.record("leaked secrets", text.count(URL_PASSWORD))
+    record(URL_PASSWORD not in text and play["by_option"].get("failed") is True)
+    for name in ("by_option", "by_env"):
+        assert play[name]["failed"] is True and play[name]["error_class"] == "AuthError", play[name]
+    assert URL_PASSWORD not in text
 
 
 # --- overlapping operations on one adapter ----------------------------------------------------------------
