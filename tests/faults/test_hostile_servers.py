@@ -381,6 +381,36 @@ def test_a_password_in_the_api_url_stays_out_of_ansible_output(tmp_path: Path) -
     assert URL_PASSWORD not in text
 
 
+def test_a_password_in_the_api_url_stays_out_of_pulumi_errors(pulumi_project: Path, keypair: tuple[Path, str]) -> None:
+    """Through the real dynamic-provider gRPC server, with the URL as stack config: the failed create's error
+    details and the provider process's stderr."""
+    from tests.contract.specs import INSTANCE
+    from tests.pulumi.conftest import PROJECT, PROVIDERS, TYPES
+    from tests.pulumi.harness import DynamicProviderHarness, ProviderFailed, Secret
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GPUCLOUD_")}
+    with HostileServer(userinfo_echo) as server:
+        config = {
+            "gpucloud:dcdncloud_url": with_userinfo(server.url),
+            "gpucloud:dcdncloud_token": Secret(TOKEN),
+        }
+        h = DynamicProviderHarness(pulumi_project, project=PROJECT, env=env, config=config).start()
+        props = {"provider": "dcdncloud", "name": "url-pass", "wait_timeout": 30, **INSTANCE["dcdncloud"]}
+        try:
+            failed = finishes_within(BOUND, lambda: h.up("url-pass", PROVIDERS["instance"], props, TYPES["instance"]))
+        finally:
+            assert h.process is not None and h.process.stderr is not None
+            h.process.terminate()
+            stderr = h.process.stderr.read().decode(errors="replace")
+            h.stop()
+    text = f"{failed} {stderr}"
+    figures.record("leaked secrets", text.count(URL_PASSWORD))
+    record(isinstance(failed, ProviderFailed) and URL_PASSWORD not in text)
+    assert isinstance(failed, ProviderFailed), failed
+    assert "no access via http://[REDACTED]@api.internal/v1" in failed.details, failed.details
+    assert URL_PASSWORD not in text
+
+
 # --- overlapping operations on one adapter ----------------------------------------------------------------
 class DeletingServer:
     """``SLOW_ID`` never answers in time; ``keep_id(n)`` are running until deleted, then deleting until released."""
