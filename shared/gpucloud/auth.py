@@ -10,7 +10,8 @@ from typing import Annotated, Literal
 import httpx
 from pydantic import Field, StrictStr
 
-from gpucloud import errors, wire
+from gpucloud import errors, httpbounds, wire
+from gpucloud.config import redact_url
 from gpucloud.httputil import retry_after_seconds
 from gpucloud.tokencache import TokenCache
 
@@ -167,6 +168,20 @@ class OAuth2ClientCredentials(httpx.Auth):
             self._raise(response)
         self._store(response)
 
+    def sync_auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        """httpx's flow, but every answer it reads (token answers, and API answers the refusal check looks at)
+        is read within the running attempt's byte budget counted after decompression: httpx's own read has
+        no bound, so a gzip bomb from the token endpoint would be unpacked whole into memory."""
+        flow = self.auth_flow(request)
+        request = next(flow)
+        while True:
+            response = yield request
+            _read_bounded(response, request)
+            try:
+                request = flow.send(response)
+            except StopIteration:
+                break
+
     def issued_secrets(self) -> list[str]:
         """Every secret this flow holds or obtained, for the transport to redact wherever a server echoes one."""
         return [s for s in (self._client_secret, self._access_token, self._refresh_token) if s]
@@ -188,3 +203,14 @@ class OAuth2ClientCredentials(httpx.Auth):
             yield from self._renew(force=self._access_token == sent_with)
             request.headers["Authorization"] = f"Bearer {self._access_token}"
         yield request
+
+
+def _read_bounded(response: httpx.Response, request: httpx.Request) -> None:
+    """``response.read()``, within the byte budget of the attempt running (see :mod:`gpucloud.httpbounds`)."""
+    attempt = httpbounds.CURRENT.get()
+    if attempt is None:  # not sent by a gpucloud Transport: nothing to bound it by
+        response.read()
+        return
+    source = f"the answer of {redact_url(str(request.url.copy_with(query=None)))}"
+    # What httpx's own read() stores; httpx later reads this response again, and gets this.
+    response._content = httpbounds.read_within(response, attempt.max_bytes, source)

@@ -619,7 +619,7 @@ def _check_provider(name: str) -> dict[str, object]:
         return result
     try:
         with gpucloud.connect(name) as cloud:
-            result["url"] = cloud.config.base_url
+            result["url"] = config.redact_url(cloud.config.base_url or "")
             cloud.list_instances()
         result.update(reachable=True, detail="ok")
     except errors.GpuCloudError as exc:

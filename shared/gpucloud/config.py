@@ -53,6 +53,15 @@ class ProviderConfig(BaseModel):
     # Opt-in: it writes OAuth access tokens to disk (gpucloud.tokencache says what, where and how).
     token_cache: bool = Field(default=False, description="reuse OAuth access tokens across runs (user cache dir, 0600)")
 
+    def __repr_args__(self) -> Any:
+        # repr() and str() show the URL without a password it may carry (https://user:pass@host).
+        for name, value in super().__repr_args__():
+            yield name, redact_url(value) if name == "base_url" and isinstance(value, str) else value
+
+    def url_secrets(self) -> list[str]:
+        """The userinfo of ``base_url`` (``user:password@``), to be redacted wherever secrets are."""
+        return url_secrets(self.base_url or "")
+
     def secret(self, field: str) -> str | None:
         value = getattr(self, field)
         return value.get_secret_value() if isinstance(value, SecretStr) else value
@@ -167,6 +176,29 @@ def _is_loopback(host: str) -> bool:
     return address.is_loopback or address.is_unspecified
 
 
+# The authority's userinfo: everything between "scheme://" and the last "@" before the path.
+_USERINFO = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://)([^/?#]*)@")
+
+
+def redact_url(url: str) -> str:
+    """``url`` with the credentials it may carry (``https://user:password@host``) replaced by ``[REDACTED]``:
+    the form of a URL for messages, logs and results."""
+    return _USERINFO.sub(r"\1[REDACTED]@", url)
+
+
+def url_secrets(url: str) -> list[str]:
+    """The credentials in ``url``'s userinfo, as written and percent-decoded: the whole ``user:password`` and
+    the password alone (a server or library may show either)."""
+    from urllib.parse import unquote
+
+    match = _USERINFO.match(url)
+    if match is None:
+        return []
+    userinfo = match.group(2)
+    password = userinfo.partition(":")[2]
+    return [v for v in {userinfo, unquote(userinfo), password, unquote(password)} if v]
+
+
 def check_base_url(config: ProviderConfig) -> None:
     """Reject an API URL that cannot work, or that would send credentials in cleartext, before any request.
 
@@ -175,12 +207,16 @@ def check_base_url(config: ProviderConfig) -> None:
     """
     import httpx  # here, not at import: the config is read by processes that never connect
 
-    provider, url, variable = config.provider, str(config.base_url), env_var(config.provider, "base_url")
+    provider, variable = config.provider, env_var(config.provider, "base_url")
+    url = redact_url(str(config.base_url))  # for the messages only; the check reads the URL as given
     try:
-        parsed = httpx.URL(url)
+        parsed = httpx.URL(str(config.base_url))
     except httpx.InvalidURL as exc:
+        why = str(exc)
+        for secret in config.url_secrets():  # httpx may quote the part it could not parse
+            why = why.replace(secret, "[REDACTED]")
         raise errors.ValidationError(
-            f"base_url {url!r} is not a valid URL ({exc}); set {variable} to e.g. https://api.example.com/v1",
+            f"base_url {url!r} is not a valid URL ({why}); set {variable} to e.g. https://api.example.com/v1",
             field="base_url",
             provider=provider,
         ) from None

@@ -21,13 +21,34 @@ from dataclasses import dataclass
 import httpcore
 import httpx
 
+from gpucloud import errors
+
 
 class ResponseTooLarge(Exception):
-    """The server sent more than the attempt's byte budget; raised from inside the network read."""
+    """The server sent more than the attempt's byte budget; raised from inside the network read, or while
+    decompressing (see :func:`read_within`). ``source`` says which answer, when it is not the request's own."""
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, source: str | None = None) -> None:
         super().__init__(f"the response exceeded {limit} bytes")
         self.limit = limit
+        self.source = source
+
+
+def read_within(response: httpx.Response, limit: int, source: str | None = None) -> bytes:
+    """The body of a streamed ``response``, decompressed, refused once it passes ``limit`` bytes.
+
+    The socket count of :class:`Attempt` sees compressed bytes: a gzip bomb of a few kilobytes unpacks to
+    gigabytes, so every body is counted again here, after decompression, as it is read."""
+    chunks, size = [], 0
+    try:
+        for chunk in response.iter_bytes():
+            size += len(chunk)
+            if size > limit:
+                raise ResponseTooLarge(limit, source)
+            chunks.append(chunk)
+    finally:
+        response.close()
+    return b"".join(chunks)
 
 
 @dataclass
@@ -134,13 +155,63 @@ class _LazyTLSPool(httpcore.ConnectionPool):
 class BoundedHTTPTransport(httpx.HTTPTransport):
     """httpx's own transport (request conversion, error mapping) over a connection pool whose sockets obey the
     running :class:`Attempt`. httpx offers no argument for a network backend, so the pool is built here with
-    httpcore's public one; requests that the environment routes through a proxy use httpx's plain transport."""
+    httpcore's public one. With a ``proxy`` (see :func:`proxy_mounts`) the pool is httpcore's proxy pool over
+    the same backend, so the bounds hold for the connection to the proxy too."""
 
-    def __init__(self) -> None:
+    def __init__(self, proxy: str | None = None) -> None:
         limits = httpx.Limits(max_connections=100, max_keepalive_connections=20)  # httpx.Client's defaults
-        self._pool = _LazyTLSPool(
-            max_connections=limits.max_connections,
-            max_keepalive_connections=limits.max_keepalive_connections,
-            keepalive_expiry=limits.keepalive_expiry,
-            network_backend=_BoundedBackend(),
+        sizes: dict[str, typing.Any] = {
+            "max_connections": limits.max_connections,
+            "max_keepalive_connections": limits.max_keepalive_connections,
+            "keepalive_expiry": limits.keepalive_expiry,
+            "network_backend": _BoundedBackend(),
+        }
+        self._pool = _LazyTLSPool(**sizes) if proxy is None else _proxy_pool(httpx.Proxy(proxy), sizes)
+
+
+def _proxy_pool(proxy: httpx.Proxy, sizes: dict[str, typing.Any]) -> httpcore.ConnectionPool:
+    """What httpx.HTTPTransport builds for ``proxy``, over the bounded backend in ``sizes``."""
+    url = httpcore.URL(
+        scheme=proxy.url.raw_scheme, host=proxy.url.raw_host, port=proxy.url.port, target=proxy.url.raw_path
+    )
+    tls = httpx.create_ssl_context()  # only with a proxy configured: the lazy pool above serves the usual case
+    if proxy.url.scheme in ("http", "https"):
+        return httpcore.HTTPProxy(
+            proxy_url=url,
+            proxy_auth=proxy.raw_auth,
+            proxy_headers=proxy.headers.raw,
+            ssl_context=tls,
+            proxy_ssl_context=proxy.ssl_context,
+            **sizes,
         )
+    if proxy.url.scheme in ("socks5", "socks5h"):
+        return httpcore.SOCKSProxy(proxy_url=url, proxy_auth=proxy.raw_auth, ssl_context=tls, **sizes)
+    raise ValueError(f"a {proxy.url.scheme}:// proxy is not supported: use http, https, socks5 or socks5h")
+
+
+def proxy_mounts() -> dict[str, httpx.BaseTransport | None]:
+    """The proxies the environment names (HTTPS_PROXY, HTTP_PROXY, ALL_PROXY, NO_PROXY), as httpx would route
+    them, each through a bounded transport (``None``: no proxy for that pattern, the client's own transport).
+
+    httpx reads these variables only when it builds its transport itself; a client given one (as every
+    gpucloud client is, for the bounds) would otherwise ignore them. The parsing is httpx's own, so NO_PROXY
+    means what it means to httpx."""
+    from httpx._utils import get_environment_proxies  # httpx's NO_PROXY rules; there is no public spelling
+
+    mounts: dict[str, httpx.BaseTransport | None] = {}
+    for pattern, url in get_environment_proxies().items():
+        try:
+            mounts[pattern] = None if url is None else BoundedHTTPTransport(proxy=url)
+        except (ValueError, RuntimeError) as exc:
+            # ValueError: an unknown scheme (httpx's message would show the URL, and with it any password);
+            # RuntimeError: httpcore's "socksio is not installed".
+            variable = pattern.split(":", 1)[0].upper() + "_PROXY"
+            why = (
+                "a socks proxy needs the socksio package (pip install 'httpcore[socks]')"
+                if isinstance(exc, RuntimeError)
+                else "only http, https, socks5 and socks5h proxies work"
+            )
+            raise errors.ValidationError(
+                f"{variable} names a proxy gpucloud cannot use: {why}; fix or unset it", field=variable
+            ) from None
+    return mounts

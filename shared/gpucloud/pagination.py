@@ -18,12 +18,18 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Generic, ParamSpec, TypeVar
 
+from gpucloud import errors
+
 T = TypeVar("T")
 A = TypeVar("A")
 B = TypeVar("B")
 R = TypeVar("R")
 K = TypeVar("K", bound=Hashable)
 P = ParamSpec("P")
+
+# The most items one list walk reads (docs/errors.md): far above any account the provider docs
+# describe, so only a server that never stops paging (or claims a total of billions) reaches it.
+MAX_LIST_ITEMS = 100_000
 
 
 def in_caller_context(fn: Callable[P, R]) -> Callable[P, R]:
@@ -47,11 +53,22 @@ class Page(Generic[T]):
     has_next: bool = False
 
 
-def _collect(fetch: Callable[[int], Page[T]], first_index: int, page_size: int, workers: int) -> list[T]:
+def _endless(provider: str, seen: str) -> errors.MalformedResponse:
+    return errors.MalformedResponse(
+        f"{provider}: the list never ends: {seen}; gpucloud stops rather than page forever "
+        f"(at most {MAX_LIST_ITEMS} items are read; a misbehaving server or a wrong api_url?)",
+        provider=provider,
+    )
+
+
+def _collect(fetch: Callable[[int], Page[T]], first_index: int, page_size: int, workers: int, provider: str) -> list[T]:
+    max_pages = math.ceil(MAX_LIST_ITEMS / page_size) if page_size else 1
     first = fetch(first_index)
     items = list(first.items)
     if first.total is not None:
         pages = math.ceil(first.total / page_size) if page_size else 1
+        if pages > max_pages:
+            raise _endless(provider, f"the first page claims a total of {first.total} items")
         rest = range(first_index + 1, first_index + pages)
         if rest:
             with ThreadPoolExecutor(max_workers=max(1, min(workers, len(rest)))) as pool:
@@ -60,22 +77,34 @@ def _collect(fetch: Callable[[int], Page[T]], first_index: int, page_size: int, 
         return items
     page, index = first, first_index
     while page.has_next and page.items:
-        index += 1
+        if index - first_index + 1 >= max_pages:
+            raise _endless(provider, f"page {index} still says another page follows")
+        previous, index = page, index + 1
         page = fetch(index)
+        if page.items == previous.items:
+            # A server that ignores the page parameter answers every page alike: the walk would never end.
+            raise _endless(provider, f"page {index} repeats page {index - 1}")
         items.extend(page.items)
     return items
 
 
-def fetch_offset_pages(fetch: Callable[[int, int], Page[T]], page_size: int, *, workers: int = 4) -> list[T]:
-    """For ``offset``/``limit`` APIs: ``fetch(offset, limit)``."""
-    return _collect(lambda i: fetch(i * page_size, page_size), 0, page_size, workers)
+def fetch_offset_pages(
+    fetch: Callable[[int, int], Page[T]], page_size: int, *, workers: int = 4, provider: str = "the API"
+) -> list[T]:
+    """For ``offset``/``limit`` APIs: ``fetch(offset, limit)``. ``provider`` names the server in errors."""
+    return _collect(lambda i: fetch(i * page_size, page_size), 0, page_size, workers, provider)
 
 
 def fetch_numbered_pages(
-    fetch: Callable[[int, int], Page[T]], page_size: int, *, first_page: int = 1, workers: int = 4
+    fetch: Callable[[int, int], Page[T]],
+    page_size: int,
+    *,
+    first_page: int = 1,
+    workers: int = 4,
+    provider: str = "the API",
 ) -> list[T]:
-    """For ``page``/``per_page`` APIs: ``fetch(page_number, per_page)``."""
-    return _collect(lambda n: fetch(n, page_size), first_page, page_size, workers)
+    """For ``page``/``per_page`` APIs: ``fetch(page_number, per_page)``. ``provider`` names the server in errors."""
+    return _collect(lambda n: fetch(n, page_size), first_page, page_size, workers, provider)
 
 
 def in_parallel(here: Callable[[], A], there: Callable[[], B]) -> tuple[A, B]:

@@ -157,6 +157,8 @@ class Transport:
             headers={"User-Agent": "gpucloud", "Accept": "application/json", **(headers or {})},
             timeout=timeout,
             transport=http_transport or httpbounds.BoundedHTTPTransport(),
+            # A transport given by the caller (tests) is used for everything, as httpx does with one.
+            mounts=None if http_transport else httpbounds.proxy_mounts(),
         )
 
     def close(self) -> None:
@@ -292,7 +294,7 @@ class Transport:
         except httpbounds.ResponseTooLarge as exc:
             self._failed("the response was too large")
             raise errors.ProviderError(
-                f"{self.provider}: {method} {path}: the response is larger than {exc.limit} bytes; "
+                f"{self.provider}: {method} {path}: {exc.source or 'the response'} is larger than {exc.limit} bytes; "
                 "gpucloud refuses to read it (a misbehaving server or a wrong api_url?)",
                 provider=self.provider,
             ) from None
@@ -347,20 +349,12 @@ class Transport:
         """Send and read the whole answer, decoded, at most ``max_response_bytes`` of it, with secrets redacted."""
         request = self._client.build_request(method, path.lstrip("/"), json=json, params=params, timeout=seconds)
         streamed = self._client.send(request, stream=True)
-        try:
-            chunks, size = [], 0
-            for chunk in streamed.iter_bytes():
-                size += len(chunk)
-                if size > self._max_response_bytes:
-                    raise httpbounds.ResponseTooLarge(self._max_response_bytes)
-                chunks.append(chunk)
-        finally:
-            streamed.close()
+        body = httpbounds.read_within(streamed, self._max_response_bytes)
         headers = [(k, v) for k, v in streamed.headers.multi_items() if k.lower() not in _BODY_HEADERS]
         return httpx.Response(
             streamed.status_code,
             headers=headers,
-            content=self._redact_bytes(b"".join(chunks)),
+            content=self._redact_bytes(body),
             request=request,
             extensions=streamed.extensions,
         )

@@ -7,15 +7,18 @@ outcome: the right error class, no credential in it, and an end within a bound m
 
 from __future__ import annotations
 
+import gzip
 import json
+import os
 import threading
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
 import gpucloud
-from gpucloud import InstanceSpec, ensure, errors
+from gpucloud import InstanceSpec, ensure, errors, pagination
 from gpucloud.transport import DeadlineReached
 from tests import figures
 
@@ -133,6 +136,110 @@ def test_an_endless_body_is_refused_not_buffered() -> None:
     assert sent == 1, "a too-large answer is not fetched again"
 
 
+def test_a_gzip_bomb_from_the_oauth_token_endpoint_is_refused_not_unpacked() -> None:
+    """About 70 KB on the wire that unpack to 70 MiB of valid JSON: httpx reads the token answer itself, inside
+    the auth flow, so only a count after decompression there refuses it (the socket count sees 70 KB)."""
+    bomb = gzip.compress(b'{"access_token": "bomb-token-1234"}' + b" " * (70 * 1024 * 1024))
+
+    def token_bomb(request: Request, reply: Replier) -> None:
+        headers = {"Content-Type": "application/json", "Content-Encoding": "gzip", "Content-Length": str(len(bomb))}
+        reply.raw(head(200, headers) + bomb)
+
+    with HostileServer(token_bomb) as server, oauth(server) as cloud:
+        result = finishes_within(BOUND, cloud.list_instances)
+        sent = [r.path for r in server.requests]
+    record(isinstance(result, errors.ProviderError) and "larger than" in str(result))
+    assert isinstance(result, errors.ProviderError), result
+    assert "the answer of " in str(result) and "/oauth2/token is larger than 67108864 bytes" in str(result), result
+    assert len(sent) == 1 and sent[0].endswith("/oauth2/token"), f"no API request is sent with no token: {sent}"
+
+
+@pytest.mark.parametrize("script", [trickle_headers, trickle_body], ids=["headers", "body"])
+def test_a_proxy_from_the_environment_is_used_and_bounded_like_the_api(
+    script: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """httpx ignores HTTP_PROXY for a client given its own transport; gpucloud mounts a bounded transport per
+    proxy. The hostile server is the proxy here: it gets the absolute URL (so the proxy was used: nothing
+    listens at the API address) and trickles, and timeout=3 still ends each attempt."""
+    for variable in ("no_proxy", "NO_PROXY", "all_proxy", "ALL_PROXY", "HTTP_PROXY", "HTTPS_PROXY", "https_proxy"):
+        monkeypatch.delenv(variable, raising=False)
+    with HostileServer(script) as proxy:
+        monkeypatch.setenv("http_proxy", proxy.url)
+        api = "http://127.0.0.2:9"  # loopback (plain http allowed), the discard port: no API answers there
+        with gpucloud.connect("dcdncloud", base_url=api, token=TOKEN, timeout=3, max_retries=1) as cloud:
+            result = finishes_within(BOUND, cloud.list_instances)
+        seen = [r.path for r in proxy.requests]
+    record(isinstance(result, errors.ProviderError) and "within the request timeout" in str(result))
+    assert seen and all(path.startswith(api + "/") for path in seen), seen
+    assert isinstance(result, errors.ProviderError), result
+    assert "no complete answer within the request timeout" in str(result)
+    assert len(seen) == 2, "one retry, as max_retries=1 allows"
+
+
+def test_a_proxy_variable_gpucloud_cannot_use_is_named_without_its_password(monkeypatch: pytest.MonkeyPatch) -> None:
+    for variable in ("no_proxy", "NO_PROXY", "all_proxy", "ALL_PROXY", "http_proxy", "HTTP_PROXY", "HTTPS_PROXY"):
+        monkeypatch.delenv(variable, raising=False)
+    monkeypatch.setenv("https_proxy", "ftp://someone:proxy-pass-5521@proxy.invalid:21")
+    with pytest.raises(errors.ValidationError) as caught:
+        gpucloud.connect("dcdncloud", base_url="http://127.0.0.2:9", token=TOKEN)
+    assert caught.value.field == "HTTPS_PROXY"
+    assert "HTTPS_PROXY names a proxy gpucloud cannot use" in str(caught.value)
+    assert "proxy-pass-5521" not in str(caught.value) and "proxy-pass-5521" not in str(caught.value.to_dict())
+
+
+# --- endless lists ----------------------------------------------------------------------------------------
+def nexus(server: HostileServer, **options: Any) -> gpucloud.Provider:
+    """CloudNexus lists are numbered pages (``page``/``per_page``) with a ``pagination`` block."""
+    return gpucloud.connect("cloudnexus", base_url=server.url, token="cn_test_" + TOKEN, **options)
+
+
+def key(n: int) -> dict[str, Any]:
+    return {"id": f"key-{n}", "name": f"k{n}", "public_key": "ssh-ed25519 AAAA", "fingerprint": "f"}
+
+
+def page_number(request: Request) -> int:
+    return int(parse_qs(urlsplit(request.path).query)["page"][0])
+
+
+def same_page_again(request: Request, reply: Replier) -> None:
+    """Ignores ``page``: every page is the first one, and there is always one more."""
+    reply.json(200, {"data": [key(1), key(2)], "pagination": {"total_pages": 10**9}})
+
+
+def always_one_more(request: Request, reply: Replier) -> None:
+    """New items on every page, and the page after always exists."""
+    n = page_number(request)
+    reply.json(200, {"data": [key(n * 100 + i) for i in range(100)], "pagination": {"total_pages": n + 1}})
+
+
+def billions(request: Request, reply: Replier) -> None:
+    reply.json(200, {"data": [key(1)], "pagination": {"total": 10**12, "total_pages": 10**10}})
+
+
+@pytest.mark.parametrize(
+    ("script", "seen"),
+    [
+        (same_page_again, "page 2 repeats page 1"),
+        (always_one_more, "page 10 still says another page follows"),
+        (billions, "claims a total of 1000000000000 items"),
+    ],
+    ids=["repeated-page", "never-last-page", "total-of-billions"],
+)
+def test_a_list_that_never_ends_is_refused_not_walked_forever(
+    script: Any, seen: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The cap is 100,000 items; lowered to 1,000 here so the never-last-page server is cut off at page 10
+    (10 pages of 100) instead of after 1,000 requests. The other two are caught by what they say, not the cap."""
+    monkeypatch.setattr(pagination, "MAX_LIST_ITEMS", 1000)
+    with HostileServer(script) as server, nexus(server, requests_per_minute=100_000) as cloud:
+        result = finishes_within(BOUND, cloud.list_ssh_keys)
+        sent = len(server.requests)
+    record(isinstance(result, errors.MalformedResponse) and seen in str(result))
+    assert isinstance(result, errors.MalformedResponse), result
+    assert str(result).startswith("cloudnexus: the list never ends: ") and seen in str(result), result
+    assert sent <= 10, "no page past the cap is asked for"
+
+
 # --- secrets ------------------------------------------------------------------------------------------
 def test_a_token_echoed_by_the_server_is_redacted_from_errors_and_results() -> None:
     def echo(request: Request, reply: Replier) -> None:
@@ -195,6 +302,113 @@ def test_a_token_from_the_environment_echoed_by_the_server_stays_out_of_ansible_
     assert play["info"]["failed"] is True and play["info"]["error_class"] == "AuthError", play["info"]
     assert "token [REDACTED] may not list instances" in play["info"]["msg"]
     assert TOKEN not in text
+
+
+URL_PASSWORD = "url-pass-in-userinfo-9931"
+
+
+def userinfo_echo(request: Request, reply: Replier) -> None:
+    """A server (or a proxy in front of it) that quotes the URL it was configured with, credentials and all."""
+    quoted = f"http://someone:{URL_PASSWORD}@api.internal/v1"
+    reply.json(403, {"error": {"code": "forbidden", "message": f"no access via {quoted}"}})
+
+
+def with_userinfo(url: str) -> str:
+    return url.replace("http://", f"http://someone:{URL_PASSWORD}@", 1)
+
+
+def test_a_password_in_the_api_url_stays_out_of_errors_repr_and_config_check() -> None:
+    import subprocess
+    import sys
+
+    with HostileServer(userinfo_echo) as server:
+        with dcdn(server) as plain:  # the server's own URL, then the same with a password in it
+            pass
+        cloud = gpucloud.connect("dcdncloud", base_url=with_userinfo(server.url), token=TOKEN)
+        with cloud:
+            failed = finishes_within(BOUND, cloud.list_instances)
+            shown = f"{cloud.config!r} {cloud.config}"
+        refused = finishes_within(
+            BOUND,
+            lambda: gpucloud.connect("dcdncloud", base_url=f"http://someone:{URL_PASSWORD}@api.example.com/v1"),
+        )
+        env = {
+            **{k: v for k, v in os.environ.items() if not k.startswith("GPUCLOUD_")},
+            "GPUCLOUD_CONFIG": "/nonexistent/gpucloud.toml",
+            "GPUCLOUD_DCDNCLOUD_URL": with_userinfo(server.url),
+            "GPUCLOUD_DCDNCLOUD_TOKEN": TOKEN,
+        }
+        command = [sys.executable, "-m", "gpucloud.cli", "config", "check", "--json"]
+        check = subprocess.run(command, env=env, capture_output=True, text=True, timeout=BOUND, check=False)
+    text = f"{failed} {failed.to_dict()} {shown} {refused} {check.stdout} {check.stderr}"
+    figures.record("leaked secrets", text.count(URL_PASSWORD))
+    record(URL_PASSWORD not in text)
+    assert plain.config.base_url == server.url
+    assert isinstance(failed, errors.AuthError), failed
+    assert "no access via http://[REDACTED]@api.internal/v1" in str(failed)
+    assert f"base_url='http://[REDACTED]@{server.url[len('http://') :]}'" in shown, shown
+    assert isinstance(refused, errors.ValidationError) and refused.field == "base_url", refused
+    assert "http://[REDACTED]@api.example.com/v1" in str(refused)
+    rows = {row["provider"]: row for row in json.loads(check.stdout)}
+    assert rows["dcdncloud"]["url"] == with_userinfo(server.url).replace(f"someone:{URL_PASSWORD}", "[REDACTED]"), (
+        check.stdout
+    )
+    assert URL_PASSWORD not in text
+
+
+def test_a_password_in_the_api_url_stays_out_of_ansible_output(tmp_path: Path) -> None:
+    """api_url is not a no_log option: its password would show in the task's invocation and in -vvv output."""
+    from tests.ansible.conftest import Ansible, base_env
+    from tests.ansible.test_modules import task
+
+    home = tmp_path / "home"
+    (home / "tmp").mkdir(parents=True)
+    with HostileServer(userinfo_echo) as server:
+        env = {**base_env(home), "GPUCLOUD_DCDNCLOUD_TOKEN": TOKEN}
+        url = with_userinfo(server.url)
+        play = Ansible(env, tmp_path).play(
+            [
+                task("instance_info", "by_option", provider="dcdncloud", api_url=url, ignore_errors=True),
+                task("instance_info", "by_env", provider="dcdncloud", ignore_errors=True),
+            ],
+            extra_env={"ANSIBLE_VERBOSITY": "3", "GPUCLOUD_DCDNCLOUD_URL": url},
+        )
+    text = play.output + json.dumps(play.results)
+    figures.record("leaked secrets", text.count(URL_PASSWORD))
+    record(URL_PASSWORD not in text and play["by_option"].get("failed") is True)
+    for name in ("by_option", "by_env"):
+        assert play[name]["failed"] is True and play[name]["error_class"] == "AuthError", play[name]
+    assert URL_PASSWORD not in text
+
+
+def test_a_password_in_the_api_url_stays_out_of_pulumi_errors(pulumi_project: Path, keypair: tuple[Path, str]) -> None:
+    """Through the real dynamic-provider gRPC server, with the URL as stack config: the failed create's error
+    details and the provider process's stderr."""
+    from tests.contract.specs import INSTANCE
+    from tests.pulumi.conftest import PROJECT, PROVIDERS, TYPES
+    from tests.pulumi.harness import DynamicProviderHarness, ProviderFailed, Secret
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GPUCLOUD_")}
+    with HostileServer(userinfo_echo) as server:
+        config = {
+            "gpucloud:dcdncloud_url": with_userinfo(server.url),
+            "gpucloud:dcdncloud_token": Secret(TOKEN),
+        }
+        h = DynamicProviderHarness(pulumi_project, project=PROJECT, env=env, config=config).start()
+        props = {"provider": "dcdncloud", "name": "url-pass", "wait_timeout": 30, **INSTANCE["dcdncloud"]}
+        try:
+            failed = finishes_within(BOUND, lambda: h.up("url-pass", PROVIDERS["instance"], props, TYPES["instance"]))
+        finally:
+            assert h.process is not None and h.process.stderr is not None
+            h.process.terminate()
+            stderr = h.process.stderr.read().decode(errors="replace")
+            h.stop()
+    text = f"{failed} {stderr}"
+    figures.record("leaked secrets", text.count(URL_PASSWORD))
+    record(isinstance(failed, ProviderFailed) and URL_PASSWORD not in text)
+    assert isinstance(failed, ProviderFailed), failed
+    assert "no access via http://[REDACTED]@api.internal/v1" in failed.details, failed.details
+    assert URL_PASSWORD not in text
 
 
 # --- overlapping operations on one adapter ----------------------------------------------------------------

@@ -107,3 +107,27 @@ def test_plain_http_to_loopback_needs_no_permission(host: str) -> None:
 
     with gpucloud.connect("voltagepark", base_url=f"http://{host}:8080/v1", token="t" * 8) as cloud:
         assert cloud.config.base_url == f"http://{host}:8080/v1"
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("https://api.example.com/v1", "https://api.example.com/v1"),
+        ("https://user:pa%40ss@api.example.com/v1", "https://[REDACTED]@api.example.com/v1"),
+        ("https://token-only@api.example.com", "https://[REDACTED]@api.example.com"),
+        ("https://api.example.com/v1/users/a@b", "https://api.example.com/v1/users/a@b"),  # an @ in the path
+        ("http://u:p@127.0.0.1:8765?x=a@b", "http://[REDACTED]@127.0.0.1:8765?x=a@b"),
+    ],
+)
+def test_redact_url_hides_userinfo_and_nothing_else(url: str, shown: str) -> None:
+    assert config.redact_url(url) == shown
+
+
+def test_url_secrets_are_the_userinfo_and_password_as_written_and_decoded() -> None:
+    assert set(config.url_secrets("https://user:pa%40ss@api.example.com")) == {
+        "user:pa%40ss",
+        "user:pa@ss",
+        "pa%40ss",
+        "pa@ss",
+    }
+    assert config.url_secrets("https://api.example.com/a@b") == []

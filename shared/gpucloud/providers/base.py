@@ -207,7 +207,7 @@ class Provider(ABC):
             retry_max_seconds=config.retry_max_seconds,
             backoff_base=config.retry_backoff,
             requests_per_minute=config.requests_per_minute or self.default_requests_per_minute,
-            secrets=[config.secret(field) for field in secret_fields()],
+            secrets=[*(config.secret(field) for field in secret_fields()), *config.url_secrets()],
         )
 
     @abstractmethod

@@ -229,7 +229,9 @@ class CloudNexus(Provider):
             total_pages = int(info.get("total_pages") or 0)
             return Page(list(body["data"]), info.get("total"), has_next=page < total_pages)
 
-        return fetch_numbered_pages(fetch, min(self.page_size, MAX_PER_PAGE), workers=self.config.page_workers)
+        return fetch_numbered_pages(
+            fetch, min(self.page_size, MAX_PER_PAGE), workers=self.config.page_workers, provider=self.name
+        )
 
     def _field(self, body: dict[str, Any], key: str) -> str:
         """A field the flow cannot go on without; its absence means the answer is not what we expect."""

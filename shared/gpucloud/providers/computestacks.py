@@ -473,7 +473,7 @@ class ComputeStacks(Provider):
                 return page(first)
             return page(self.transport.request("GET", path, params={"page": number, "per_page": per_page}))
 
-        return fetch_numbered_pages(fetch, size, workers=self.config.page_workers)
+        return fetch_numbered_pages(fetch, size, workers=self.config.page_workers, provider=self.name)
 
     # --- instances ----------------------------------------------------------------------------------
     def _bastion(self, project_id: Any) -> dict[str, Any] | None:

@@ -360,7 +360,7 @@ class VoltagePark(Provider):
             body = self._get(path, _PAGES[path], params={"offset": offset, "limit": limit})
             return Page(body["results"], body.get("total_result_count"), bool(body.get("has_next")))
 
-        return fetch_offset_pages(fetch, size, workers=self.config.page_workers)
+        return fetch_offset_pages(fetch, size, workers=self.config.page_workers, provider=self.name)
 
     # --- instances ----------------------------------------------------------------------------------
     def _locations_by_hostnode(self) -> dict[str, str]:

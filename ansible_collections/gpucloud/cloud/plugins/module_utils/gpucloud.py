@@ -205,7 +205,13 @@ class GpuCloudModule:
             for option, target in CONNECTION_OPTIONS.items()
             if self.params.get(option) is not None
         )
+        # A password in the API URL (https://user:pass@host), given as api_url or from the environment or a
+        # config file, is masked like a no_log value: api_url itself is not no_log, and shows in the invocation.
+        from gpucloud.config import url_secrets
+
+        self.module.no_log_values.update(url_secrets(self.params.get("api_url") or ""))
         self.cloud = gpucloud.connect(self.params["provider"], **overrides)
+        self.module.no_log_values.update(self.cloud.config.url_secrets())
         return self.cloud
 
     # --- running ------------------------------------------------------------------------------------
