@@ -11,9 +11,9 @@ description:
   - Make an account SSH key named O(name) with O(public_key) exist, or delete it.
   - Keys cannot be edited in place; a key with the same name and a different public key is replaced
     (deleted and created again). Keys that differ only in their comment are the same key.
-  - ComputeStacks never returns a key's text, only its id and name: a key that exists under O(name) is reported
+  - "ComputeStacks never returns a key's text, only its id and name: a key that exists under O(name) is reported
     unchanged whatever its content, with a warning saying the content could not be checked. To change it, delete
-    the key (O(state=absent)) and create it again.
+    the key (O(state=absent)) and create it again."
 author: gpucloud contributors (@gpucloud)
 extends_documentation_fragment:
   - gpucloud.cloud.gpucloud
