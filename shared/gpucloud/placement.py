@@ -187,7 +187,7 @@ class Template(BaseModel):
             instance_type=candidate.offer.instance_type,
             # A bare-metal rental comes with the provider's OS: no image is taken (kind: any accepts that).
             image=None if bare_metal else self.images.get(candidate.provider, self.image),
-            location=candidate.location if cloud.supports(Capability.INSTANCE_LOCATION_CHOICE) else None,
+            location=candidate.location if cloud.chooses_location(candidate.offer.kind) else None,
             ssh_keys=self.ssh_keys,
             tags=self._tags(cloud, requirement),
             startup_script=self.startup_script,
@@ -346,8 +346,7 @@ def candidates(offers: Sequence[Offer], requirement: Requirement, clouds: Clouds
         cloud = clouds.get(offer.provider)
         if cloud is None:
             continue
-        choice = cloud.supports(Capability.INSTANCE_LOCATION_CHOICE)
-        if choice and offer.locations:
+        if cloud.chooses_location(offer.kind) and offer.locations:
             places: list[str | None] = [loc.location for loc in offer.locations if loc.available]
         elif requirement.locations:
             continue  # the provider places it where it likes: a location requirement cannot be met
@@ -469,9 +468,20 @@ def _unmet_by_instance(cloud: Provider, requirement: Requirement, instance: Inst
         reasons.append("a spot instance, and spot is not allowed (spot: allowed or required)")
     if requirement.spot == "required" and not instance.spot:
         reasons.append("an on-demand instance, and spot is required")
-    if requirement.locations and instance.location is None:
+    if requirement.locations and instance.location is None and not _placed_within(instance, requirement):
         reasons.append("its location is unknown")
     return reasons
+
+
+def _placed_within(instance: Instance, requirement: Requirement) -> bool:
+    """An instance whose API does not report its location (Voltage Park bare metal) still meets a location
+    requirement when it was placed for one allowing no location the current one refuses: its tag says which."""
+    placed_for = presentation.placement_facts(instance.tags) or {}
+    earlier = placed_for.get("locations")
+    if not isinstance(earlier, list) or not earlier:
+        return False
+    allowed = {value.casefold() for value in requirement.locations}
+    return all(str(value).casefold() in allowed for value in earlier)
 
 
 def _replace(

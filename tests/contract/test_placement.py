@@ -412,3 +412,39 @@ def test_bare_metal_offers_are_placed_only_when_the_kind_allows_them_and_created
         _teardown(clouds, "place-metal")
     with pytest.raises(ValueError, match="kind"):
         Requirement(kind="container")  # type: ignore[arg-type]
+
+
+def test_a_location_requirement_places_voltage_park_bare_metal_and_keeps_it(
+    clouds: dict[str, gpucloud.Provider], account: object
+) -> None:
+    """Voltage Park places VMs itself but rents bare metal where asked: a location requirement can be met by a
+    node, and the rerun keeps it although the rental list does not report its location (its tag records the
+    locations it was placed for)."""
+    metal = Requirement(gpu="h100", gpu_count=8, kind="bare_metal", providers=("voltagepark",))
+    offers = placement.gather_offers(clouds, metal)[0]
+    ranked = placement.candidates(offers, metal, clouds)
+    assert ranked and all(c.location is not None for c in ranked)
+    where = ranked[-1].location
+    assert where is not None
+    name = ranked[-1].offer.locations[[loc.location for loc in ranked[-1].offer.locations].index(where)].name
+    there = metal.model_copy(update={"locations": (name,)})
+    chosen = placement.candidates(offers, there, clouds)
+    assert chosen and {c.location for c in chosen} == {where}
+    vms = Requirement(gpu="h100", locations=(name,), providers=("voltagepark",))
+    assert placement.candidates(offers, vms, clouds) == []  # VMs: the provider places them, never "there"
+    try:
+        placed = placement.place(clouds, there, Template(name="place-metal-at"), wait_timeout=120)
+        after = placed.outcome.after
+        assert after is not None and after.kind == "bare_metal" and after.location is None
+        rerun = placement.place(clouds, there, Template(name="place-metal-at"), wait_timeout=120)
+        assert rerun.outcome.action is Action.NONE and rerun.outcome.after is not None
+        assert rerun.outcome.after.id == after.id
+        wider = there.model_copy(update={"locations": (name, "somewhere-else")})
+        assert placement.place(clouds, wider, Template(name="place-metal-at"), check_mode=True).outcome.action is (
+            Action.NONE
+        )
+        with pytest.raises(gpucloud.Conflict, match="its location is unknown"):
+            other = there.model_copy(update={"locations": ("somewhere-else",)})
+            placement.place(clouds, other, Template(name="place-metal-at"), check_mode=True)
+    finally:
+        _teardown(clouds, "place-metal-at")

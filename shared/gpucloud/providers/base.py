@@ -283,7 +283,7 @@ class Provider(ABC):
             cls.require(Capability.INSTANCE_STARTUP_SCRIPT, "remove 'startup_script'")
         if spec.password:
             cls.require(Capability.INSTANCE_PASSWORD, "use ssh_keys instead of a password")
-        if spec.location and not cls._chooses_location(spec):
+        if spec.location and not cls.chooses_location(spec.kind):
             cls.require(Capability.INSTANCE_LOCATION_CHOICE, "remove 'location'; the provider places it")
         if spec.volumes:
             cls.require(Capability.INSTANCE_VOLUMES_AT_CREATE, "attach volumes after create")
@@ -307,9 +307,10 @@ class Provider(ABC):
         """Provider-specific rules; the default has none."""
 
     @classmethod
-    def _chooses_location(cls, spec: InstanceSpec) -> bool:
-        """Where a location can be chosen for some kinds of instance only (Voltage Park bare metal), say so here."""
-        return False
+    def chooses_location(cls, kind: InstanceKind) -> bool:
+        """Whether an instance of ``kind`` can be created in a location of the caller's choice. Providers where
+        only some kinds can (Voltage Park: bare metal, not VMs) override this."""
+        return cls.supports(Capability.INSTANCE_LOCATION_CHOICE)
 
     @classmethod
     def validate_delete_options(cls, *, keep_os_volume: bool) -> None:

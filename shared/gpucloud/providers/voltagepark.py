@@ -596,8 +596,8 @@ class VoltagePark(Provider):
             )
 
     @classmethod
-    def _chooses_location(cls, spec: InstanceSpec) -> bool:
-        return spec.kind == "bare_metal"
+    def chooses_location(cls, kind: InstanceKind) -> bool:
+        return kind == "bare_metal" or super().chooses_location(kind)
 
     def _common_payload(self, spec: InstanceSpec) -> dict[str, Any]:
         """What VM and bare-metal deploys share: name, SSH keys (registered by id, others by content), tags."""
