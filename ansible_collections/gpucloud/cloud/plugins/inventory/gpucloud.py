@@ -216,9 +216,10 @@ def _kept_until_exit():
     Reading 10,000 instances allocates millions of objects (decoded JSON, models, facts) that hold no reference
     cycles, and the inventory keeps the facts until the process ends. Each of them counted towards the
     collector's next pass, and passes over Ansible's whole heap took 0.3-0.4 s of the fetch's 0.8 s CPU,
-    freeing nothing. Pausing alone only moves that pass to the end, so the survivors are frozen
-    (``gc.freeze``): reference counting still frees them, the cyclic collector no longer walks them, also not
-    while Ansible renders the hosts. The collector's own state is restored."""
+    freeing nothing. Pausing alone would leave one pass over all of it for later (the first collection after
+    the pause walks everything allocated meanwhile), so the survivors are frozen (``gc.freeze``): reference
+    counting still frees them, the cyclic collector no longer walks them, also not while Ansible renders the
+    hosts. The collector's own state is restored."""
     was_enabled = gc.isenabled()
     gc.disable()
     try:
