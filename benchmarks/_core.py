@@ -99,6 +99,15 @@ class Emulator:
     url: str
     env: dict[str, str]
     env_file: Path
+    pid: int | None = None
+
+    def cpu_seconds(self) -> float | None:
+        """CPU time (user + system) the emulator process has used so far; None where /proc cannot tell."""
+        try:
+            fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            return None
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime (proc(5))
 
     def control(self, method: str, path: str, **kwargs: Any) -> Any:
         headers = control_headers(self.env)  # the control API's own token, from the run's env file
@@ -141,7 +150,7 @@ def emulator(ctx: Context, *args: str) -> Iterator[Emulator]:
     url = f"http://127.0.0.1:{port}"
     try:
         wait_until_healthy(url, timeout=120)
-        yield Emulator(url=url, env=read_env_file(env_file), env_file=env_file)
+        yield Emulator(url=url, env=read_env_file(env_file), env_file=env_file, pid=proc.pid)
     except Exception:
         sys.stderr.write(log_file.read_text(errors="replace")[-3000:])
         raise

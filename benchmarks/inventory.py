@@ -175,6 +175,11 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def _used_since(before: float | None, after: float | None) -> str:
+    """CPU seconds between two readings, as text ("?" where the process's CPU time cannot be read)."""
+    return "?" if before is None or after is None else f"{after - before:.2f}"
+
+
 def _request_summary(emu: Emulator) -> tuple[int, str, int]:
     records = emu.requests()
     per_provider: dict[str, int] = {}
@@ -200,10 +205,13 @@ def inventory_at_scale(ctx: Context) -> list[Result]:
         source, lean_source = _source(ctx, "scale"), _source(ctx, "lean", **LEAN)
         runs: list[tuple[Run, dict[str, float], int, str, int]] = []
         lean_runs: list[Run] = []
+        emulator_cpus: list[str] = []
         for index in range(RUNS):  # full and lean runs alternate, so drift in machine load hits both alike
             _reset_rate_windows(emu)
             emu.clear_requests()
+            emulator_cpu = emu.cpu_seconds()
             run = _inventory(env, source, ctx.workdir / f"scale-{index}.json", "-v")
+            emulator_cpus.append(_used_since(emulator_cpu, emu.cpu_seconds()))
             calls, per_provider, throttled = _request_summary(emu)
             runs.append((run, _plugin_timings(run), calls, per_provider, throttled))
             _reset_rate_windows(emu)
@@ -248,7 +256,8 @@ def inventory_at_scale(ctx: Context) -> list[Result]:
             detail=(
                 f"{common}; fetch phase only, as the plugin logs it; runs: {', '.join(f'{f:.3f}' for f in fetches)}; "
                 f"CPU of the plugin process in those fetches (load-independent): "
-                f"{', '.join(f'{cpu:.3f}' for cpu in fetch_cpus)} s"
+                f"{', '.join(f'{cpu:.3f}' for cpu in fetch_cpus)} s; CPU of the emulator (same cores) in those "
+                f"whole runs: {', '.join(emulator_cpus)} s"
             ),
         ),
         _lean_result(lean_runs, run, calls),

@@ -126,7 +126,7 @@ def read_only_token(settings: EmulatorSettings) -> str:
 _bearer = HTTPBearer(auto_error=False, description="API key (cn_live_... or cn_test_...)")
 
 
-def require_key(
+async def require_key(
     request: Request, world: WorldDep, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 ) -> None:
     if credentials is None:

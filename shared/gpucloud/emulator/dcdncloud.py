@@ -135,7 +135,7 @@ def _bad(message: str, code: str = "bad_request") -> ProviderError:
 _bearer = HTTPBearer(auto_error=False, description="API token")
 
 
-def require_token(
+async def require_token(
     world: WorldDep, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 ) -> None:
     if credentials is None:

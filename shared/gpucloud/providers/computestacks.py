@@ -269,8 +269,10 @@ def _token_refused(response: httpx.Response) -> bool:
     ``{error: insufficient_scope}`` shape is a valid token without the scope, which a new token will not fix."""
     if response.status_code == 401:
         return True
+    if response.status_code != 403:  # asked of every answer: a page of 1,000 services is not decoded twice
+        return False
     body = json_body(response)
-    return response.status_code == 403 and isinstance(body, dict) and "errors" in body
+    return isinstance(body, dict) and "errors" in body
 
 
 class _PasswordGrant(OAuth2ClientCredentials):

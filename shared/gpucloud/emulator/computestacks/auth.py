@@ -35,7 +35,7 @@ def requested_version(accept: str | None) -> int | None:
     return int(match.group(1)) if match else None
 
 
-def check_version(request: Request) -> None:
+async def check_version(request: Request) -> None:
     accept = request.headers.get("accept")
     version = requested_version(accept)
     if version is None or version in SUPPORTED_VERSIONS:
@@ -78,7 +78,7 @@ def _token_key(token: str) -> str:
     return f"token-{token}"
 
 
-def identify(
+async def identify(
     request: Request,
     world: WorldDep,
     bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
@@ -113,7 +113,7 @@ def _basic_ok(world: World, header: str) -> bool:
 CallerDep = Annotated[Caller | None, Depends(identify)]
 
 
-def require_user(caller: CallerDep) -> None:
+async def require_user(caller: CallerDep) -> None:
     """``doorkeeper_authorize! <scope>, unless: :current_user`` for every scope but ``public``."""
     if caller is None:
         raise ProviderError(401, "The access token is invalid", "oauth:invalid_token")
@@ -122,7 +122,7 @@ def require_user(caller: CallerDep) -> None:
         raise ProviderError(403, message, "oauth:insufficient_scope")
 
 
-def require_public(caller: CallerDep) -> None:
+async def require_public(caller: CallerDep) -> None:
     """``doorkeeper_authorize! :public, ...``: any valid token, or a user."""
     if caller is None:
         raise ProviderError(401, "The access token is invalid", "oauth:invalid_token")

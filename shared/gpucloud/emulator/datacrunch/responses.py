@@ -95,7 +95,7 @@ def error_body(status: int, message: str, code: str | None = None) -> JSONDict:
 _bearer = HTTPBearer(auto_error=False, description="Access token from POST /oauth2/token")
 
 
-def require_token(
+async def require_token(
     world: WorldDep, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 ) -> None:
     if credentials is None or credentials.scheme.lower() != "bearer":

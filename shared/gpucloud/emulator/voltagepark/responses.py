@@ -70,7 +70,7 @@ _api_key = APIKeyHeader(name="x-api-token", auto_error=False, description="API k
 _API_TOKEN_PATHS = ("/organization/ssh-keys", "/storage")  # documented with x-api-token; the rest with Bearer
 
 
-def require_token(
+async def require_token(
     request: Request,
     world: WorldDep,
     bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],

@@ -172,9 +172,11 @@ compose:
   ansible_python_interpreter: "'/usr/bin/python3'"
 """
 
+import gc  # noqa: E402
 import re  # noqa: E402
 import time  # noqa: E402
 from concurrent.futures import ThreadPoolExecutor  # noqa: E402
+from contextlib import contextmanager  # noqa: E402
 
 from ansible.errors import AnsibleError  # noqa: E402
 from ansible.plugins.inventory import BaseInventoryPlugin, Cacheable, Constructable  # noqa: E402
@@ -205,6 +207,27 @@ def _matches(instance, filters):
         if (instance.get("tags") or {}).get(key) != str(value):
             return False
     return not (filters.get("name") and not re.search(filters["name"], instance["name"]))
+
+
+@contextmanager
+def _kept_until_exit():
+    """No cyclic garbage collection while listing; then what is alive is moved out of the collector's sight.
+
+    Reading 10,000 instances allocates millions of objects (decoded JSON, models, facts) that hold no reference
+    cycles, and the inventory keeps the facts until the process ends. Each of them counted towards the
+    collector's next pass, and passes over Ansible's whole heap took 0.3-0.4 s of the fetch's 0.8 s CPU,
+    freeing nothing. Pausing alone would leave one pass over all of it for later (the first collection after
+    the pause walks everything allocated meanwhile), so the survivors are frozen (``gc.freeze``): reference
+    counting still frees them, the cyclic collector no longer walks them, also not while Ansible renders the
+    hosts. The collector's own state is restored."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.freeze()
+        if was_enabled:
+            gc.enable()
 
 
 class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
@@ -239,7 +262,8 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
                 instances = cloud.list_instances_detailed()
                 return [presentation.instance_facts(i, names.result()) for i in instances]
 
-        facts, failures = presentation.gather(providers, one, workers=max(1, len(providers)))
+        with _kept_until_exit():
+            facts, failures = presentation.gather(providers, one, workers=max(1, len(providers)))
         if failures and self.get_option("on_provider_error") != "warn":
             failed = ", ".join(f.provider for f in failures)
             raise AnsibleError(
