@@ -189,3 +189,22 @@ def test_loop_items_run_one_after_another_in_one_worker(ansible: Ansible, keypai
     warnings = result["keys"]["warnings"]
     assert len(warnings) == 1 and "never returns a key's text" in warnings[0] and first_name in warnings[0]
     assert all(r["changed"] for r in result["gone"]["results"])
+
+
+def test_the_free_strategy_runs_modules_in_process_too(ansible: Ansible) -> None:
+    """The free strategy takes the in-process path too (it loads action classes before forking, as linear does)."""
+    tasks = [{"name": "info", "gpucloud.cloud.ssh_key_info": {"provider": PROVIDER}, "register": "info"}]
+    result = ansible.play(tasks, extra_env={**VERBOSE, "ANSIBLE_STRATEGY": "free"})
+    assert result.rc == 0, result.output
+    assert_in_process(result, 1)
+    assert isinstance(result["info"]["ssh_keys"], list)
+
+
+def test_module_defaults_of_the_action_group_apply(ansible: Ansible) -> None:
+    """``group/gpucloud.cloud.all`` defaults reach the module through its action plugin (provider is required)."""
+    defaults = {"group/gpucloud.cloud.all": {"provider": PROVIDER}}
+    info = {"name": "info", "gpucloud.cloud.ssh_key_info": {}, "module_defaults": defaults, "register": "info"}
+    result = ansible.play([info], extra_env=VERBOSE)
+    assert result.rc == 0, result.output
+    assert_in_process(result, 1)
+    assert result["info"]["failed"] is False and isinstance(result["info"]["ssh_keys"], list)
