@@ -30,20 +30,35 @@ from ansible import constants as C
 from ansible.errors import AnsibleError
 from ansible.module_utils import basic
 from ansible.module_utils.common import warnings as module_warnings
-from ansible.module_utils.common.json import Direction, get_module_encoder
 from ansible.plugins.action.normal import ActionModule as NormalAction
 from ansible.utils.display import Display
 from ansible.utils.vars import merge_hash
 from ansible.vars.clean import remove_internal_keys
 
-try:  # the hooks of ansible-core 2.19 this relies on; without them every task takes the module process
+# The module-execution internals of ansible-core 2.19 this relies on. Where any is missing (2.18, or a later
+# release that changed them), every task takes the module process: never a half-working in-process run.
+try:
     from ansible.executor.interpreter_discovery import InterpreterDiscoveryRequiredError
     from ansible.executor.module_common import _get_shebang
     from ansible.module_utils import _internal as module_internal
     from ansible.module_utils._internal import _traceback
     from ansible.module_utils._internal._ansiballz import _loader
+    from ansible.module_utils.common.json import Direction, get_module_encoder
 
-    HAS_HOOKS = all(hasattr(basic, name) for name in ("_ANSIBLE_ARGS", "_ANSIBLE_PROFILE"))
+    HAS_HOOKS = all(
+        hasattr(owner, name)
+        for owner, name in (
+            (basic, "_ANSIBLE_ARGS"),
+            (basic, "_ANSIBLE_PROFILE"),
+            (module_internal, "is_controller"),
+            (_traceback, "_is_traceback_enabled"),
+            (_traceback, "_is_module_traceback_enabled"),
+            (_traceback, "_module_tracebacks_enabled_events"),
+            (_loader, "_handle_exception"),
+            (module_warnings, "_global_warnings"),
+            (module_warnings, "_global_deprecations"),
+        )
+    )
 except ImportError:
     HAS_HOOKS = False
 
@@ -242,6 +257,8 @@ class GpuCloudModuleAction(NormalAction):
             return _get_shebang("/usr/bin/python", use_vars, self._templar)[1]
         except (InterpreterDiscoveryRequiredError, AnsibleError):
             return None
+        except Exception:  # pylint: disable=broad-exception-caught
+            return None  # Ansible changed how it works this out: let it do so itself, in a module process
 
     def _run_in_process(self, tmp, task_vars, environment):
         result = super(NormalAction, self).run(tmp, task_vars)  # ActionBase's checks (check mode support ...)
