@@ -22,6 +22,7 @@ import contextlib
 import importlib
 import io
 import json
+import locale
 import os
 import sys
 from collections.abc import Sequence
@@ -178,6 +179,7 @@ class ModuleRun:
         saved += [(_traceback, "_is_traceback_enabled"), (_traceback, "_module_tracebacks_enabled_events")]
         saved_values = [getattr(owner, name) for owner, name in saved]
         saved_env = dict(os.environ)
+        saved_locale = locale.setlocale(locale.LC_ALL)  # AnsibleModule sets the locale from the environment
         basic._ANSIBLE_ARGS, basic._ANSIBLE_PROFILE = self.params, PROFILE
         # Warnings and deprecations go into the result (not straight to the display), as in a module process.
         module_internal.is_controller = False
@@ -194,6 +196,8 @@ class ModuleRun:
                 setattr(owner, name, value)
             os.environ.clear()
             os.environ.update(saved_env)
+            with contextlib.suppress(locale.Error):
+                locale.setlocale(locale.LC_ALL, saved_locale)
 
 
 class GpuCloudModuleAction(NormalAction):
