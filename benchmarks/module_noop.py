@@ -1,10 +1,18 @@
 """Scenario 3: an idempotent ``gpucloud.cloud.instance state=present`` run against an existing instance.
 
+The module task is the default path users get: on localhost with the controller's own Python, gpucloud's
+action plugin runs the module's ``main()`` in the task's worker, no module process (the collection's
+plugins/plugin_utils/in_process.py). The same task through a module process (the path remote hosts, become
+or another interpreter take; here forced with ``gpucloud_in_process: false``) is reported next to it as
+``module_noop[<provider>+module_process]``, and the one-off cost of loading gpucloud into ``ansible-playbook``
+(paid once per playbook, before its first gpucloud task) as ``module_noop_preload``.
+
 Baseline: an ``ansible.builtin.uri`` task doing one GET (the list request the headline provider's module
 makes, same bearer token) against the same emulator with the same injected latency, in the same playbook.
-Both task kinds pay the same Ansible costs (worker fork, AnsiballZ payload, a fresh Python interpreter); what
-differs is what the module adds on top of one GET: importing gpucloud, building its config and client, and any
-extra API calls.
+Both task kinds pay the same Ansible costs for the worker fork; the uri task and a module-process task also
+start a fresh Python interpreter from an AnsiballZ payload, which the in-process path does not. What differs
+otherwise is what the module adds on top of one GET: (importing gpucloud,) building its config and client, and
+any extra API calls.
 
 Fairness: one playbook holds ``reps`` rounds of one uri task and one module task per provider, rotating which
 runs first, so drift in machine load hits every kind alike; a small callback plugin times every task from its
@@ -19,7 +27,9 @@ their calls are counted on a second run, once the first has filled the cache.
 
 On a busy machine wall times mostly measure the wait for a CPU, so one more, load-independent figure is
 reported (no target): the CPU time (user + system, from ``wait4``) of the module process against that of the
-uri module process, each run directly on the same arguments outside Ansible.
+uri module process, each run directly on the same arguments outside Ansible. ``module_noop_preload`` is CPU
+too: a fresh interpreter loading the ``gpucloud.cloud.instance`` action class through Ansible's plugin loader
+(which preloads gpucloud), against one loading ``ansible.builtin.debug``'s.
 """
 
 from __future__ import annotations
@@ -45,6 +55,8 @@ OTHERS = ("cloudnexus", "datacrunch", "voltagepark", "computestacks")
 # earlier task obtained, so its no-op makes one round trip less. Kind names are ``<provider>+token_cache``.
 CACHED = ("datacrunch", "computestacks")
 CACHE_SUFFIX = "+token_cache"
+# The same task through a module process (gpucloud_in_process: false), for every provider: reported.
+PROCESS_SUFFIX = "+module_process"
 TARGET_RATIO = 1.2
 MODULE = "gpucloud.cloud.instance"
 
@@ -96,15 +108,18 @@ def _bearer(emu: Emulator, provider: str) -> str:
 
 
 def _provider(kind: str) -> str:
-    return kind.removesuffix(CACHE_SUFFIX)
+    return kind.removesuffix(CACHE_SUFFIX).removesuffix(PROCESS_SUFFIX)
 
 
 def _instance_task(kind: str, label: str, cache_dir: Path | None = None) -> dict[str, Any]:
-    """The module task for ``kind``; a ``+token_cache`` kind turns the token cache on (in ``cache_dir``)."""
+    """The module task for ``kind``; a ``+token_cache`` kind turns the token cache on (in ``cache_dir``), a
+    ``+module_process`` kind opts out of the in-process path."""
     provider = _provider(kind)
     args = {"provider": provider, "name": f"bench-noop-{provider}", "state": "present", **SPECS[provider]}
     task: dict[str, Any] = {"name": label, MODULE: args}
-    if kind != provider:
+    if kind.endswith(PROCESS_SUFFIX):
+        task["vars"] = {"gpucloud_in_process": False}
+    elif kind != provider:
         if cache_dir is None:
             raise ValueError(f"{kind} needs a cache directory")
         task["environment"] = {f"GPUCLOUD_{provider.upper()}_TOKEN_CACHE": "true", "XDG_CACHE_HOME": str(cache_dir)}
@@ -161,11 +176,36 @@ def _cpu_medians(
     return statistics.median(cpu["module"]), statistics.median(cpu["uri"])
 
 
+# Loads one action class through Ansible's plugin loader, as a strategy does before forking a task's worker.
+_LOAD_ACTION = """
+import sys
+from ansible.plugins.loader import action_loader, init_plugin_loader
+init_plugin_loader([sys.argv[2]])
+assert action_loader.get(sys.argv[1], class_only=True) is not None
+"""
+
+
+def _preload_cpu(env: dict[str, str], workdir: Path, reps: int) -> tuple[float, float]:
+    """Median CPU of loading the gpucloud.cloud.instance action class (gpucloud preloaded) and the debug one."""
+    cpu: dict[str, list[float]] = {MODULE: [], "ansible.builtin.debug": []}
+    for rep in range(reps):
+        for action in sorted(cpu, reverse=rep % 2 == 1):
+            command = [sys.executable, "-c", _LOAD_ACTION, action, str(REPO)]
+            with open(workdir / "preload.out", "wb") as out:
+                proc = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
+                _, status, usage = os.wait4(proc.pid, 0)
+            proc.returncode = os.waitstatus_to_exitcode(status)
+            if proc.returncode != 0:
+                raise RuntimeError(f"loading {action} failed: {(workdir / 'preload.out').read_text()[-2000:]}")
+            cpu[action].append(usage.ru_utime + usage.ru_stime)
+    return statistics.median(cpu[MODULE]), statistics.median(cpu["ansible.builtin.debug"])
+
+
 def _module_calls(ctx: Context, emu: Emulator, kind: str) -> list[dict[str, Any]]:
     """The requests one no-op module run makes, from the emulator's log (an untimed run of its own). A cached
     kind runs twice and counts the second run: the first fills the cache, as the warm-up round does."""
     cache_dir = ctx.workdir / "token-cache"
-    if kind != _provider(kind):
+    if kind.endswith(CACHE_SUFFIX):
         _run_playbook(ctx, emu, [_instance_task(kind, f"module {kind} fill", cache_dir)], f"fill-{kind}")
     emu.clear_requests()
     _run_playbook(ctx, emu, [_instance_task(kind, f"module {kind} count", cache_dir)], f"count-{kind}")
@@ -208,6 +248,7 @@ def module_noop(ctx: Context) -> list[Result]:
     reps = 3 if ctx.smoke else 20
     providers = (HEADLINE,) if ctx.smoke else (HEADLINE, *OTHERS)
     kinds = [*providers, *(p + CACHE_SUFFIX for p in CACHED if p in providers)]
+    kinds += [p + PROCESS_SUFFIX for p in providers]
     results: list[Result] = []
     with emulator(ctx, "--latency-ms", f"{ctx.rtt_ms:g}", "--provision-seconds", "0.2") as emu:
         calls: dict[str, list[dict[str, Any]]] = {}
@@ -224,6 +265,8 @@ def module_noop(ctx: Context) -> list[Result]:
         records = _run_playbook(ctx, emu, _timed_tasks(ctx, ["uri", *kinds], baseline, reps), "timed")
         _check_calls(emu.requests(), calls, reps)
         cpu_module, cpu_uri = _cpu_medians(ctx, emu, HEADLINE, *baseline, reps)
+        preload_env = emu.child_env(ANSIBLE_COLLECTIONS_PATH=str(REPO), ANSIBLE_COLLECTIONS_SCAN_SYS_PATH="False")
+        cpu_preload, cpu_plain_load = _preload_cpu(preload_env, ctx.workdir / "module-noop-cpu", reps)
 
     def median(prefix: str) -> float:
         # Round 0 builds and caches each module's AnsiballZ payload: a warm-up, not counted.
@@ -241,7 +284,8 @@ def module_noop(ctx: Context) -> list[Result]:
                 measured_s=module_s,
                 baseline_s=uri_s,
                 api_calls=len(calls[kind]),
-                # The issue's target is for the default configuration; the opt-in token cache is reported.
+                # The issue's target is for the default configuration (the in-process path on localhost); the
+                # opt-in token cache and the module process path are reported.
                 target=ctx.target(TARGET_RATIO) if kind in providers else None,
                 detail=(
                     f"medians of {reps - 1} interleaved runs, {ctx.rtt_ms:g} ms RTT; module "
@@ -258,6 +302,18 @@ def module_noop(ctx: Context) -> list[Result]:
             detail=(
                 f"CPU (user+sys) of the module process vs the uri module process, each run directly on the same "
                 f"args (no Ansible around it), medians of {reps} interleaved runs: load-independent"
+            ),
+        )
+    )
+    results.append(
+        Result(
+            name="module_noop_preload",
+            measured_s=cpu_preload,
+            baseline_s=cpu_plain_load,
+            detail=(
+                f"CPU of a fresh interpreter loading the {MODULE} action class (gpucloud preloaded) vs the "
+                f"ansible.builtin.debug one, medians of {reps}: {(cpu_preload - cpu_plain_load) * 1000:+.0f} ms, "
+                "paid once per playbook in ansible-playbook"
             ),
         )
     )

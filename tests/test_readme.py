@@ -122,13 +122,20 @@ def _table(text: str, marker: str) -> list[list[str]]:
 
 
 def _global_variables() -> tuple[str, ...]:
-    """Variables that belong to no provider: the config file, its profile, the create-lock directory."""
+    """Variables of gpucloud itself that belong to no provider: the config file, its profile, the lock directory."""
     from gpucloud import namelock
 
     return ("GPUCLOUD_CONFIG", "GPUCLOUD_PROFILE", namelock.ENV)
 
 
-GLOBAL_VARIABLES = _global_variables()
+def _ansible_variables() -> tuple[str, ...]:
+    """Variables the collection's action plugins read in ansible-playbook (the in-process opt-out). Read from the
+    source, not imported: importing Ansible's controller code would turn this test process into a controller."""
+    source = (ROOT / "ansible_collections/gpucloud/cloud/plugins/plugin_utils/in_process.py").read_text()
+    return tuple(re.findall(r'^OPT_OUT_ENV = "(GPUCLOUD_[A-Z_]+)"$', source, re.M))
+
+
+GLOBAL_VARIABLES = _global_variables() + _ansible_variables()
 
 
 def _configuration_rows(text: str) -> dict[str, tuple[str, str]]:
