@@ -377,7 +377,7 @@ class VolumeKind(Kind):
         adapter, spec = cloud(), self.spec(news)
         if "attach_to" not in unknown and adapter.volume_attach_statuses is not None:
             # The state's attached_to may be stale (an instance deleted since): the rule judges the live volume.
-            refusal = _attach_refusal(adapter, spec, _live_volume(adapter, id_))
+            refusal = _attach_refusal(adapter, spec, ensure.find_volume(adapter, volume_id=id_))
             if refusal:
                 raise errors.Conflict(refusal, provider=adapter.name, code="instance_state")
         return ensure.plan_for_volume(adapter, spec, self.from_state(id_, news["provider"], olds), predict=True)[0]
@@ -396,20 +396,12 @@ class VolumeKind(Kind):
         return _public(volume)
 
     def read(self, cloud: gpucloud.Provider, id_: str) -> dict[str, Any]:
-        volume = _live_volume(cloud, id_)
+        volume = ensure.find_volume(cloud, volume_id=id_)  # None: gone
         return {} if volume is None else _deleted(_public(volume))
 
     def delete(self, cloud: gpucloud.Provider, id_: str, props: Props) -> None:
         if self.read(cloud, id_):  # gone already, e.g. deleted along with its instance
             ensure.ensure_volume_absent(cloud, volume_id=id_)
-
-
-def _live_volume(cloud: gpucloud.Provider, volume_id: str) -> Volume | None:
-    """The volume as ``up`` finds it (None: gone)."""
-    try:
-        return cloud.get_volume(volume_id)
-    except errors.NotFound:
-        return None
 
 
 def _attach_refusal(cloud: gpucloud.Provider, spec: VolumeSpec, current: Volume | None) -> str | None:
