@@ -28,12 +28,6 @@ Cloud = Callable[[], gpucloud.Provider]
 Props = Mapping[str, Any]
 
 
-def offline(provider: str) -> type[gpucloud.Provider]:
-    """The adapter class: its validation rules are class methods that need no API URL, credentials or connection,
-    so Pulumi's Check runs exactly the checks the adapter runs at create."""
-    return provider_class(provider)
-
-
 class Kind:
     """One resource kind: its inputs and the core calls behind each RPC."""
 
@@ -291,7 +285,7 @@ def _power_state_failure(provider: str, props: Props) -> CheckFailure | None:
     if wanted == "stopped_disassociated" and Capability.INSTANCE_STOP_RELEASED not in capabilities:
         refusal = errors.Unsupported(provider, Capability.INSTANCE_STOP_RELEASED.value, "use stopped")
         return CheckFailure("power_state", f"power_state: {refusal}")
-    if wanted == "stopped_disassociated" and not offline(provider).can_release(stand_in):
+    if wanted == "stopped_disassociated" and not provider_class(provider).can_release(stand_in):
         return CheckFailure(
             "power_state",
             f"power_state: {provider} {stand_in.kind} instances cannot be stopped with their compute released; "
