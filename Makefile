@@ -45,7 +45,7 @@ demo: setup
 lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check shared/gpucloud tests pulumi_gpucloud
-	$(VENV)/bin/mypy --strict shared/gpucloud pulumi_gpucloud
+	$(VENV)/bin/mypy --strict shared/gpucloud pulumi_gpucloud benchmarks
 
 # Docs build in strict mode: a broken link or nav entry fails.
 docs: setup

@@ -271,7 +271,7 @@ def module_noop(ctx: Context) -> list[Result]:
     def median(prefix: str) -> float:
         # Round 0 builds and caches each module's AnsiballZ payload: a warm-up, not counted.
         return statistics.median(
-            r["seconds"] for r in records if r["task"].startswith(prefix + " ") and not r["task"].endswith(" 0")
+            float(r["seconds"]) for r in records if r["task"].startswith(prefix + " ") and not r["task"].endswith(" 0")
         )
 
     uri_s = median("uri")

@@ -67,9 +67,8 @@ def _clouds(emu: Emulator) -> dict[str, Any]:
 
 
 def _is_create(record: dict[str, Any]) -> bool:
-    return record["method"] == "POST" and record["path"].rstrip("/").endswith(
-        ("/instances", "/virtual-machines/instant", "/api/orders")
-    )
+    method, path = str(record["method"]), str(record["path"])
+    return method == "POST" and path.rstrip("/").endswith(("/instances", "/virtual-machines/instant", "/api/orders"))
 
 
 @dataclass
@@ -87,7 +86,7 @@ class _Limits:
     def _timed(self, acquire: Any) -> Any:
         def timed(within: float | None = None) -> float | None:
             started = time.time()
-            delay = acquire(within)
+            delay: float | None = acquire(within)
             if delay:
                 self.waits.append((threading.get_ident(), started, delay))
             return delay

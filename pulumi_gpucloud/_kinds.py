@@ -28,12 +28,6 @@ Cloud = Callable[[], gpucloud.Provider]
 Props = Mapping[str, Any]
 
 
-def offline(provider: str) -> type[gpucloud.Provider]:
-    """The adapter class: its validation rules are class methods that need no API URL, credentials or connection,
-    so Pulumi's Check runs exactly the checks the adapter runs at create."""
-    return provider_class(provider)
-
-
 class Kind:
     """One resource kind: its inputs and the core calls behind each RPC."""
 
@@ -291,7 +285,7 @@ def _power_state_failure(provider: str, props: Props) -> CheckFailure | None:
     if wanted == "stopped_disassociated" and Capability.INSTANCE_STOP_RELEASED not in capabilities:
         refusal = errors.Unsupported(provider, Capability.INSTANCE_STOP_RELEASED.value, "use stopped")
         return CheckFailure("power_state", f"power_state: {refusal}")
-    if wanted == "stopped_disassociated" and not offline(provider).can_release(stand_in):
+    if wanted == "stopped_disassociated" and not provider_class(provider).can_release(stand_in):
         return CheckFailure(
             "power_state",
             f"power_state: {provider} {stand_in.kind} instances cannot be stopped with their compute released; "
@@ -377,7 +371,7 @@ class VolumeKind(Kind):
         adapter, spec = cloud(), self.spec(news)
         if "attach_to" not in unknown and adapter.volume_attach_statuses is not None:
             # The state's attached_to may be stale (an instance deleted since): the rule judges the live volume.
-            refusal = _attach_refusal(adapter, spec, _live_volume(adapter, id_))
+            refusal = _attach_refusal(adapter, spec, ensure.find_volume(adapter, volume_id=id_))
             if refusal:
                 raise errors.Conflict(refusal, provider=adapter.name, code="instance_state")
         return ensure.plan_for_volume(adapter, spec, self.from_state(id_, news["provider"], olds), predict=True)[0]
@@ -396,20 +390,12 @@ class VolumeKind(Kind):
         return _public(volume)
 
     def read(self, cloud: gpucloud.Provider, id_: str) -> dict[str, Any]:
-        volume = _live_volume(cloud, id_)
+        volume = ensure.find_volume(cloud, volume_id=id_)  # None: gone
         return {} if volume is None else _deleted(_public(volume))
 
     def delete(self, cloud: gpucloud.Provider, id_: str, props: Props) -> None:
         if self.read(cloud, id_):  # gone already, e.g. deleted along with its instance
             ensure.ensure_volume_absent(cloud, volume_id=id_)
-
-
-def _live_volume(cloud: gpucloud.Provider, volume_id: str) -> Volume | None:
-    """The volume as ``up`` finds it (None: gone)."""
-    try:
-        return cloud.get_volume(volume_id)
-    except errors.NotFound:
-        return None
 
 
 def _attach_refusal(cloud: gpucloud.Provider, spec: VolumeSpec, current: Volume | None) -> str | None:

@@ -38,7 +38,7 @@ from gpucloud.capabilities import Capability
 from gpucloud.config import PROVIDERS, ProviderConfig, env_var
 from gpucloud.providers import implemented, provider_class
 from pulumi_gpucloud._inputs import Field, clean, is_unknown, schema_inputs
-from pulumi_gpucloud._kinds import KINDS, Kind, offline
+from pulumi_gpucloud._kinds import KINDS, Kind
 
 # Set by ``X.get()``: the Read comes from ReadResource (the program's inputs), not from a refresh (prior outputs).
 GET_MARKER: Final = "_gpucloud_get"
@@ -193,7 +193,9 @@ class GpuCloudProvider(ResourceProvider):
         known = {k: v for k, v in inputs.items() if k not in unknown}
         known.update({k: v for k, v in kind.placeholders.items() if k in unknown})
         try:
-            kind.validate(offline(provider), known, olds, unknown)
+            # The adapter class, not an adapter: its validation rules are class methods that need no URL,
+            # credentials or connection, so Check runs exactly the checks the adapter runs at create.
+            kind.validate(provider_class(provider), known, olds, unknown)
         except pydantic.ValidationError as exc:
             return [f for f in _pydantic_failures(exc) if f.property not in unknown]
         except errors.GpuCloudError as exc:

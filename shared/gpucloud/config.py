@@ -13,9 +13,10 @@ import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, ValidationInfo, field_validator
+from pydantic_core import PydanticCustomError
 
 from gpucloud import errors, registry
 
@@ -24,6 +25,9 @@ PROVIDERS: tuple[str, ...] = registry.NAMES
 _SECRET_FIELDS = ("token", "client_secret", "password")
 # Environment suffixes that differ from the field name; every other field uses its upper-cased name.
 _ENV_ALIASES = {"base_url": "URL"}
+# Booleans as TOML, Python and environment variables spell them. Pydantic reads True as 1 for a number: a
+# ``timeout = true`` would silently mean a 1-second timeout, ``max_retries = true`` one retry.
+_BOOLEAN_WORDS = frozenset({"true", "false", "yes", "no", "on", "off"})
 
 
 class ProviderConfig(BaseModel):
@@ -52,6 +56,21 @@ class ProviderConfig(BaseModel):
     allow_insecure_http: bool = Field(default=False, description="permit http:// to a host other than loopback")
     # Opt-in: it writes OAuth access tokens to disk (gpucloud.tokencache says what, where and how).
     token_cache: bool = Field(default=False, description="reuse OAuth access tokens across runs (user cache dir, 0600)")
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _numbers_are_not_booleans(cls, value: Any, info: ValidationInfo) -> Any:
+        field = cls.model_fields[info.field_name or ""]
+        if not {int, float} & {field.annotation, *get_args(field.annotation)}:
+            return value
+        if isinstance(value, bool) or (isinstance(value, str) and value.strip().lower() in _BOOLEAN_WORDS):
+            default = "" if field.default is None else f" (the default is {field.default})"
+            raise PydanticCustomError(
+                "not_a_boolean",
+                "must be a number, not a boolean ({value}): give a number{default}, or leave the setting out",
+                {"value": str(value).strip().lower(), "default": default},
+            )
+        return value
 
     def __repr_args__(self) -> Any:
         # repr() and str() show the URL without a password it may carry (https://user:pass@host).

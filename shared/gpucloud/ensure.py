@@ -645,7 +645,7 @@ def ensure_volume(
     else:
         cloud.require(Capability.VOLUMES)
     with _creating(cloud, "volume", spec.name, enabled=not check_mode, timeout=LOCK_TIMEOUT):
-        current = _find_volume(cloud, name=spec.name, volume_id=volume_id)
+        current = find_volume(cloud, name=spec.name, volume_id=volume_id)
         plan, attach_id = plan_for_volume(cloud, spec, current, predict=check_mode)
         if plan.action in (Action.CREATE, Action.REPLACE):
             validate_volume_catalogue(cloud, spec)
@@ -664,7 +664,8 @@ def ensure_volume(
         )
 
 
-def _find_volume(cloud: Provider, *, name: str | None, volume_id: str | None) -> Volume | None:
+def find_volume(cloud: Provider, *, name: str | None = None, volume_id: str | None = None) -> Volume | None:
+    """By id, else by name (None: not there, e.g. deleted along with its instance)."""
     if volume_id:
         try:
             return cloud.get_volume(volume_id)
@@ -691,7 +692,7 @@ def ensure_volume_absent(
     cloud: Provider, *, name: str | None = None, volume_id: str | None = None, check_mode: bool = False
 ) -> Outcome[Volume]:
     cloud.require(Capability.VOLUME_DELETE)
-    current = _find_volume(cloud, name=name, volume_id=volume_id)
+    current = find_volume(cloud, name=name, volume_id=volume_id)
     if current is None:
         return Outcome(False, Action.NONE, None, None)
     require_attachable(cloud, current.name, current.attached_to, "detach")

@@ -25,6 +25,14 @@ IMAGES = {
     "cloudnexus": "ubuntu-22.04-lts",
 }
 H100 = Requirement(gpu="h100", max_price_per_hour=3, providers=("voltagepark", "datacrunch"))
+# Four vCPUs and 8 GB under $1/h at two locations: ComputeStacks' large, dcdncloud's s-large and d-large.
+FOUR_VCPUS = Requirement(
+    min_vcpus=4,
+    min_memory_gb=8,
+    max_price_per_hour=1,
+    locations=("1", "eu-central"),
+    providers=("computestacks", "dcdncloud"),
+)
 
 
 @pytest.fixture
@@ -149,19 +157,12 @@ def test_failover_moves_to_the_next_offer_and_records_every_attempt(
 def test_exhausted_everywhere_is_one_error_listing_every_attempt_and_leaves_nothing(
     emulator: EmulatorServer, clouds: dict[str, gpucloud.Provider], account: object
 ) -> None:
-    # Four vCPUs and 8 GB at two locations: ComputeStacks' large (an order that fails, leaving a project the
-    # adapter must delete) and dcdncloud's s-large and d-large (503 no_capacity).
-    requirement = Requirement(
-        min_vcpus=4,
-        min_memory_gb=8,
-        max_price_per_hour=1,
-        locations=("1", "eu-central"),
-        providers=("computestacks", "dcdncloud"),
-    )
+    # ComputeStacks' large: an order that fails, leaving a project the adapter must delete; dcdncloud's s-large
+    # and d-large: 503 no_capacity.
     for provider, itype in (("computestacks", "large"), ("dcdncloud", "s-large"), ("dcdncloud", "d-large")):
         emulator.world.set_stock(provider, itype, left=0, stale_catalogue=True)
     with pytest.raises(PlacementFailed) as failed:
-        placement.place(clouds, requirement, _template("place-nowhere"), wait_timeout=120)
+        placement.place(clouds, FOUR_VCPUS, _template("place-nowhere"), wait_timeout=120)
     attempts = failed.value.attempts
     assert failed.value.code == "exhausted"
     assert [(a.provider, a.candidate and a.candidate.offer.instance_type) for a in attempts] == [
@@ -364,17 +365,10 @@ def test_failover_past_a_failed_order_leaves_nothing_once_it_returns(
 ) -> None:
     # dcdncloud's s-large refuses, ComputeStacks' "large" order fails (its project is deleted beside the next
     # attempt), dcdncloud's d-large takes it.
-    requirement = Requirement(
-        min_vcpus=4,
-        min_memory_gb=8,
-        max_price_per_hour=1,
-        locations=("1", "eu-central"),
-        providers=("computestacks", "dcdncloud"),
-    )
     emulator.world.set_stock("computestacks", "large", left=0)
     emulator.world.set_stock("dcdncloud", "s-large", left=0, stale_catalogue=True)
     try:
-        result = placement.place(clouds, requirement, _template("place-beside"), wait_timeout=120)
+        result = placement.place(clouds, FOUR_VCPUS, _template("place-beside"), wait_timeout=120)
         assert result.outcome.after is not None and result.outcome.after.instance_type == "d-large"
         assert [(a.provider, a.error_class) for a in result.attempts] == [
             ("dcdncloud", "NoCapacity"),

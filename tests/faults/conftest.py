@@ -32,6 +32,7 @@ NO_FAULTS: dict[str, Any] = {
     "error_on_create": True,
     "reject_auth": False,
     "create_error_burst": 0,
+    "rules": (),
 }
 # Short retry pauses keep the suite quick; the retry logic is the same at any scale.
 FAST_RETRIES: dict[str, Any] = {"retry_backoff": 0.02, "poll_interval": 0.1}

@@ -6,12 +6,13 @@ from __future__ import annotations
 from typing import Any
 
 from gpucloud import InstanceSpec, ensure
-from gpucloud.emulator import EmulatorServer
+from gpucloud.emulator import EmulatorServer, FaultRule
 from tests.contract.specs import INSTANCE
 
 from .conftest import Tally, faults_since, fconnect
 
 Overrides = dict[str, dict[str, Any]]
+AVAILABILITY = "/instance-availability"
 
 
 def _posts(server: EmulatorServer, start: int) -> list[Any]:
@@ -47,15 +48,18 @@ def test_stock_check_survives_a_5xx_burst(fault_emulator: EmulatorServer, fault_
     spec = InstanceSpec(name="spot-burst", spot=True, **INSTANCE["datacrunch"])
     with fconnect(fault_overrides, "datacrunch", max_retries=8) as cloud:
         start = len(world.requests)
-        # A third of the reads and actions answer 500 (creates are spared: their 5xx have tests of their own).
-        world.set_faults(error_rate=0.3, error_on_create=False, seed=7)
+        # The first two stock checks answer 500, and every third read besides (creates are spared: their 5xx
+        # have tests of their own). Counted, not diced, so every run fails the same requests.
+        burst = FaultRule("error", methods=("GET",), path=AVAILABILITY, nth=(1, 2))
+        world.set_faults(rules=(burst, FaultRule("error", methods=("GET",), every=3)))
         try:
             outcome = ensure.ensure_instance(cloud, spec, wait=False, wait_timeout=60)
         finally:
-            world.set_faults(error_rate=0.0, error_on_create=True)
+            world.set_faults(rules=())
         try:
-            checks = [r for r in world.requests[start:] if r.path.startswith("/instance-availability")]
-            assert checks and outcome.after is not None and outcome.after.spot is True
+            checks = [r for r in world.requests[start:] if r.path.startswith(AVAILABILITY)]
+            assert [r.status for r in checks[:2]] == [500, 500] and checks[2].status == 200, checks
+            assert outcome.after is not None and outcome.after.spot is True
             assert len(_posts(fault_emulator, start)) == 1
             assert [i.id for i in cloud.list_instances() if i.name == spec.name] == [outcome.after.id]
             Tally(operations=1, faults=faults_since(fault_emulator, start), duplicates=0, orphans=0).publish()

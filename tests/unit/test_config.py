@@ -1,4 +1,7 @@
+import functools
+from collections.abc import Callable
 from pathlib import Path
+from typing import get_args
 
 import pytest
 
@@ -74,6 +77,60 @@ def test_a_bad_setting_is_reported_under_its_own_name(tmp_path: Path, variable: 
         config.load_config("voltagepark", environ=environ, config_path=tmp_path / "x")
     assert info.value.field == field
     assert f"{field} (GPUCLOUD_VOLTAGEPARK_{variable})" in str(info.value)
+
+
+# Every number setting of ProviderConfig: a boolean for any of them is refused, from any source.
+NUMBER_SETTINGS = ("ssh_port", "timeout", "max_retries", "retry_max_seconds", "retry_backoff", "requests_per_minute")
+NUMBER_SETTINGS += ("page_workers", "poll_interval")
+
+
+def _refused_as_boolean(field: str, shown: str, load: Callable[[], object]) -> None:
+    with pytest.raises(errors.ValidationError) as info:
+        load()
+    message = str(info.value)
+    assert info.value.field == field, message
+    assert f"{field} ({config.env_var('datacrunch', field)}): must be a number, not a boolean ({shown})" in message
+    assert "give a number" in message and "or leave the setting out" in message  # the fix
+
+
+def test_every_number_setting_is_listed_here() -> None:
+    numbers = {
+        name
+        for name, info in config.ProviderConfig.model_fields.items()
+        if {int, float} & {info.annotation, *get_args(info.annotation)}
+    }
+    assert numbers == set(NUMBER_SETTINGS)
+
+
+@pytest.mark.parametrize("field", NUMBER_SETTINGS)
+@pytest.mark.parametrize("value", ["true", "False", " yes ", "off"])
+def test_a_boolean_in_the_environment_is_refused_for_a_number_setting(tmp_path: Path, field: str, value: str) -> None:
+    environ = {config.env_var("datacrunch", field): value}
+    load = functools.partial(config.load_config, "datacrunch", environ=environ, config_path=tmp_path / "x")
+    _refused_as_boolean(field, value.strip().lower(), load)
+
+
+@pytest.mark.parametrize("field", NUMBER_SETTINGS)
+def test_a_boolean_in_the_profile_file_is_refused_for_a_number_setting(tmp_path: Path, field: str) -> None:
+    path = write(tmp_path, f"[profiles.p.datacrunch]\n{field} = true\n[datacrunch]\n{field} = false\n")
+    _refused_as_boolean(field, "false", lambda: config.load_config("datacrunch", environ={}, config_path=path))
+    profile = {"GPUCLOUD_PROFILE": "p"}
+    _refused_as_boolean(field, "true", lambda: config.load_config("datacrunch", environ=profile, config_path=path))
+
+
+@pytest.mark.parametrize("field", NUMBER_SETTINGS)
+@pytest.mark.parametrize("value", [True, False])
+def test_a_boolean_keyword_is_refused_for_a_number_setting(tmp_path: Path, field: str, value: bool) -> None:
+    load = functools.partial(config.load_config, "datacrunch", {field: value}, environ={}, config_path=tmp_path / "x")
+    _refused_as_boolean(field, str(value).lower(), load)
+
+
+def test_numbers_and_boolean_settings_still_load(tmp_path: Path) -> None:
+    path = write(tmp_path, "[datacrunch]\ntimeout = 1\nallow_insecure_http = true\n")
+    environ = {"GPUCLOUD_DATACRUNCH_MAX_RETRIES": "0", "GPUCLOUD_DATACRUNCH_TOKEN_CACHE": "true"}
+    cfg = config.load_config("datacrunch", {"retry_backoff": 0.25}, environ=environ, config_path=path)
+    assert (cfg.timeout, cfg.max_retries, cfg.retry_backoff) == (1.0, 0, 0.25)
+    assert cfg.allow_insecure_http is True and cfg.token_cache is True
 
 
 @pytest.mark.parametrize(

@@ -39,6 +39,6 @@ checks they agree). Controls only this provider has go on ``SPEC.control`` (serv
 """
 
 from gpucloud.emulator.server import EmulatorServer, serve
-from gpucloud.emulator.world import EmulatorSettings, Faults, World
+from gpucloud.emulator.world import EmulatorSettings, FaultRule, Faults, World
 
-__all__ = ["EmulatorServer", "EmulatorSettings", "Faults", "World", "serve"]
+__all__ = ["EmulatorServer", "EmulatorSettings", "FaultRule", "Faults", "World", "serve"]

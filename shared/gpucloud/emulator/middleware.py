@@ -4,7 +4,8 @@ Per provider request, in this order: added latency (``asyncio.sleep``, the event
 a ``rate_limit_burst`` 429; the provider's requests-per-minute limiter (429); ``error_rate`` 500 (never on
 the provider's auth endpoint, so clients can always log in; ``error_on_create=False`` spares creates too);
 ``reject_auth``: the auth endpoint answers 401 to every grant; ``create_error_burst``: the next N creates get
-a 500 and are not run; ``drop_create_rate`` on create calls: the
+a 500 and are not run; ``rules`` (:class:`~gpucloud.emulator.world.FaultRule`): chosen requests by method, path
+and count get a 500 or 429, before the ``error_rate`` dice; ``drop_create_rate`` on create calls: the
 handler runs and commits, then only the response head goes out and the connection is closed, so the
 client sees a transport error (``httpx.RemoteProtocolError``, ``requests.ChunkedEncodingError``) and
 never learns the new id. Injected errors use the provider's own error body. Control-API requests
@@ -85,7 +86,11 @@ class FaultMiddleware:
     ) -> None:
         method, rel = scope["method"], spec.relative(scope["path"])
         decision = self.world.decide_fault(
-            spec.name, is_auth=spec.is_auth_request(method, rel), is_create=spec.is_create_request(method, rel)
+            spec.name,
+            is_auth=spec.is_auth_request(method, rel),
+            is_create=spec.is_create_request(method, rel),
+            method=method,
+            path=rel,
         )
         if decision.latency_s > 0:
             await asyncio.sleep(decision.latency_s)

@@ -58,6 +58,41 @@ def _default_ssh_port() -> int:
     return 22 if os.geteuid() == 0 else 2222
 
 
+@dataclass(frozen=True)
+class FaultRule:
+    """Fail chosen requests by their count, not by dice: of the provider requests that match ``methods`` (empty:
+    any) and ``path`` (a prefix of the path relative to the provider's base URL), the ``nth`` ones (1-based) and
+    every ``every``-th one get ``fault``: a 500 as ``error_rate`` gives, or a 429 with ``Retry-After: 1`` as
+    ``rate_limit_burst`` gives (logged under those names). So "the 2nd power action fails" holds in every run,
+    however many status polls came in between, and no other fault's dice move. Auth requests never match (clients
+    can always log in); the counting restarts whenever the rules are set.
+    """
+
+    fault: Literal["error", "rate_limit_burst"]
+    methods: tuple[str, ...] = ()
+    path: str = ""
+    nth: tuple[int, ...] = ()
+    every: int = 0
+    provider: str | None = None  # None: every provider
+
+    def __post_init__(self) -> None:
+        if not self.nth and self.every <= 0:
+            raise ValueError("a fault rule needs nth (which matching requests) or every (> 0)")
+        if any(n < 1 for n in self.nth):
+            raise ValueError("nth counts matching requests from 1")
+
+    def matches(self, provider: str, method: str, path: str) -> bool:
+        return (
+            (self.provider is None or self.provider == provider)
+            and (not self.methods or method in self.methods)
+            and path.startswith(self.path)
+        )
+
+    def fires(self, count: int) -> bool:
+        """Whether the ``count``-th matching request (from 1) gets the fault."""
+        return count in self.nth or (self.every > 0 and count % self.every == 0)
+
+
 @dataclass
 class Faults:
     """Injected misbehaviour; change it at runtime with :meth:`World.set_faults` or ``POST /_emulator/faults``."""
@@ -70,6 +105,8 @@ class Faults:
     error_on_create: bool = True  # False: error_rate spares creates (only reads and actions fail)
     reject_auth: bool = False  # the auth endpoint refuses every grant with 401 (credentials revoked)
     create_error_burst: int = 0  # the next N creates get a 500 before the handler runs (nothing is committed)
+    # Faults by request count (FaultRule), checked after the bursts and before the error_rate dice.
+    rules: tuple[FaultRule, ...] = ()
 
 
 # Published per-user request limits, enforced by default (tests may raise them with World.set_rate_limit).
@@ -317,6 +354,7 @@ class World:
         self._faults = replace(self.settings.faults)
         seed = self._faults.seed
         self._fault_rng = random.Random(seed)
+        self._rule_counts = [0] * len(self._faults.rules)  # matching requests seen, per rule
         # Ids come from their own generator so fault settings never shift the ids a seeded run produces.
         self._id_rng = random.Random(None if seed is None else seed + 1)
 
@@ -522,15 +560,19 @@ class World:
             return replace(self._faults)
 
     def set_faults(self, **changes: Any) -> Faults:
-        """Change some :class:`Faults` fields; a new ``seed`` restarts the fault dice."""
+        """Change some :class:`Faults` fields; a new ``seed`` restarts the fault dice, new ``rules`` their counts."""
         known = {f.name for f in fields(Faults)}
         unknown = set(changes) - known
         if unknown:
             raise ValueError(f"unknown fault settings: {sorted(unknown)}")
+        if "rules" in changes:
+            changes["rules"] = tuple(changes["rules"])
         with self.lock:
             self._faults = replace(self._faults, **changes)
             if "seed" in changes:
                 self._fault_rng = random.Random(changes["seed"])
+            if "rules" in changes:
+                self._rule_counts = [0] * len(self._faults.rules)
             return replace(self._faults)
 
     def set_rate_limit(self, provider: str, per_minute: int | None) -> None:
@@ -541,8 +583,11 @@ class World:
                 self._rate_limits.pop(provider, None)
             self._windows.pop(provider, None)
 
-    def decide_fault(self, provider: str, *, is_auth: bool, is_create: bool) -> FaultDecision:
-        """Roll the dice for one provider request, in a fixed order so a seed reproduces a run."""
+    def decide_fault(
+        self, provider: str, *, is_auth: bool, is_create: bool, method: str = "", path: str = ""
+    ) -> FaultDecision:
+        """Decide one provider request's fault, in a fixed order so a seed reproduces a run; ``method`` and
+        ``path`` (relative to the provider's base URL) are what fault rules match."""
         with self.lock:
             f = self._faults
             latency = max(f.latency_ms, 0) / 1000
@@ -557,11 +602,24 @@ class World:
             if is_create and f.create_error_burst > 0:
                 self._faults = replace(f, create_error_burst=f.create_error_burst - 1)
                 return FaultDecision(latency, "error")
+            ruled = None if is_auth else self._apply_rules(provider, method, path)
+            if ruled is not None:
+                return FaultDecision(latency, ruled, retry_after=1 if ruled == "rate_limit_burst" else 0)
             may_fail = not is_auth and (f.error_on_create or not is_create)
             if may_fail and f.error_rate > 0 and self._fault_rng.random() < f.error_rate:
                 return FaultDecision(latency, "error")
             drop = is_create and f.drop_create_rate > 0 and self._fault_rng.random() < f.drop_create_rate
             return FaultDecision(latency, drop=drop)
+
+    def _apply_rules(self, provider: str, method: str, path: str) -> Literal["error", "rate_limit_burst"] | None:
+        """Count the request against every rule it matches; the first rule that fires decides. Hold the lock."""
+        fault = None
+        for index, rule in enumerate(self._faults.rules):
+            if rule.matches(provider, method, path):
+                self._rule_counts[index] += 1
+                if fault is None and rule.fires(self._rule_counts[index]):
+                    fault = rule.fault
+        return fault
 
     def _rate_limited(self, provider: str) -> int:
         """Sliding one-minute window; returns Retry-After seconds, or 0 when the request may pass."""
