@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import importlib
 import secrets
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Header, Request, Response
 from fastapi.exception_handlers import http_exception_handler, request_validation_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from gpucloud.__about__ import __version__
@@ -122,27 +122,6 @@ open_control = APIRouter()
 control = APIRouter(dependencies=[Depends(require_control_token)])
 
 
-class FaultRuleBody(BaseModel):
-    """One :class:`FaultRule`: ``{"fault": "error", "methods": ["PUT"], "nth": [2]}`` fails the 2nd PUT."""
-
-    fault: Literal["error", "rate_limit_burst"]
-    methods: list[str] = []
-    path: str = ""
-    nth: list[Annotated[int, Field(ge=1)]] = []
-    every: int = Field(default=0, ge=0)
-    provider: str | None = None
-
-    @model_validator(mode="after")
-    def _counted(self) -> FaultRuleBody:
-        if not self.nth and not self.every:
-            raise ValueError("give nth (which matching requests fail) or every (> 0)")
-        return self
-
-    def rule(self) -> FaultRule:
-        methods = tuple(m.upper() for m in self.methods)
-        return FaultRule(self.fault, methods, self.path, tuple(self.nth), self.every, self.provider)
-
-
 class FaultsPatch(BaseModel):
     """Only the fields present in the body change; ``rules`` replaces the rules (``[]``: none)."""
 
@@ -154,7 +133,7 @@ class FaultsPatch(BaseModel):
     error_on_create: bool | None = None
     reject_auth: bool | None = None
     create_error_burst: int | None = Field(default=None, ge=0)
-    rules: list[FaultRuleBody] | None = None
+    rules: list[FaultRule] | None = None  # validated by FaultRule itself
 
 
 class ProviderBody(BaseModel):
@@ -224,7 +203,7 @@ def get_faults(world: WorldDep) -> dict[str, Any]:
 def set_faults(body: FaultsPatch, world: WorldDep) -> dict[str, Any]:
     changes = body.model_dump(include=body.model_fields_set - {"rules"})
     if body.rules is not None:
-        changes["rules"] = [rule.rule() for rule in body.rules]
+        changes["rules"] = body.rules
     return vars(world.set_faults(**changes))
 
 

@@ -76,10 +76,14 @@ class FaultRule:
     provider: str | None = None  # None: every provider
 
     def __post_init__(self) -> None:
+        # Also what the control API's body is validated by (pydantic runs this for ``FaultsPatch.rules``).
         if not self.nth and self.every <= 0:
             raise ValueError("a fault rule needs nth (which matching requests) or every (> 0)")
         if any(n < 1 for n in self.nth):
             raise ValueError("nth counts matching requests from 1")
+        if self.every < 0:
+            raise ValueError("every counts matching requests from 1 (0: not used)")
+        object.__setattr__(self, "methods", tuple(method.upper() for method in self.methods))
 
     def matches(self, provider: str, method: str, path: str) -> bool:
         return (
