@@ -143,15 +143,24 @@ def _run_playbook(ctx: Context, emu: Emulator, tasks: list[dict[str, Any]], tag:
 
 
 def _process_cpu(command: list[str], env: dict[str, str], output: Path) -> float:
-    """CPU seconds (user + system) one process used: its cost to the machine, however busy the machine is."""
+    """CPU seconds (user + system) one process used: its cost to the machine, however busy the machine is.
+    Its output goes to ``output``; a non-zero exit is a RuntimeError showing it."""
     with open(output, "wb") as out:
         proc = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
         _, status, usage = os.wait4(proc.pid, 0)
     proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here; Popen must not wait for it again
-    result = json.loads(output.read_text().strip().splitlines()[-1])
-    if proc.returncode != 0 or result.get("failed") or result.get("changed"):
-        raise RuntimeError(f"{command[1:]} did not run as a no-op: {output.read_text()[-2000:]}")
+    if proc.returncode != 0:
+        raise RuntimeError(f"{command[1:]} failed: {output.read_text()[-2000:]}")
     return usage.ru_utime + usage.ru_stime
+
+
+def _noop_cpu(command: list[str], env: dict[str, str], output: Path) -> float:
+    """:func:`_process_cpu` of a module process that must report neither a failure nor a change."""
+    cpu = _process_cpu(command, env, output)
+    result = json.loads(output.read_text().strip().splitlines()[-1])
+    if result.get("failed") or result.get("changed"):
+        raise RuntimeError(f"{command[1:]} did not run as a no-op: {output.read_text()[-2000:]}")
+    return cpu
 
 
 def _cpu_medians(
@@ -172,7 +181,7 @@ def _cpu_medians(
     cpu: dict[str, list[float]] = {"module": [], "uri": []}
     for rep in range(reps):
         for kind in ("module", "uri") if rep % 2 == 0 else ("uri", "module"):
-            cpu[kind].append(_process_cpu(commands[kind], env, workdir / f"{kind}.out"))
+            cpu[kind].append(_noop_cpu(commands[kind], env, workdir / f"{kind}.out"))
     return statistics.median(cpu["module"]), statistics.median(cpu["uri"])
 
 
@@ -191,13 +200,7 @@ def _preload_cpu(env: dict[str, str], workdir: Path, reps: int) -> tuple[float, 
     for rep in range(reps):
         for action in sorted(cpu, reverse=rep % 2 == 1):
             command = [sys.executable, "-c", _LOAD_ACTION, action, str(REPO)]
-            with open(workdir / "preload.out", "wb") as out:
-                proc = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
-                _, status, usage = os.wait4(proc.pid, 0)
-            proc.returncode = os.waitstatus_to_exitcode(status)
-            if proc.returncode != 0:
-                raise RuntimeError(f"loading {action} failed: {(workdir / 'preload.out').read_text()[-2000:]}")
-            cpu[action].append(usage.ru_utime + usage.ru_stime)
+            cpu[action].append(_process_cpu(command, env, workdir / "preload.out"))
     return statistics.median(cpu[MODULE]), statistics.median(cpu["ansible.builtin.debug"])
 
 
